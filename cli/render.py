@@ -22,7 +22,10 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
         table.add_column(column)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    Console(soft_wrap=True).print(table)
+    console = Console()
+    if not console.is_terminal:  # piped output: never cut a value to fit 80 columns
+        console = Console(width=1000)
+    console.print(table)
 
 
 def print_mapping(data: Mapping[str, Any]) -> None:

@@ -1,7 +1,118 @@
-"""`seam stack ...` commands."""
+"""`seam stack ...`: run the embedded local stack (Kafka, Connect with Debezium, PostgreSQL, MariaDB)."""
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from dataclasses import asdict
+
 import typer
 
-app = typer.Typer(help="stack commands.", no_args_is_help=True)
+from seam.cli import render
+from seam.cli.context import settings
+
+app = typer.Typer(
+    help="Run the embedded local CDC stack without Docker: Kafka, Kafka Connect with Debezium, "
+    "PostgreSQL and MariaDB.",
+    no_args_is_help=True,
+)
+
+OUTPUT_HELP = "Output format: text or json."
+
+
+def _stack(ctx: typer.Context):  # type: ignore[no-untyped-def]
+    from seam.stack.local import LocalStack
+
+    return LocalStack(settings(ctx).stack)
+
+
+def _show_status(ctx: typer.Context, output: str) -> None:
+    rows = _stack(ctx).status()
+    if output == "json":
+        render.print_json([asdict(r) for r in rows])
+        return
+    render.print_table(
+        f"local stack in {settings(ctx).stack.dir}",
+        ["part", "state", "pid", "endpoint"],
+        [(r.name, r.state, r.pid or "", r.endpoint) for r in rows],
+    )
+
+
+@app.command()
+def up(
+    ctx: typer.Context, output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP)
+) -> None:
+    """Start every part that is not running and wait until all are ready."""
+    began = time.monotonic()
+    stack = _stack(ctx)
+    started = stack.up(on_event=lambda msg: typer.echo(msg, err=True))
+    took = time.monotonic() - began
+    typer.echo(
+        f"started {', '.join(started) if started else 'nothing (all running)'} in {took:.1f} s",
+        err=True,
+    )
+    _show_status(ctx, output)
+
+
+@app.command()
+def down(
+    ctx: typer.Context,
+    wipe: bool = typer.Option(False, "--wipe", help="Also delete all the stack's data."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before wiping."),
+) -> None:
+    """Stop the processes the stack started. Data is kept unless --wipe is given."""
+    stack = _stack(ctx)
+    if wipe and not yes:
+        typer.confirm(f"Delete all data in {stack.settings.dir}?", abort=True)
+    stopped = stack.down(wipe=wipe)
+    typer.echo(f"stopped {', '.join(stopped) if stopped else 'nothing (none was running)'}")
+    if wipe:
+        typer.echo(f"deleted {stack.settings.dir}")
+
+
+@app.command()
+def status(
+    ctx: typer.Context, output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP)
+) -> None:
+    """Show each part's state and endpoint."""
+    _show_status(ctx, output)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    part: str = typer.Argument(None, help="postgres, mariadb, kafka or connect; all when omitted."),
+    lines: int = typer.Option(40, "--lines", "-n", help="How many of the last lines to show."),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Keep printing new lines (one part only)."
+    ),
+) -> None:
+    """Show the end of each part's log."""
+    from seam.errors import StackError
+    from seam.stack.local import PART_NAMES
+
+    stack = _stack(ctx)
+    names = [part] if part else list(PART_NAMES)
+    if follow and len(names) != 1:
+        raise StackError(
+            "--follow needs one part", hint="for example: seam stack logs connect --follow"
+        )
+    for name in names:
+        path = stack.log_file(name)
+        if len(names) > 1:
+            typer.secho(f"==> {name} ({path}) <==", bold=True)
+        if not path.exists():
+            typer.echo("(no log yet)")
+            continue
+        with path.open(errors="replace") as fh:
+            for line in deque(fh, maxlen=lines):
+                typer.echo(line.rstrip("\n"))
+            while follow:
+                line = fh.readline()
+                if line:
+                    typer.echo(line.rstrip("\n"))
+                else:
+                    try:
+                        time.sleep(0.3)
+                    except KeyboardInterrupt:
+                        return

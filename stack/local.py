@@ -1,0 +1,227 @@
+"""The embedded local stack: Kafka, Kafka Connect with Debezium, PostgreSQL and MariaDB,
+started from real binaries on one machine, without Docker.
+
+`up` is idempotent: it starts only what is not running, waits until every part serves
+clients, and if anything fails it stops what this call started, so nothing is left
+half-done. `down` stops exactly the processes the stack recorded, by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from seam.errors import StackError
+from seam.settings import StackSettings
+from seam.stack import jars, prereqs, process
+from seam.stack.databases import MariaDb, Postgres
+from seam.stack.kafka import Broker, Connect
+from seam.stack.part import Part, StackPaths, service_user
+
+PART_NAMES = ("postgres", "mariadb", "kafka", "connect")
+READY_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    name: str
+    state: str  # running | starting | stopped | stale
+    pid: int | None
+    endpoint: str
+    log: Path
+
+
+class LocalStack:
+    """The local stack living in `settings.dir`."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.paths = StackPaths(settings.dir)
+
+    # -- building the parts -------------------------------------------------------------
+
+    def _parts(self, *, resolve: bool) -> list[Part]:
+        """The parts in start order. With resolve=False no program or jar is looked up,
+        which is all that status, logs and down need."""
+        s, p = self.settings, self.paths
+        if resolve:
+            programs = prereqs.find_programs()
+            layout = jars.ensure_jars(s.cache_dir)
+            java = programs.java
+            pg_bin, mariadbd, install_db = (
+                programs.postgres_bin,
+                programs.mariadbd,
+                programs.mariadb_install_db,
+            )
+        else:
+            layout = jars.JarLayout(Path(), Path())
+            java = pg_bin = mariadbd = install_db = Path()
+        return [
+            Postgres(s, p, pg_bin),
+            MariaDb(s, p, mariadbd, install_db),
+            Broker(s, p, layout, java),
+            Connect(s, p, layout, java),
+        ]
+
+    def _check_directory(self) -> None:
+        root = self.settings.dir
+        if root.exists() and root.stat().st_uid != os.geteuid() and os.geteuid() != 0:
+            raise StackError(
+                f"the stack directory {root} belongs to user '{_user_name(root.stat().st_uid)}', not to you",
+                hint="choose your own directory with --stack-dir or SEAM_STACK_DIR",
+            )
+        if service_user():
+            # The databases run as an unprivileged account, which must be able to reach their files.
+            existing = [d for d in (root, *root.parents) if d.exists()]
+            blocked = [d for d in existing if not d.stat().st_mode & 0o001]
+            if blocked:
+                raise StackError(
+                    f"the databases run as '{service_user()}', who cannot enter {blocked[-1]} on the way to "
+                    f"the stack directory {root}",
+                    hint="choose a stack directory outside private home directories, e.g. --stack-dir /var/lib/seam/stack",
+                )
+        try:
+            for sub in ("data", "logs", "run"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+            if service_user():
+                for d in (root, root / "data", root / "run"):
+                    d.chmod(d.stat().st_mode | 0o711)
+        except OSError as exc:
+            raise StackError(
+                f"cannot create the stack directory {root}: {exc.strerror}",
+                hint="choose a writable directory with --stack-dir or SEAM_STACK_DIR",
+            ) from None
+
+    # -- the commands -------------------------------------------------------------------
+
+    def up(self, on_event: Callable[[str], None] = lambda _msg: None) -> list[str]:
+        """Start what is not running and wait until every part is ready.
+
+        Returns the names of the parts this call started. On failure, stops those again.
+        """
+        self._check_directory()
+        on_event("checking prerequisites and the jar cache")
+        parts = self._parts(resolve=True)
+        started: list[Part] = []
+        ready: list[Part] = []
+        try:
+            for part in parts:
+                if part.running():
+                    continue
+                if part.pidfile.exists():
+                    on_event(f"{part.name}: removing the record of a process that is gone")
+                    part.pidfile.unlink()
+                part.check_ports_free()
+                part.initialise()
+                if isinstance(part, Connect):
+                    # Connect stores its state in Kafka: the broker must serve first.
+                    brokers = [p for p in parts if isinstance(p, Broker) and p not in ready]
+                    ready.extend(self._wait_ready(brokers, on_event))
+                on_event(f"{part.name}: starting")
+                part.start()
+                started.append(part)
+            self._wait_ready([p for p in parts if p not in ready], on_event)
+            for part in parts:
+                try:
+                    part.after_ready()
+                except Exception as exc:  # a driver error while setting up a database
+                    raise StackError(
+                        f"setting up the local {part.name} failed: {exc}",
+                        hint=f"see: seam stack logs {part.name}",
+                    ) from exc
+        except BaseException:
+            for part in reversed(started):
+                process.stop(part.pidfile)
+            raise
+        return [p.name for p in started]
+
+    def _wait_ready(self, parts: Sequence[Part], on_event: Callable[[str], None]) -> list[Part]:
+        pending = list(parts)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while pending:
+            for part in list(pending):
+                recorded = part.running()
+                if recorded is None or process.exited_early(recorded):
+                    raise StackError(
+                        f"the local {part.name} exited while starting: {_last_lines(part.logfile)}",
+                        hint=f"see the whole log with: seam stack logs {part.name}",
+                    )
+                if part.ready():
+                    on_event(f"{part.name}: ready at {part.endpoint()}")
+                    pending.remove(part)
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(p.name for p in pending)
+                raise StackError(
+                    f"the local {names} did not become ready within {READY_TIMEOUT_S:.0f} s",
+                    hint=f"see: seam stack logs {pending[0].name}",
+                )
+            if pending:
+                time.sleep(0.2)
+        return list(parts)
+
+    def down(self, *, only: Iterable[str] | None = None, wipe: bool = False) -> list[str]:
+        """Stop the stack's processes (all, or the parts named in `only`), newest part first.
+
+        With wipe=True the whole stack directory is deleted afterwards. Returns the names of
+        the parts that were running and are now stopped.
+        """
+        wanted = set(PART_NAMES if only is None else only)
+        stopped = [
+            part.name
+            for part in reversed(self._parts(resolve=False))
+            if part.name in wanted and process.stop(part.pidfile)
+        ]
+        if wipe:
+            shutil.rmtree(self.settings.dir, ignore_errors=True)
+        return stopped
+
+    def status(self) -> list[PartStatus]:
+        result = []
+        for part in self._parts(resolve=False):
+            recorded = process.read_pidfile(part.pidfile)
+            if recorded is None:
+                state = "stopped"
+            elif not recorded.alive():
+                state = "stale"
+            else:
+                state = "running" if part.ready() else "starting"
+            result.append(
+                PartStatus(
+                    name=part.name,
+                    state=state,
+                    pid=recorded.pid if recorded and recorded.alive() else None,
+                    endpoint=part.endpoint(),
+                    log=part.logfile,
+                )
+            )
+        return result
+
+    def log_file(self, name: str) -> Path:
+        if name not in PART_NAMES:
+            raise StackError(
+                f"the local stack has no part '{name}'",
+                hint=f"choose one of: {', '.join(PART_NAMES)}",
+            )
+        return self.paths.log(name)
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _last_lines(path: Path, count: int = 3) -> str:
+    try:
+        lines = [
+            line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()
+        ]
+    except OSError:
+        return "(no log)"
+    return " | ".join(lines[-count:]) or "(empty log)"
