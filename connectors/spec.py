@@ -1,0 +1,503 @@
+"""Declarative connector specs: YAML files that say what a user means, not Debezium's keys.
+
+One connector per file, or a YAML list of them (or several YAML documents). Example:
+
+    name: catalog-postgres
+    flavour: postgres              # postgres | mysql | mariadb
+    database: postgres             # a database name from seam's settings, or a URL
+    user: seam_cdc                 # the CDC user the connector logs in as
+    password: {env: SEAM_CDC_PASSWORD}   # or {file: /etc/seam/cdc.properties, key: password}
+    tables: [products, categories, suppliers]
+    topic_prefix: catalog
+    snapshot_mode: initial
+    overrides:                     # raw Debezium / Connect keys, applied last
+      max.batch.size: 4096
+
+Secrets are references, never values: `{env: VAR}` becomes `${env:VAR}` and
+`{file: PATH, key: KEY}` becomes `${file:PATH:KEY}` in the connector config, which the
+Connect worker resolves with its EnvVarConfigProvider / FileConfigProvider
+(`config.providers=file,env`). NOTE: `${env:VAR}` is read from the *Connect worker's*
+environment, not the shell running seam; seam resolves the same reference locally only to
+run the preflight checks with the same credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import yaml
+
+from seam.errors import ConfigError
+from seam.keys import check_known_keys
+from seam.secrets import Secret
+
+Flavour = Literal["postgres", "mysql", "mariadb"]
+
+_FLAVOURS: Final[dict[str, Flavour]] = {
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "pg": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mariadb",
+}
+
+# The CDC user `seam legacy prepare-cdc` creates, and its password's env var and local default.
+DEFAULT_CDC_USER: Final = "seam_cdc"
+CDC_PASSWORD_ENV: Final = "SEAM_CDC_PASSWORD"
+LOCAL_CDC_PASSWORD: Final = "seam-cdc-local"
+DEFAULT_HEARTBEAT_TABLE: Final = "seam_heartbeat"
+DEFAULT_SIGNAL_TABLE: Final = "debezium_signal"
+
+SNAPSHOT_MODES: Final = {
+    "postgres": (
+        "initial",
+        "initial_only",
+        "no_data",
+        "never",
+        "always",
+        "when_needed",
+        "recovery",
+        "configuration_based",
+        "custom",
+    ),
+    "mysql": (
+        "initial",
+        "initial_only",
+        "no_data",
+        "never",
+        "always",
+        "when_needed",
+        "recovery",
+        "schema_only",
+        "schema_only_recovery",
+        "configuration_based",
+        "custom",
+    ),
+}
+
+SPEC_KEYS: Final = (
+    "name",
+    "flavour",
+    "database",
+    "connect_host",
+    "connect_port",
+    "user",
+    "password",
+    "tables",
+    "topic_prefix",
+    "snapshot_mode",
+    "publication",
+    "slot",
+    "server_id",
+    "heartbeat_interval_ms",
+    "heartbeat_table",
+    "signal_table",
+    "schemas",
+    "topics",
+    "tasks_max",
+    "overrides",
+)
+TOPIC_KEYS: Final = ("partitions", "replication_factor", "cleanup_policy", "retention_ms")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret lives: an environment variable or a key in a properties file.
+
+    `where` says which spec field refers to it, for error messages.
+    """
+
+    kind: Literal["env", "file"]
+    name: str  # the variable name, or the file path
+    key: str = "password"  # the key inside a properties file
+    where: str = ""
+
+    def provider_reference(self) -> str:
+        """The Kafka Connect config provider reference the worker resolves."""
+        if self.kind == "env":
+            return f"${{env:{self.name}}}"
+        return f"${{file:{self.name}:{self.key}}}"
+
+    def describe(self) -> str:
+        return f"env var {self.name}" if self.kind == "env" else f"key '{self.key}' in {self.name}"
+
+    def resolve(self, env: Mapping[str, str] | None = None) -> Secret:
+        """The secret's value as seen from this machine (for preflight connections)."""
+        env = os.environ if env is None else env
+        if self.kind == "env":
+            value = env.get(self.name)
+            if value is None and self.name == CDC_PASSWORD_ENV:
+                # The same fallback `seam legacy prepare-cdc` uses for the CDC user.
+                value = LOCAL_CDC_PASSWORD
+            if value is None:
+                raise ConfigError(
+                    f"{self.where}: the secret env var {self.name} is not set",
+                    hint=f"export {self.name}=... here, and make sure the Connect worker has it too",
+                )
+            return Secret(value)
+        return Secret(_read_properties_key(Path(self.name), self.key, self.where))
+
+
+def _read_properties_key(path: Path, key: str, where: str) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{where}: cannot read the secret file {path}: {exc.strerror}",
+            hint=f"create {path} with a line '{key}=...' (readable by seam and the Connect worker)",
+        ) from None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "!")):
+            continue
+        match = re.match(r"([^=:\s]+)\s*[=:\s]\s*(.*)$", stripped)
+        if match and match.group(1) == key:
+            return match.group(2)
+    raise ConfigError(
+        f"{where}: the secret file {path} has no key '{key}'",
+        hint=f"add a line '{key}=...' to {path}",
+    )
+
+
+@dataclass(frozen=True)
+class TopicDefaults:
+    """`topic.creation.default.*`: how Connect creates the change topics."""
+
+    partitions: int = 1
+    replication_factor: int = -1  # the broker's default.replication.factor
+    cleanup_policy: str = "compact"
+    retention_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    """One connector as the user described it. Build with `load_specs` / `parse_spec`."""
+
+    name: str
+    flavour: Flavour
+    database: str
+    tables: tuple[str, ...]
+    user: str = DEFAULT_CDC_USER
+    password: SecretRef = field(
+        default_factory=lambda: SecretRef("env", CDC_PASSWORD_ENV, where="password")
+    )
+    topic_prefix: str | None = None
+    snapshot_mode: str = "initial"
+    publication: str | None = None
+    slot: str | None = None
+    server_id: int | None = None
+    heartbeat_interval_ms: int = 10_000
+    heartbeat_table: str | None = DEFAULT_HEARTBEAT_TABLE
+    signal_table: str | None = DEFAULT_SIGNAL_TABLE
+    schemas: bool = False
+    topics: TopicDefaults = field(default_factory=TopicDefaults)
+    tasks_max: int = 1
+    connect_host: str | None = None
+    connect_port: int | None = None
+    overrides: Mapping[str, str | SecretRef] = field(default_factory=dict)
+    source: str = "<spec>"  # file:line, for messages
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.flavour == "postgres"
+
+
+class _LineDict(dict[str, Any]):
+    """A YAML mapping that remembers the line of each key."""
+
+    lines: dict[str, int]
+    line: int
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
+    result = _LineDict()
+    result.lines = {}
+    result.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            raise ConfigError(
+                f"{loader.name}:{key_node.start_mark.line + 1}: duplicate key '{key}'",
+            )
+        result[str(key)] = loader.construct_object(value_node, deep=True)
+        result.lines[str(key)] = key_node.start_mark.line + 1
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _yaml_documents(text: str, source: str) -> list[Any]:
+    loader = _Loader(text)
+    loader.name = source
+    try:
+        docs = []
+        while loader.check_data():  # type: ignore[no-untyped-call]
+            docs.append(loader.get_data())
+        return docs
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"{source}{line}: malformed YAML: {exc.problem or exc.context}",
+            hint="fix the YAML syntax at that line (indentation, quotes, ':' after keys)",
+        ) from None
+    finally:
+        loader.dispose()
+
+
+def load_specs(paths: list[Path] | list[str]) -> list[ConnectorSpec]:
+    """Every connector spec in the given files (or directories of *.yaml / *.yml)."""
+    specs: list[ConnectorSpec] = []
+    for path in _expand(paths):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read spec file {path}: {exc.strerror}") from None
+        specs.extend(parse_specs(text, str(path)))
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise ConfigError(
+                f"{spec.source}: connector '{spec.name}' is also defined at {seen[spec.name]}",
+                hint="connector names must be unique across the specs applied together",
+            )
+        seen[spec.name] = spec.source
+    if not specs:
+        raise ConfigError(
+            "no connector specs found", hint="pass YAML files or directories holding them"
+        )
+    return specs
+
+
+def _expand(paths: list[Path] | list[str]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        else:
+            yield path
+
+
+def parse_specs(text: str, source: str = "<spec>") -> list[ConnectorSpec]:
+    """Parse YAML text holding one spec, a list of specs, or several documents."""
+    specs: list[ConnectorSpec] = []
+    for doc in _yaml_documents(text, source):
+        if doc is None:
+            continue
+        items = doc if isinstance(doc, list) else [doc]
+        for item in items:
+            specs.append(parse_spec(item, source))
+    return specs
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> ConnectorSpec:
+    """One spec from a parsed YAML mapping (a `_LineDict` keeps line numbers for errors)."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: a connector spec must be a mapping (name: ..., flavour: ...), got {type(data).__name__}"
+        )
+    lines: dict[str, int] = getattr(data, "lines", {})
+    start = getattr(data, "line", None)
+
+    def at(key: str | None = None) -> str:
+        line = lines.get(key, start) if key else start
+        return f"{source}:{line}" if line else source
+
+    unknown = [k for k in data if k not in SPEC_KEYS]
+    if unknown:
+        check_known_keys(data, SPEC_KEYS, f"{at(unknown[0])}: connector spec")
+
+    def required(key: str) -> Any:
+        if data.get(key) in (None, "", []):
+            raise ConfigError(
+                f"{at()}: connector spec is missing '{key}'", hint=_REQUIRED_HINTS[key]
+            )
+        return data[key]
+
+    name = str(required("name"))
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"{at('name')}: connector name {name!r} is not valid",
+            hint="use letters, digits, '.', '_' or '-' (start with a letter or digit)",
+        )
+    raw_flavour = str(required("flavour")).lower()
+    if raw_flavour not in _FLAVOURS:
+        raise ConfigError(
+            f"{at('flavour')}: connector '{name}': unknown flavour {raw_flavour!r}",
+            hint="expected one of: postgres, mysql, mariadb",
+        )
+    flavour = _FLAVOURS[raw_flavour]
+    tables = required("tables")
+    if isinstance(tables, str):
+        tables = [t for t in re.split(r"[,\s]+", tables) if t]
+    if not isinstance(tables, list) or not all(isinstance(t, str) and t for t in tables):
+        raise ConfigError(
+            f"{at('tables')}: connector '{name}': 'tables' must be a list of table names"
+        )
+
+    def opt_int(key: str, default: int | None) -> int | None:
+        value = data.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ConfigError(
+                f"{at(key)}: connector '{name}': '{key}' must be an integer, got {value!r}"
+            )
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(
+                f"{at(key)}: connector '{name}': '{key}' must be an integer, got {value!r}"
+            ) from None
+
+    def opt_str(key: str, default: str | None = None) -> str | None:
+        value = data.get(key, default)
+        return None if value is None else str(value)
+
+    snapshot_mode = str(data.get("snapshot_mode", "initial"))
+    modes = SNAPSHOT_MODES["postgres" if flavour == "postgres" else "mysql"]
+    if snapshot_mode not in modes:
+        raise ConfigError(
+            f"{at('snapshot_mode')}: connector '{name}': unknown snapshot_mode {snapshot_mode!r}",
+            hint=f"expected one of: {', '.join(modes)}",
+        )
+    if flavour != "postgres":
+        for pg_only in ("publication", "slot"):
+            if pg_only in data:
+                raise ConfigError(
+                    f"{at(pg_only)}: connector '{name}': '{pg_only}' applies to postgres only"
+                )
+    elif "server_id" in data:
+        raise ConfigError(
+            f"{at('server_id')}: connector '{name}': 'server_id' applies to mysql/mariadb only"
+        )
+
+    password = _secret_ref(data.get("password"), f"{at('password')}: connector '{name}', password")
+    topics = _topic_defaults(data.get("topics"), at("topics"), name)
+    overrides = _overrides(data.get("overrides"), at("overrides"), name)
+    schemas = data.get("schemas", False)
+    if not isinstance(schemas, bool):
+        raise ConfigError(f"{at('schemas')}: connector '{name}': 'schemas' must be true or false")
+    return ConnectorSpec(
+        name=name,
+        flavour=flavour,
+        database=str(required("database")),
+        tables=tuple(str(t) for t in tables),
+        user=str(data.get("user") or DEFAULT_CDC_USER),
+        password=password,
+        topic_prefix=opt_str("topic_prefix"),
+        snapshot_mode=snapshot_mode,
+        publication=opt_str("publication"),
+        slot=opt_str("slot"),
+        server_id=opt_int("server_id", None),
+        heartbeat_interval_ms=opt_int("heartbeat_interval_ms", 10_000) or 0,
+        heartbeat_table=opt_str("heartbeat_table", DEFAULT_HEARTBEAT_TABLE),
+        signal_table=opt_str("signal_table", DEFAULT_SIGNAL_TABLE),
+        schemas=schemas,
+        topics=topics,
+        tasks_max=opt_int("tasks_max", 1) or 1,
+        connect_host=opt_str("connect_host"),
+        connect_port=opt_int("connect_port", None),
+        overrides=overrides,
+        source=at(),
+    )
+
+
+_REQUIRED_HINTS: Final = {
+    "name": "add 'name: <connector name>'",
+    "flavour": "add 'flavour: postgres' (or mysql, mariadb)",
+    "database": "add 'database: postgres' (a name under [databases] in the settings) or a URL",
+    "tables": "add 'tables: [schema.table, ...]'",
+}
+
+
+def _secret_ref(value: Any, where: str) -> SecretRef:
+    if value is None:
+        return SecretRef("env", CDC_PASSWORD_ENV, where=where)
+    if isinstance(value, dict):
+        check_known_keys(value, ("env", "file", "key"), where)
+        if "env" in value and "file" not in value and "key" not in value:
+            return SecretRef("env", str(value["env"]), where=where)
+        if "file" in value and "env" not in value:
+            return SecretRef(
+                "file", str(value["file"]), str(value.get("key", "password")), where=where
+            )
+    raise ConfigError(
+        f"{where}: a secret must be a reference, not a value",
+        hint="write {env: VAR} or {file: /path/to.properties, key: password}; the Connect worker resolves it",
+    )
+
+
+def _topic_defaults(value: Any, where: str, name: str) -> TopicDefaults:
+    if value is None:
+        return TopicDefaults()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: connector '{name}': 'topics' must be a mapping")
+    check_known_keys(value, TOPIC_KEYS, f"{where}: connector '{name}', topics")
+    try:
+        return TopicDefaults(
+            partitions=int(value.get("partitions", 1)),
+            replication_factor=int(value.get("replication_factor", -1)),
+            cleanup_policy=str(value.get("cleanup_policy", "compact")),
+            retention_ms=int(value["retention_ms"])
+            if value.get("retention_ms") is not None
+            else None,
+        )
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: connector '{name}': topics.partitions, replication_factor and retention_ms must be integers"
+        ) from None
+
+
+# Names that hold secrets. Only their config-provider references may appear in a spec.
+SECRET_KEY = re.compile(
+    r"(password|passwd|secret|token|credential|jaas\.config|(^|[._-])(api|private|access|signing|secret)[._-]?key$)",
+    re.IGNORECASE,
+)
+PROVIDER_REFERENCE = re.compile(r"^\$\{[a-zA-Z0-9_]+:[^}]*\}$")
+
+
+def is_secret_key(key: str) -> bool:
+    return SECRET_KEY.search(key) is not None
+
+
+def _overrides(value: Any, where: str, name: str) -> dict[str, str | SecretRef]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: connector '{name}': 'overrides' must be a mapping of Connect keys"
+        )
+    lines: dict[str, int] = getattr(value, "lines", {})
+    result: dict[str, str | SecretRef] = {}
+    for key, raw in value.items():
+        here = f"{where.rsplit(':', 1)[0]}:{lines[key]}" if key in lines else where
+        if isinstance(raw, dict):
+            result[key] = _secret_ref(raw, f"{here}: connector '{name}', overrides.{key}")
+            continue
+        if isinstance(raw, list | tuple):
+            text = ",".join(str(v) for v in raw)
+        elif isinstance(raw, bool):
+            text = "true" if raw else "false"
+        elif raw is None:
+            text = ""
+        else:
+            text = str(raw)
+        if is_secret_key(key) and text and not PROVIDER_REFERENCE.match(text):
+            raise ConfigError(
+                f"{here}: connector '{name}', overrides.{key}: secret values must not be written in clear",
+                hint="write {env: VAR} or {file: /path/to.properties, key: KEY} instead",
+            )
+        result[key] = text
+    return result
