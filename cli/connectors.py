@@ -6,7 +6,7 @@ Heavy modules (requests, sqlalchemy, rich, yaml) are imported inside the command
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ offsets_app = typer.Typer(help="Show or reset a connector's source offsets.", no
 app.add_typer(offsets_app, name="offsets")
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     text = "text"
     json = "json"
 
