@@ -60,3 +60,416 @@ def render(
             typer.echo("")
         typer.secho(f"# {item.name}  ({item.spec.source})", bold=True)
         print_mapping(item.masked())
+
+
+def _render_all(ctx: typer.Context, specs: list[Path]) -> list[Any]:
+    from seam.connectors.render import render as render_spec
+    from seam.connectors.spec import load_specs
+
+    return [render_spec(spec, settings(ctx)) for spec in load_specs(specs)]
+
+
+def _print_plan(plan: Any) -> None:
+    symbols = {"create": "+", "update": "~", "delete": "-", "unchanged": "=", "orphan": "?"}
+    colours = {"create": "green", "update": "yellow", "delete": "red", "orphan": "magenta"}
+    for action in plan.actions:
+        label = {
+            "orphan": "orphan (managed by seam, no spec; --prune deletes it)",
+        }.get(action.kind, action.kind)
+        typer.secho(
+            f"{symbols[action.kind]} {action.name}: {label}",
+            fg=colours.get(action.kind),
+            bold=action.kind != "unchanged",
+        )
+        if action.kind == "update":
+            for change in action.changes:
+                if change.old is None:
+                    typer.echo(f"    + {change.key} = {change.new}")
+                elif change.new is None:
+                    typer.echo(f"    - {change.key} (was {change.old})")
+                else:
+                    typer.echo(f"    ~ {change.key}: {change.old} -> {change.new}")
+    pending = len(plan.pending)
+    typer.echo(
+        f"{pending} change(s) pending" if pending else "no changes: the cluster matches the specs"
+    )
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    specs: list[Path] = SPECS,
+    prune: bool = typer.Option(
+        False, "--prune", help="Count managed connectors without a spec as deletions."
+    ),
+    exit_code: bool = typer.Option(
+        False, "--exit-code", help="Exit 2 when changes are pending, 0 when none."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Compare the specs with the Connect cluster: create / update (field diff) / delete."""
+    from seam.cli.render import print_json
+    from seam.connectors.plan import make_plan
+
+    rendered = _render_all(ctx, specs)
+    result = make_plan(rendered, _client(ctx).list_connectors(expand=True), prune=prune)
+    if output is Output.json:
+        print_json(result.as_dict())
+    else:
+        _print_plan(result)
+    if exit_code and result.has_changes:
+        raise typer.Exit(2)
+
+
+def _print_preflight(reports: list[Any]) -> None:
+    for report in reports:
+        typer.secho(f"# {report.connector} ({report.flavour})", bold=True)
+        for check in report.checks:
+            colour: str | None
+            if check.ok:
+                mark, colour = ("fixed" if check.fixed else "ok"), "green"
+            else:
+                mark = {"error": "FAIL", "warning": "warn", "info": "info"}[check.severity]
+                colour = {"error": "red", "warning": "yellow", "info": None}[check.severity]
+            detail = check.detail if not check.ok or check.fixed else ""
+            typer.secho(
+                f"  [{mark:>5}] {check.name}" + (f": {detail}" if detail else ""), fg=colour
+            )
+            if not check.ok and check.severity != "info":
+                if check.why:
+                    typer.echo(f"          why: {check.why}")
+                if check.fix:
+                    typer.echo(f"          fix: {check.fix}")
+
+
+@app.command()
+def preflight(
+    ctx: typer.Context,
+    specs: list[Path] = SPECS,
+    fix: bool = typer.Option(
+        False,
+        "--fix",
+        help="Apply the safe fixes (publication, replica identity, grants on seam's tables).",
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Check each spec's database is ready for CDC, as the spec's CDC user."""
+    from seam.cli.render import print_json
+    from seam.connectors.preflight import run_preflight
+
+    reports = [run_preflight(r, settings(ctx), fix=fix) for r in _render_all(ctx, specs)]
+    if output is Output.json:
+        print_json([r.as_dict() for r in reports])
+    else:
+        _print_preflight(reports)
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    specs: list[Path] = SPECS,
+    prune: bool = typer.Option(
+        False, "--prune", help="Delete managed connectors that have no spec."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Validate and preflight, change nothing."
+    ),
+    wait: bool = typer.Option(False, "--wait", help="Wait until connectors and tasks are RUNNING."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait with --wait."),
+    skip_preflight: bool = typer.Option(
+        False, "--skip-preflight", help="Do not check the databases first."
+    ),
+    fix: bool = typer.Option(False, "--fix", help="Apply safe preflight fixes before applying."),
+    keep_slots: bool = typer.Option(
+        False, "--keep-slots", help="When pruning, keep the PostgreSQL slots."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Make the cluster match the specs: validate + preflight everything first, then apply."""
+    from seam.cli.render import print_json
+    from seam.connectors.plan import apply_plan, make_plan
+
+    client = _client(ctx)
+    rendered = _render_all(ctx, specs)
+    the_plan = make_plan(rendered, client.list_connectors(expand=True), prune=prune)
+    quiet = output is Output.json
+    if not quiet:
+        _print_plan(the_plan)
+    result = apply_plan(
+        the_plan,
+        client,
+        settings(ctx),
+        dry_run=dry_run,
+        preflight=not skip_preflight,
+        fix=fix,
+        wait=wait,
+        wait_timeout=timeout,
+        drop_slots=not keep_slots,
+        on_progress=None if quiet else (lambda msg: typer.secho(f"... {msg}", dim=True)),
+    )
+    if quiet:
+        print_json(result.as_dict())
+        return
+    for report in result.preflight:
+        for check in report.warnings:
+            typer.secho(
+                f"warning: {report.connector}: {check.name}: {check.detail} (fix: {check.fix})",
+                fg="yellow",
+            )
+    for note in result.notes:
+        typer.secho(f"note: {note}", fg="yellow")
+    if dry_run:
+        typer.echo("dry run: validation and preflight passed; nothing changed")
+        return
+    for name in result.applied:
+        state = result.states.get(name)
+        typer.secho(f"applied {name}" + (f": {state}" if state else ""), fg="green")
+    for name in result.deleted:
+        typer.secho(f"deleted {name}", fg="red")
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    names: list[str] = typer.Argument(None, help="Connectors (default: all).", show_default=False),
+    output: Output = OUTPUT,
+) -> None:
+    """Connector and task states, workers and topics; failed traces summarised."""
+    from seam.connectors.operate import statuses
+
+    rows = statuses(_client(ctx, timeout=5.0), names or None)
+    if output is Output.json:
+        from seam.cli.render import print_json
+
+        print_json([r.as_dict() for r in rows])
+        return
+    if not rows:
+        typer.echo("no connectors")
+        return
+    from seam.cli.render import print_table
+
+    print_table(
+        None,
+        ["connector", "state", "tasks", "worker", "topics"],
+        [
+            (
+                r.name + ("" if r.managed else " (unmanaged)"),
+                r.state,
+                r.tasks_summary,
+                r.worker,
+                ", ".join(r.topics) or "-",
+            )
+            for r in rows
+        ],
+    )
+    for r in rows:
+        for failure in r.failures:
+            typer.secho(f"{r.name}: {failure}", fg="red", err=True)
+
+
+def _simple(ctx: typer.Context, names: list[str], verb: str, output: Output) -> None:
+    client = _client(ctx)
+    for name in names:
+        getattr(client, verb)(name)
+    if output is Output.json:
+        from seam.cli.render import print_json
+
+        print_json({"action": verb, "connectors": names})
+    else:
+        for name in names:
+            typer.echo(f"{verb} requested: {name}")
+
+
+NAMES = typer.Argument(..., help="Connector names.", show_default=False)
+
+
+@app.command()
+def pause(ctx: typer.Context, names: list[str] = NAMES, output: Output = OUTPUT) -> None:
+    """Pause connectors (tasks stay assigned, no records flow)."""
+    _simple(ctx, names, "pause", output)
+
+
+@app.command()
+def resume(ctx: typer.Context, names: list[str] = NAMES, output: Output = OUTPUT) -> None:
+    """Resume paused or stopped connectors."""
+    _simple(ctx, names, "resume", output)
+
+
+@app.command()
+def stop(ctx: typer.Context, names: list[str] = NAMES, output: Output = OUTPUT) -> None:
+    """Stop connectors (tasks shut down; needed before offsets can be changed)."""
+    _simple(ctx, names, "stop", output)
+
+
+@app.command()
+def restart(
+    ctx: typer.Context,
+    names: list[str] = NAMES,
+    failed: bool = typer.Option(False, "--failed", help="Restart only FAILED connectors/tasks."),
+    output: Output = OUTPUT,
+) -> None:
+    """Restart connectors and their tasks."""
+    client = _client(ctx)
+    results = [client.restart(n, include_tasks=True, only_failed=failed) for n in names]
+    if output is Output.json:
+        from seam.cli.render import print_json
+
+        print_json(results)
+    else:
+        for name in names:
+            typer.echo(f"restart requested: {name}" + (" (failed only)" if failed else ""))
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    names: list[str] = NAMES,
+    keep_slot: bool = typer.Option(
+        False, "--keep-slot", help="Keep the PostgreSQL replication slot."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Delete connectors; a PostgreSQL connector's slot is dropped too (it would retain WAL)."""
+    from seam.connectors.plan import delete_connector
+
+    client = _client(ctx)
+    notes = [delete_connector(client, settings(ctx), n, drop_slot=not keep_slot) for n in names]
+    if output is Output.json:
+        from seam.cli.render import print_json
+
+        print_json({"deleted": names, "notes": [n for n in notes if n]})
+        return
+    for name, note in zip(names, notes, strict=True):
+        typer.echo(f"deleted {name}")
+        if note:
+            typer.secho(f"note: {note}", fg="yellow")
+
+
+@offsets_app.command("show")
+def offsets_show(
+    ctx: typer.Context, name: str = typer.Argument(..., show_default=False), output: Output = OUTPUT
+) -> None:
+    """The connector's committed source offsets (LSN / binlog position)."""
+    from seam.cli.render import print_json
+
+    offsets = _client(ctx).offsets(name)
+    if output is Output.json:
+        print_json(offsets)
+        return
+    entries = offsets.get("offsets", [])
+    if not entries:
+        typer.echo(f"{name}: no offsets committed")
+    for entry in entries:
+        typer.echo(f"partition {entry.get('partition')}:")
+        for key, value in sorted((entry.get("offset") or {}).items()):
+            typer.echo(f"  {key} = {value}")
+
+
+@offsets_app.command("reset")
+def offsets_reset(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., show_default=False),
+    keep_slot: bool = typer.Option(
+        False, "--keep-slot", help="PostgreSQL: keep the replication slot."
+    ),
+    resume_after: bool = typer.Option(False, "--resume", help="Resume the connector afterwards."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    output: Output = OUTPUT,
+) -> None:
+    """Stop the connector and reset its offsets: it takes a NEW SNAPSHOT on the next start."""
+    from seam.connectors.operate import reset_offsets
+
+    if not yes:
+        typer.confirm(
+            f"Reset the offsets of '{name}'? It will stop, and re-snapshot every captured table when resumed"
+            + ("" if keep_slot else " (its PostgreSQL slot is dropped)"),
+            abort=True,
+        )
+    result = reset_offsets(
+        _client(ctx), settings(ctx), name, drop_slot=not keep_slot, resume=resume_after
+    )
+    if output is Output.json:
+        from seam.cli.render import print_json
+
+        print_json(result.as_dict())
+        return
+    for note in result.notes:
+        typer.echo(note)
+    typer.echo(
+        "resumed"
+        if result.resumed
+        else f"the connector is STOPPED; start it with `seam connectors resume {name}`"
+    )
+
+
+@app.command()
+def snapshot(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Connector.", show_default=False),
+    tables: list[str] = typer.Argument(
+        ..., help="Tables to re-snapshot (schema.table or table).", show_default=False
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Ad-hoc incremental snapshot: the connector re-emits the tables' rows (op=r) while streaming."""
+    from seam.connectors.operate import snapshot_tables
+
+    result = snapshot_tables(_client(ctx), settings(ctx), name, tables)
+    if output is Output.json:
+        from seam.cli.render import print_json
+
+        print_json(result)
+    else:
+        typer.echo(
+            f"snapshot signal {result['signal_id']} sent to {name} for {', '.join(result['data-collections'])}"
+        )
+
+
+@app.command()
+def slots(
+    ctx: typer.Context,
+    database: str = typer.Option(
+        "postgres", "--database", "-d", help="Settings name or URL of a PostgreSQL database."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """PostgreSQL replication slots: retained WAL, lag flag, and which connector reads each."""
+    from seam.connectors.errors import ConnectError
+    from seam.connectors.operate import SLOT_LAG_WARN_BYTES, slots_report
+    from seam.connectors.preflight import human_bytes
+
+    try:
+        live = _client(ctx, timeout=3.0).list_connectors(expand=True)
+    except ConnectError:
+        live = {}  # slots are a database matter: show them even when Connect is down
+    rows = slots_report(settings(ctx), database, live)
+    if output is Output.json:
+        from seam.cli.render import print_json
+
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("no replication slots")
+        return
+    from seam.cli.render import print_table
+
+    print_table(
+        None,
+        ["slot", "database", "active", "wal_status", "retained", "connector", "lag"],
+        [
+            (
+                r["slot"],
+                r["database"],
+                "yes" if r["active"] else "no",
+                r["wal_status"],
+                human_bytes(r["retained_bytes"]),
+                r["connector"] or "-",
+                f"LAGGING (>= {human_bytes(SLOT_LAG_WARN_BYTES)} or WAL at risk)"
+                if r["lagging"]
+                else "ok",
+            )
+            for r in rows
+        ],
+    )

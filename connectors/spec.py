@@ -23,14 +23,13 @@ run the preflight checks with the same credentials.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
-
-import yaml
 
 from seam.errors import ConfigError
 from seam.keys import check_known_keys
@@ -215,11 +214,7 @@ class _LineDict(dict[str, Any]):
     line: int
 
 
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
+def _construct_mapping(loader: Any, node: Any) -> _LineDict:
     result = _LineDict()
     result.lines = {}
     result.line = node.start_mark.line + 1
@@ -234,15 +229,26 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
     return result
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+@functools.cache
+def _loader_class() -> Any:
+    # yaml is imported on first use: status and other commands that read no spec stay fast.
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return Loader
 
 
 def _yaml_documents(text: str, source: str) -> list[Any]:
-    loader = _Loader(text)
+    import yaml
+
+    loader = _loader_class()(text)
     loader.name = source
     try:
         docs = []
-        while loader.check_data():  # type: ignore[no-untyped-call]
+        while loader.check_data():
             docs.append(loader.get_data())
         return docs
     except yaml.MarkedYAMLError as exc:

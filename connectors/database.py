@@ -1,0 +1,185 @@
+"""Reach the database behind a live connector: slots, signals, the URL to use.
+
+A connector on the cluster carries its host, port, database and user, and its password as a
+config-provider reference. To act on its database (drop its slot, send a signal) seam
+prefers a database from its own settings at the same host/port/database (usually an admin
+or owner), and otherwise logs in as the connector's user with the reference resolved here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from seam.connectors.spec import SecretRef
+from seam.errors import ConfigError, DatabaseError
+
+if TYPE_CHECKING:
+    from seam.settings import Settings
+
+_REFERENCE = re.compile(r"^\$\{(?P<provider>env|file):(?P<body>[^}]*)\}$")
+
+
+def is_postgres_config(config: Mapping[str, str]) -> bool:
+    return "postgresql" in config.get("connector.class", "").lower()
+
+
+def resolve_reference(value: str, where: str, env: Mapping[str, str] | None = None) -> str:
+    """A config value with an `${env:X}` / `${file:path:key}` reference resolved locally."""
+    match = _REFERENCE.match(value or "")
+    if not match:
+        return value
+    if match["provider"] == "env":
+        return SecretRef("env", match["body"], where=where).resolve(env).reveal()
+    path, _, key = match["body"].rpartition(":")
+    return SecretRef("file", path, key, where=where).resolve(env).reveal()
+
+
+def _same_server(url: str, host: str, port: int, dbname: str) -> bool:
+    from seam.legacy_db.engine import parse_url
+
+    try:
+        parsed = parse_url(url)
+    except DatabaseError:
+        return False
+    default = 5432 if parsed.get_backend_name() == "postgresql" else 3306
+    return (
+        parsed.host == host
+        and (parsed.port or default) == port
+        and (parsed.database or "") == dbname
+    )
+
+
+def url_for_connector(
+    name: str,
+    config: Mapping[str, str],
+    settings: Settings,
+    *,
+    env: Mapping[str, str] | None = None,
+    dbname: str | None = None,
+) -> str:
+    """A database URL to reach the connector's database from here."""
+    from urllib.parse import quote
+
+    host = config.get("database.hostname", "")
+    port = int(config.get("database.port") or (5432 if is_postgres_config(config) else 3306))
+    postgres = is_postgres_config(config)
+    db = dbname or (
+        config.get("database.dbname", "")
+        if postgres
+        else config.get("database.include.list", "").split(",")[0]
+    )
+    for secret in settings.databases.values():
+        if _same_server(secret.reveal(), host, port, db):
+            return secret.reveal()
+    user = config.get("database.user", "")
+    password = resolve_reference(
+        config.get("database.password", ""), f"connector '{name}', database.password", env
+    )
+    scheme = "postgresql" if postgres else "mysql"
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{db}"
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    name: str
+    plugin: str | None
+    database: str | None
+    active: bool
+    wal_status: str | None
+    retained_bytes: int
+    confirmed_flush_lsn: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "slot": self.name,
+            "plugin": self.plugin,
+            "database": self.database,
+            "active": self.active,
+            "wal_status": self.wal_status,
+            "retained_bytes": self.retained_bytes,
+            "confirmed_flush_lsn": self.confirmed_flush_lsn,
+        }
+
+
+def list_slots(url: str) -> list[SlotInfo]:
+    """Every replication slot on the PostgreSQL server of `url`, with its retained WAL."""
+    from sqlalchemy import text
+
+    from seam.legacy_db.engine import connect
+
+    with connect(url) as conn:
+        rows = conn.execute(
+            text(
+                "SELECT slot_name, plugin, database, active, wal_status, "
+                "COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint, "
+                "confirmed_flush_lsn::text FROM pg_replication_slots ORDER BY slot_name"
+            )
+        ).all()
+    return [
+        SlotInfo(
+            name=r[0],
+            plugin=r[1],
+            database=r[2],
+            active=bool(r[3]),
+            wal_status=r[4],
+            retained_bytes=int(r[5] or 0),
+            confirmed_flush_lsn=r[6],
+        )
+        for r in rows
+    ]
+
+
+def drop_slot(url: str, slot: str, *, wait_s: float = 15.0) -> bool:
+    """Drop `slot` once no WAL sender holds it. True if it existed and was dropped."""
+    import time
+
+    from sqlalchemy import text
+
+    from seam.legacy_db.engine import connect
+
+    deadline = time.monotonic() + wait_s
+    with connect(url, isolation_level="AUTOCOMMIT") as conn:
+        while True:
+            row = conn.execute(
+                text("SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = :s"),
+                {"s": slot},
+            ).first()
+            if row is None:
+                return False
+            if not row[0]:
+                conn.execute(text("SELECT pg_drop_replication_slot(:s)"), {"s": slot})
+                return True
+            if time.monotonic() > deadline:
+                raise DatabaseError(
+                    f"replication slot '{slot}' is still in use (pid {row[1]})",
+                    hint="stop or delete the connector that reads it, then drop it with "
+                    f"SELECT pg_drop_replication_slot('{slot}')",
+                )
+            time.sleep(0.5)
+
+
+def send_snapshot_signal(
+    url: str, signal_table: str, collections: list[str], *, postgres: bool
+) -> str:
+    """Ask the connector for an incremental snapshot of `collections`; returns the signal id."""
+    from sqlalchemy import text
+
+    from seam.legacy_db.engine import connect
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)*", signal_table):
+        raise ConfigError(f"signal table name {signal_table!r} is not a plain identifier")
+    quote = '"' if postgres else "`"
+    table = ".".join(f"{quote}{part}{quote}" for part in signal_table.split("."))
+    signal_id = f"seam-{uuid.uuid4()}"
+    data = json.dumps({"data-collections": collections, "type": "incremental"})
+    with connect(url, isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(
+            text(f"INSERT INTO {table} (id, type, data) VALUES (:id, 'execute-snapshot', :data)"),
+            {"id": signal_id, "data": data},
+        )
+    return signal_id
