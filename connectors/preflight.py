@@ -375,6 +375,7 @@ def _postgres_checks(
         )
     )
 
+    autocreate = rendered.config.get("publication.autocreate.mode", "all_tables")
     pub = _rows(
         conn,
         "SELECT pubupdate, pubdelete FROM pg_publication WHERE pubname = :p",
@@ -386,8 +387,10 @@ def _postgres_checks(
                 "publication",
                 False,
                 f"publication '{publication}' does not exist",
-                severity="warning",
-                why="with publication.autocreate.mode=filtered Debezium creates it, which needs ownership of every captured table",
+                severity="error" if autocreate == "disabled" else "warning",
+                why="with publication.autocreate.mode=disabled the connector fails without it"
+                if autocreate == "disabled"
+                else "with publication.autocreate.mode=filtered Debezium creates it, which needs ownership of every captured table",
                 fix=f"CREATE PUBLICATION {publication} FOR TABLE {', '.join(_pg_quote(t) for t in present)};",
                 fix_sql=(
                     f"CREATE PUBLICATION {publication} FOR TABLE {', '.join(_pg_quote(t) for t in present)}",

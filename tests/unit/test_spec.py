@@ -225,3 +225,10 @@ def test_unknown_database_name_names_the_setting() -> None:
     (spec,) = parse_specs(PG.replace("database: postgres", "database: legacy"))
     with pytest.raises(ConfigError, match="no database named 'legacy'"):
         render(spec, SETTINGS)
+
+
+def test_heartbeat_query_matches_legacy_prepare_cdc() -> None:
+    from seam.connectors.render import heartbeat_query
+    from seam.legacy_db.cdc import HEARTBEAT_TABLE, heartbeat_action_query
+
+    assert heartbeat_query(HEARTBEAT_TABLE) == heartbeat_action_query("postgres")
