@@ -1,7 +1,164 @@
-"""`seam legacy ...` commands."""
+"""`seam legacy ...`: the legacy product catalog (seed it, run its application, ready it for CDC).
+
+Heavy imports (SQLAlchemy, the drivers) happen inside the commands so `seam --help` stays fast.
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(help="legacy commands.", no_args_is_help=True)
+from seam.cli.context import settings
+from seam.errors import ConfigError
+
+app = typer.Typer(
+    help="The legacy product catalog: seed it, run its workload, prepare it for CDC.",
+    no_args_is_help=True,
+)
+
+_DATABASE_HELP = (
+    "Database: a name from the settings (postgres, mariadb, or one under [databases]) or a URL "
+    "(postgresql://... or mysql://...)."
+)
+
+
+def _rate(text: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/s)?\s*", text)
+    if not match:
+        raise ConfigError(
+            f"--rate: expected operations per second like 10 or 10/s, got {text!r}",
+            hint="use 0 for as fast as possible",
+        )
+    return float(match[1])
+
+
+@app.command()
+def seed(
+    ctx: typer.Context,
+    database: str = typer.Option("postgres", "--database", "-d", help=_DATABASE_HELP),
+    products: int = typer.Option(10_000, "--products", "-n", min=0, help="Number of products."),
+    seed: int = typer.Option(1, "--seed", help="Random seed: same seed and size, same data."),
+    drop: bool = typer.Option(False, "--drop", help="Drop existing catalog tables first."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Create the catalog schema and fill it with deterministic, warty data (bulk load)."""
+    from seam.cli.render import print_json, print_mapping, print_table
+    from seam.legacy_db.seed import seed as run_seed
+
+    url = settings(ctx).database_url(database)
+    report = run_seed(url, products=products, seed=seed, drop=drop)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    data = report.as_dict()
+    print_table(None, ["table", "rows"], [(t, f"{n:,}") for t, n in report.rows.items()])
+    print_mapping(
+        {
+            "database": report.database,
+            "dropped": ", ".join(report.dropped) or "-",
+            "seconds": f"{report.seconds:.2f}",
+            "rows/s": f"{data['rows_per_second']:,}",
+            "products/s": f"{data['products_per_second']:,}",
+        }
+    )
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+
+
+@app.command()
+def workload(
+    ctx: typer.Context,
+    database: str = typer.Option("postgres", "--database", "-d", help=_DATABASE_HELP),
+    rate: str = typer.Option("10/s", "--rate", help="Target operations per second (0: flat out)."),
+    duration: float | None = typer.Option(None, "--duration", help="Run for this many seconds."),
+    count: int | None = typer.Option(None, "--count", help="Run this many operations."),
+    seed: int = typer.Option(1, "--seed", help="Random seed of the operation mix."),
+    report_file: Path | None = typer.Option(
+        None, "--report", help="Write every operation to this file as JSON lines."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Play the legacy application: inserts, price changes, renames, deletes, ..."""
+    from seam.cli.render import print_json, print_mapping, print_table
+    from seam.legacy_db.workload import run_workload
+
+    url = settings(ctx).database_url(database)
+    target = _rate(rate)
+    if report_file is not None:
+        try:
+            log = report_file.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--report: cannot write {report_file}: {exc.strerror}") from None
+        with log:
+            report = run_workload(
+                url,
+                rate=target,
+                duration=duration,
+                count=count,
+                seed=seed,
+                log=log,
+                keep_operations=False,
+            )
+    else:
+        report = run_workload(
+            url, rate=target, duration=duration, count=count, seed=seed, keep_operations=False
+        )
+    summary = report.summary()
+    if as_json:
+        print_json(summary)
+        return
+    print_table(None, ["operation", "count"], list(report.counts.items()))
+    print_mapping(
+        {
+            "database": report.database,
+            "total": report.total,
+            "seconds": f"{report.seconds:.2f}",
+            "rate": f"{report.achieved_rate:.1f}/s (target {target:g}/s)",
+            "report": str(report_file) if report_file else "-",
+        }
+    )
+
+
+@app.command("prepare-cdc")
+def prepare_cdc(
+    ctx: typer.Context,
+    database: str = typer.Option("postgres", "--database", "-d", help=_DATABASE_HELP),
+    cdc_user: str = typer.Option("seam_cdc", "--cdc-user", help="Name of the CDC user to ensure."),
+    password_env: str = typer.Option(
+        "SEAM_CDC_PASSWORD",
+        "--cdc-password-env",
+        help="Environment variable holding the CDC user's password (unset: the local "
+        "default 'seam-cdc-local', for databases on this machine only).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Make the database ready for Debezium (user, grants, publication, ...); idempotent."""
+    from seam.cli.render import print_json, print_mapping, print_table
+    from seam.legacy_db.cdc import cdc_password
+    from seam.legacy_db.cdc import prepare_cdc as run_prepare
+
+    url = settings(ctx).database_url(database)
+    report = run_prepare(url, cdc_user=cdc_user, password=cdc_password(url, password_env))
+    if as_json:
+        print_json(report.as_dict())
+        return
+    print_table(
+        "CDC setup",
+        ["status", "what", "detail"],
+        [(a.status, a.what, a.detail) for a in report.actions],
+    )
+    print_table(
+        "Server settings (checked, not changed)",
+        ["setting", "value", "expected", "ok"],
+        [(c.setting, c.value, c.expected, "yes" if c.ok else "NO") for c in report.checks],
+    )
+    typer.echo("Connector settings to use:")
+    print_mapping(report.connector_hints)
+    if not report.server_ready:
+        typer.secho(
+            "warning: the server is not ready for CDC (see above); a connector would fail when its task starts",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
