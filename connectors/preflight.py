@@ -150,7 +150,7 @@ def run_preflight(
                 f"cannot connect as '{spec.user}': {exc.message}",
                 why="the connector logs in with exactly these credentials",
                 fix=f"create the CDC user (seam legacy prepare-cdc) or fix the password reference "
-                f"({spec.password.describe()}); {exc.hint or ''}".rstrip("; "),
+                f"({spec.password.describe()}), and check the host and port of '{spec.database}'",
             )
         )
         return report

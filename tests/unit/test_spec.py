@@ -232,3 +232,12 @@ def test_heartbeat_query_matches_legacy_prepare_cdc() -> None:
     from seam.legacy_db.cdc import HEARTBEAT_TABLE, heartbeat_action_query
 
     assert heartbeat_query(HEARTBEAT_TABLE) == heartbeat_action_query("postgres")
+
+
+def test_examples_parse_and_render() -> None:
+    root = Path(__file__).resolve().parents[2] / "examples" / "connectors"
+    specs = load_specs([root])
+    assert {s.name for s in specs} >= {"catalog-postgres", "catalog-mariadb"}
+    for spec in specs:
+        config = render(spec, SETTINGS).config
+        assert config["database.password"] == "${env:SEAM_CDC_PASSWORD}"
