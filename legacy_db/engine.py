@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from seam.errors import DatabaseError
-from seam.secrets import mask_url
+from seam.secrets import MASK, mask_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -37,11 +37,22 @@ _SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
 CONNECT_TIMEOUT_S: Final = 10
 
 
+_BARE_CREDENTIALS = re.compile(r"^(?P<user>[^:/@\s]*):[^@\s]*@")
+
+
+def display_url(url: str) -> str:
+    """The URL fit for a message: the password masked, even in a URL missing its scheme."""
+    masked = mask_url(url)
+    if masked == url and "://" not in url:
+        masked = _BARE_CREDENTIALS.sub(lambda m: f"{m['user']}:{MASK}@", url)
+    return masked
+
+
 def _scheme(url: str) -> str:
     match = _SCHEME.match(url)
     if not match:
         raise DatabaseError(
-            f"'{mask_url(url)}' is not a database URL",
+            f"'{display_url(url)}' is not a database URL",
             hint="expected postgresql://user:password@host:port/database or mysql://user:password@host:port/database",
         )
     return match["scheme"].lower()

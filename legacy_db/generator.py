@@ -7,7 +7,7 @@ tab-separated lines (see `seam.legacy_db.tsv`), all in the column order of
 bytes: the same seed and size give identical data on both databases.
 
 The generator runs in chunks of products. Each chunk has its own random stream seeded from
-(seed, chunk number), so a chunk's rows do not depend on how the caller consumes them.
+(seed, chunk number): only the product_prices key counter runs across chunks.
 """
 
 from __future__ import annotations
@@ -238,8 +238,10 @@ def description(rng: random.Random) -> str | None:
 
 
 def price_cents(rng: random.Random) -> int:
-    # Mostly cheap, a long tail up to a few thousand euros (so thousands separators occur).
-    return 99 + int(rng.random() ** 5 * 250_000) // 10 * 10 + (9 if rng.random() < 0.3 else 0)
+    # Mostly cheap, a long tail up to a few thousand euros (so thousands separators occur);
+    # whole ten-cent steps, a third of them shop prices ending in 9.
+    cents = 100 + int(rng.random() ** 5 * 250_000) // 10 * 10
+    return cents - 1 if rng.random() < 0.3 else cents
 
 
 @dataclass(frozen=True)
@@ -326,11 +328,14 @@ class ProductChunk:
     product_tags: list[str]
 
 
-def product_chunks(
-    seed: int, size: CatalogSize, *, chunk: int = CHUNK, first_price_id: int = 1
-) -> Iterator[ProductChunk]:
-    """The products in chunks, each with its price history, stock levels and tags."""
-    price_id = first_price_id
+def product_chunks(seed: int, size: CatalogSize) -> Iterator[ProductChunk]:
+    """The products in chunks of `CHUNK`, each with its price history, stock levels and tags.
+
+    The chunk size is part of the data's identity (each chunk has its own random stream),
+    so it is a constant, not a parameter.
+    """
+    chunk = CHUNK
+    price_id = 1
     n_cat, n_supp = size.categories, size.suppliers
     days, tods = _DAYS, _TODS
     escape = _TSV_ESCAPES
