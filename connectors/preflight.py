@@ -423,6 +423,29 @@ def _postgres_checks(
                 else (),
             )
         )
+        # In filtered mode Debezium rewrites an existing publication whose tables differ
+        # from table.include.list (ALTER PUBLICATION ... SET TABLE), which only its owner
+        # may do: the task then FAILS with "must be owner of publication".
+        owns = _scalar(
+            conn,
+            "SELECT p.pubowner = r.oid OR r.rolsuper FROM pg_publication p, pg_roles r "
+            "WHERE p.pubname = :p AND r.rolname = current_user",
+            {"p": publication},
+        )
+        extra = sorted(published - set(tables))
+        rewrite = autocreate == "filtered" and not owns and (absent or extra)
+        checks.append(
+            Check(
+                "publication ownership",
+                not rewrite,
+                f"publication '{publication}' is not owned by '{spec.user}' and its tables differ "
+                f"from the captured ones ({', '.join(extra + absent)}), so Debezium's "
+                "publication.autocreate.mode=filtered would try to rewrite it",
+                why="the task would FAIL with 'must be owner of publication'",
+                fix="add 'publication.autocreate.mode: disabled' to the spec's overrides (the "
+                "publication is managed outside the connector), or capture exactly its tables",
+            )
+        )
 
     helpers = {heartbeat_table(spec, address.dbname), signal_table(spec, address.dbname)}
     for table in present:
