@@ -181,9 +181,11 @@ def consume(stack: Settings, topic: str, want: int, timeout: float = 60.0) -> li
     try:
         while len(values) < want and time.monotonic() < deadline:
             message = consumer.poll(0.5)
-            if message is None or message.error() or message.value() is None:
+            if message is None or message.error():
                 continue
-            values.append(json.loads(message.value()))
+            value = message.value()
+            if value is not None:  # tombstones carry no value
+                values.append(json.loads(value))
     finally:
         consumer.close()
     return values
