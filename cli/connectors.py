@@ -237,9 +237,11 @@ def status(
     output: Output = OUTPUT,
 ) -> None:
     """Connector and task states, workers and topics; failed traces summarised."""
+    from seam.connectors.client import RetryPolicy
     from seam.connectors.operate import statuses
 
-    rows = statuses(_client(ctx, timeout=5.0), names or None)
+    # Interactive: answer fast, retry a refused connection only once.
+    rows = statuses(_client(ctx, timeout=5.0, retries=RetryPolicy(attempts=2)), names or None)
     if output is Output.json:
         from seam.cli.render import print_json
 

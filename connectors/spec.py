@@ -254,8 +254,11 @@ def _yaml_documents(text: str, source: str) -> list[Any]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        context = ""
+        if exc.context and exc.context_mark and exc.problem_mark:
+            context = f" ({exc.context} started at line {exc.context_mark.line + 1})"
         raise ConfigError(
-            f"{source}{line}: malformed YAML: {exc.problem or exc.context}",
+            f"{source}{line}: malformed YAML: {exc.problem or exc.context}{context}",
             hint="fix the YAML syntax at that line (indentation, quotes, ':' after keys)",
         ) from None
     finally:
