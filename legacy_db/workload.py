@@ -368,12 +368,15 @@ class _Legacy:
             (stock_levels, ("prod_id", "warehouse_cd")),
             (product_prices, ("price_id",)),
         ):
-            gone = (
-                self.conn.execute(
-                    select(table).where(table.c.prod_id == prod_id).order_by(*table.c)
-                )
-                .mappings()
-                .all()
+            # Sorted here, not by ORDER BY: the databases collate ' bio' and 'Bio' differently.
+            gone = sorted(
+                (
+                    dict(g)
+                    for g in self.conn.execute(select(table).where(table.c.prod_id == prod_id))
+                    .mappings()
+                    .all()
+                ),
+                key=lambda g: [str(v) for v in g.values()],
             )
             if gone:
                 self.conn.execute(delete(table).where(table.c.prod_id == prod_id))
