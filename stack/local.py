@@ -115,7 +115,7 @@ class LocalStack:
                     continue
                 if part.pidfile.exists():
                     on_event(f"{part.name}: removing the record of a process that is gone")
-                    part.pidfile.unlink()
+                    process.stop(part.pidfile)
                 part.check_ports_free()
                 part.initialise()
                 if isinstance(part, Connect):

@@ -17,15 +17,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# The processes this Python process started, kept so that they are reaped when they end
+# (and so the interpreter does not warn about running children it forgot).
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
-def _start_time(pid: int) -> str | None:
+
+def _start_time(pid: int, *, zombies: bool = False) -> str | None:
+    """The start time of `pid` from /proc, or None if there is no such (live) process.
+
+    A multi-threaded process whose main thread has ended shows as a zombie while its other
+    threads still run, so waiting for a process to end must count zombies (zombies=True).
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces; the fields after it are fixed.
     fields = stat[stat.rfind(")") + 2 :].split()
-    if fields and fields[0] == "Z":  # a zombie has exited already
+    if fields and fields[0] == "Z" and not zombies:
         return None
     return fields[19] if len(fields) > 19 else None
 
@@ -37,6 +46,11 @@ class Recorded:
 
     def alive(self) -> bool:
         return _start_time(self.pid) == self.start_time
+
+    def gone(self) -> bool:
+        """True once the process has ended and been reaped (if it was our child)."""
+        _reap(self.pid)
+        return _start_time(self.pid, zombies=True) != self.start_time
 
 
 def read_pidfile(path: Path) -> Recorded | None:
@@ -80,6 +94,7 @@ def spawn(
             group=account.pw_gid if account else None,
             extra_groups=[] if account else None,
         )
+    _children[proc.pid] = proc
     start = None
     for _ in range(100):
         start = _start_time(proc.pid)
@@ -95,12 +110,7 @@ def spawn(
 
 def exited_early(recorded: Recorded) -> bool:
     """True when a process we just started is gone (reaping it if it is our child)."""
-    try:
-        pid, _ = os.waitpid(recorded.pid, os.WNOHANG)
-        if pid == recorded.pid:
-            return True
-    except ChildProcessError:
-        pass
+    _reap(recorded.pid)
     return not recorded.alive()
 
 
@@ -109,18 +119,18 @@ def stop(pidfile: Path, *, timeout: float = 30.0) -> bool:
 
     Returns True if a running process was stopped. The pid file is removed either way.
     """
-    recorded = running(pidfile)
+    recorded = read_pidfile(pidfile)
     stopped = False
-    if recorded:
+    if recorded and not recorded.alive():
+        _reap(recorded.pid)  # it ended on its own: collect it if it was our child
+    elif recorded:
         _signal(recorded.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while recorded.alive() and time.monotonic() < deadline:
-            _reap(recorded.pid)
+        while not recorded.gone() and time.monotonic() < deadline:
             time.sleep(0.1)
-        if recorded.alive():
+        if not recorded.gone():
             _signal(recorded.pid, signal.SIGKILL)
-            while recorded.alive():
-                _reap(recorded.pid)
+            while not recorded.gone():
                 time.sleep(0.05)
         stopped = True
     pidfile.unlink(missing_ok=True)
@@ -133,5 +143,10 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 
 
 def _reap(pid: int) -> None:
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _children[pid]
+        return
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)

@@ -1,20 +1,40 @@
 """Fixtures shared by every tier.
 
-Integration tests run against the real local stack. By default the session starts it once
-(in a private directory, on the default ports) and stops it at the end. Set
-SEAM_TEST_STACK=reuse to run against endpoints that are already up (the settings from
-SEAM_CONFIG / SEAM_* variables, or the local stack's defaults).
+Integration tests run against the real local stack. By default the test session starts a
+private one (its own directory and free ports, so it never meets a stack the developer
+runs), points SEAM_CONFIG at it so `seam` commands run by tests use it too, and stops and
+deletes it at the end. Set SEAM_TEST_STACK=reuse to run against endpoints that are already up
+(the settings from SEAM_CONFIG / SEAM_* variables, or the local stack's defaults).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from seam.settings import Settings, load_settings
+from seam.settings import Settings, StackSettings, load_settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def private_stack_config(root: Path) -> Path:
+    """A seam.toml for a stack in `root` on free ports; returns its path."""
+    ports = {name: free_port() for name in StackSettings().ports()}
+    lines = ["[stack]", f'dir = "{root / "stack"}"', *(f"{k} = {v}" for k, v in ports.items())]
+    config = root / "seam.toml"
+    config.write_text("\n".join(lines) + "\n")
+    return config
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +45,24 @@ def stack() -> Iterator[Settings]:
         return
     from seam.stack.local import LocalStack
 
-    settings = load_settings()
+    # /var/tmp rather than /tmp-in-home: the databases may run as an unprivileged user.
+    root = Path(tempfile.mkdtemp(prefix="seam-test-", dir="/var/tmp"))
+    root.chmod(0o755)
+    config = private_stack_config(root)
+    settings = load_settings(config_file=config)
     local = LocalStack(settings.stack)
-    started = local.up()
+    previous = os.environ.get("SEAM_CONFIG")
+    os.environ["SEAM_CONFIG"] = str(config)
     try:
+        local.up()
         yield settings
     finally:
-        local.down(only=started)
+        local.down()
+        if previous is None:
+            os.environ.pop("SEAM_CONFIG", None)
+        else:
+            os.environ["SEAM_CONFIG"] = previous
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
