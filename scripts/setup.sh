@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything seam and its local stack need, from nothing, idempotently:
+# Java 17+, Maven, the PostgreSQL and MariaDB servers (Debian packages), and a Python
+# virtual environment in .venv with seam and its development tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+java_ok() {
+  command -v java >/dev/null || return 1
+  local major
+  major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+  [ "${major:-0}" -ge 17 ]
+}
+
+packages=()
+java_ok || packages+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || packages+=(maven)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
+{ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } || packages+=(mariadb-server)
+python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
+
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "installing system packages: ${packages[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "seam needs Python 3.11 or newer")'
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+echo "setup done: $(.venv/bin/seam --version)"

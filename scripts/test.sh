@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets everything up (scripts/setup.sh), checks lint and types, then runs every test tier.
+# The integration tests start a private local stack for the session and stop it at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff format --check .
+.venv/bin/ruff check .
+.venv/bin/mypy -p seam
+.venv/bin/pytest "$@"
