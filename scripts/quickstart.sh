@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# seam's main job on the embedded local stack, from nothing: install what is missing, bring
+# the stack up, seed the legacy catalog in PostgreSQL and MariaDB, make both ready for CDC,
+# and show the stack's status. Safe to run again: every step is idempotent.
+# Pass --products N to choose the catalog size (default 10000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+products=10000
+if [ "${1:-}" = "--products" ]; then products="$2"; fi
+
+bash scripts/setup.sh
+seam=.venv/bin/seam
+$seam stack up
+for db in postgres mariadb; do
+  $seam legacy seed --database "$db" --products "$products" --drop
+  $seam legacy prepare-cdc --database "$db"
+done
+$seam stack status
