@@ -110,7 +110,9 @@ def with_database(url: str, database: str | None) -> str:
     p = parse_url(url)
     # URL.set() treats None as "leave unchanged", so build the URL anew.
     other = URL.create(p.drivername, p.username, p.password, p.host, p.port, database, p.query)
-    return other.render_as_string(hide_password=False)
+    rendered = other.render_as_string(hide_password=False)
+    # Keep the user's scheme (postgresql://, mysql://): the URL may end up in messages.
+    return _scheme(url) + rendered[len(p.drivername) :]
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 from seam.errors import DatabaseError
 from seam.legacy_db import generator
 from seam.legacy_db.engine import Flavour, connect, flavour_of
 from seam.legacy_db.models import CATALOG_TABLES, COLUMNS, Base
-from seam.legacy_db.tsv import encode_rows
+from seam.legacy_db.tsv import decode_line, encode_rows
 from seam.secrets import mask_url
 
 if TYPE_CHECKING:
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 # Child rows wait here while products stream; beyond this they spill to disk.
 _SPOOL_BYTES: Final = 64 * 1024 * 1024
 _CHILD_TABLES: Final = ("product_prices", "stock_levels", "product_tags")
+_INSERT_BATCH: Final = 5_000
+# MySQL/MariaDB errors meaning "LOAD DATA LOCAL INFILE is not allowed here".
+_LOCAL_INFILE_REFUSED: Final = frozenset({1148, 2068, 3948})
+MysqlMethod = Literal["auto", "load-data", "insert"]
 _SERIAL_KEYS: Final = {
     "categories": "cat_id",
     "suppliers": "supp_id",
@@ -155,8 +159,51 @@ def _load_postgres(conn: Connection, seed: int, size: generator.CatalogSize) -> 
     return counts
 
 
-def _load_mysql(conn: Connection, seed: int, size: generator.CatalogSize) -> dict[str, int]:
+def _error_code(exc: BaseException) -> int | None:
+    orig = getattr(exc, "orig", None)
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _load_data(conn: Connection, table: str, path: Path) -> int:
     from sqlalchemy import text
+
+    quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
+    # The defaults (tab-separated, backslash escapes, \N for NULL) match `tsv`.
+    result = conn.execute(
+        text(
+            f"LOAD DATA LOCAL INFILE '{quoted}' INTO TABLE {table} CHARACTER SET utf8mb4 "
+            f"({', '.join(COLUMNS[table])})"
+        )
+    )
+    return int(result.rowcount)
+
+
+def _insert_tsv(conn: Connection, table: str, path: Path) -> int:
+    """The file's rows as multi-row INSERTs (PyMySQL batches executemany into a few
+    statements): slower than LOAD DATA, but needs no server setting."""
+    raw: Any = conn.connection.driver_connection
+    columns = COLUMNS[table]
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+    total = 0
+    with path.open(encoding="utf-8", newline="\n") as fh, raw.cursor() as cur:
+        batch: list[list[str | None]] = []
+        for line in fh:
+            batch.append(decode_line(line))
+            if len(batch) >= _INSERT_BATCH:
+                cur.executemany(sql, batch)
+                total += len(batch)
+                batch.clear()
+        if batch:
+            cur.executemany(sql, batch)
+            total += len(batch)
+    return total
+
+
+def _load_mysql(
+    conn: Connection, seed: int, size: generator.CatalogSize, method: MysqlMethod
+) -> dict[str, int]:
+    from sqlalchemy.exc import DBAPIError
 
     counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="seam-seed-") as tmp:
@@ -176,17 +223,25 @@ def _load_mysql(conn: Connection, seed: int, size: generator.CatalogSize) -> dic
             for fh in files.values():
                 fh.close()
         for t in CATALOG_TABLES:
-            path = str(Path(tmp) / f"{t}.tsv").replace("\\", "\\\\").replace("'", "\\'")
-            # The defaults (tab-separated, backslash escapes, \N for NULL) match `tsv`.
-            result = conn.execute(
-                text(
-                    f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {t} CHARACTER SET utf8mb4 "
-                    f"({', '.join(COLUMNS[t])})"
-                )
-            )
-            if result.rowcount != counts[t]:
+            path = Path(tmp) / f"{t}.tsv"
+            loaded: int | None
+            if method == "load-data":
+                loaded = _load_data(conn, t, path)
+            else:
+                try:
+                    loaded = _load_data(conn, t, path) if method == "auto" else None
+                except DBAPIError as exc:
+                    if _error_code(exc) not in _LOCAL_INFILE_REFUSED:
+                        raise
+                    loaded = None
+                if loaded is None:
+                    # LOAD DATA LOCAL is off on the server (MySQL 8's default): fall back to
+                    # multi-row INSERTs, and stay with them for the remaining tables.
+                    method = "insert"
+                    loaded = _insert_tsv(conn, t, path)
+            if loaded != counts[t]:
                 raise DatabaseError(
-                    f"LOAD DATA into {t} loaded {result.rowcount} rows, expected {counts[t]}",
+                    f"loading {t} stored {loaded} rows, expected {counts[t]}",
                     hint="check SHOW WARNINGS on the server; the table's definition may differ from seam's",
                 )
     return counts
@@ -218,10 +273,19 @@ def _has_publication(conn: Connection) -> bool:
     )
 
 
-def seed(url: str, *, products: int, seed: int = 1, drop: bool = False) -> SeedReport:
+def seed(
+    url: str,
+    *,
+    products: int,
+    seed: int = 1,
+    drop: bool = False,
+    mysql_method: MysqlMethod = "auto",
+) -> SeedReport:
     """Create the catalog schema in the database at `url` and fill it.
 
-    Refuses to touch existing catalog tables unless `drop` is set. Returns what it did.
+    Refuses to touch existing catalog tables unless `drop` is set. On MySQL/MariaDB,
+    `mysql_method` picks LOAD DATA LOCAL INFILE, multi-row INSERTs, or (auto) the first with
+    the second as fallback. Returns what it did.
     """
     from sqlalchemy import text
 
@@ -262,7 +326,7 @@ def seed(url: str, *, products: int, seed: int = 1, drop: bool = False) -> SeedR
             _drop(conn, flavour, reversed(existing))
             _create_tables(conn)
             try:
-                counts = _load_mysql(conn, seed, size)
+                counts = _load_mysql(conn, seed, size, mysql_method)
                 _create_indexes(conn)
                 conn.commit()
             except BaseException:

@@ -33,11 +33,14 @@ def encode_rows(rows: Iterable[Row]) -> bytes:
 
 
 def decode_line(line: str) -> list[str | None]:
-    """One TSV line back to its fields (for tests: the inverse of `encode_rows`)."""
+    """One TSV line back to its fields: the inverse of `encode_rows`."""
     out: list[str | None] = []
     for raw in line.rstrip("\n").split("\t"):
         if raw == NULL:
             out.append(None)
+            continue
+        if "\\" not in raw:
+            out.append(raw)
             continue
         chars: list[str] = []
         i = 0

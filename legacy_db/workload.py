@@ -99,6 +99,7 @@ class WorkloadReport:
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     skipped: int = 0  # picks that found no live product
+    interrupted: bool = False  # stopped by Ctrl-C before its end
     operations: list[Operation] = field(default_factory=list)
 
     @property
@@ -123,6 +124,7 @@ class WorkloadReport:
             "total": self.total,
             "counts": dict(self.counts),
             "skipped": self.skipped,
+            "interrupted": self.interrupted,
         }
 
 
@@ -441,50 +443,55 @@ def run_workload(
         conn.commit()
         start = clock()
         seq = 0
-        while True:
-            if count is not None and seq >= count:
-                break
-            if duration is not None and clock() - start >= duration:
-                break
-            if rate > 0:
-                due = start + seq / rate
-                wait = due - clock()
-                if wait > 0:
-                    if duration is not None and due - start >= duration:
-                        break
-                    sleep(wait)
-            kind = rng.choices(KINDS, weights=weights)[0]
-            if kind == "insert":
-                table, key, changes, side = app.insert()
-            else:
-                row = app._pick()
-                if row is None:
-                    conn.rollback()
-                    report.skipped += 1
-                    kind = "insert"  # an empty catalog only grows
+        try:
+            while True:
+                if count is not None and seq >= count:
+                    break
+                if duration is not None and clock() - start >= duration:
+                    break
+                if rate > 0:
+                    due = start + seq / rate
+                    wait = due - clock()
+                    if wait > 0:
+                        if duration is not None and due - start >= duration:
+                            break
+                        sleep(wait)
+                kind = rng.choices(KINDS, weights=weights)[0]
+                if kind == "insert":
                     table, key, changes, side = app.insert()
                 else:
-                    table = "products"
-                    key, changes, side = getattr(app, kind)(row)
-            conn.commit()
-            seq += 1
-            op = Operation(
-                seq=seq,
-                op=kind,
-                table=table,
-                key=key,
-                changes=changes,
-                side_effects=side,
-                committed_at=dt.datetime.now(dt.UTC).isoformat(),
-            )
-            report.counts[kind] += 1
-            if keep_operations:
-                report.operations.append(op)
-            if log is not None:
-                log.write(operation_json(op) + "\n")
-                log.flush()
-            if on_operation is not None:
-                on_operation(op)
+                    row = app._pick()
+                    if row is None:
+                        conn.rollback()
+                        report.skipped += 1
+                        kind = "insert"  # an empty catalog only grows
+                        table, key, changes, side = app.insert()
+                    else:
+                        table = "products"
+                        key, changes, side = getattr(app, kind)(row)
+                conn.commit()
+                seq += 1
+                op = Operation(
+                    seq=seq,
+                    op=kind,
+                    table=table,
+                    key=key,
+                    changes=changes,
+                    side_effects=side,
+                    committed_at=dt.datetime.now(dt.UTC).isoformat(),
+                )
+                report.counts[kind] += 1
+                if keep_operations:
+                    report.operations.append(op)
+                if log is not None:
+                    log.write(operation_json(op) + "\n")
+                    log.flush()
+                if on_operation is not None:
+                    on_operation(op)
+        except KeyboardInterrupt:
+            # Ctrl-C: the operation in flight is rolled back; everything logged was committed.
+            conn.rollback()
+            report.interrupted = True
         report.seconds = clock() - start
     report.finished_at = dt.datetime.now(dt.UTC).isoformat()
     return report

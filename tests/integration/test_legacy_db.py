@@ -487,3 +487,45 @@ def test_cli_failures_are_one_line_without_traceback(
     assert "wrong-pw" not in done.stderr
     assert done.stderr.startswith("error: ")
     assert "fix: " in done.stderr
+
+
+def test_mysql_insert_fallback_loads_the_same_rows_as_load_data(dbs: dict[str, str]) -> None:
+    url = dbs["mysql"]
+    seed(url, products=700, seed=SEED, drop=True, mysql_method="load-data")
+    by_load = {t: table_rows(url, t) for t in CATALOG_TABLES}
+    report = seed(url, products=700, seed=SEED, drop=True, mysql_method="insert")
+    assert report.rows["products"] == 700
+    for table in CATALOG_TABLES:
+        assert table_rows(url, table) == by_load[table], table
+
+
+def test_interrupted_workload_reports_what_it_committed(dbs: dict[str, str]) -> None:
+    url = dbs["postgres"]
+    seed(url, products=300, seed=SEED, drop=True)
+    naps = 0
+
+    def sleep(seconds: float) -> None:
+        nonlocal naps
+        naps += 1
+        if naps == 6:
+            raise KeyboardInterrupt
+
+    before = scalar(url, "SELECT COUNT(*) FROM product_prices")
+    report = run_workload(url, rate=50, count=100, seed=4, sleep=sleep)
+    assert report.interrupted
+    assert 0 < report.total < 100
+    assert len(report.operations) == report.total
+    # The operation in flight was rolled back: price rows changed only by logged operations.
+    inserted = sum(
+        1
+        for op in report.operations
+        for s in op.side_effects
+        if s.table == "product_prices" and s.action == "insert"
+    )
+    deleted = sum(
+        1
+        for op in report.operations
+        for s in op.side_effects
+        if s.table == "product_prices" and s.action == "delete"
+    )
+    assert scalar(url, "SELECT COUNT(*) FROM product_prices") == before + inserted - deleted

@@ -59,6 +59,8 @@ def test_database_name_and_swapping_it() -> None:
     other = with_database(PG, "seam_test")
     assert database_name(other) == "seam_test"
     assert "s3cret" in other  # a usable URL, not a display one
+    assert other.startswith("postgresql://")  # the user's scheme, not the driver's
+    assert with_database(MY, "x") == "mysql://root:s3cret@127.0.0.1:13306/x"
     with pytest.raises(DatabaseError, match="names no database"):
         database_name("postgresql://u:p@h:5432")
 
