@@ -49,7 +49,8 @@ W9  Broken encodings: free text (``prod_name``, ``descr``, ``suppliers.supp_name
     values hold mojibake: ``'CafÃ©'`` for ``'Café'``, ``'GrÃ¼ntee'`` for ``'Grüntee'``.
     Fix with ``s.encode('cp1252').decode('utf-8')`` where that succeeds.
     ``descr`` may also contain Windows line ends (``\\r\\n``) and runs of spaces.
-W10 Orphans: about 0.5% of ``products.cat_id`` values name a category that does not exist.
+W10 Orphans: about 0.5% of ``products.cat_id`` values name a category that does not exist,
+    and about 0.3% are NULL (uncategorised).
 W11 A table without a primary key: ``product_tags``. Tags are mixed case with stray
     whitespace (``' Bio'``, ``'bio'``); the same (prod_id, tag) pair can occur twice.
 W12 Country as free text in ``suppliers.country``: ``'DE'``, ``'Germany'``,
@@ -57,8 +58,15 @@ W12 Country as free text in ``suppliers.country``: ``'DE'``, ``'Germany'``,
 W13 Currency codes in ``product_prices.currency`` are CHAR(3) in mixed case (``'EUR'``,
     ``'eur'``); ``product_prices.amount`` is NUMERIC(10,2) (the cents column came later).
     The current price is the row whose ``valid_to`` is NULL.
-W14 ``stock_levels.qty_on_hand`` can be negative (oversold); ``warehouse_cd`` is a
-    CHAR(3) code with trailing-space padding on some rows in MySQL dumps: compare trimmed.
+W14 ``stock_levels.qty_on_hand`` can be negative (oversold); ``warehouse_cd`` is one of
+    ``'BER'``, ``'HAM'``, ``'MUC'``, ``'VIE'``.
+
+Keys: the legacy application allocates new ``prod_id`` values itself as MAX+1, so the key
+of a hard-deleted newest product can come back for a new product (a delete, then a create,
+of the same key in the change stream).
+
+Collation: on MySQL/MariaDB text compares case-insensitively and ignores trailing spaces
+(``'bio' = 'Bio ' ``); on PostgreSQL it does not. Do not rely on either for cleaning.
 """
 
 from __future__ import annotations
