@@ -167,6 +167,12 @@ def describe_failure(url: str, exc: BaseException) -> DatabaseError:
             f"cannot reach the database at {masked}: {text}",
             hint="start it (seam stack up for the local stack) or fix host and port in the URL",
         )
+    if "does not have a replica identity" in lowered:
+        return DatabaseError(
+            f"{masked} refused a change: {text}",
+            hint="the table is in a publication but has no replica identity: run seam legacy prepare-cdc "
+            "(it sets REPLICA IDENTITY FULL on the key-less product_tags)",
+        )
     return DatabaseError(
         f"database error on {masked}: {text}",
         hint="see the database's message above; check the URL and the database's state",

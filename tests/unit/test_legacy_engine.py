@@ -117,6 +117,15 @@ class _OrigError(Exception):
         ),
         (_OrigError(2003, "Can't connect to MySQL server"), MY, "cannot reach", "host and port"),
         (_OrigError("relation foo does not exist"), PG, "database error", "URL"),
+        (
+            _OrigError(
+                'cannot delete from table "product_tags" because it does not have a replica '
+                "identity and publishes deletes"
+            ),
+            PG,
+            "refused a change",
+            "prepare-cdc",
+        ),
     ],
 )
 def test_failures_become_one_clear_error(
