@@ -170,8 +170,10 @@ class TopicDefaults:
 
     partitions: int = 1
     replication_factor: int = -1  # the broker's default.replication.factor
-    cleanup_policy: str = "compact"
-    retention_ms: int | None = None
+    # Raw change topics keep every change: replaying them from offset 0 must rebuild history,
+    # which compaction would reduce to the latest row per key.
+    cleanup_policy: str = "delete"
+    retention_ms: int | None = -1
 
 
 @dataclass(frozen=True)
@@ -458,10 +460,10 @@ def _topic_defaults(value: Any, where: str, name: str) -> TopicDefaults:
         return TopicDefaults(
             partitions=int(value.get("partitions", 1)),
             replication_factor=int(value.get("replication_factor", -1)),
-            cleanup_policy=str(value.get("cleanup_policy", "compact")),
+            cleanup_policy=str(value.get("cleanup_policy", TopicDefaults.cleanup_policy)),
             retention_ms=int(value["retention_ms"])
             if value.get("retention_ms") is not None
-            else None,
+            else TopicDefaults.retention_ms,
         )
     except (TypeError, ValueError):
         raise ConfigError(
