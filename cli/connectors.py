@@ -6,13 +6,13 @@ Heavy modules (requests, sqlalchemy, rich, yaml) are imported inside the command
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from seam.cli.context import settings
+from seam.cli.render import OUTPUT, Output
 
 if TYPE_CHECKING:
     from seam.connectors.client import ConnectClient
@@ -25,13 +25,7 @@ offsets_app = typer.Typer(help="Show or reset a connector's source offsets.", no
 app.add_typer(offsets_app, name="offsets")
 
 
-class Output(StrEnum):
-    text = "text"
-    json = "json"
-
-
 SPECS = typer.Argument(..., help="Spec files (YAML) or directories of them.", show_default=False)
-OUTPUT = typer.Option(Output.text, "--output", "-o", help="Output format.")
 
 
 def _client(ctx: typer.Context, **kwargs: Any) -> ConnectClient:

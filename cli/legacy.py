@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from seam.cli.context import settings
+from seam.cli.render import OUTPUT, Output
 from seam.errors import ConfigError
 
 app = typer.Typer(
@@ -19,7 +20,7 @@ app = typer.Typer(
 )
 
 _DATABASE_HELP = (
-    "Database: a name from the settings (postgres, mariadb, or one under [databases]) or a URL "
+    "Database: a name from the settings (postgres, mariadb, or one under \\[databases]) or a URL "
     "(postgresql://... or mysql://...)."
 )
 
@@ -41,7 +42,7 @@ def seed(
     products: int = typer.Option(10_000, "--products", "-n", min=0, help="Number of products."),
     seed: int = typer.Option(1, "--seed", help="Random seed: same seed and size, same data."),
     drop: bool = typer.Option(False, "--drop", help="Drop existing catalog tables first."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    output: Output = OUTPUT,
 ) -> None:
     """Create the catalog schema and fill it with deterministic, warty data (bulk load)."""
     from seam.cli.render import print_json, print_mapping, print_table
@@ -49,7 +50,7 @@ def seed(
 
     url = settings(ctx).database_url(database)
     report = run_seed(url, products=products, seed=seed, drop=drop)
-    if as_json:
+    if output is Output.json:
         print_json(report.as_dict())
         return
     data = report.as_dict()
@@ -78,7 +79,7 @@ def workload(
     report_file: Path | None = typer.Option(
         None, "--report", help="Write every operation to this file as JSON lines."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    output: Output = OUTPUT,
 ) -> None:
     """Play the legacy application: inserts, price changes, renames, deletes, ..."""
     from seam.cli.render import print_json, print_mapping, print_table
@@ -106,7 +107,7 @@ def workload(
             url, rate=target, duration=duration, count=count, seed=seed, keep_operations=False
         )
     summary = report.summary()
-    if as_json:
+    if output is Output.json:
         print_json(summary)
         return
     print_table(None, ["operation", "count"], list(report.counts.items()))
@@ -132,7 +133,7 @@ def prepare_cdc(
         help="Environment variable holding the CDC user's password (unset: the local "
         "default 'seam-cdc-local', for databases on this machine only).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    output: Output = OUTPUT,
 ) -> None:
     """Make the database ready for Debezium (user, grants, publication, ...); idempotent."""
     from seam.cli.render import print_json, print_mapping, print_table
@@ -141,7 +142,7 @@ def prepare_cdc(
 
     url = settings(ctx).database_url(database)
     report = run_prepare(url, cdc_user=cdc_user, password=cdc_password(url, password_env))
-    if as_json:
+    if output is Output.json:
         print_json(report.as_dict())
         return
     print_table(

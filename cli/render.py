@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 import typer
+
+
+class Output(StrEnum):
+    text = "text"
+    json = "json"
+
+
+# Every command that shows data takes this option.
+OUTPUT = typer.Option(Output.text, "--output", "-o", help="Output format: text or json.")
 
 
 def print_json(data: Any) -> None:

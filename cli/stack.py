@@ -17,8 +17,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-OUTPUT_HELP = "Output format: text or json."
-
 
 def _stack(ctx: typer.Context):  # type: ignore[no-untyped-def]
     from seam.stack.local import LocalStack
@@ -26,9 +24,9 @@ def _stack(ctx: typer.Context):  # type: ignore[no-untyped-def]
     return LocalStack(settings(ctx).stack)
 
 
-def _show_status(ctx: typer.Context, output: str) -> None:
+def _show_status(ctx: typer.Context, output: render.Output) -> None:
     rows = _stack(ctx).status()
-    if output == "json":
+    if output is render.Output.json:
         render.print_json([asdict(r) for r in rows])
         return
     render.print_table(
@@ -39,9 +37,7 @@ def _show_status(ctx: typer.Context, output: str) -> None:
 
 
 @app.command()
-def up(
-    ctx: typer.Context, output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP)
-) -> None:
+def up(ctx: typer.Context, output: render.Output = render.OUTPUT) -> None:
     """Start every part that is not running and wait until all are ready."""
     began = time.monotonic()
     stack = _stack(ctx)
@@ -71,9 +67,7 @@ def down(
 
 
 @app.command()
-def status(
-    ctx: typer.Context, output: str = typer.Option("text", "--output", "-o", help=OUTPUT_HELP)
-) -> None:
+def status(ctx: typer.Context, output: render.Output = render.OUTPUT) -> None:
     """Show each part's state and endpoint."""
     _show_status(ctx, output)
 

@@ -428,7 +428,9 @@ def test_cli_seed_workload_and_prepare_cdc(
     dbs: dict[str, str], cdc_user: str, tmp_path: Path
 ) -> None:
     url = dbs["postgres"]
-    done = _seam("legacy", "seed", "--database", url, "--products", "400", "--drop", "--json")
+    done = _seam(
+        "legacy", "seed", "--database", url, "--products", "400", "--drop", "--output", "json"
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows"]["products"] == 400
 
@@ -444,7 +446,8 @@ def test_cli_seed_workload_and_prepare_cdc(
         "25",
         "--report",
         str(log),
-        "--json",
+        "--output",
+        "json",
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["total"] == 25
