@@ -42,14 +42,24 @@ def seed(
     products: int = typer.Option(10_000, "--products", "-n", min=0, help="Number of products."),
     seed: int = typer.Option(1, "--seed", help="Random seed: same seed and size, same data."),
     drop: bool = typer.Option(False, "--drop", help="Drop existing catalog tables first."),
+    keep_existing: bool = typer.Option(
+        False, "--keep-existing", help="Leave an existing catalog as it is and succeed."
+    ),
     output: Output = OUTPUT,
 ) -> None:
     """Create the catalog schema and fill it with deterministic, warty data (bulk load)."""
     from seam.cli.render import print_json, print_mapping, print_table
+    from seam.legacy_db.seed import CatalogExistsError
     from seam.legacy_db.seed import seed as run_seed
 
     url = settings(ctx).database_url(database)
-    report = run_seed(url, products=products, seed=seed, drop=drop)
+    try:
+        report = run_seed(url, products=products, seed=seed, drop=drop)
+    except CatalogExistsError as exc:
+        if not keep_existing:
+            raise
+        typer.echo(f"kept: {exc.message}")
+        return
     if output is Output.json:
         print_json(report.as_dict())
         return

@@ -477,7 +477,8 @@ def _postgres_checks(
                     f"replica identity {table}",
                     False,
                     f"{table} has replica identity DEFAULT",
-                    severity="warning",
+                    # A choice, not a fault: reference tables rarely need before-images.
+                    severity="info",
                     why="updates carry no 'before' image, deletes only the key, and unchanged TOASTed "
                     "values arrive as __debezium_unavailable_value",
                     fix=statement + ";",

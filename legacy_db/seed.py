@@ -273,6 +273,10 @@ def _has_publication(conn: Connection) -> bool:
     )
 
 
+class CatalogExistsError(DatabaseError):
+    """The database already holds catalog tables and `drop` was not asked for."""
+
+
 def seed(
     url: str,
     *,
@@ -302,7 +306,7 @@ def seed(
                 else 0
             )
             conn.rollback()
-            raise DatabaseError(
+            raise CatalogExistsError(
                 f"{mask_url(url)} already has catalog tables ({', '.join(existing)}; {count} products)",
                 hint="pass --drop to replace them (this deletes their data)",
             )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # seam's main job on the embedded local stack, from nothing: install what is missing, bring
 # the stack up, seed the legacy catalog in PostgreSQL and MariaDB, make both ready for CDC,
-# and show the stack's status. Safe to run again: every step is idempotent.
+# provision the Debezium connectors from examples/connectors/ and show what runs.
+# Safe to run again: every step is idempotent (an existing catalog is kept).
 # Pass --products N to choose the catalog size (default 10000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,9 @@ bash scripts/setup.sh
 seam=.venv/bin/seam
 $seam stack up
 for db in postgres mariadb; do
-  $seam legacy seed --database "$db" --products "$products" --drop
+  $seam legacy seed --database "$db" --products "$products" --keep-existing
   $seam legacy prepare-cdc --database "$db"
 done
+$seam connectors apply --wait examples/connectors
 $seam stack status
+$seam connectors status

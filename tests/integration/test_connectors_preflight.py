@@ -243,7 +243,7 @@ def test_postgres_with_wal_level_replica_fails_with_fix(
     no_pk = failed["replica identity public.legacy_log"]
     assert no_pk.severity == "error"
     assert "UPDATE and DELETE" in (no_pk.why or "")
-    assert failed["replica identity public.products"].severity == "warning"
+    assert failed["replica identity public.products"].severity == "info"
     assert failed["publication"].fix_sql
 
     # --fix applies the safe fixes (publication, replica identity) as the admin URL; the
