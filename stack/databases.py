@@ -7,6 +7,7 @@ import os
 import pwd
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,10 +45,21 @@ def _run_as(args: list[str], user: str | None, what: str) -> None:
 
 
 class _Database(Part):
-    def __init__(self, settings: StackSettings, paths: StackPaths, bin_path: Path) -> None:
+    # The server settings the stack runs with; `overrides` replaces or adds to them (tests use
+    # it to start a server that is deliberately not ready for CDC).
+    server_settings: Mapping[str, str]
+
+    def __init__(
+        self,
+        settings: StackSettings,
+        paths: StackPaths,
+        bin_path: Path,
+        overrides: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(settings, paths)
         self.bin_path = bin_path
         self.user = service_user()
+        self.server_settings = {**type(self).server_settings, **(overrides or {})}
 
     def _fresh_dir(self, path: Path, mode: int = 0o700) -> None:
         shutil.rmtree(path, ignore_errors=True)
@@ -64,6 +76,14 @@ class _Database(Part):
 
 class Postgres(_Database):
     name = "postgres"
+    server_settings: Mapping[str, str] = {
+        "wal_level": "logical",
+        "max_replication_slots": "20",
+        "max_wal_senders": "20",
+        "max_connections": "200",
+        "shared_buffers": "128MB",
+        "max_wal_size": "2GB",
+    }
 
     def ports(self) -> dict[str, int]:
         return {"postgres_port": self.settings.postgres_port}
@@ -105,30 +125,15 @@ class Postgres(_Database):
         data = self.paths.data(self.name)
         # Our record says postgres is not running, so a lock file left by a killed run is stale.
         (data / "postmaster.pid").unlink(missing_ok=True)
-        s = self.settings
-        args = [
-            str(self.bin_path / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(s.postgres_port),
-            "-c",
-            f"listen_addresses={s.host}",
-            "-c",
-            f"unix_socket_directories={self._socket_dir()}",
-            "-c",
-            "wal_level=logical",
-            "-c",
-            "max_replication_slots=20",
-            "-c",
-            "max_wal_senders=20",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "shared_buffers=128MB",
-            "-c",
-            "max_wal_size=2GB",
-        ]
+        server = {
+            "port": str(self.settings.postgres_port),
+            "listen_addresses": self.settings.host,
+            "unix_socket_directories": str(self._socket_dir()),
+            **self.server_settings,
+        }
+        args = [str(self.bin_path / "postgres"), "-D", str(data)]
+        for key, value in server.items():
+            args += ["-c", f"{key}={value}"]
         return process.spawn(
             args, pidfile=self.pidfile, logfile=self.logfile, user=self.user, cwd=Path("/")
         )
@@ -167,10 +172,32 @@ class Postgres(_Database):
 class MariaDb(_Database):
     name = "mariadb"
 
+    server_settings: Mapping[str, str] = {
+        "skip-name-resolve": "ON",
+        "character-set-server": "utf8mb4",
+        "collation-server": "utf8mb4_unicode_ci",
+        # What Debezium needs from the binlog: row events with full before and after images.
+        "binlog-format": "ROW",
+        "binlog-row-image": "FULL",
+        "server-id": "1",
+        "gtid-strict-mode": "ON",
+        "log-slave-updates": "ON",
+        "binlog-expire-logs-seconds": "604800",
+        "innodb-buffer-pool-size": "128M",
+        "innodb-flush-log-at-trx-commit": "2",
+        "local-infile": "ON",
+        "max-connections": "200",
+    }
+
     def __init__(
-        self, settings: StackSettings, paths: StackPaths, mariadbd: Path, install_db: Path
+        self,
+        settings: StackSettings,
+        paths: StackPaths,
+        mariadbd: Path,
+        install_db: Path,
+        overrides: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(settings, paths, mariadbd)
+        super().__init__(settings, paths, mariadbd, overrides)
         self.install_db = install_db
 
     def ports(self) -> dict[str, int]:
@@ -205,31 +232,16 @@ class MariaDb(_Database):
 
     def start(self) -> process.Recorded:
         data = self.paths.data(self.name)
-        s = self.settings
-        args = [
-            str(self.bin_path),
-            "--no-defaults",
-            f"--datadir={data}",
-            f"--port={s.mariadb_port}",
-            f"--bind-address={s.host}",
-            f"--socket={self._socket}",
-            f"--pid-file={self._socket_dir() / 'mariadb.pid'}",
-            "--skip-name-resolve",
-            "--character-set-server=utf8mb4",
-            "--collation-server=utf8mb4_unicode_ci",
-            # What Debezium needs from the binlog: row events with full before and after images.
-            f"--log-bin={data / 'binlog'}",
-            "--binlog-format=ROW",
-            "--binlog-row-image=FULL",
-            "--server-id=1",
-            "--gtid-strict-mode=ON",
-            "--log-slave-updates=ON",
-            "--binlog-expire-logs-seconds=604800",
-            "--innodb-buffer-pool-size=128M",
-            "--innodb-flush-log-at-trx-commit=2",
-            "--local-infile=ON",
-            "--max-connections=200",
-        ]
+        server = {
+            "datadir": str(data),
+            "port": str(self.settings.mariadb_port),
+            "bind-address": self.settings.host,
+            "socket": str(self._socket),
+            "pid-file": str(self._socket_dir() / "mariadb.pid"),
+            "log-bin": str(data / "binlog"),
+            **self.server_settings,
+        }
+        args = [str(self.bin_path), "--no-defaults", *(f"--{k}={v}" for k, v in server.items())]
         return process.spawn(
             args, pidfile=self.pidfile, logfile=self.logfile, user=self.user, cwd=Path("/")
         )

@@ -2,22 +2,18 @@
 
 The shared stack's databases are correctly configured, so each test starts a private server
 of its own with the wrong setting (PostgreSQL with wal_level=replica, MariaDB with
-binlog_format=STATEMENT) on a free port, in a temporary directory, as `nobody` when the
-tests run as root, and stops it by PID.
+binlog_format=STATEMENT) on a free port, in a temporary directory, with the local stack's own
+code for that database, and stops it by PID.
 """
 
 from __future__ import annotations
 
-import os
-import pwd
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,181 +25,81 @@ from seam.connectors.preflight import run_preflight
 from seam.connectors.render import render
 from seam.connectors.spec import parse_specs
 from seam.errors import SeamError
-from seam.settings import Settings
+from seam.settings import LOCAL_PASSWORD, Settings, StackSettings
+from seam.stack import process
+from seam.stack.databases import MariaDb, Postgres
+from seam.stack.part import StackPaths
+from seam.stack.prereqs import find_programs
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
-PG_BIN = next(
-    (p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)),
-    Path("/nonexistent"),
-)
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _run_as() -> dict[str, Any]:
-    """subprocess arguments that drop to `nobody` when running as root (initdb refuses root)."""
-    return {"user": "nobody", "group": "nogroup"} if os.geteuid() == 0 else {}
-
-
-def _private_dir() -> Path:
-    path = Path(tempfile.mkdtemp(prefix="seam-ct-db-", dir="/tmp"))
-    path.chmod(0o755)
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chown(path, nobody.pw_uid, nobody.pw_gid)
-    return path
-
-
-def _wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not come up in {timeout} s")
-
-
-def _stop(process: subprocess.Popen[bytes], sig: int) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, sig)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+@contextmanager
+def _private_server(flavour: str, overrides: dict[str, str]) -> Iterator[Postgres | MariaDb]:
+    """A database of the local stack's kind, started by the stack's own code with `overrides`
+    on free ports in a temporary directory, and stopped by PID at the end."""
+    root = Path(tempfile.mkdtemp(prefix="seam-ct-db-", dir="/var/tmp"))
+    root.chmod(0o755)
+    settings = StackSettings(dir=root, postgres_port=free_port(), mariadb_port=free_port())
+    paths = StackPaths(root)
+    programs = find_programs()
+    part: Postgres | MariaDb
+    if flavour == "postgres":
+        part = Postgres(settings, paths, programs.postgres_bin, overrides)
+    else:
+        part = MariaDb(settings, paths, programs.mariadbd, programs.mariadb_install_db, overrides)
+    try:
+        part.initialise()
+        part.start()
+        deadline = time.monotonic() + 60
+        while not part.ready():
+            assert time.monotonic() < deadline, f"private {flavour} did not come up"
+            time.sleep(0.2)
+        part.after_ready()
+        yield part
+    finally:
+        process.stop(part.pidfile)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def replica_postgres() -> Iterator[str]:
     """A private PostgreSQL with wal_level=replica; yields an admin URL to database `shop`."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL server binaries are not installed")
-    root = _private_dir()
-    data = root / "data"
-    subprocess.run(
-        [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-        **_run_as(),
-    )
-    port = _free_port()
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(PG_BIN / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            f"unix_socket_directories={root}",
-            "-c",
-            "wal_level=replica",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        **_run_as(),
-    )
-    admin = f"postgresql://postgres:unused@127.0.0.1:{port}/postgres"
-    try:
-        from sqlalchemy import text
+    from sqlalchemy import text
 
-        from seam.errors import DatabaseError
-        from seam.legacy_db.engine import connect
+    from seam.legacy_db.engine import connect
 
-        def up() -> bool:
-            try:
-                with connect(admin) as conn:
-                    conn.execute(text("SELECT 1"))
-                return True
-            except DatabaseError:
-                return False
-
-        _wait_for(up, "private PostgreSQL")
-        with connect(admin, isolation_level="AUTOCOMMIT") as conn:
+    with _private_server("postgres", {"wal_level": "replica"}) as server:
+        admin = f"postgresql://postgres:{LOCAL_PASSWORD}@127.0.0.1:{server.settings.postgres_port}"
+        with connect(f"{admin}/postgres", isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("CREATE DATABASE shop"))
             conn.execute(text("CREATE ROLE cdc LOGIN PASSWORD 'cdc-pw'"))
-        shop = admin.rsplit("/", 1)[0] + "/shop"
-        with connect(shop, isolation_level="AUTOCOMMIT") as conn:
+        with connect(f"{admin}/shop", isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("CREATE TABLE products (id int PRIMARY KEY, name text)"))
             conn.execute(text("CREATE TABLE legacy_log (line text)"))  # no primary key
             conn.execute(text("GRANT SELECT ON products, legacy_log TO cdc"))
-        yield shop
-    finally:
-        _stop(process, signal.SIGINT)  # fast shutdown
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
+        yield f"{admin}/shop"
 
 
 @pytest.fixture(scope="module")
 def statement_mariadb() -> Iterator[str]:
     """A private MariaDB with binlog_format=STATEMENT; yields a URL of user `cdc` on `shop`."""
-    install = shutil.which("mariadb-install-db")
-    server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
-    client = shutil.which("mariadb")
-    if not install or not Path(server).exists() or not client:
-        pytest.skip("MariaDB server binaries are not installed")
-    root = _private_dir()
-    data = root / "data"
-    sock = root / "mariadb.sock"
-    user = ["--user=nobody"] if os.geteuid() == 0 else []
-    subprocess.run(
-        [
-            install,
-            "--no-defaults",
-            f"--datadir={data}",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-            *user,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    port = _free_port()
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            server,
-            "--no-defaults",
-            f"--datadir={data}",
-            f"--socket={sock}",
-            f"--port={port}",
-            "--bind-address=127.0.0.1",
-            "--log-bin=mysql-bin",
-            "--binlog-format=STATEMENT",
-            "--server-id=7",
-            "--skip-name-resolve",
-            *user,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    from sqlalchemy import text
 
-    def sql(statement: str) -> bool:
-        done = subprocess.run(
-            [client, "--no-defaults", f"--socket={sock}", "-uroot", "-e", statement],
-            capture_output=True,
-        )
-        return done.returncode == 0
+    from seam.legacy_db.engine import connect
 
-    try:
-        _wait_for(lambda: sql("SELECT 1"), "private MariaDB")
-        assert sql(
-            "CREATE DATABASE shop; CREATE TABLE shop.products (id INT PRIMARY KEY, name TEXT); "
-            "CREATE USER 'cdc'@'%' IDENTIFIED BY 'cdc-pw'; GRANT SELECT ON shop.* TO 'cdc'@'%';"
-        )
+    with _private_server("mariadb", {"binlog-format": "STATEMENT", "server-id": "7"}) as server:
+        port = server.settings.mariadb_port
+        with connect(f"mysql://root:{LOCAL_PASSWORD}@127.0.0.1:{port}/catalog") as conn:
+            for statement in (
+                "CREATE DATABASE shop",
+                "CREATE TABLE shop.products (id INT PRIMARY KEY, name TEXT)",
+                "CREATE USER 'cdc'@'%' IDENTIFIED BY 'cdc-pw'",
+                "GRANT SELECT ON shop.* TO 'cdc'@'%'",
+            ):
+                conn.execute(text(statement))
         yield f"mysql://cdc:cdc-pw@127.0.0.1:{port}/shop"
-    finally:
-        _stop(process, signal.SIGTERM)
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _spec(stack: Settings, tmp_path: Path, flavour: str, url: str, **extra: str) -> Any:
