@@ -197,15 +197,22 @@ class SourcePosition:
     server_id: int | None = None
 
     def describe(self) -> str:
-        """A short human form: `lsn=26687920 txId=751` or `seam-bin.000001:2827 row 0`."""
-        if self.lsn is not None or self.tx_id is not None:
-            return f"lsn={self.lsn} txId={self.tx_id}"
-        text = f"{self.binlog_file}:{self.binlog_pos}"
-        if self.binlog_row:
-            text += f" row {self.binlog_row}"
-        if self.gtid:
-            text += f" gtid={self.gtid}"
-        return text
+        """A short human form: `lsn=26687920 txId=751` or `seam-bin.000001:2827 row 1`."""
+        if self.binlog_file is not None:
+            text = f"{self.binlog_file}:{self.binlog_pos}"
+            if self.binlog_row:
+                text += f" row {self.binlog_row}"
+            if self.gtid:
+                text += f" gtid={self.gtid}"
+            return text
+        parts = []
+        if self.lsn is not None:
+            parts.append(f"lsn={self.lsn}")
+        if self.tx_id is not None:
+            parts.append(f"txId={self.tx_id}")
+        if not parts and self.sequence:  # incremental snapshot rows carry no lsn
+            parts.append(f"sequence={self.sequence}")
+        return " ".join(parts) or "-"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,215 @@
+"""Text forms of change events for people and for pipes. Pure functions: the CLI prints."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any, Final
+
+import orjson
+
+from seam.streams.decode import (
+    UNAVAILABLE,
+    ChangeEvent,
+    Op,
+    RawRecord,
+    Undecodable,
+    event_as_dict,
+    json_default,
+)
+from seam.streams.history import UNKNOWN, HistoryEntry
+
+_OP_LABEL: Final = {
+    Op.CREATE: "insert",
+    Op.UPDATE: "update",
+    Op.DELETE: "delete",
+    Op.READ: "snapshot",
+    Op.TRUNCATE: "truncate",
+    Op.MESSAGE: "message",
+    Op.TOMBSTONE: "tombstone",
+}
+MAX_VALUE: Final = 60
+
+
+def value_text(value: Any, limit: int = MAX_VALUE) -> str:
+    """A column value, short: strings quoted and cut, bytes as hex, times in ISO form."""
+    if value is UNAVAILABLE:
+        return "(unavailable: unchanged TOAST value, not sent)"
+    if value is UNKNOWN:
+        return "?"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal | int | float):
+        return str(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        text = "0x" + value.hex()
+    elif isinstance(value, str):
+        text = repr(value)
+    else:
+        text = orjson.dumps(value, default=json_default).decode()
+    if len(text) > limit:
+        return f"{text[: limit - 1]}…({len(text)} chars)"
+    return text
+
+
+def key_text(key: Mapping[str, Any]) -> str:
+    if not key:
+        return "(no key)"
+    return " ".join(f"{k}={value_text(v, 40)}" for k, v in key.items())
+
+
+def _time_text(ts_ms: int | None) -> str:
+    if ts_ms is None:
+        return "-"
+    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def event_time_ms(event: ChangeEvent) -> int | None:
+    ns = event.source_ts_ns
+    return ns // 1_000_000 if ns is not None else event.timestamp_ms
+
+
+def header_line(event: ChangeEvent) -> str:
+    table = event.table.qualified if event.table else event.topic
+    parts = [
+        _OP_LABEL[event.op],
+        table,
+        key_text(event.key),
+        _time_text(event_time_ms(event)),
+    ]
+    if event.position is not None:
+        parts.append(event.position.describe())
+    parts.append(f"[{event.topic} p{event.partition}@{event.offset}]")
+    return "  ".join(parts)
+
+
+def _row_inline(row: Mapping[str, Any], limit: int = 30) -> str:
+    return ", ".join(f"{k}={value_text(v, limit)}" for k, v in row.items())
+
+
+def event_text(event: ChangeEvent) -> str:
+    """One block: a header line, then what changed (updates: before → after of the changed
+    columns only; snapshot rows on one compact line)."""
+    lines = [header_line(event)]
+    if event.op is Op.READ and event.after is not None:
+        lines.append("    " + _row_inline(event.after))
+    elif event.op is Op.CREATE and event.after is not None:
+        lines.extend(f"    + {k} = {value_text(v)}" for k, v in event.after.items())
+    elif event.op is Op.UPDATE and event.after is not None:
+        changed = event.changed
+        if changed is None:
+            lines.append("    (no before image: REPLICA IDENTITY DEFAULT; values now)")
+            lines.extend(
+                f"    ~ {k} = {value_text(v)}"
+                for k, v in event.after.items()
+                if v is not UNAVAILABLE and k not in event.key
+            )
+        elif not changed:
+            lines.append("    (no column changed)")
+        else:
+            before = event.before or {}
+            for column in changed:
+                old = before.get(column, UNKNOWN)
+                new = event.after.get(column, UNKNOWN)
+                lines.append(f"    ~ {column}: {value_text(old)} → {value_text(new)}")
+    elif event.op is Op.DELETE and event.before is not None:
+        lines.append("    - " + _row_inline(event.before))
+    elif event.op is Op.MESSAGE and event.message is not None:
+        lines.append(
+            f"    prefix={event.message.prefix!r} content={value_text(event.message.content)}"
+        )
+    return "\n".join(lines)
+
+
+def undecodable_text(item: Undecodable) -> str:
+    raw = item.raw
+    return (
+        f"undecodable  [{raw.topic} p{raw.partition}@{raw.offset}]  {item.reason}\n"
+        f"    key={_bytes_text(raw.key)} value={_bytes_text(raw.value)}"
+    )
+
+
+def _bytes_text(data: bytes | None) -> str:
+    if data is None:
+        return "null"
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        text = "0x" + data.hex()
+    return text if len(text) <= 80 else text[:79] + f"…({len(data)} bytes)"
+
+
+def event_json(item: ChangeEvent | Undecodable) -> str:
+    """One JSON object on one line."""
+    if isinstance(item, Undecodable):
+        raw = item.raw
+        data: dict[str, Any] = {
+            "undecodable": item.reason,
+            "topic": raw.topic,
+            "partition": raw.partition,
+            "offset": raw.offset,
+            "timestamp_ms": raw.timestamp_ms,
+        }
+    else:
+        data = event_as_dict(item)
+    return orjson.dumps(data, default=json_default).decode()
+
+
+def raw_json(raw: RawRecord) -> str:
+    """The exact key and value: as UTF-8 text when they are, else base64 (`key_b64`)."""
+    data: dict[str, Any] = {
+        "topic": raw.topic,
+        "partition": raw.partition,
+        "offset": raw.offset,
+        "timestamp": raw.timestamp_ms,
+    }
+    for name, blob in (("key", raw.key), ("value", raw.value)):
+        if blob is None:
+            data[name] = None
+            continue
+        try:
+            data[name] = blob.decode()
+        except UnicodeDecodeError:
+            data[f"{name}_b64"] = base64.b64encode(blob).decode()
+    if raw.headers:
+        data["headers"] = {name: _header_text(v) for name, v in raw.headers}
+    return orjson.dumps(data).decode()
+
+
+def _header_text(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(value).decode()
+
+
+def history_text(entry: HistoryEntry) -> str:
+    event = entry.event
+    head = f"{_time_text(event_time_ms(event))}  {_OP_LABEL[event.op]:<9}"
+    if event.position is not None:
+        head += f"  {event.position.describe()}"
+    head += f"  [p{event.partition}@{event.offset}]"
+    lines = [head]
+    if entry.full_row:
+        lines.append("    " + _row_inline({c.column: c.new for c in entry.changes}))
+    elif event.op in (Op.CREATE, Op.READ, Op.UPDATE):
+        if not entry.changes:
+            lines.append("    (no column changed)")
+        for change in entry.changes:
+            lines.append(
+                f"    ~ {change.column}: {value_text(change.old)} → {value_text(change.new)}"
+            )
+    elif event.op is Op.DELETE:
+        lines.append("    row deleted")
+    elif event.op is Op.TOMBSTONE:
+        lines.append("    tombstone (lets compaction drop the key)")
+    return "\n".join(lines)
