@@ -1,7 +1,267 @@
-"""`seam transform ...` commands."""
+"""`seam transform ...`: run pipelines of raw change events to domain events.
+
+    seam transform check PIPELINE          load the pipeline file and build its stages
+    seam transform check-schemas           schemas valid, each version compatible with the last
+    seam transform run PIPELINE            run a worker (exactly once unless --at-least-once)
+    seam transform replay PIPELINE         rebuild the outputs from offset 0
+
+Heavy modules (confluent_kafka, the stages) are imported inside the commands.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
 
-app = typer.Typer(help="transform commands.", no_args_is_help=True)
+from seam.cli.context import settings
+from seam.cli.render import OUTPUT, Output, print_json, print_mapping, print_table
+
+if TYPE_CHECKING:
+    from seam.transforms.pipeline_file import PipelineSpec
+    from seam.transforms.progress import Progress
+
+app = typer.Typer(
+    help="Turn raw change events into clean, validated domain events (exactly once).",
+    no_args_is_help=True,
+)
+
+PIPELINE = typer.Argument(..., help="Pipeline file (YAML), e.g. pipelines/catalog.yaml.")
+
+
+@app.command("check")
+def check(pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
+    """Load the pipeline file and build every stage (imports, options, schemas)."""
+    from seam.transforms.pipeline_file import load_pipeline
+
+    spec = load_pipeline(pipeline)
+    built = spec.build()
+    data = {
+        "name": spec.name,
+        "group": spec.group,
+        "inputs": list(spec.inputs),
+        "reference": built.reference_topics,
+        "stages": [s.name for s in built.stages],
+        "history": spec.history.topic,
+        "latest": spec.latest.topic,
+        "dead_letter": spec.dead_letter.topic,
+        "guarantee": spec.guarantee,
+    }
+    if output == Output.json:
+        print_json(data)
+    else:
+        print_mapping({k: ", ".join(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+@app.command("check-schemas")
+def check_schemas(
+    directory: Path | None = typer.Option(
+        None, "--dir", help="Schema folder (default: the repository's schemas/)."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Fail when a schema is invalid or a newer version is not backward compatible."""
+    from seam.errors import ConfigError
+    from seam.transforms.compat import check_schema_set
+    from seam.transforms.schemas import SchemaSet
+
+    schemas = SchemaSet.load(directory)
+    reports = check_schema_set(schemas.versions)
+    bad = [r for r in reports if r.problems]
+    if output == Output.json:
+        print_json([r.__dict__ for r in reports])
+    else:
+        print_table(
+            f"schemas in {schemas.root}",
+            ["schema", "versions", "result"],
+            [
+                (r.name, ", ".join(f"v{v}" for v in r.versions), "; ".join(r.problems) or "ok")
+                for r in reports
+            ],
+        )
+    if bad:
+        raise ConfigError(
+            f"{len(bad)} schema(s) break compatibility or are invalid: "
+            + ", ".join(r.name for r in bad),
+            hint="keep the old fields and types; add new fields as optional, or publish a new event type",
+        )
+
+
+def _progress_printer(interactive: bool) -> Any:
+    log = logging.getLogger("seam.transform.progress")
+
+    def show(progress: Progress) -> None:
+        if interactive:
+            sys.stderr.write("\r\x1b[2K" + progress.line())
+            sys.stderr.flush()
+        else:
+            log.info("%s", json.dumps(progress.as_dict(), sort_keys=True))
+
+    return show
+
+
+def _run(
+    ctx: typer.Context,
+    spec: PipelineSpec,
+    *,
+    instance_id: str,
+    metrics_port: int | None,
+    broker_timeout: float,
+    progress_interval: float,
+    until_caught_up: bool,
+    output: Output,
+) -> None:
+    from seam.transforms.worker import Worker, WorkerOptions
+
+    interactive = sys.stderr.isatty()
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    if interactive:  # the live line says it all; keep the log for warnings
+        logging.getLogger("seam.transform").setLevel(logging.WARNING)
+    options = WorkerOptions(
+        instance_id=instance_id,
+        broker_timeout=broker_timeout,
+        progress_interval=progress_interval if not interactive else min(progress_interval, 1.0),
+        metrics_port=metrics_port,
+        stop_when_caught_up=until_caught_up,
+    )
+    worker = Worker(
+        spec,
+        settings(ctx).kafka_bootstrap_servers,
+        options,
+        on_progress=_progress_printer(interactive),
+    )
+    progress = worker.run()
+    if interactive:
+        sys.stderr.write("\n")
+    summary = progress.as_dict()
+    if output == Output.json:
+        print_json(summary)
+    else:
+        print_mapping({k: json.dumps(v) if isinstance(v, dict) else v for k, v in summary.items()})
+
+
+INSTANCE = typer.Option(
+    "",
+    "--instance-id",
+    help="This worker's name in the group (default: the host name). Workers of one group need "
+    "different ones; a restarted worker should keep its own (it then aborts what it left open).",
+)
+METRICS = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port.")
+BROKER_TIMEOUT = typer.Option(
+    30.0, "--broker-timeout", min=1.0, help="Seconds without a reachable broker before stopping."
+)
+INTERVAL = typer.Option(5.0, "--progress-interval", min=0.2, help="Seconds between progress lines.")
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    pipeline: Path = PIPELINE,
+    at_least_once: bool = typer.Option(
+        False, "--at-least-once", help="Produce then commit offsets: faster, duplicates possible."
+    ),
+    instance_id: str = INSTANCE,
+    metrics_port: int | None = METRICS,
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Records per batch."),
+    broker_timeout: float = BROKER_TIMEOUT,
+    progress_interval: float = INTERVAL,
+    until_caught_up: bool = typer.Option(
+        False, "--until-caught-up", help="Stop once the assigned partitions are read to their end."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Run a worker of PIPELINE until Ctrl-C / SIGTERM (which finish the current batch)."""
+    from dataclasses import replace
+
+    from seam.transforms.pipeline_file import load_pipeline
+
+    spec = load_pipeline(pipeline)
+    if at_least_once:
+        spec = spec.with_guarantee("at_least_once")
+    if batch_size:
+        spec = replace(spec, batch_size=batch_size)
+    _run(
+        ctx,
+        spec,
+        instance_id=instance_id,
+        metrics_port=metrics_port,
+        broker_timeout=broker_timeout,
+        progress_interval=progress_interval,
+        until_caught_up=until_caught_up,
+        output=output,
+    )
+
+
+@app.command("replay")
+def replay(
+    ctx: typer.Context,
+    pipeline: Path = PIPELINE,
+    suffix: str | None = typer.Option(
+        None, "--suffix", help="Write to new topics <topic><suffix> with group <group><suffix>."
+    ),
+    delete_old: bool = typer.Option(
+        False, "--delete-old", help="Delete the output topics and the group's offsets first."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting."),
+    follow: bool = typer.Option(
+        False, "--follow", help="Keep running after catching up (default: stop at the end)."
+    ),
+    instance_id: str = INSTANCE,
+    metrics_port: int | None = METRICS,
+    broker_timeout: float = BROKER_TIMEOUT,
+    progress_interval: float = INTERVAL,
+    output: Output = OUTPUT,
+) -> None:
+    """Rebuild the pipeline's outputs from offset 0 of its inputs."""
+    from seam.errors import ConfigError
+    from seam.streams.kafka import Kafka
+    from seam.transforms.pipeline_file import load_pipeline
+    from seam.transforms.topics import delete_group, delete_outputs, ensure_outputs
+
+    if (suffix is None) == (not delete_old):
+        raise ConfigError(
+            "replay needs exactly one of --suffix and --delete-old",
+            hint="--suffix .v2 writes new topics beside the old ones; --delete-old replaces them",
+        )
+    spec = load_pipeline(pipeline)
+    bootstrap = settings(ctx).kafka_bootstrap_servers
+    if suffix is not None:
+        spec = spec.with_suffix(suffix)
+        with Kafka(bootstrap, timeout=broker_timeout) as kafka:
+            existing = kafka.topic_names()
+            clash = [o.topic for o in spec.outputs if o.topic in existing]
+            if clash:
+                raise ConfigError(
+                    f"replay target topics already exist: {', '.join(clash)}",
+                    hint="choose another --suffix, or replace them with --delete-old",
+                )
+            delete_group(kafka, spec.group)
+    else:
+        names = ", ".join(o.topic for o in spec.outputs)
+        if not yes and not typer.confirm(
+            f"Delete {names} and the offsets of group {spec.group}?", default=False
+        ):
+            raise typer.Exit(1)
+        with Kafka(bootstrap, timeout=broker_timeout) as kafka:
+            delete_group(kafka, spec.group)
+            delete_outputs(kafka, spec)
+            partitions = len(kafka.partitions(spec.inputs[0]))
+            ensure_outputs(kafka, spec, partitions)
+    _run(
+        ctx,
+        spec,
+        instance_id=instance_id,
+        metrics_port=metrics_port,
+        broker_timeout=broker_timeout,
+        progress_interval=progress_interval,
+        until_caught_up=not follow,
+        output=output,
+    )

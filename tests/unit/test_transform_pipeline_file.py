@@ -1,0 +1,133 @@
+"""Pipeline files: structure, unknown keys with suggestions, user stages by import path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from seam.errors import ConfigError
+from seam.streams.decode import RawRecord
+from seam.transforms.model import Item, Reject
+from seam.transforms.pipeline import Produced, Rejected
+from seam.transforms.pipeline_file import load_pipeline, parse_pipeline
+from seam.transforms.schemas import schema_dir
+
+pytestmark = pytest.mark.unit
+
+REPO = schema_dir().parent
+
+
+def base() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "pipelines" / "catalog.yaml").read_text())
+
+
+def test_the_example_pipelines_load_and_build() -> None:
+    for path in (REPO / "pipelines").glob("*.yaml"):
+        spec = load_pipeline(path)
+        built = spec.build()
+        assert [s.name for s in built.stages] == ["decode", "clean", "enrich", "map", "validate"]
+        assert built.reference_topics
+        assert spec.guarantee == "exactly_once"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(stagse=[]), "'stagse' (did you mean 'stages'?)"),
+        (lambda d: d["outputs"].update(histroy={}), "'histroy' (did you mean 'history'?)"),
+        (
+            lambda d: d["outputs"]["latest"].update(partitons=3),
+            "'partitons' (did you mean 'partitions'?)",
+        ),
+        (
+            lambda d: d["stages"][2]["with"].update(categries="x"),
+            "'categries' (did you mean 'categories'?)",
+        ),
+        (lambda d: d["stages"][0].update(uses="x"), "'uses' (did you mean 'use'?)"),
+        (lambda d: d.update(processing={"guarantee": "maybe"}), "exactly_once or at_least_once"),
+        (lambda d: d.pop("group"), "missing 'group'"),
+        (
+            lambda d: d["stages"].append({"use": "nosuch.module:make"}),
+            "cannot import nosuch.module",
+        ),
+        (lambda d: d["stages"].append({"use": "no_colon"}), "package.module:callable"),
+    ],
+)
+def test_errors_name_the_key_and_the_fix(edit: Any, message: str) -> None:
+    data = base()
+    edit(data)
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline(data, "p.yaml").build()
+    assert message in str(info.value)
+
+
+class Shout:
+    """A user stage: upper-cases new names, rejects names containing 'forbidden'."""
+
+    name = "shout"
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    def process(self, item: Item) -> Iterable[Item]:
+        if item.event and item.event["event_type"] == "ProductListed":
+            product = item.event["data"]["product"]
+            if "forbidden" in product["name"].lower():
+                raise Reject("forbidden name")
+            product["name"] = product["name"].upper() + self.suffix
+        return (item,)
+
+
+def make_shout(options: Mapping[str, Any]) -> Shout:
+    return Shout(str(options.get("suffix", "")))
+
+
+def test_user_stage_by_import_path(tmp_path: Path) -> None:
+    from seam.transforms.synthetic import envelope, micros
+
+    data = base()
+    data["stages"].insert(4, {"use": f"{__name__}:make_shout", "with": {"suffix": "!"}})
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    pipeline = load_pipeline(path).build()
+    row = {
+        "prod_id": 1,
+        "sku": "A-1",
+        "prod_name": "Mug",
+        "price_txt": "",
+        "price_cents": None,
+        "cat_id": None,
+        "supp_id": 0,
+        "status_cd": "A",
+        "is_deleted": None,
+        "ean": None,
+        "descr": None,
+        "created_at": micros("2020-01-01 00:00:00"),
+        "updated_at": None,
+    }
+    key, value = envelope("products", "c", None, row, 1)
+    out = pipeline.run(RawRecord(key, value, topic="catalog.public.products"))
+    assert isinstance(out, Produced)
+    assert out.events[0].event is not None
+    assert out.events[0].event["data"]["product"]["name"] == "MUG!"
+    key, value = envelope("products", "c", None, {**row, "prod_name": "Forbidden"}, 2)
+    rejected = pipeline.run(RawRecord(key, value, topic="catalog.public.products"))
+    assert rejected == Rejected("shout", "forbidden name")
+
+
+class Broken:
+    name = "broken"
+
+    def process(self, item: Item) -> Iterable[Item]:
+        raise ZeroDivisionError("oops")
+
+
+def test_a_stage_bug_becomes_a_dead_letter_not_a_crash() -> None:
+    from seam.transforms.pipeline import Pipeline
+
+    out = Pipeline([Broken()]).run(RawRecord(b"k", b"v"))
+    assert out == Rejected("broken", "stage raised ZeroDivisionError: oops")

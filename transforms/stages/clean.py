@@ -1,0 +1,169 @@
+"""clean: the legacy row (warts W1..W14) -> a clean row with domain field names.
+
+Contract: one decoded item in, the same item out with `before`/`after` replaced by their
+clean form (see `TABLES`: which column becomes which field through which rule, and what
+happens with a value the rule cannot fix). Tables without an entry pass through unchanged.
+
+Policies, declared per field:
+* `reject`: an unfixable value in the NEW row (`after`) rejects the record (dead letter,
+  the reason names every failing column);
+* `absent`: the field is dropped and the column is listed in `item.extra["absent"]`.
+An unfixable value in the OLD row (`before`) never rejects: the old value becomes unknown
+(None) and is listed in `item.extra["before_unknown"]`. Otherwise a bad value once written
+would dead-letter every later fix of it too.
+
+Timestamps: naive Europe/Berlin wall-clock (W7) -> UTC ISO 8601; integers are microseconds
+from PostgreSQL and milliseconds from MySQL/MariaDB (option `timestamp_unit`: auto, us, ms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from seam.errors import ConfigError
+from seam.keys import check_known_keys
+from seam.streams.decode import UNAVAILABLE
+from seam.transforms import rules
+from seam.transforms.model import Item, Reject
+
+Policy = Literal["reject", "absent"]
+Rule = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One clean field: made from `columns` by `rule`; `policy` when it cannot be fixed."""
+
+    name: str
+    columns: tuple[str, ...]
+    rule: Rule
+    policy: Policy = "reject"
+    timestamp: bool = False  # the rule takes the timestamp unit as its last argument
+
+
+TABLES: Final[dict[str, tuple[Field, ...]]] = {
+    "products": (
+        Field("product_id", ("prod_id",), rules.clean_id),
+        Field("sku", ("sku",), rules.clean_sku),
+        Field("name", ("prod_name",), rules.clean_name),
+        Field("price", ("price_txt", "price_cents"), rules.price_of),
+        Field("category_id", ("cat_id",), rules.zero_is_absent),  # orphans (W10) kept
+        Field("supplier_id", ("supp_id",), rules.zero_is_absent),
+        Field("status", ("status_cd",), rules.clean_status),
+        Field("deleted", ("is_deleted",), rules.clean_deleted_flag),
+        Field("ean", ("ean",), rules.clean_ean),
+        Field("description", ("descr",), rules.clean_description),
+        Field("created_at", ("created_at",), rules.to_utc_iso, timestamp=True),
+        Field("updated_at", ("updated_at",), rules.to_utc_iso, timestamp=True),
+    ),
+    "categories": (
+        Field("category_id", ("cat_id",), rules.clean_id),
+        Field("parent_id", ("parent_id",), rules.zero_is_absent),
+        Field("name", ("cat_name",), rules.clean_name),
+        Field("description", ("descr",), rules.clean_description, "absent"),
+        Field("created_at", ("created_at",), rules.to_utc_iso, "absent", timestamp=True),
+    ),
+    "suppliers": (
+        Field("supplier_id", ("supp_id",), rules.clean_id),
+        Field("name", ("supp_name",), rules.clean_name),
+        Field("email", ("email",), rules.clean_email, "absent"),
+        Field("phone", ("phone",), rules.optional_text, "absent"),
+        Field("country", ("country",), rules.clean_country, "absent"),
+        Field("created_at", ("created_at",), rules.to_utc_iso, "absent", timestamp=True),
+    ),
+}
+
+# The fields every product row must have (the others may be None).
+REQUIRED: Final[dict[str, tuple[str, ...]]] = {
+    "products": ("product_id", "sku", "name", "status", "created_at"),
+    "categories": ("category_id", "name"),
+    "suppliers": ("supplier_id", "name"),
+}
+
+_UNITS: Final[dict[str, rules.TimestampUnit]] = {"us": "us", "ms": "ms"}
+
+
+def timestamp_unit(connector: str | None, option: str) -> rules.TimestampUnit:
+    if option != "auto":
+        return _UNITS[option]
+    return "us" if connector == "postgresql" else "ms"
+
+
+def clean_row(
+    table: str, row: Mapping[str, Any], unit: rules.TimestampUnit, *, strict: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """The clean form of one row of `table`, and the problems met.
+
+    strict=True: a `reject` field that cannot be fixed raises Reject (all failures named).
+    strict=False (old rows): every unfixable value becomes None and is reported.
+    """
+    out: dict[str, Any] = {}
+    failures: list[str] = []
+    failed: set[str] = set()
+    problems: list[str] = []
+    for spec in TABLES[table]:
+        args = [row.get(c) for c in spec.columns]
+        if spec.timestamp:
+            args.append(unit)
+        try:
+            out[spec.name] = spec.rule(*args)
+        except rules.Unfixable as exc:
+            out[spec.name] = None
+            text = f"{'/'.join(spec.columns)}: {exc}"
+            if strict and spec.policy == "reject":
+                failures.append(text)
+                failed.add(spec.name)
+            else:
+                problems.append(text)
+    if strict:
+        for spec in TABLES[table]:
+            if spec.name in REQUIRED[table] and out[spec.name] is None and spec.name not in failed:
+                failures.append(f"{spec.columns[0]}: required, got NULL")
+        if failures:
+            raise Reject(f"{table}: " + "; ".join(failures))
+    return out, problems
+
+
+class CleanStage:
+    name = "clean"
+
+    def __init__(self, unit: str = "auto") -> None:
+        self._unit = unit
+
+    def process(self, item: Item) -> Iterable[Item]:
+        change = item.change
+        table = item.table
+        if change is None or table not in TABLES:
+            return (item,)
+        unit = timestamp_unit(change.connector, self._unit)
+        raw_before, raw_after = change.before, change.after
+        if raw_after is not None and raw_before is not None:
+            # An unchanged TOASTed value (W: PostgreSQL) keeps its old value.
+            missing = [k for k, v in raw_after.items() if v is UNAVAILABLE]
+            if missing:
+                raw_after = {**raw_after, **{k: raw_before.get(k) for k in missing}}
+        if raw_before is not None:
+            item.before, unknown = clean_row(table, raw_before, unit, strict=False)
+            if unknown:
+                item.extra["before_unknown"] = unknown
+        if raw_after is not None:
+            item.after, absent = clean_row(table, raw_after, unit, strict=True)
+            if absent:
+                item.extra["absent"] = absent
+        return (item,)
+
+
+def create(options: Mapping[str, Any]) -> CleanStage:
+    check_known_keys(options, ("timestamp_unit",), "stage 'clean' options")
+    unit = str(options.get("timestamp_unit", "auto"))
+    if unit not in ("auto", "us", "ms"):
+        raise ConfigError(
+            f"stage 'clean': timestamp_unit must be auto, us or ms, got {unit!r}",
+            hint="auto reads PostgreSQL timestamps as microseconds and MySQL/MariaDB as ms",
+        )
+    return CleanStage(unit)
+
+
+__all__ = ["TABLES", "CleanStage", "Field", "clean_row", "create"]

@@ -1,0 +1,117 @@
+"""Debezium-shaped change records for the legacy catalog, without a database.
+
+For tests and benchmarks: rows from the legacy generator (the very warts seeded into the
+real databases) wrapped the way Debezium's PostgreSQL connector sends them with
+`decimal.handling.mode=string` and no embedded schema (integers as JSON numbers, naive
+timestamps as microseconds since the epoch read as UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+import orjson
+
+from seam.legacy_db import generator, tsv
+from seam.legacy_db.models import COLUMNS
+
+_EPOCH: Final = dt.datetime(1970, 1, 1)
+_INT_COLUMNS: Final = frozenset(
+    {
+        "prod_id",
+        "price_cents",
+        "cat_id",
+        "supp_id",
+        "parent_id",
+        "price_id",
+        "qty_on_hand",
+    }
+)
+_TIME_COLUMNS: Final = frozenset(
+    {"created_at", "updated_at", "valid_from", "valid_to", "last_counted"}
+)
+KEYS: Final = {"products": "prod_id", "categories": "cat_id", "suppliers": "supp_id"}
+
+
+def micros(text: str) -> int:
+    """'YYYY-MM-DD HH:MM:SS' wall-clock -> Debezium MicroTimestamp."""
+    return (dt.datetime.fromisoformat(text) - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def wire_row(table: str, values: list[str | None] | tuple[Any, ...]) -> dict[str, Any]:
+    """A generator row (text or wire values) as Debezium's `after` for `table`."""
+    row: dict[str, Any] = {}
+    for column, value in zip(COLUMNS[table], values, strict=True):
+        if value is not None and column in _INT_COLUMNS:
+            value = int(value)
+        elif value is not None and column in _TIME_COLUMNS:
+            value = micros(str(value))
+        row[column] = value
+    return row
+
+
+def product_rows(products: int, seed: int = 1) -> Iterator[dict[str, Any]]:
+    size = generator.CatalogSize.for_products(products)
+    for chunk in generator.product_chunks(seed, size):
+        for line in chunk.products:
+            yield wire_row("products", tsv.decode_line(line.rstrip("\n")))
+
+
+def reference_rows(products: int, seed: int = 1) -> Iterator[tuple[str, dict[str, Any]]]:
+    size = generator.CatalogSize.for_products(products)
+    for row in generator.category_rows(seed, size):
+        yield "categories", wire_row("categories", row)
+    for row in generator.supplier_rows(seed, size):
+        yield "suppliers", wire_row("suppliers", row)
+
+
+def source(table: str, lsn: int, *, snapshot: str = "false", db: str = "catalog") -> dict[str, Any]:
+    ts = 1_795_392_989_806 + lsn % 1_000_000
+    return {
+        "version": "3.5.0.Final",
+        "connector": "postgresql",
+        "name": "catalog",
+        "ts_ms": ts,
+        "ts_us": ts * 1000,
+        "ts_ns": ts * 1_000_000,
+        "snapshot": snapshot,
+        "db": db,
+        "sequence": f'[null,"{lsn}"]',
+        "schema": "public",
+        "table": table,
+        "txId": 700 + lsn // 100,
+        "lsn": lsn,
+        "xmin": None,
+    }
+
+
+def envelope(
+    table: str,
+    op: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    lsn: int,
+    *,
+    snapshot: str = "false",
+) -> tuple[bytes, bytes]:
+    """(key, value) bytes of one change record as Debezium writes them (no schema)."""
+    row = after if after is not None else before
+    assert row is not None
+    key_col = KEYS.get(table, "id")
+    key = orjson.dumps({key_col: row[key_col]})
+    ts = 1_795_392_990_000 + lsn % 1_000_000
+    value = orjson.dumps(
+        {
+            "before": before,
+            "after": after,
+            "source": source(table, lsn, snapshot=snapshot),
+            "transaction": None,
+            "op": op,
+            "ts_ms": ts,
+            "ts_us": ts * 1000,
+            "ts_ns": ts * 1_000_000,
+        }
+    )
+    return key, value
