@@ -44,6 +44,7 @@ from seam.streams.kafka import KAFKA_HINT, Kafka, KafkaUnavailableError
 from seam.transforms.pipeline import Pipeline, Produced
 from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.progress import Counts, MetricsServer, Progress
+from seam.transforms.readback import watermarks
 from seam.transforms.topics import ensure_outputs
 
 log = logging.getLogger("seam.transform")
@@ -273,8 +274,8 @@ class Worker:
             meta = consumer.list_topics(topic, timeout=self.options.broker_timeout)
             for p in meta.topics[topic].partitions:
                 assignment.append(TopicPartition(topic, p, OFFSET_BEGINNING))
-                _lo, hi = consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=self.options.broker_timeout
+                _lo, hi = watermarks(
+                    consumer, TopicPartition(topic, p), self.options.broker_timeout
                 )
                 if hi > 0:
                     targets[(topic, p)] = hi
