@@ -1,0 +1,236 @@
+"""Pure parts of `seam streams`: argument parsing, filters, history timeline, key bytes,
+text/JSON rendering. No Kafka here (see tests/integration/test_streams_live.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from seam.streams.decode import UNAVAILABLE, ChangeEvent, Op, RawRecord, decode, json_default
+from seam.streams.filters import EventFilter, as_text, parse_key, parse_ops, parse_where
+from seam.streams.format import event_json, event_text, history_text, raw_json, value_text
+from seam.streams.history import UNKNOWN, key_bytes_like, timeline
+from seam.streams.kafka import StreamsUsageError
+from seam.streams.partitioner import partition_for_key
+from seam.streams.reader import StartAt, keep, parse_from
+from seam.streams.topics import is_internal
+
+pytestmark = pytest.mark.unit
+
+SOURCE = {
+    "connector": "postgresql",
+    "name": "shop",
+    "db": "catalog",
+    "schema": "public",
+    "table": "products",
+    "txId": 5,
+    "lsn": 100,
+    "ts_ms": 1700000000000,
+    "snapshot": "false",
+}
+
+
+def event(
+    op: str, after: Any = None, before: Any = None, key: Any = None, offset: int = 0
+) -> ChangeEvent:
+    payload = {"before": before, "after": after, "source": SOURCE, "op": op, "ts_ms": 1700000000001}
+    row = after or before or {}
+    raw = RawRecord(
+        key=orjson.dumps(key if key is not None else {"id": row.get("id", 0)}),
+        value=orjson.dumps(payload, default=json_default),  # UNAVAILABLE -> placeholder
+        topic="shop.public.products",
+        offset=offset,
+        timestamp_ms=1700000000002,
+    )
+    result = decode(raw)
+    assert isinstance(result, ChangeEvent)
+    return result
+
+
+def tombstone(key: Any, offset: int) -> ChangeEvent:
+    result = decode(
+        RawRecord(key=orjson.dumps(key), value=None, topic="shop.public.products", offset=offset)
+    )
+    assert isinstance(result, ChangeEvent)
+    return result
+
+
+def test_parse_from() -> None:
+    assert parse_from(None) == StartAt("newest")
+    assert parse_from("beginning") == StartAt("beginning")
+    assert parse_from("latest") == StartAt("latest")
+    assert parse_from("1200") == StartAt("offset", 1200)
+    assert parse_from("2026-11-23T10:00:00Z") == StartAt(
+        "time", int(datetime(2026, 11, 23, 10, tzinfo=UTC).timestamp() * 1000)
+    )
+    naive = parse_from("2026-11-23T10:00:00")  # naive means UTC
+    assert naive.value == int(datetime(2026, 11, 23, 10, tzinfo=UTC).timestamp() * 1000)
+    plus_two = parse_from("2026-11-23T12:00:00+02:00")
+    assert plus_two.value == naive.value
+    with pytest.raises(StreamsUsageError, match="--from"):
+        parse_from("yesterday")
+
+
+def test_parse_ops_keys_and_where() -> None:
+    assert parse_ops("c,u") == frozenset({Op.CREATE, Op.UPDATE})
+    assert parse_ops("r, tombstone") == frozenset({Op.READ, Op.TOMBSTONE})
+    assert parse_ops(None) is None
+    with pytest.raises(StreamsUsageError, match="unknown operation 'z'"):
+        parse_ops("c,z")
+    assert parse_key("42") == "42"
+    assert parse_key("id=42,region=eu") == {"id": "42", "region": "eu"}
+    assert parse_key('{"id": 42, "ok": true}') == {"id": "42", "ok": "true"}
+    with pytest.raises(StreamsUsageError, match="not valid JSON"):
+        parse_key("{nope")
+    assert parse_where(["status=active", "price = 1.50"]) == (
+        ("status", "active"),
+        ("price", "1.50"),
+    )
+    with pytest.raises(StreamsUsageError, match="column=value"):
+        parse_where(["status"])
+
+
+def test_as_text_is_what_a_user_types() -> None:
+    assert as_text(None) == "null"
+    assert as_text(True) == "true"
+    assert as_text(42) == "42"
+    assert as_text(Decimal("19.90")) == "19.90"
+    assert as_text(date(2024, 3, 1)) == "2024-03-01"
+    assert as_text(["a"]) == '["a"]'
+
+
+def test_event_filter() -> None:
+    create = event("c", {"id": 1, "status": "active", "price": "1.50"})
+    update = event("u", {"id": 2, "status": "gone", "text": UNAVAILABLE}, None)
+    delete = event("d", None, {"id": 3, "status": "active"})
+    dead = tombstone({"id": 3}, 9)
+    assert EventFilter(ops=frozenset({Op.CREATE})).matches(create)
+    assert not EventFilter(ops=frozenset({Op.CREATE})).matches(update)
+    assert EventFilter(key="1").matches(create)
+    assert not EventFilter(key="1").matches(update)
+    assert EventFilter(key={"id": "3"}).matches(dead)
+    status_active = EventFilter(where=(("status", "active"),))
+    assert status_active.matches(create)
+    assert status_active.matches(delete)  # a delete's row is its before image
+    assert not status_active.matches(update)
+    assert not status_active.matches(dead)  # no row at all
+    assert not EventFilter(where=(("missing", "x"),)).matches(create)
+    assert not EventFilter(where=(("text", "__debezium_unavailable_value"),)).matches(update)
+
+
+def test_raw_prefilter_only_skips_sure_misses() -> None:
+    filt = EventFilter(key="42")
+    assert filt.may_match_raw(RawRecord(key=b'{"id":42}', value=None))
+    assert filt.may_match_raw(RawRecord(key=b'{"id":142}', value=None))  # decoded check decides
+    assert not filt.may_match_raw(RawRecord(key=b'{"id":7}', value=None))
+    assert not filt.may_match_raw(RawRecord(key=None, value=b"{}"))
+    quoted = EventFilter(key='a"b')  # not plain: no byte check
+    assert quoted.may_match_raw(RawRecord(key=b'{"id":"a\\"b"}', value=None))
+
+
+def test_keep_shows_undecodable_only_without_filters() -> None:
+    garbage = RawRecord(key=b"k", value=b"\x00garbage")
+    assert keep(EventFilter(), garbage) is not None
+    assert keep(EventFilter(ops=frozenset({Op.CREATE})), garbage) is None
+
+
+def test_timeline_fills_missing_before_and_unavailable_values() -> None:
+    events = [
+        event("r", {"id": 1, "name": "a", "price": "1.00", "text": "long"}, offset=0),
+        event("u", {"id": 1, "name": "a", "price": "2.00", "text": UNAVAILABLE}, offset=1),
+        event(
+            "u",
+            {"id": 1, "name": "b", "price": "2.00", "text": "new"},
+            {"id": 1, "name": "a", "price": "2.00", "text": "long"},
+            offset=2,
+        ),
+        event("d", None, {"id": 1, "name": "b", "price": "2.00", "text": "new"}, offset=3),
+        tombstone({"id": 1}, 4),
+    ]
+    entries = timeline(events)
+    assert entries[0].full_row
+    assert [c.column for c in entries[0].changes] == ["id", "name", "price", "text"]
+    # No before image: compared with the previous row; the TOASTed text carries over.
+    assert [(c.column, c.old, c.new) for c in entries[1].changes] == [("price", "1.00", "2.00")]
+    assert entries[1].state is not None
+    assert entries[1].state["text"] == "long"
+    assert [(c.column, c.old, c.new) for c in entries[2].changes] == [
+        ("name", "a", "b"),
+        ("text", "long", "new"),
+    ]
+    assert entries[3].state is None
+    assert entries[4].changes == ()
+    text = history_text(entries[1])
+    assert "~ price: '1.00' → '2.00'" in text
+    assert "tombstone" in history_text(entries[4])
+
+
+def test_timeline_without_any_earlier_row_marks_old_unknown() -> None:
+    (entry,) = timeline([event("u", {"id": 1, "name": "x"})])
+    assert entry.full_row
+    assert all(c.old is UNKNOWN for c in entry.changes)
+
+
+def test_key_bytes_are_rebuilt_exactly_like_debezium_writes_them() -> None:
+    assert key_bytes_like(b'{"id":7}', "42") == b'{"id":42}'
+    assert key_bytes_like(b'{"sku":"A-1"}', "B-2") == b'{"sku":"B-2"}'
+    assert key_bytes_like(b'{"a":1,"b":"x"}', {"b": "y", "a": "2"}) == b'{"a":2,"b":"y"}'
+    with_schema = b'{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"}],"optional":false,"name":"p.Key"},"payload":{"id":1}}'
+    rebuilt = key_bytes_like(with_schema, "99")
+    assert rebuilt == with_schema.replace(b'{"id":1}', b'{"id":99}')
+    assert key_bytes_like(b'{"id":7}', "not-a-number") is None
+    assert key_bytes_like(b'{"a":1,"b":2}', "1") is None  # bare value for a two-column key
+    assert key_bytes_like(b"garbage", "1") is None
+    assert partition_for_key(key_bytes_like(b'{"id":7}', "42") or b"", 3) == partition_for_key(
+        b'{"id":42}', 3
+    )
+
+
+def test_event_text_shows_only_changed_columns() -> None:
+    update = event(
+        "u", {"id": 1, "name": "b", "price": "2.00"}, {"id": 1, "name": "a", "price": "2.00"}
+    )
+    text = event_text(update)
+    assert text.splitlines()[0].startswith("update  public.products  id=1")
+    assert "lsn=100 txId=5" in text
+    assert "~ name: 'a' → 'b'" in text
+    assert "price" not in text
+    no_before = event_text(event("u", {"id": 1, "name": "b", "text": UNAVAILABLE}))
+    assert "REPLICA IDENTITY DEFAULT" in no_before
+    assert "text" not in no_before.split("\n", 1)[1]
+    snapshot = event_text(event("r", {"id": 1, "name": "a"}))
+    assert len(snapshot.splitlines()) == 2
+
+
+def test_json_and_raw_output() -> None:
+    update = event("u", {"id": 1, "p": "2.00"}, {"id": 1, "p": "1.00"})
+    data = orjson.loads(event_json(update))
+    assert data["op"] == "update"
+    assert data["changed"] == ["p"]
+    assert data["position"] == {"lsn": 100, "tx_id": 5}
+    raw = orjson.loads(
+        raw_json(RawRecord(key=b"\xff\x00", value=b'{"a":1}', headers=(("h", b"v"),)))
+    )
+    assert raw["key_b64"] == "/wA="
+    assert raw["value"] == '{"a":1}'
+    assert raw["headers"] == {"h": "v"}
+
+
+def test_value_text() -> None:
+    assert value_text("x" * 100).endswith("(102 chars)")
+    assert value_text(UNAVAILABLE).startswith("(unavailable")
+    assert value_text(b"\x01") == "0x01"
+    assert value_text(None) == "null"
+
+
+def test_internal_topics() -> None:
+    assert is_internal("__consumer_offsets")
+    assert is_internal("__debezium-heartbeat.shop")
+    assert is_internal("seam-connect-offsets")
+    assert is_internal("shop.schema-history")
+    assert not is_internal("shop.public.products")
+    assert not is_internal("shop.public.order_status")
