@@ -278,6 +278,8 @@ def start_worker(pipeline: Path, *extra: str, instance: str = "w1") -> subproces
             instance,
             "--progress-interval",
             "1",
+            "--output",
+            "json",
             *extra,
         ],
         stdout=subprocess.PIPE,
