@@ -94,8 +94,10 @@ def _wait_count(bootstrap: str, topic: str, expected: int, timeout: float = 60) 
     pytest.fail(f"{topic} has {_count(bootstrap, topic)} records, expected {expected}")
 
 
-@pytest.fixture(scope="module")
-def captured(stack: Settings) -> Iterator[Captured]:
+@contextlib.contextmanager
+def capture(stack: Settings, *, schemas: bool) -> Iterator[Captured]:
+    """A table with known changes, captured by a real Debezium connector into a
+    3-partition topic; JSON with or without embedded schemas."""
     import uuid
 
     suffix = uuid.uuid4().hex[:8]
@@ -127,11 +129,11 @@ def captured(stack: Settings) -> Iterator[Captured]:
         "publication.autocreate.mode": "filtered",
         "table.include.list": f"{schema}\\.products",
         "topic.prefix": prefix,
-        "decimal.handling.mode": "string",
+        "decimal.handling.mode": "precise" if schemas else "string",
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "key.converter.schemas.enable": "false",
+        "key.converter.schemas.enable": str(schemas).lower(),
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "value.converter.schemas.enable": "false",
+        "value.converter.schemas.enable": str(schemas).lower(),
         "topic.creation.default.replication.factor": "1",
         "topic.creation.default.partitions": str(PARTITIONS),
     }
@@ -181,6 +183,18 @@ def captured(stack: Settings) -> Iterator[Captured]:
             for future in admin.delete_topics(doomed).values():
                 with contextlib.suppress(Exception):
                     future.result()
+
+
+@pytest.fixture(scope="module")
+def captured(stack: Settings) -> Iterator[Captured]:
+    with capture(stack, schemas=False) as result:
+        yield result
+
+
+@pytest.fixture(scope="module")
+def captured_schema(stack: Settings) -> Iterator[Captured]:
+    with capture(stack, schemas=True) as result:
+        yield result
 
 
 def run(settings: Settings, *args: str) -> str:
@@ -450,3 +464,29 @@ def test_ctrl_c_ends_follow_cleanly(captured: Captured) -> None:
     assert proc.returncode in (0, 130)
     assert "Traceback" not in err
     assert "insert" in out or "update" in out  # it showed the newest events first
+
+
+def test_schema_enabled_topic_decodes_and_filters(captured_schema: Captured) -> None:
+    """Keys and values with embedded schemas, decimals as precise bytes."""
+    cap = captured_schema
+    events = json_events(cap.settings, cap.topic, "--from", "beginning", "--key", "1")
+    assert ops_and_ids(events) == [("read", 1), ("update", 1), ("update", 1)]
+    assert events[1]["before"]["price"] == "1.50"  # Decimal, serialised exactly
+    assert events[1]["after"]["price"] == "1.99"
+    cheap = json_events(cap.settings, cap.topic, "--from", "beginning", "--where", "price=1.99")
+    assert ops_and_ids(cheap) == [("update", 1), ("update", 1)]
+
+
+def test_schema_enabled_history_rebuilds_the_key_bytes(captured_schema: Captured) -> None:
+    """The key bytes carry the key schema: history rebuilds them from a sample record to
+    find the one partition of the key."""
+    with Kafka(captured_schema.settings.kafka_bootstrap_servers) as kafka:
+        for key in ("1", "3", "8"):
+            result = key_history(kafka, captured_schema.topic, key)
+            assert result.notes == []
+            partitions = {e.event.partition for e in result.entries}
+            assert result.partitions_read == sorted(partitions)
+            raw_key = result.entries[0].event.raw.key
+            assert raw_key is not None
+            assert raw_key.startswith(b'{"schema":')
+    assert [e.event.op.value for e in result.entries] == ["c"]  # key 8: inserted once
