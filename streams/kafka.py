@@ -158,8 +158,8 @@ class Kafka:
         try:
             return fn(*args, **kwargs)
         except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            detail = error.str() if hasattr(error, "str") else str(exc)
+            error: Any = exc.args[0] if exc.args else None
+            detail = str(error.str()) if hasattr(error, "str") else str(exc)
             raise self.unreachable(f"{what} failed ({detail})") from None
         except TimeoutError:
             raise self.unreachable(f"{what} timed out") from None
