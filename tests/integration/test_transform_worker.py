@@ -1,0 +1,364 @@
+"""The transform worker on the real broker, fed with synthetic Debezium records on a raw
+topic of its own (4 partitions): poison records, exactly once under kill -9, and two
+workers of one group splitting the partitions and handing over without loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from seam.settings import Settings
+from seam.streams.decode import RawRecord
+from seam.transforms.pipeline import Produced
+from seam.transforms.pipeline_file import PipelineSpec, parse_pipeline
+from seam.transforms.readback import compacted, read_to_end
+from seam.transforms.synthetic import envelope, micros, reference_rows
+from seam.transforms.worker import Worker, WorkerOptions
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+PRODUCTS = 200
+
+
+@dataclass
+class Raw:
+    prefix: str
+    products: str
+    spec: PipelineSpec
+    pipeline_file: Path
+    bootstrap: str
+    sent: list[tuple[bytes, bytes | None]]
+    lsn: int = 1000
+
+    def producer(self) -> Any:
+        from confluent_kafka import Producer
+
+        return Producer(
+            {"bootstrap.servers": self.bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
+        )
+
+
+ROW: dict[str, Any] = {
+    "sku": "AB-1",
+    "prod_name": "Mug",
+    "price_txt": "12.50",
+    "price_cents": 1250,
+    "cat_id": 1,
+    "supp_id": 1,
+    "status_cd": "A",
+    "is_deleted": "N",
+    "ean": None,
+    "descr": None,
+    "created_at": micros("2024-01-01 10:00:00"),
+    "updated_at": None,
+}
+
+
+def product(pid: int, name: str) -> dict[str, Any]:
+    return {**ROW, "prod_id": pid, "sku": f"AB-{pid:05d}", "prod_name": name}
+
+
+def changes(raw: Raw, count: int) -> Iterator[tuple[bytes, bytes]]:
+    """`count` records, each yielding exactly one event: a create per product first, then
+    renames, round robin over the products."""
+    for _ in range(count):
+        raw.lsn += 1
+        n = raw.lsn - 1001
+        pid = n % PRODUCTS + 1
+        if n < PRODUCTS:
+            yield envelope("products", "c", None, product(pid, f"Mug {n}"), raw.lsn)
+        else:
+            previous = n - PRODUCTS
+            yield envelope(
+                "products", "u", product(pid, f"Mug {previous}"), product(pid, f"Mug {n}"), raw.lsn
+            )
+
+
+def send(raw: Raw, records: list[tuple[bytes, bytes | None]], rate: float | None = None) -> None:
+    producer = raw.producer()
+    start = time.monotonic()
+    for i, (key, value) in enumerate(records):
+        producer.produce(raw.products, value, key)
+        raw.sent.append((key, value))
+        if rate:
+            producer.poll(0)
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    producer.flush(30)
+
+
+@pytest.fixture
+def raw(stack: Settings, tmp_path: Path) -> Iterator[Raw]:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    prefix = f"txw{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    inputs = {
+        f"{prefix}.public.products": 4,
+        f"{prefix}.public.categories": 1,
+        f"{prefix}.public.suppliers": 1,
+    }
+    for future in admin.create_topics(
+        [NewTopic(t, num_partitions=n, replication_factor=1) for t, n in inputs.items()]
+    ).values():
+        future.result(timeout=30)
+    data = yaml.safe_load(
+        (REPO / "pipelines" / "catalog.yaml").read_text().replace("catalog.", f"{prefix}.")
+    )
+    data["group"] = f"{prefix}-group"
+    data["processing"]["batch_size"] = 200
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(data))
+    spec = parse_pipeline(data, str(path))
+    result = Raw(prefix, f"{prefix}.public.products", spec, path, stack.kafka_bootstrap_servers, [])
+    producer = result.producer()
+    for i, (table, row) in enumerate(reference_rows(1000)):
+        key, value = envelope(table, "r", None, row, i + 1)
+        producer.produce(f"{prefix}.public.{table}", value, key)
+    producer.flush(30)
+    try:
+        yield result
+    finally:
+        existing = set(admin.list_topics(timeout=10).topics)
+        doomed = [t for t in existing if t.startswith(prefix)]
+        for future in admin.delete_topics(doomed).values():
+            with contextlib.suppress(Exception):
+                future.result(timeout=30)
+
+
+def expected_ids(raw: Raw) -> Counter[str]:
+    """The event ids the records sent must yield, by the pure pipeline (one each here)."""
+    pipeline = raw.spec.build()
+    ids: Counter[str] = Counter()
+    for key, value in raw.sent:
+        outcome = pipeline.run(RawRecord(key, value, topic=raw.products))
+        assert isinstance(outcome, Produced)
+        ids.update(i.event["event_id"] for i in outcome.events if i.event)
+    return ids
+
+
+def history(raw: Raw) -> list[dict[str, Any]]:
+    return [r.json() for r in read_to_end(raw.bootstrap, raw.spec.history.topic)]
+
+
+def check_exactly_once(raw: Raw) -> None:
+    events = history(raw)
+    got = Counter(e["event_id"] for e in events)
+    dupes = {k: n for k, n in got.items() if n > 1}
+    assert not dupes, f"{len(dupes)} duplicated events"
+    want = expected_ids(raw)
+    assert sum(want.values()) == len(raw.sent)
+    missing = set(want) - set(got)
+    assert not missing, f"{len(missing)} events missing"
+    assert set(got) == set(want)
+    # Per key, events in the order of the source log.
+    lsns: dict[int, list[int]] = {}
+    for e in events:
+        lsns.setdefault(e["product_id"], []).append(e["provenance"]["position"]["lsn"])
+    assert all(v == sorted(v) for v in lsns.values())
+    # The latest topic: every product under its last name.
+    latest = compacted(read_to_end(raw.bootstrap, raw.spec.latest.topic))
+    last = {}
+    for e in events:
+        if e["event_type"] == "ProductRenamed":
+            last[e["product_id"]] = e["data"]["new_name"]
+        elif e["event_type"] == "ProductListed":
+            last.setdefault(e["product_id"], e["data"]["product"]["name"])
+    assert {int(k): v["name"] for k, v in latest.items()} == last
+
+
+def run_in_thread(
+    raw: Raw, instance: str, **options: Any
+) -> tuple[Worker, threading.Thread, list[BaseException]]:
+    worker = Worker(
+        raw.spec, raw.bootstrap, WorkerOptions(instance_id=instance, progress_interval=1, **options)
+    )
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            worker.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return worker, thread, errors
+
+
+def test_poison_records_go_to_the_dead_letter_topic_and_the_worker_goes_on(raw: Raw) -> None:
+    good = list(changes(raw, 30))
+    breaking_every_rule = envelope(
+        "products",
+        "c",
+        None,
+        {
+            **product(999, ""),
+            "sku": " ",
+            "price_txt": "1,234",
+            "price_cents": None,
+            "status_cd": "?",
+            "is_deleted": "maybe",
+            "ean": "12ab",
+            "created_at": "never",
+        },
+        5,
+    )
+    poison = [
+        (b"k1", b"\x00\xff not json at all"),
+        (b'{"prod_id": 2}', b'{"hello": "world"}'),
+        breaking_every_rule,
+    ]
+    send(raw, good[:15] + poison + good[15:])
+    worker, thread, errors = run_in_thread(raw, "poison", stop_when_caught_up=True)
+    thread.join(90)
+    assert not thread.is_alive()
+    assert not errors, errors
+    counts = worker.progress.counts
+    assert counts.records_in == 33
+    assert counts.dead_lettered == 3
+    assert counts.events_out == 30
+    assert counts.balanced
+
+    dead = read_to_end(raw.bootstrap, raw.spec.dead_letter.topic)
+    by_value = {d.value: d for d in dead}
+    assert set(by_value) == {v for _, v in poison}
+    not_json = by_value[poison[0][1]]
+    assert not_json.key == b"k1"
+    assert not_json.headers["seam.stage"] == b"decode"
+    assert b"not JSON" in (not_json.headers["seam.reason"] or b"")
+    not_envelope = by_value[poison[1][1]]
+    assert not_envelope.headers["seam.stage"] == b"decode"
+    assert b"not a Debezium change event" in (not_envelope.headers["seam.reason"] or b"")
+    broken = by_value[breaking_every_rule[1]]
+    assert broken.headers["seam.stage"] == b"clean"
+    reason = (broken.headers["seam.reason"] or b"").decode()
+    for column in ("sku", "prod_name", "price_txt", "status_cd", "is_deleted", "ean", "created_at"):
+        assert column in reason
+    for d in dead:
+        assert d.headers["seam.source.topic"] == raw.products.encode()
+        source = read_to_end(raw.bootstrap, raw.products)
+        (original,) = [
+            r
+            for r in source
+            if str(r.partition).encode() == d.headers["seam.source.partition"]
+            and str(r.offset).encode() == d.headers["seam.source.offset"]
+        ]
+        assert original.value == d.value
+    assert len(history(raw)) == 30
+
+
+def _start(raw: Raw, instance: str, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "seam.cli.main",
+            "transform",
+            "run",
+            str(raw.pipeline_file),
+            "--instance-id",
+            instance,
+            "--progress-interval",
+            "1",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _wait_busy(worker: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Until the worker's progress lines show it processing records."""
+    assert worker.stderr is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = worker.stderr.readline()
+        if not line:
+            raise AssertionError(f"worker exited: {worker.wait()}")
+        if b'"records_in": ' in line and b'"records_in": 0,' not in line:
+            return
+    raise AssertionError("the worker never started processing")
+
+
+def test_exactly_once_when_the_worker_is_killed(raw: Raw) -> None:
+    rng = random.Random()
+    for _ in range(3):
+        # A backlog keeps the worker in the middle of batches (and transactions) when it
+        # is killed, at a random moment after it started processing.
+        send(raw, list(changes(raw, 12_000)))
+        worker = _start(raw, "killme", "--progress-interval", "0.2", *GUARANTEE)
+        _wait_busy(worker)
+        time.sleep(rng.uniform(0.0, 0.5))
+        worker.send_signal(signal.SIGKILL)
+        worker.communicate(timeout=10)
+    final = _start(raw, "killme", "--until-caught-up", *GUARANTEE)
+    _out, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err.decode()[-2000:]
+    check_exactly_once(raw)
+
+
+# Set to ("--at-least-once",) to see this test fail with duplicates.
+GUARANTEE: tuple[str, ...] = ()
+
+
+def test_two_workers_split_the_partitions_and_hand_over(raw: Raw) -> None:
+    send(raw, list(changes(raw, 400)))
+    first, first_thread, first_errors = run_in_thread(raw, "one")
+    second, second_thread, second_errors = run_in_thread(raw, "two")
+    feeder = threading.Thread(target=send, args=(raw, list(changes(raw, 3000)), 300.0), daemon=True)
+    feeder.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (
+            first.progress.counts.records_in
+            and second.progress.counts.records_in
+            and len(first._assigned)
+            and len(second._assigned)
+        ):
+            break
+        time.sleep(0.5)
+    assert len(first._assigned) + len(second._assigned) == 4
+    assert first._assigned.isdisjoint(second._assigned)
+    assert first.progress.counts.records_in > 0
+    assert second.progress.counts.records_in > 0
+    time.sleep(2)
+    first.stop()  # a clean stop mid-stream: its partitions move to the other worker
+    first_thread.join(30)
+    assert not first_thread.is_alive()
+    feeder.join(60)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(second._assigned) < 4:
+        time.sleep(0.5)
+    assert len(second._assigned) == 4
+    total = len(raw.sent)
+    while time.monotonic() < deadline + 60:
+        if first.progress.counts.records_in + second.progress.counts.records_in >= total:
+            break
+        time.sleep(0.5)
+    time.sleep(2)
+    second.stop()
+    second_thread.join(30)
+    assert not first_errors
+    assert not second_errors
+    assert first.progress.counts.records_in + second.progress.counts.records_in == total
+    check_exactly_once(raw)
