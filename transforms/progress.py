@@ -57,6 +57,8 @@ class Progress:
     aborted_batches: int = 0
     reference_records: int = 0
     state: str = "starting"  # starting | running | stopping | stopped
+    first_input_at: float | None = None  # monotonic time of the first batch's end
+    last_input_at: float | None = None  # monotonic time of the last batch's end
 
     def as_dict(self) -> dict[str, Any]:
         c = self.counts

@@ -71,7 +71,7 @@ def read_to_end(
                         offset,
                         msg.key(),
                         msg.value(),
-                        dict(msg.headers() or ()),
+                        _headers(msg.headers()),
                     )
                 )
                 if offset + 1 >= ends[msg.partition() or 0]:
@@ -84,6 +84,11 @@ def read_to_end(
         return out
     finally:
         consumer.close()
+
+
+def _headers(raw: Any) -> dict[str, bytes | None]:
+    pairs = raw.items() if isinstance(raw, dict) else raw or ()
+    return {k: v.encode() if isinstance(v, str) else v for k, v in pairs}
 
 
 def watermarks(consumer: Any, tp: Any, timeout: float) -> tuple[int, int]:

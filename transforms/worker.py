@@ -183,8 +183,12 @@ class Worker:
             "acks": "all",
             "linger.ms": 10,
             "batch.num.messages": 10000,
-            "queue.buffering.max.messages": 500000,
+            "queue.buffering.max.messages": 200000,
+            "queue.buffering.max.kbytes": 131072,
             "compression.type": "lz4",
+            # A Python callback per delivered record costs more than producing it: only
+            # failures are reported (and abort the batch).
+            "delivery.report.only.error": True,
             # Java clients' partitioner: keys land where Kafka Streams/Connect would put them.
             "partitioner": "murmur2_random",
         }
@@ -212,6 +216,8 @@ class Worker:
             "fetch.min.bytes": 1,
             "fetch.wait.max.ms": 100,
             "queued.min.messages": 20000,
+            # Bounded prefetch: memory stays flat however far behind the worker is.
+            "queued.max.messages.kbytes": 16384,
         }
         consumer_conf.update(dict(self.options.extra_consumer_config))
         self._consumer = Consumer(consumer_conf)
@@ -404,6 +410,9 @@ class Worker:
         self._failures = 0
         self.counts.add(batch)
         self.progress.batches += 1
+        self.progress.last_input_at = time.monotonic()
+        if self.progress.first_input_at is None:
+            self.progress.first_input_at = self.progress.last_input_at
 
     def _seek(self, tp: tuple[str, int], offset: int) -> None:
         from confluent_kafka import KafkaException, TopicPartition
@@ -454,13 +463,13 @@ class Worker:
                 self._producer.poll(0.05)
 
     def _handle(self, msg: Any, batch: Counts) -> None:
-        raw = RawRecord.from_message(msg)
         batch.records_in += 1
         if not self.pipeline.stages:  # pass-through (benchmarks): copy the record as it is
-            self._produce(self.spec.history.topic, raw.key, raw.value)
+            self._produce(self.spec.history.topic, msg.key(), msg.value())
             batch.records_with_events += 1
             batch.events_out += 1
             return
+        raw = RawRecord.from_message(msg)
         outcome = self.pipeline.run(raw)
         if isinstance(outcome, Produced):
             history = self.spec.history.topic

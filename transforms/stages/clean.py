@@ -41,22 +41,23 @@ class Field:
     rule: Rule
     policy: Policy = "reject"
     timestamp: bool = False  # the rule takes the timestamp unit as its last argument
+    memo: bool = False  # remember results (costly rules on values that repeat)
 
 
 TABLES: Final[dict[str, tuple[Field, ...]]] = {
     "products": (
         Field("product_id", ("prod_id",), rules.clean_id),
         Field("sku", ("sku",), rules.clean_sku),
-        Field("name", ("prod_name",), rules.clean_name),
-        Field("price", ("price_txt", "price_cents"), rules.price_of),
+        Field("name", ("prod_name",), rules.clean_name, memo=True),
+        Field("price", ("price_txt", "price_cents"), rules.price_of, memo=True),
         Field("category_id", ("cat_id",), rules.zero_is_absent),  # orphans (W10) kept
         Field("supplier_id", ("supp_id",), rules.zero_is_absent),
         Field("status", ("status_cd",), rules.clean_status),
         Field("deleted", ("is_deleted",), rules.clean_deleted_flag),
         Field("ean", ("ean",), rules.clean_ean),
-        Field("description", ("descr",), rules.clean_description),
-        Field("created_at", ("created_at",), rules.to_utc_iso, timestamp=True),
-        Field("updated_at", ("updated_at",), rules.to_utc_iso, timestamp=True),
+        Field("description", ("descr",), rules.clean_description, memo=True),
+        Field("created_at", ("created_at",), rules.to_utc_iso, timestamp=True, memo=True),
+        Field("updated_at", ("updated_at",), rules.to_utc_iso, timestamp=True, memo=True),
     ),
     "categories": (
         Field("category_id", ("cat_id",), rules.clean_id),
@@ -91,32 +92,92 @@ def timestamp_unit(connector: str | None, option: str) -> rules.TimestampUnit:
     return "us" if connector == "postgresql" else "ms"
 
 
+# Rules are pure, and catalog values repeat a lot (timestamps, codes, price texts, names,
+# and every unchanged column of an update's old row): results are remembered, keyed by the
+# values *and their types* (True == 1 in Python, but not for a rule).
+_MEMO: dict[tuple[Any, ...], Any] = {}
+_MEMO_LIMIT: Final = 200_000
+
+
+def _apply(spec: Field, ident: int, row: Mapping[str, Any], unit: rules.TimestampUnit) -> Any:
+    """The rule's result for the row, or the Unfixable it raised (returned, not raised)."""
+    columns = spec.columns
+    if not spec.memo:
+        try:
+            if spec.timestamp:
+                return spec.rule(row.get(columns[0]), unit)
+            if len(columns) == 1:
+                return spec.rule(row.get(columns[0]))
+            return spec.rule(*(row.get(c) for c in columns))
+        except rules.Unfixable as exc:
+            return exc
+    if len(columns) == 1:
+        v = row.get(columns[0])
+        key: tuple[Any, ...] = (ident, v, type(v), unit) if spec.timestamp else (ident, v, type(v))
+        args: tuple[Any, ...] = (v, unit) if spec.timestamp else (v,)
+    else:
+        args = tuple(row.get(c) for c in columns)
+        key = (ident, *args, *(type(v) for v in args))
+    try:
+        return _MEMO[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable value (a JSON object where text was expected)
+        key = ()
+    try:
+        result = spec.rule(*args)
+    except rules.Unfixable as exc:
+        result = exc
+    if key:
+        if len(_MEMO) >= _MEMO_LIMIT:
+            _MEMO.clear()
+        _MEMO[key] = result
+    return result
+
+
+_IDENTS: Final = {
+    table: tuple((i * 100 + n, spec) for n, spec in enumerate(fields))
+    for i, (table, fields) in enumerate(TABLES.items())
+}
+
+
 def clean_row(
-    table: str, row: Mapping[str, Any], unit: rules.TimestampUnit, *, strict: bool
+    table: str,
+    row: Mapping[str, Any],
+    unit: rules.TimestampUnit,
+    *,
+    strict: bool,
+    like: tuple[frozenset[str] | set[str], Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The clean form of one row of `table`, and the problems met.
 
     strict=True: a `reject` field that cannot be fixed raises Reject (all failures named).
     strict=False (old rows): every unfixable value becomes None and is reported.
+    like=(changed columns, clean): another version of the row, already cleaned; fields
+    made from none of the changed columns are taken from it.
     """
     out: dict[str, Any] = {}
     failures: list[str] = []
     failed: set[str] = set()
     problems: list[str] = []
-    for spec in TABLES[table]:
-        args = [row.get(c) for c in spec.columns]
-        if spec.timestamp:
-            args.append(unit)
-        try:
-            out[spec.name] = spec.rule(*args)
-        except rules.Unfixable as exc:
+    changed, other = like if like is not None else (None, None)
+    for ident, spec in _IDENTS[table]:
+        if changed is not None and other is not None and spec.name in other:
+            columns = spec.columns
+            if columns[0] not in changed and (len(columns) == 1 or changed.isdisjoint(columns)):
+                out[spec.name] = other[spec.name]
+                continue
+        result = _apply(spec, ident, row, unit)
+        if isinstance(result, rules.Unfixable):
             out[spec.name] = None
-            text = f"{'/'.join(spec.columns)}: {exc}"
+            text = f"{'/'.join(spec.columns)}: {result}"
             if strict and spec.policy == "reject":
                 failures.append(text)
                 failed.add(spec.name)
             else:
                 problems.append(text)
+        else:
+            out[spec.name] = result
     if strict:
         for spec in TABLES[table]:
             if spec.name in REQUIRED[table] and out[spec.name] is None and spec.name not in failed:
@@ -144,14 +205,22 @@ class CleanStage:
             missing = [k for k, v in raw_after.items() if v is UNAVAILABLE]
             if missing:
                 raw_after = {**raw_after, **{k: raw_before.get(k) for k in missing}}
-        if raw_before is not None:
-            item.before, unknown = clean_row(table, raw_before, unit, strict=False)
-            if unknown:
-                item.extra["before_unknown"] = unknown
         if raw_after is not None:
             item.after, absent = clean_row(table, raw_after, unit, strict=True)
             if absent:
                 item.extra["absent"] = absent
+        if raw_before is not None:
+            # Unchanged columns (most of an update) are taken from the new row's clean form,
+            # but never an `absent`-defaulted one: the old row reports its own problems.
+            changed = change.changed
+            like = (
+                (set(changed), item.after)
+                if changed is not None and item.after is not None and "absent" not in item.extra
+                else None
+            )
+            item.before, unknown = clean_row(table, raw_before, unit, strict=False, like=like)
+            if unknown:
+                item.extra["before_unknown"] = unknown
         return (item,)
 
 

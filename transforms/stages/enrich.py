@@ -18,7 +18,7 @@ day the change happened; event ids do not depend on them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from seam.keys import check_known_keys
 from seam.streams.decode import ChangeEvent, Op, RawRecord, Undecodable, decode
@@ -62,32 +62,43 @@ class ReferenceData:
         target[row[id_field]] = row["name"]
 
 
+_PG_POSITION: Final = (("lsn", "lsn"), ("txId", "tx_id"), ("sequence", "sequence"))
+_BINLOG_POSITION: Final = (
+    ("file", "binlog_file"),
+    ("pos", "binlog_pos"),
+    ("row", "binlog_row"),
+    ("gtid", "gtid"),
+    ("server_id", "server_id"),
+)
+
+
 def provenance(change: ChangeEvent) -> dict[str, Any]:
-    """Where the change comes from, as plain JSON data."""
-    pos = change.position
-    position: dict[str, Any] = {}
-    if pos is not None:
-        for name in pos.__slots__:
-            value = getattr(pos, name)
-            if value is not None:
-                position[name] = value
+    """Where the change comes from, as plain JSON data (the position with the field names
+    of `seam.streams.decode.SourcePosition`)."""
     source = change.source
-    ts = change.source_ts_ns
-    out: dict[str, Any] = {
-        "source_db": source.get("db") if type(source.get("db")) is str else None,
-        "connector": change.connector,
-        "server_name": change.server_name,
+    fields = _PG_POSITION if "lsn" in source or "txId" in source else _BINLOG_POSITION
+    position: dict[str, Any] = {}
+    for field_name, out_name in fields:
+        value = source.get(field_name)
+        if value is not None and type(value) in (int, str):
+            position[out_name] = value
+    db = source.get("db")
+    name = source.get("name")
+    connector = source.get("connector")
+    ts = change.source_time
+    raw = change.raw
+    return {
+        "source_db": db if type(db) is str else None,
+        "connector": connector if type(connector) is str else None,
+        "server_name": name if type(name) is str else None,
         "table": change.table.qualified if change.table is not None else None,
         "position": position,
-        "source_ts": rules.iso_utc(change.source_time)
-        if ts is not None and change.source_time
-        else None,
-        "snapshot": change.is_snapshot,
-        "topic": change.topic,
-        "partition": change.partition,
-        "offset": change.offset,
+        "source_ts": rules.iso_utc(ts) if ts is not None else None,
+        "snapshot": source.get("snapshot") not in (None, False, "false"),
+        "topic": raw.topic,
+        "partition": raw.partition,
+        "offset": raw.offset,
     }
-    return out
 
 
 class EnrichStage:

@@ -31,9 +31,9 @@ or a Debezium re-delivery of the same change yields the same ids.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Final
 
@@ -44,6 +44,7 @@ from seam.streams.decode import Op
 from seam.transforms.model import Item, Reject
 
 EVENT_NAMESPACE: Final = uuid.UUID("5b0c7f2e-6d1a-4f52-9a43-2f1e0c3d9b71")
+_NAMESPACE_BYTES: Final = EVENT_NAMESPACE.bytes
 ENTITY: Final = "product"
 
 
@@ -86,7 +87,8 @@ def product_state(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def event_id(provenance: Mapping[str, Any], key: str, event_type: str) -> str:
-    """Deterministic id from where the change sits in the source log."""
+    """Deterministic id from where the change sits in the source log: a UUIDv5 (RFC 4122,
+    SHA-1 in the namespace EVENT_NAMESPACE) of source db | table | position | key | type."""
     position = provenance.get("position") or {
         "topic": provenance.get("topic"),
         "partition": provenance.get("partition"),
@@ -101,7 +103,11 @@ def event_id(provenance: Mapping[str, Any], key: str, event_type: str) -> str:
             event_type.encode(),
         )
     )
-    return str(uuid.uuid5(EVENT_NAMESPACE, ident.decode("utf-8", "surrogateescape")))
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + ident).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _diff_events(
@@ -183,7 +189,8 @@ class MapStage:
     def process(self, item: Item) -> Iterable[Item]:
         change = item.change
         if change is None:
-            return (replace(item, note="not decoded"),)
+            item.note = "not decoded"
+            return (item,)
         op = change.op
         if op is Op.TOMBSTONE:
             item.note = "tombstone"
@@ -251,7 +258,21 @@ class MapStage:
                 "data": data,
                 "provenance": prov,
             }
-            out.append(replace(item, event=event, note=None))
+            out.append(
+                Item(
+                    item.raw,
+                    item.change,
+                    item.table,
+                    item.before,
+                    item.after,
+                    prov,
+                    event,
+                    key,
+                    state,
+                    None,
+                    item.extra,
+                )
+            )
         return out
 
 

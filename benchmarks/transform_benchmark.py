@@ -1,0 +1,199 @@
+"""How fast the transform worker turns raw change events into domain events, in one process.
+
+    .venv/bin/python benchmarks/transform_benchmark.py                  # 200,000 events
+    .venv/bin/python benchmarks/transform_benchmark.py --events 1000000 --modes exactly_once
+
+Produces synthetic typical catalog change events (the legacy generator's rows with all their
+warts: snapshot reads, then updates that reprice, rename, recategorise, discontinue,
+soft-delete) to a fresh raw topic, then runs, each with its own group and output topics:
+
+* pass-through: consume + produce each record unchanged (no stages, no transaction);
+* at_least_once: the full catalog pipeline, produce then commit offsets;
+* exactly_once: the full pipeline, one transaction per batch.
+
+Prints events/s (input records per second from the first batch to the last) and the ratios
+against the targets (ALO >= 50,000/s, ALO >= 60% of pass-through, EOS >= 80% of ALO), and
+the process RSS at intervals (flat over a long run = no leak). Deletes its topics at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import time
+import uuid
+
+import yaml
+
+from seam.settings import load_settings
+from seam.transforms.pipeline import Pipeline
+from seam.transforms.pipeline_file import parse_pipeline
+from seam.transforms.progress import Progress
+from seam.transforms.schemas import schema_dir
+from seam.transforms.synthetic import envelope, product_rows, reference_rows
+from seam.transforms.worker import Worker, WorkerOptions
+
+POOL = 20_000
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pool(seed: int = 3) -> list[tuple[bytes, bytes]]:
+    """A pool of typical records: one snapshot read per product, then updates."""
+    rng = random.Random(seed)
+    rows = list(product_rows(POOL // 2, seed=seed))
+    out = [
+        envelope("products", "r", None, r, 1000 + i, snapshot="true") for i, r in enumerate(rows)
+    ]
+    lsn = 10_000_000
+    while len(out) < POOL:
+        before = rng.choice(rows)
+        kind = rng.random()
+        after = dict(before)
+        if kind < 0.4:
+            cents = max(99, (before["price_cents"] or 1000) + rng.randint(-300, 300) * 10)
+            after.update(price_cents=cents, price_txt=f"{cents // 100},{cents % 100:02d} €")
+        elif kind < 0.6:
+            after["prod_name"] = before["prod_name"] + " II"
+        elif kind < 0.75:
+            after["cat_id"] = rng.randint(1, 20)
+        elif kind < 0.9:
+            after["status_cd"] = "D"
+        else:
+            after["is_deleted"] = "Y"
+        lsn += 1
+        out.append(envelope("products", "u", before, after, lsn))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--modes", default="passthrough,at_least_once,exactly_once")
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    bootstrap = load_settings().kafka_bootstrap_servers
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    raw = f"{prefix}.public.products"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = {
+        raw: args.partitions,
+        f"{prefix}.public.categories": 1,
+        f"{prefix}.public.suppliers": 1,
+    }
+    for future in admin.create_topics(
+        [NewTopic(t, num_partitions=n, replication_factor=1) for t, n in topics.items()]
+    ).values():
+        future.result(30)
+    try:
+        producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "linger.ms": 20,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 1_000_000,
+                "partitioner": "murmur2_random",
+            }
+        )
+        for i, (table, row) in enumerate(reference_rows(POOL)):
+            key, value = envelope(table, "r", None, row, i + 1)
+            producer.produce(f"{prefix}.public.{table}", value, key)
+        records = pool()
+        started = time.perf_counter()
+        for i in range(args.events):
+            key, value = records[i % POOL]
+            while True:
+                try:
+                    producer.produce(raw, value, key)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.flush(120)
+        size = sum(len(v) for _, v in records) / POOL
+        print(
+            f"produced {args.events:,} records (avg {size:.0f} B) in {time.perf_counter() - started:.1f}s"
+        )
+
+        results: dict[str, float] = {}
+        for mode in args.modes.split(","):
+            data = yaml.safe_load((schema_dir().parent / "pipelines" / "catalog.yaml").read_text())
+            text = yaml.safe_dump(data).replace("catalog.", f"{prefix}.")
+            data = yaml.safe_load(text)
+            data["group"] = f"{prefix}-{mode}"
+            for out in data["outputs"].values():
+                out["topic"] += f".{mode}"
+                out["partitions"] = args.partitions
+            data["processing"] = {
+                "guarantee": "at_least_once" if mode != "exactly_once" else "exactly_once",
+                "batch_size": args.batch_size,
+                "batch_timeout_ms": 100,
+            }
+            spec = parse_pipeline(data, f"bench-{mode}")
+            pipeline = Pipeline([]) if mode == "passthrough" else None
+            samples: list[tuple[float, int, float]] = []
+
+            def sample(
+                p: Progress, samples: list[tuple[float, int, float]] = samples, mode: str = mode
+            ) -> None:
+                samples.append((p.elapsed, p.counts.records_in, rss_mb()))
+                print(
+                    f"  {mode:14} t={p.elapsed:6.1f}s in={p.counts.records_in:>9,} "
+                    f"rate={p.rate:>9,.0f}/s rss={rss_mb():6.1f} MB",
+                    flush=True,
+                )
+
+            worker = Worker(
+                spec,
+                bootstrap,
+                WorkerOptions(instance_id="bench", max_records=args.events, progress_interval=5.0),
+                pipeline=pipeline,
+                on_progress=sample,
+            )
+            progress = worker.run()
+            first, last = progress.first_input_at, progress.last_input_at
+            seconds = last - first if first is not None and last is not None else 0.0
+            # The first batch's records are not inside the interval: leave them out.
+            first_batch = min(args.batch_size, progress.counts.records_in)
+            rate = (progress.counts.records_in - first_batch) / seconds if seconds > 0 else 0.0
+            results[mode] = rate
+            c = progress.counts
+            print(
+                f"{mode:14} records={c.records_in:,} events={c.events_out:,} latest={c.latest_out:,} "
+                f"dead={c.dead_lettered:,} no_event={sum(c.no_event.values()):,} balanced={c.balanced} "
+                f"seconds={seconds:.2f} events/s={rate:,.0f} rss={rss_mb():.0f}MB"
+            )
+        print("--- summary")
+        for mode, rate in results.items():
+            print(f"{mode:14} {rate:>10,.0f} input records/s")
+        alo, eos, passthrough = (
+            results.get("at_least_once"),
+            results.get("exactly_once"),
+            results.get("passthrough"),
+        )
+        if alo:
+            print(f"ALO >= 50,000/s: {'yes' if alo >= 50_000 else 'NO'} ({alo:,.0f})")
+        if alo and passthrough:
+            print(f"ALO / pass-through = {alo / passthrough:.0%} (target >= 60%)")
+        if alo and eos:
+            print(f"EOS / ALO = {eos / alo:.0%} (target >= 80%)")
+    finally:
+        names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+        with contextlib.suppress(Exception):
+            for future in admin.delete_topics(names).values():
+                future.result(30)
+
+
+if __name__ == "__main__":
+    main()
