@@ -73,6 +73,40 @@ def pool(seed: int = 3) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def produce(bootstrap: str, prefix: str, events: int) -> None:
+    from confluent_kafka import Producer
+
+    raw = f"{prefix}.public.products"
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+            "partitioner": "murmur2_random",
+        }
+    )
+    for i, (table, row) in enumerate(reference_rows(POOL)):
+        key, value = envelope(table, "r", None, row, i + 1)
+        producer.produce(f"{prefix}.public.{table}", value, key)
+    records = pool()
+    started = time.perf_counter()
+    for i in range(events):
+        key, value = records[i % POOL]
+        while True:
+            try:
+                producer.produce(raw, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(120)
+    size = sum(len(v) for _, v in records) / POOL
+    print(
+        f"produced {events:,} records (avg {size:.0f} B) in {time.perf_counter() - started:.1f}s",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -81,7 +115,6 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
 
-    from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
     bootstrap = load_settings().kafka_bootstrap_servers
@@ -98,33 +131,17 @@ def main() -> None:
     ).values():
         future.result(30)
     try:
-        producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "linger.ms": 20,
-                "compression.type": "lz4",
-                "queue.buffering.max.messages": 1_000_000,
-                "partitioner": "murmur2_random",
-            }
+        # Produced by a child process, so this process's RSS is the worker's alone.
+        import multiprocessing
+
+        child = multiprocessing.get_context("fork").Process(
+            target=produce, args=(bootstrap, prefix, args.events)
         )
-        for i, (table, row) in enumerate(reference_rows(POOL)):
-            key, value = envelope(table, "r", None, row, i + 1)
-            producer.produce(f"{prefix}.public.{table}", value, key)
-        records = pool()
-        started = time.perf_counter()
-        for i in range(args.events):
-            key, value = records[i % POOL]
-            while True:
-                try:
-                    producer.produce(raw, value, key)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        producer.flush(120)
-        size = sum(len(v) for _, v in records) / POOL
-        print(
-            f"produced {args.events:,} records (avg {size:.0f} B) in {time.perf_counter() - started:.1f}s"
-        )
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise SystemExit(f"producing the raw records failed ({child.exitcode})")
+        print(f"rss before the first worker: {rss_mb():.0f} MB")
 
         results: dict[str, float] = {}
         for mode in args.modes.split(","):

@@ -362,3 +362,140 @@ def test_two_workers_split_the_partitions_and_hand_over(raw: Raw) -> None:
     assert not second_errors
     assert first.progress.counts.records_in + second.progress.counts.records_in == total
     check_exactly_once(raw)
+
+
+def per_key(events: list[dict[str, Any]]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for e in events:
+        out.setdefault(e["product_id"], []).append(e["event_id"])
+    return out
+
+
+def test_replay_rebuilds_the_same_events(raw: Raw) -> None:
+    from typer.testing import CliRunner
+
+    from seam.cli.main import app
+
+    send(raw, [*changes(raw, 600), (b"k", b"poison")])
+    runner = CliRunner()
+    args = ["transform", "run", str(raw.pipeline_file), "--until-caught-up", "-o", "json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    original = history(raw)
+    original_latest = compacted(read_to_end(raw.bootstrap, raw.spec.latest.topic))
+    assert len(original) == 600
+
+    replayed = runner.invoke(
+        app, ["transform", "replay", str(raw.pipeline_file), "--suffix", ".r1", "-o", "json"]
+    )
+    assert replayed.exit_code == 0, replayed.output
+    again = [r.json() for r in read_to_end(raw.bootstrap, raw.spec.history.topic + ".r1")]
+    # The same events, in the same order per product (input partitions interleave freely).
+    assert per_key(again) == per_key(original)
+    assert compacted(read_to_end(raw.bootstrap, raw.spec.latest.topic + ".r1")) == original_latest
+    assert len(read_to_end(raw.bootstrap, raw.spec.dead_letter.topic + ".r1")) == 1
+    clash = runner.invoke(app, ["transform", "replay", str(raw.pipeline_file), "--suffix", ".r1"])
+    assert clash.exit_code == 1
+    assert "already exist" in str(clash.exception)  # main() prints it as one line
+
+    refused = runner.invoke(
+        app, ["transform", "replay", str(raw.pipeline_file), "--delete-old"], input="n\n"
+    )
+    assert refused.exit_code == 1
+    assert len(history(raw)) == 600  # nothing deleted
+    rebuilt = runner.invoke(
+        app, ["transform", "replay", str(raw.pipeline_file), "--delete-old", "--yes"]
+    )
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert per_key(history(raw)) == per_key(original)
+
+
+def test_clear_errors_for_a_missing_topic_and_an_unreachable_broker(
+    raw: Raw, tmp_path: Path
+) -> None:
+    data = yaml.safe_load(raw.pipeline_file.read_text())
+    data["inputs"] = [f"{raw.prefix}.public.nosuchtable"]
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    base = [sys.executable, "-m", "seam.cli.main"]
+    result = subprocess.run(
+        [*base, "transform", "run", str(missing)], capture_output=True, timeout=60, env=env
+    )
+    assert result.returncode == 1
+    assert b"nosuchtable' does not exist" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            *base,
+            "--kafka",
+            "127.0.0.1:1",
+            "transform",
+            "run",
+            str(raw.pipeline_file),
+            "--broker-timeout",
+            "3",
+        ],
+        capture_output=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert b"cannot reach Kafka at 127.0.0.1:1" in result.stderr
+    assert b"Traceback" not in result.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_sigterm_finishes_the_batch_and_exits_zero_with_metrics(raw: Raw) -> None:
+    import json
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    send(raw, list(changes(raw, 300)))
+    port = free_port()
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "seam.cli.main",
+            "transform",
+            "run",
+            str(raw.pipeline_file),
+            "--instance-id",
+            "term",
+            "--metrics-port",
+            str(port),
+            "--progress-interval",
+            "0.5",
+            "-o",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        _wait_busy(worker)
+        deadline = time.monotonic() + 30
+        text = ""
+        while time.monotonic() < deadline and "records_in_total" not in text:
+            with contextlib.suppress(OSError):
+                text = (
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+                    .read()
+                    .decode()
+                )
+            time.sleep(0.5)
+        assert 'seam_transform_records_in_total{pipeline="catalog"}' in text
+        assert "seam_transform_lag" in text
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err.decode()[-2000:]
+    summary = json.loads(out)
+    assert summary["records_in"] == 300
+    assert summary["balanced"] is True
+    assert len(history(raw)) == 300
