@@ -99,26 +99,10 @@ _MEMO: dict[tuple[Any, ...], Any] = {}
 _MEMO_LIMIT: Final = 200_000
 
 
-def _apply(spec: Field, ident: int, row: Mapping[str, Any], unit: rules.TimestampUnit) -> Any:
-    """The rule's result for the row, or the Unfixable it raised (returned, not raised)."""
-    columns = spec.columns
-    if not spec.memo:
-        try:
-            if spec.timestamp:
-                return spec.rule(row.get(columns[0]), unit)
-            if len(columns) == 1:
-                return spec.rule(row.get(columns[0]))
-            return spec.rule(*(row.get(c) for c in columns))
-        except rules.Unfixable as exc:
-            return exc
-    if len(columns) == 1:
-        v = row.get(columns[0])
-        key: tuple[Any, ...] = (ident, v, type(v), unit) if spec.timestamp else (ident, v, type(v))
-        args: tuple[Any, ...] = (v, unit) if spec.timestamp else (v,)
-    else:
-        args = tuple(row.get(c) for c in columns)
-        key = (ident, *args, *(type(v) for v in args))
+def _memo_apply(spec: Field, ident: int, args: tuple[Any, ...]) -> Any:
+    """The rule's result for `args`, or the Unfixable it raised (returned, not raised)."""
     try:
+        key: tuple[Any, ...] = (ident, *args, *[type(v) for v in args])
         return _MEMO[key]
     except KeyError:
         pass
@@ -135,9 +119,17 @@ def _apply(spec: Field, ident: int, row: Mapping[str, Any], unit: rules.Timestam
     return result
 
 
-_IDENTS: Final = {
-    table: tuple((i * 100 + n, spec) for n, spec in enumerate(fields))
+# Per table: (field, its ident for the memo, first column, all columns, single column?).
+_PLANS: Final = {
+    table: tuple(
+        (spec, i * 100 + n, spec.columns[0], spec.columns, len(spec.columns) == 1)
+        for n, spec in enumerate(fields)
+    )
     for i, (table, fields) in enumerate(TABLES.items())
+}
+_REQUIRED_COLUMNS: Final = {
+    table: tuple((f.name, f.columns[0]) for f in fields if f.name in REQUIRED[table])
+    for table, fields in TABLES.items()
 }
 
 
@@ -158,30 +150,44 @@ def clean_row(
     """
     out: dict[str, Any] = {}
     failures: list[str] = []
-    failed: set[str] = set()
     problems: list[str] = []
     changed, other = like if like is not None else (None, None)
-    for ident, spec in _IDENTS[table]:
-        if changed is not None and other is not None and spec.name in other:
-            columns = spec.columns
-            if columns[0] not in changed and (len(columns) == 1 or changed.isdisjoint(columns)):
-                out[spec.name] = other[spec.name]
-                continue
-        result = _apply(spec, ident, row, unit)
-        if isinstance(result, rules.Unfixable):
-            out[spec.name] = None
-            text = f"{'/'.join(spec.columns)}: {result}"
+    get = row.get
+    for spec, ident, column, columns, single in _PLANS[table]:
+        name = spec.name
+        if (
+            other is not None
+            and changed is not None
+            and name in other
+            and column not in changed
+            and (single or changed.isdisjoint(columns))
+        ):
+            out[name] = other[name]
+            continue
+        if single:
+            args: tuple[Any, ...] = (get(column), unit) if spec.timestamp else (get(column),)
+        else:
+            args = tuple(get(c) for c in columns)
+        if spec.memo:
+            result = _memo_apply(spec, ident, args)
+        else:
+            try:
+                result = spec.rule(*args)
+            except rules.Unfixable as exc:
+                result = exc
+        if type(result) is rules.Unfixable:
+            out[name] = None
+            text = f"{'/'.join(columns)}: {result}"
             if strict and spec.policy == "reject":
                 failures.append(text)
-                failed.add(spec.name)
             else:
                 problems.append(text)
         else:
-            out[spec.name] = result
+            out[name] = result
     if strict:
-        for spec in TABLES[table]:
-            if spec.name in REQUIRED[table] and out[spec.name] is None and spec.name not in failed:
-                failures.append(f"{spec.columns[0]}: required, got NULL")
+        for name, column in _REQUIRED_COLUMNS[table]:
+            if out[name] is None and not any(f.startswith(column) for f in failures):
+                failures.append(f"{column}: required, got NULL")
         if failures:
             raise Reject(f"{table}: " + "; ".join(failures))
     return out, problems
