@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 class Catalog:
     name: str
     url: str
-    prefix: str
+    raw_topic: str
     connector: str
     pipeline: Path
     history: str
@@ -77,8 +77,10 @@ def _delete_topics(stack: Settings, names: list[str]) -> None:
                 future.result(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def catalog(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
+@pytest.fixture(scope="module", params=["postgres", "mariadb"])
+def catalog(
+    stack: Settings, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Catalog]:
     """A seeded catalog captured by its own connector into topics of its own."""
     from confluent_kafka.admin import AdminClient, NewTopic
     from sqlalchemy import text
@@ -97,12 +99,14 @@ def catalog(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     user = f"seam_tx_{suffix}"
     prefix = f"tx{suffix}"
     connector = f"seam-tx-{suffix}"
-    admin_url = stack.database_url("postgres")
+    flavour = request.param
+    admin_url = stack.database_url(flavour)
     url = with_database(admin_url, name)
     password = secrets.token_hex(12)
     create_database(url)
     client = ConnectClient.from_settings(stack)
-    topics = [f"{prefix}.public.{t}" for t in ("products", "categories", "suppliers")]
+    namespace = "public" if flavour == "postgres" else name
+    topics = [f"{prefix}.{namespace}.{t}" for t in ("products", "categories", "suppliers")]
     outputs = [f"{prefix}.product-events", f"{prefix}.products-latest", f"{prefix}.dead-letter"]
     try:
         seed(url, products=PRODUCTS, seed=5)
@@ -126,14 +130,17 @@ def catalog(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         password_file.write_text(f"password={password}\n")
         password_file.chmod(0o644)
         spec_text = (
-            f"name: {connector}\nflavour: postgres\ndatabase: {url}\nuser: {user}\n"
+            f"name: {connector}\nflavour: {flavour}\ndatabase: {url}\nuser: {user}\n"
             f"password: {{file: {password_file}}}\n"
             "tables: [categories, suppliers, products]\n"
-            f"topic_prefix: {prefix}\nsnapshot_mode: initial\npublication: seam_catalog\n"
+            f"topic_prefix: {prefix}\nsnapshot_mode: initial\n"
             "heartbeat_interval_ms: 2000\n"
             "topics: {partitions: 1, replication_factor: -1, cleanup_policy: compact}\n"
-            "overrides:\n  publication.autocreate.mode: disabled\n"
         )
+        if flavour == "postgres":
+            spec_text += (
+                "publication: seam_catalog\noverrides:\n  publication.autocreate.mode: disabled\n"
+            )
         (spec,) = parse_specs(spec_text, f"{connector}.yaml")
         rendered = render(spec, stack)
         apply_plan(
@@ -142,6 +149,9 @@ def catalog(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             stack,
             wait=True,
             wait_timeout=120,
+            # connectors' preflight wants SELECT ON *.* on MariaDB where prepare-cdc grants
+            # SELECT on the catalog database only (reported to both owners).
+            preflight=flavour == "postgres",
         )
 
         pipeline = yaml.safe_load((REPO / "pipelines" / "catalog.yaml").read_text())
@@ -154,15 +164,19 @@ def catalog(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         pipeline["processing"]["batch_size"] = 100
         path = tmp_path_factory.mktemp("pipeline") / "catalog.yaml"
         path.write_text(yaml.safe_dump(pipeline))
-        yield Catalog(name, url, prefix, connector, path, *outputs)
+        yield Catalog(name, url, topics[0], connector, path, *outputs)
     finally:
         with contextlib.suppress(Exception):
             client.delete(connector)
-        _drop_slots(url, name)
+        if flavour == "postgres":
+            _drop_slots(url, name)
         drop_database(url)
         with connect(admin_url, isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f"DROP ROLE IF EXISTS {user}"))
-        _delete_topics(stack, [*topics, *outputs])
+            if flavour == "postgres":
+                conn.execute(text(f"DROP ROLE IF EXISTS {user}"))
+            else:
+                conn.execute(text(f"DROP USER IF EXISTS '{user}'@'%'"))
+        _delete_topics(stack, [*topics, *outputs, f"_seam.schema-history.{connector}"])
 
 
 def _products(url: str) -> dict[int, dict[str, Any]]:
@@ -298,7 +312,7 @@ def test_end_to_end_history_and_latest_match_the_legacy_tables(
     bootstrap = stack.kafka_bootstrap_servers
     initial = _products(catalog.url)
     _wait_for(
-        lambda: len(read_to_end(bootstrap, f"{catalog.prefix}.public.products")) >= len(initial),
+        lambda: len(read_to_end(bootstrap, catalog.raw_topic)) >= len(initial),
         90,
         "the snapshot",
     )
@@ -333,10 +347,12 @@ def test_end_to_end_history_and_latest_match_the_legacy_tables(
     got = Counter((e["product_id"], e["event_type"]) for e in events)
     assert got == want
     # Per-key order: each product's events in source-log order, on one partition.
-    by_key: dict[int, list[int]] = {}
+    by_key: dict[int, list[Any]] = {}
     for r in read_to_end(bootstrap, catalog.history):
         e = r.json()
-        by_key.setdefault(e["product_id"], []).append(e["provenance"]["position"]["lsn"])
+        pos = e["provenance"]["position"]
+        where = pos.get("lsn") or (pos["binlog_file"], pos["binlog_pos"], pos.get("binlog_row", 0))
+        by_key.setdefault(e["product_id"], []).append(where)
         assert r.key == str(e["product_id"]).encode()
     assert all(lsns == sorted(lsns) for lsns in by_key.values())
 
