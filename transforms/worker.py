@@ -105,6 +105,8 @@ class Worker:
         self._metrics: MetricsServer | None = None
         self._assigned: set[tuple[str, int]] = set()
         self._failures = 0  # batches failed in a row
+        # Partitions read to their end (partition EOF) with nothing new since.
+        self._eof: set[tuple[str, int]] = set()
         self._last_report = 0.0
         self._last_count = 0
 
@@ -215,6 +217,7 @@ class Worker:
             "max.poll.interval.ms": 300000,
             "fetch.min.bytes": 1,
             "fetch.wait.max.ms": 100,
+            "enable.partition.eof": self.options.stop_when_caught_up,
             "queued.min.messages": 20000,
             # Bounded prefetch: memory stays flat however far behind the worker is.
             "queued.max.messages.kbytes": 16384,
@@ -244,17 +247,24 @@ class Worker:
         log.info("revoked %s", sorted((p.topic, p.partition) for p in partitions))
 
     def _close(self) -> None:
+        # Dropped, not only closed: a live librdkafka client refreshes metadata for the
+        # topics it knew, which re-creates them on brokers with auto-create after a replay
+        # or a test deleted them.
         if self._consumer is not None:
             with contextlib.suppress(Exception):
                 self._consumer.close()  # leaves the group: partitions move on at once
+            self._consumer = None
         if self._producer is not None:
             with contextlib.suppress(Exception):
                 self._producer.flush(5)
+            self._producer = None
         if self._ref_consumer is not None:
             with contextlib.suppress(Exception):
                 self._ref_consumer.close()
+            self._ref_consumer = None
         if self._metrics is not None:
             self._metrics.close()
+            self._metrics = None
 
     # ------------------------------------------------------------------ reference data
 
@@ -263,7 +273,7 @@ class Worker:
         topics = self.pipeline.reference_topics
         if not topics:
             return
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
         consumer = Consumer(
             {
@@ -271,6 +281,9 @@ class Worker:
                 "group.id": f"seam-transform-ref-{uuid.uuid4().hex[:12]}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                # The end is where the partition says so: a compacted topic's last offsets
+                # may be gone, and transaction markers are never delivered.
+                "enable.partition.eof": True,
             }
         )
         self._ref_consumer = consumer
@@ -289,11 +302,14 @@ class Worker:
         deadline = time.monotonic() + max(60.0, self.options.broker_timeout)
         while targets and time.monotonic() < deadline and not self._stop.is_set():
             for msg in consumer.consume(1000, 0.5):
-                if msg.error():
+                tp = (msg.topic() or "", msg.partition() or 0)
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        targets.pop(tp, None)
                     continue
                 self.pipeline.observe(RawRecord.from_message(msg))
                 self.progress.reference_records += 1
-                tp = (msg.topic(), msg.partition())
                 offset = msg.offset()
                 if tp in targets and offset is not None and offset + 1 >= targets[tp]:
                     del targets[tp]
@@ -304,7 +320,7 @@ class Worker:
         if self._ref_consumer is None:
             return
         for msg in self._ref_consumer.consume(1000, 0):
-            if not msg.error():
+            if not msg.error():  # partition EOF events included
                 self.pipeline.observe(RawRecord.from_message(msg))
                 self.progress.reference_records += 1
 
@@ -319,6 +335,7 @@ class Worker:
             self._check_health()
             self._refresh_reference()
             messages = self._consumer.consume(spec.batch_size, timeout)
+            # In order: a partition's EOF event follows its last record of the same poll.
             records = [m for m in messages if self._usable(m)]
             if records:
                 self._down_since = None
@@ -333,17 +350,24 @@ class Worker:
                 idle = time.monotonic() - last_input
                 if self.options.idle_timeout is not None and idle >= self.options.idle_timeout:
                     break
-                if self.options.stop_when_caught_up and self._assigned and self._lag() == 0:
+                if (
+                    self.options.stop_when_caught_up
+                    and self._assigned
+                    and self._assigned <= self._eof
+                ):
                     break
             self._report()
 
     def _usable(self, msg: Any) -> bool:
         err = msg.error()
         if err is None:
+            if self._eof:
+                self._eof.discard((msg.topic(), msg.partition()))
             return True
         from confluent_kafka import KafkaError
 
         if err.code() == KafkaError._PARTITION_EOF:
+            self._eof.add((msg.topic(), msg.partition()))
             return False
         if err.fatal():
             self._fatal = err.str()

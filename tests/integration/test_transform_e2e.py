@@ -65,12 +65,17 @@ def _drop_slots(url: str, dbname: str) -> None:
             time.sleep(0.5)
 
 
-def _delete_topics(stack: Settings, names: list[str]) -> None:
+def _delete_topics(stack: Settings, names: list[str], prefix: str) -> None:
+    """The named topics and every other one the connector made under `prefix`."""
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
     existing = set(admin.list_topics(timeout=10).topics)
-    doomed = [n for n in names if n in existing]
+    doomed = [
+        n
+        for n in existing
+        if n in names or n.startswith(f"{prefix}.") or n == f"__debezium-heartbeat.{prefix}"
+    ]
     if doomed:
         for future in admin.delete_topics(doomed).values():
             with contextlib.suppress(Exception):
@@ -168,6 +173,11 @@ def catalog(
     finally:
         with contextlib.suppress(Exception):
             client.delete(connector)
+        # Deleting is asynchronous: a task still running would re-create deleted topics.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and connector in client.list_connectors(expand=False):
+            time.sleep(0.5)
+        time.sleep(3)
         if flavour == "postgres":
             _drop_slots(url, name)
         drop_database(url)
@@ -176,7 +186,13 @@ def catalog(
                 conn.execute(text(f"DROP ROLE IF EXISTS {user}"))
             else:
                 conn.execute(text(f"DROP USER IF EXISTS '{user}'@'%'"))
-        _delete_topics(stack, [*topics, *outputs, f"_seam.schema-history.{connector}"])
+        _delete_topics(stack, [*topics, *outputs, f"_seam.schema-history.{connector}"], prefix)
+        with contextlib.suppress(Exception):
+            from seam.streams.kafka import Kafka
+            from seam.transforms.topics import delete_group
+
+            with Kafka(stack.kafka_bootstrap_servers) as kafka:
+                delete_group(kafka, f"seam-tx-{suffix}")
 
 
 def _products(url: str) -> dict[int, dict[str, Any]]:

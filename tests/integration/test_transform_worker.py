@@ -25,10 +25,12 @@ import yaml
 
 from seam.settings import Settings
 from seam.streams.decode import RawRecord
+from seam.streams.kafka import Kafka
 from seam.transforms.pipeline import Produced
 from seam.transforms.pipeline_file import PipelineSpec, parse_pipeline
 from seam.transforms.readback import compacted, read_to_end
 from seam.transforms.synthetic import envelope, micros, reference_rows
+from seam.transforms.topics import delete_group
 from seam.transforms.worker import Worker, WorkerOptions
 
 pytestmark = pytest.mark.integration
@@ -128,7 +130,8 @@ def raw(stack: Settings, tmp_path: Path) -> Iterator[Raw]:
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(data))
     spec = parse_pipeline(data, str(path))
-    result = Raw(prefix, f"{prefix}.public.products", spec, path, stack.kafka_bootstrap_servers, [])
+    raw_bootstrap = stack.kafka_bootstrap_servers
+    result = Raw(prefix, f"{prefix}.public.products", spec, path, raw_bootstrap, [])
     producer = result.producer()
     for i, (table, row) in enumerate(reference_rows(1000)):
         key, value = envelope(table, "r", None, row, i + 1)
@@ -142,6 +145,9 @@ def raw(stack: Settings, tmp_path: Path) -> Iterator[Raw]:
         for future in admin.delete_topics(doomed).values():
             with contextlib.suppress(Exception):
                 future.result(timeout=30)
+        with contextlib.suppress(Exception), Kafka(raw_bootstrap) as kafka:
+            for group in (spec.group, spec.group + ".r1"):
+                delete_group(kafka, group)
 
 
 def expected_ids(raw: Raw) -> Counter[str]:
