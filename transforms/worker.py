@@ -122,6 +122,7 @@ class Worker:
                 self._setup()
                 self.progress.state = "running"
                 self._loop()
+                self._report(force=True)  # the last lag and assignment, before leaving
             finally:
                 self.progress.state = "stopped"
                 self._close()
@@ -567,8 +568,8 @@ class Worker:
         p.elapsed = now - p.started
         if interval > 0:
             p.rate = (self.counts.records_in - self._last_count) / interval
-        p.assigned = len(self._assigned)
         if self._consumer is not None and p.state == "running":
+            p.assigned = len(self._assigned)
             p.lag = self._lag()
         self._last_report = now
         self._last_count = self.counts.records_in
