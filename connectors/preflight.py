@@ -633,10 +633,13 @@ def _mysql_checks(conn: Connection, rendered: RenderedConnector, settings: Setti
         missing = [
             name for name, aliases in _REQUIRED_GRANTS.items() if not granted.intersection(aliases)
         ]
-        # SELECT may also be granted on the captured database only.
+        # SELECT may also be granted on the captured database only. A database-level grant
+        # escapes the LIKE wildcards of its name (`catalog\_x`), which SHOW GRANTS keeps.
         if "SELECT" in missing and any(
             re.match(
-                rf"GRANT .*SELECT.* ON [`]?{re.escape(address.dbname)}[`]?\.\*", g, re.IGNORECASE
+                rf"GRANT .*SELECT.* ON [`]?{re.escape(address.dbname)}[`]?\.\*",
+                g.replace("\\_", "_").replace("\\%", "%"),
+                re.IGNORECASE,
             )
             for g in grants
         ):

@@ -154,9 +154,6 @@ def catalog(
             stack,
             wait=True,
             wait_timeout=120,
-            # connectors' preflight wants SELECT ON *.* on MariaDB where prepare-cdc grants
-            # SELECT on the catalog database only (reported to both owners).
-            preflight=flavour == "postgres",
         )
 
         pipeline = yaml.safe_load((REPO / "pipelines" / "catalog.yaml").read_text())
