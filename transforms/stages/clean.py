@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from functools import partial
+from typing import Any, Final, Literal, NamedTuple
 
 from seam.errors import ConfigError
 from seam.keys import check_known_keys
@@ -93,40 +94,55 @@ def timestamp_unit(connector: str | None, option: str) -> rules.TimestampUnit:
 
 
 # Rules are pure, and catalog values repeat a lot (timestamps, codes, price texts, names,
-# and every unchanged column of an update's old row): results are remembered, keyed by the
-# values *and their types* (True == 1 in Python, but not for a rule).
-_MEMO: dict[tuple[Any, ...], Any] = {}
-_MEMO_LIMIT: Final = 200_000
+# and every unchanged column of an update's old row): results of the fields marked `memo`
+# are remembered, one dict per field and timestamp unit. Only values of exactly str, int or
+# None are keys: True == 1 == 1.0 == Decimal(1) in Python, but not for a rule, and these
+# three types cannot collide with each other.
+_MEMO_TYPES: Final = frozenset({str, int, type(None)})
+_MEMO_LIMIT: Final = 50_000  # per field: cleared when full (a bound on memory, not an LRU)
 
 
-def _memo_apply(spec: Field, ident: int, args: tuple[Any, ...]) -> Any:
+class _Step(NamedTuple):
+    """One field of a table's plan, with everything the per-row loop needs at hand."""
+
+    name: str
+    column: str  # the first (usually only) column
+    columns: tuple[str, ...] | None  # every column when there are several, else None
+    rule: Rule  # takes the column values; the timestamp unit is already bound
+    reject: bool  # policy == "reject"
+    memo: dict[Any, Any] | None  # value(s) -> result or the Unfixable raised
+
+
+_STEPS: dict[tuple[str, str], tuple[_Step, ...]] = {}
+
+
+def _steps(table: str, unit: rules.TimestampUnit) -> tuple[_Step, ...]:
+    """The plan of `table` for `unit`, built once: the loop in `clean_row` then does no
+    per-field decisions that do not depend on the row."""
+    found = _STEPS.get((table, unit))
+    if found is None:
+        found = _STEPS[(table, unit)] = tuple(
+            _Step(
+                spec.name,
+                spec.columns[0],
+                spec.columns if len(spec.columns) > 1 else None,
+                partial(spec.rule, unit=unit) if spec.timestamp else spec.rule,
+                spec.policy == "reject",
+                {} if spec.memo else None,
+            )
+            for spec in TABLES[table]
+        )
+    return found
+
+
+def _run(step: _Step, args: tuple[Any, ...]) -> Any:
     """The rule's result for `args`, or the Unfixable it raised (returned, not raised)."""
     try:
-        key: tuple[Any, ...] = (ident, *args, *[type(v) for v in args])
-        return _MEMO[key]
-    except KeyError:
-        pass
-    except TypeError:  # an unhashable value (a JSON object where text was expected)
-        key = ()
-    try:
-        result = spec.rule(*args)
+        return step.rule(*args)
     except rules.Unfixable as exc:
-        result = exc
-    if key:
-        if len(_MEMO) >= _MEMO_LIMIT:
-            _MEMO.clear()
-        _MEMO[key] = result
-    return result
+        return exc
 
 
-# Per table: (field, its ident for the memo, first column, all columns, single column?).
-_PLANS: Final = {
-    table: tuple(
-        (spec, i * 100 + n, spec.columns[0], spec.columns, len(spec.columns) == 1)
-        for n, spec in enumerate(fields)
-    )
-    for i, (table, fields) in enumerate(TABLES.items())
-}
 _REQUIRED_COLUMNS: Final = {
     table: tuple((f.name, f.columns[0]) for f in fields if f.name in REQUIRED[table])
     for table, fields in TABLES.items()
@@ -153,32 +169,43 @@ def clean_row(
     problems: list[str] = []
     changed, other = like if like is not None else (None, None)
     get = row.get
-    for spec, ident, column, columns, single in _PLANS[table]:
-        name = spec.name
+    unfixable = rules.Unfixable
+    memo_types = _MEMO_TYPES
+    for step in _steps(table, unit):
+        name, column, columns, rule, reject, memo = step
         if (
             other is not None
             and changed is not None
             and name in other
             and column not in changed
-            and (single or changed.isdisjoint(columns))
+            and (columns is None or changed.isdisjoint(columns))
         ):
             out[name] = other[name]
             continue
-        if single:
-            args: tuple[Any, ...] = (get(column), unit) if spec.timestamp else (get(column),)
+        key: Any
+        if columns is None:
+            key = get(column)
+            args: tuple[Any, ...] = (key,)
+            memoable = type(key) in memo_types
         else:
-            args = tuple(get(c) for c in columns)
-        if spec.memo:
-            result = _memo_apply(spec, ident, args)
+            args = key = tuple(get(c) for c in columns)
+            memoable = all(type(v) in memo_types for v in args)
+        if memo is not None and memoable:
+            try:
+                result = memo[key]
+            except KeyError:
+                if len(memo) >= _MEMO_LIMIT:
+                    memo.clear()
+                result = memo[key] = _run(step, args)
         else:
             try:
-                result = spec.rule(*args)
-            except rules.Unfixable as exc:
+                result = rule(*args)
+            except unfixable as exc:
                 result = exc
-        if type(result) is rules.Unfixable:
+        if type(result) is unfixable:
             out[name] = None
-            text = f"{'/'.join(columns)}: {result}"
-            if strict and spec.policy == "reject":
+            text = f"{'/'.join(columns or (column,))}: {result}"
+            if strict and reject:
                 failures.append(text)
             else:
                 problems.append(text)
