@@ -18,6 +18,7 @@ day the change happened; event ids do not depend on them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from seam.keys import check_known_keys
@@ -72,6 +73,25 @@ _BINLOG_POSITION: Final = (
 )
 
 
+# Below this many microseconds since the epoch (about the year 2096) a float number of
+# seconds still resolves every microsecond exactly, so integer arithmetic gives the very same
+# time as `ChangeEvent.source_time` (which goes through a float) at a fraction of the cost.
+_EXACT_US: Final = 4_000_000_000_000_000
+_EPOCH: Final = datetime(1970, 1, 1)
+
+
+def source_ts(change: ChangeEvent) -> str | None:
+    """When the change happened, as ISO 8601 UTC text ('...Z'), or None when unknown."""
+    ns = change.source_ts_ns
+    if ns is None:
+        return None
+    us = ns // 1000
+    if 0 <= us < _EXACT_US:
+        return (_EPOCH + timedelta(microseconds=us)).isoformat() + "Z"
+    ts = change.source_time
+    return rules.iso_utc(ts) if ts is not None else None
+
+
 def provenance(change: ChangeEvent) -> dict[str, Any]:
     """Where the change comes from, as plain JSON data (the position with the field names
     of `seam.streams.decode.SourcePosition`)."""
@@ -85,7 +105,6 @@ def provenance(change: ChangeEvent) -> dict[str, Any]:
     db = source.get("db")
     name = source.get("name")
     connector = source.get("connector")
-    ts = change.source_time
     raw = change.raw
     return {
         "source_db": db if type(db) is str else None,
@@ -93,7 +112,7 @@ def provenance(change: ChangeEvent) -> dict[str, Any]:
         "server_name": name if type(name) is str else None,
         "table": change.table.qualified if change.table is not None else None,
         "position": position,
-        "source_ts": rules.iso_utc(ts) if ts is not None else None,
+        "source_ts": source_ts(change),
         "snapshot": source.get("snapshot") not in (None, False, "false"),
         "topic": raw.topic,
         "partition": raw.partition,
