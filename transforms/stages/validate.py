@@ -23,11 +23,15 @@ from seam.transforms.schemas import STATE_SCHEMA, CompiledSchemas, SchemaSet
 class ValidateStage:
     name = "validate"
 
-    def __init__(self, schemas: CompiledSchemas) -> None:
+    def __init__(self, schemas: CompiledSchemas, embedding: frozenset[str] = frozenset()) -> None:
         self.schemas = schemas
         self._check_state = STATE_SCHEMA in schemas.validators
         # The events of one record share one state object: validate it once.
         self._last_state: object = None
+        # Event types whose `data.product` is checked against a copy of the state schema:
+        # when such an event carries the item's very state object and is valid, the state
+        # is valid too, and a second validation of it would only repeat the same checks.
+        self._embeds_state = embedding
 
     def process(self, item: Item) -> Iterable[Item]:
         event = item.event
@@ -40,6 +44,8 @@ class ValidateStage:
             result = self.schemas.errors(event_type, event)
             if result and result[1]:
                 raise Reject(f"{event_type} v{result[0]} invalid: " + "; ".join(result[1][:5]))
+            if event_type in self._embeds_state and _embedded_state(event) is item.state:
+                self._last_state = item.state
         if item.state is not None and self._check_state and item.state is not self._last_state:
             result = self.schemas.errors(STATE_SCHEMA, item.state)
             if result and result[1]:
@@ -48,7 +54,57 @@ class ValidateStage:
         return (item,)
 
 
+def _embedded_state(event: Mapping[str, Any]) -> object:
+    data = event.get("data")
+    return data.get("product") if type(data) is dict else None
+
+
+# Keywords that only annotate: two schemas differing in these accept the same instances.
+_ANNOTATIONS = frozenset({"$schema", "$id", "title", "description", "$comment", "examples"})
+
+
+def _checks(schema: Any) -> Any:
+    return (
+        {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
+        if type(schema) is dict
+        else schema
+    )
+
+
+def _has_ref(schema: Any) -> bool:
+    if type(schema) is dict:
+        return any(
+            k in ("$ref", "$dynamicRef", "$recursiveRef") or _has_ref(v) for k, v in schema.items()
+        )
+    if type(schema) is list:
+        return any(_has_ref(v) for v in schema)
+    return False
+
+
+def state_embedding(schemas: SchemaSet) -> frozenset[str]:
+    """The event types whose latest schema checks `data.product` with exactly the latest
+    state schema's checks: same dialect, equal keywords, no references whose targets could
+    differ. Then equal dicts accept the same instances."""
+    state = schemas.latest(STATE_SCHEMA)
+    if state is None or _has_ref(state[1]):
+        return frozenset()
+    wanted = _checks(state[1])
+    found = set()
+    for name in schemas.versions:
+        latest = schemas.latest(name)
+        if name == STATE_SCHEMA or latest is None or _has_ref(latest[1]):
+            continue
+        if latest[1].get("$schema") != state[1].get("$schema"):
+            continue
+        data = (latest[1].get("properties") or {}).get("data")
+        product = (data.get("properties") or {}).get("product") if type(data) is dict else None
+        if product is not None and _checks(product) == wanted:
+            found.add(name)
+    return frozenset(found)
+
+
 def create(options: Mapping[str, Any]) -> ValidateStage:
     check_known_keys(options, ("schemas",), "stage 'validate' options")
     folder = options.get("schemas")
-    return ValidateStage(CompiledSchemas(SchemaSet.load(Path(folder) if folder else None)))
+    schemas = SchemaSet.load(Path(folder) if folder else None)
+    return ValidateStage(CompiledSchemas(schemas), state_embedding(schemas))
