@@ -143,6 +143,15 @@ def _run(step: _Step, args: tuple[Any, ...]) -> Any:
         return exc
 
 
+_NAMES: Final = {table: tuple(f.name for f in fields) for table, fields in TABLES.items()}
+# Per table: column -> the positions of the fields made from it.
+_COLUMN_STEPS: Final = {
+    table: {
+        column: tuple(i for i, f in enumerate(fields) if column in f.columns)
+        for column in {c for f in fields for c in f.columns}
+    }
+    for table, fields in TABLES.items()
+}
 _REQUIRED_COLUMNS: Final = {
     table: tuple((f.name, f.columns[0]) for f in fields if f.name in REQUIRED[table])
     for table, fields in TABLES.items()
@@ -164,14 +173,27 @@ def clean_row(
     like=(changed columns, clean): another version of the row, already cleaned; fields
     made from none of the changed columns are taken from it.
     """
-    out: dict[str, Any] = {}
     failures: list[str] = []
     problems: list[str] = []
     changed, other = like if like is not None else (None, None)
+    steps = _steps(table, unit)
+    todo: Iterable[_Step] = steps
+    if other is not None and changed is not None and tuple(other) == _NAMES[table]:
+        # The usual update: `other` is this table's clean row (same fields, same order), so
+        # start from a copy of it and redo only the fields made from a changed column,
+        # instead of testing every field.
+        out = dict(other)
+        affected: set[int] = set()
+        for column in changed:
+            affected.update(_COLUMN_STEPS[table].get(column, ()))
+        todo = [steps[i] for i in sorted(affected)]
+        other = None
+    else:
+        out = {}
     get = row.get
     unfixable = rules.Unfixable
     memo_types = _MEMO_TYPES
-    for step in _steps(table, unit):
+    for step in todo:
         name, column, columns, rule, reject, memo = step
         if (
             other is not None
@@ -233,11 +255,11 @@ class CleanStage:
             return (item,)
         unit = timestamp_unit(change.connector, self._unit)
         raw_before, raw_after = change.before, change.after
-        if raw_after is not None and raw_before is not None:
-            # An unchanged TOASTed value (W: PostgreSQL) keeps its old value.
+        # An unchanged TOASTed value (W: PostgreSQL) keeps its old value. (`in` tests
+        # identity first, and no JSON value equals the sentinel: a quick scan in C.)
+        if raw_after is not None and raw_before is not None and UNAVAILABLE in raw_after.values():
             missing = [k for k, v in raw_after.items() if v is UNAVAILABLE]
-            if missing:
-                raw_after = {**raw_after, **{k: raw_before.get(k) for k in missing}}
+            raw_after = {**raw_after, **{k: raw_before.get(k) for k in missing}}
         if raw_after is not None:
             item.after, absent = clean_row(table, raw_after, unit, strict=True)
             if absent:
