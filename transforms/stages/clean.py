@@ -48,14 +48,15 @@ class Field:
 TABLES: Final[dict[str, tuple[Field, ...]]] = {
     "products": (
         Field("product_id", ("prod_id",), rules.clean_id),
-        Field("sku", ("sku",), rules.clean_sku),
+        # sku and ean repeat in every change of a product, and their rules run regexes.
+        Field("sku", ("sku",), rules.clean_sku, memo=True),
         Field("name", ("prod_name",), rules.clean_name, memo=True),
         Field("price", ("price_txt", "price_cents"), rules.price_of, memo=True),
         Field("category_id", ("cat_id",), rules.zero_is_absent),  # orphans (W10) kept
         Field("supplier_id", ("supp_id",), rules.zero_is_absent),
         Field("status", ("status_cd",), rules.clean_status),
         Field("deleted", ("is_deleted",), rules.clean_deleted_flag),
-        Field("ean", ("ean",), rules.clean_ean),
+        Field("ean", ("ean",), rules.clean_ean, memo=True),
         Field("description", ("descr",), rules.clean_description, memo=True),
         Field("created_at", ("created_at",), rules.to_utc_iso, timestamp=True, memo=True),
         Field("updated_at", ("updated_at",), rules.to_utc_iso, timestamp=True, memo=True),
