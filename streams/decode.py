@@ -160,9 +160,12 @@ class RawRecord:
             partition=msg.partition() or 0,
             offset=offset if offset is not None else -1,
             timestamp_ms=ts if ts_type != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
-            headers=tuple(
+            # Most records carry no headers (None): skip building an empty tuple from a generator.
+            headers=()
+            if not headers
+            else tuple(
                 (name, v.encode() if isinstance(v, str) else v)
-                for name, v in (headers.items() if isinstance(headers, dict) else headers or ())
+                for name, v in (headers.items() if isinstance(headers, dict) else headers)
             ),
         )
 
