@@ -478,14 +478,20 @@ class Worker:
     def _produce(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Any = None
     ) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    topic, value, key, headers=headers, on_delivery=self._on_delivery
-                )
-                return
-            except BufferError:
+        try:  # the usual case first: one call, no loop
+            self._producer.produce(
+                topic, value, key, headers=headers, on_delivery=self._on_delivery
+            )
+        except BufferError:
+            while True:
                 self._producer.poll(0.05)
+                try:
+                    self._producer.produce(
+                        topic, value, key, headers=headers, on_delivery=self._on_delivery
+                    )
+                    return
+                except BufferError:
+                    continue
 
     def _handle(self, msg: Any, batch: Counts) -> None:
         batch.records_in += 1
@@ -498,12 +504,14 @@ class Worker:
         outcome = self.pipeline.run(raw)
         if isinstance(outcome, Produced):
             history = self.spec.history.topic
+            produce = self._produce
             latest_item = None
             n_events = 0
             for item in outcome.items:
-                if item.event is not None:
-                    key = str(item.event.get("product_id", item.latest_key or "")).encode()
-                    self._produce(history, key, _dumps(item.event), _event_headers(item.event))
+                event = item.event
+                if event is not None:
+                    key = str(event.get("product_id", item.latest_key or "")).encode()
+                    produce(history, key, _dumps(event), _event_headers(event))
                     n_events += 1
                 if item.latest_key is not None:
                     latest_item = item
@@ -550,8 +558,13 @@ class Worker:
             }
             total = 0
             for tp in positions:
-                lo, hi = self._consumer.get_watermark_offsets(tp, timeout=5)
                 pos = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
+                # The high watermark of the last fetch response (milliseconds old while the
+                # worker reads) costs nothing; asking the broker cost ~40 ms per partition on
+                # a busy broker, every progress interval. Asked only when nothing is cached.
+                lo, hi = self._consumer.get_watermark_offsets(tp, cached=True)
+                if hi < 0 or (pos < 0 and lo < 0):
+                    lo, hi = self._consumer.get_watermark_offsets(tp, timeout=5)
                 if pos < 0:
                     pos = lo
                 total += max(0, hi - pos)
