@@ -41,7 +41,7 @@ import binascii
 import contextlib
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final
@@ -150,23 +150,23 @@ class RawRecord:
     def from_message(cls, msg: confluent_kafka.Message) -> RawRecord:
         """Wrap a confluent_kafka message (one with no error)."""
         ts_type, ts = msg.timestamp()
-        headers = msg.headers()
+        sent = msg.headers()
         offset = msg.offset()
         key, value = msg.key(), msg.value()
-        return cls(
-            key=key.encode() if isinstance(key, str) else key,
-            value=value.encode() if isinstance(value, str) else value,
-            topic=msg.topic() or "",
-            partition=msg.partition() or 0,
-            offset=offset if offset is not None else -1,
-            timestamp_ms=ts if ts_type != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
-            # Most records carry no headers (None): skip building an empty tuple from a generator.
-            headers=()
-            if not headers
-            else tuple(
+        headers: tuple[tuple[str, bytes | None], ...] = ()
+        if sent:  # most records carry none (None): no tuple built from a generator
+            headers = tuple(
                 (name, v.encode() if isinstance(v, str) else v)
-                for name, v in (headers.items() if isinstance(headers, dict) else headers)
-            ),
+                for name, v in (sent.items() if isinstance(sent, dict) else sent)
+            )
+        return cls(  # positional: keywords cost a frozen dataclass several times more
+            key.encode() if isinstance(key, str) else key,
+            value.encode() if isinstance(value, str) else value,
+            msg.topic() or "",
+            msg.partition() or 0,
+            offset if offset is not None else -1,
+            ts if ts_type != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
+            headers,
         )
 
 
@@ -715,6 +715,43 @@ def _table(source: Mapping[str, Any]) -> TableRef | None:
     return found
 
 
+# A frozen dataclass's __init__ sets every field with a global lookup and a call of
+# object.__setattr__ each (~2 us for the ten fields of a ChangeEvent, a fifth of decoding a
+# typical record). The slots' own descriptors set the very same fields for a fraction of
+# that: the result is the same frozen object, as if built by ChangeEvent(...).
+_new_object = object.__new__
+_SET_CHANGE_EVENT: Final = tuple(getattr(ChangeEvent, f).__set__ for f in ChangeEvent.__slots__)
+assert tuple(f.name for f in fields(ChangeEvent)) == ChangeEvent.__slots__
+
+
+def _change_event(
+    op: Op,
+    table: TableRef | None,
+    key: dict[str, Any],
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    source: Mapping[str, Any],
+    capture_ts_ns: int | None,
+    transaction: Mapping[str, Any] | None,
+    raw: RawRecord,
+    message: LogicalMessage | None,
+) -> ChangeEvent:
+    """`ChangeEvent(op, table, ...)`, faster (see above)."""
+    event = _new_object(ChangeEvent)
+    s_op, s_table, s_key, s_before, s_after, s_source, s_ts, s_tx, s_raw, s_msg = _SET_CHANGE_EVENT
+    s_op(event, op)
+    s_table(event, table)
+    s_key(event, key)
+    s_before(event, before)
+    s_after(event, after)
+    s_source(event, source)
+    s_ts(event, capture_ts_ns)
+    s_tx(event, transaction)
+    s_raw(event, raw)
+    s_msg(event, message)
+    return event
+
+
 def decode(record: RawRecord) -> ChangeEvent | Undecodable:
     """Decode one Debezium record. Never raises: what is not a change event comes back as
     `Undecodable` with the reason."""
@@ -797,7 +834,7 @@ def _decode(record: RawRecord) -> ChangeEvent | Undecodable:
             )
 
     transaction = payload.get("transaction")
-    return ChangeEvent(  # positional: keywords cost a frozen dataclass several times more
+    return _change_event(
         op,
         _table(source),
         key,
