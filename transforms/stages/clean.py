@@ -207,24 +207,33 @@ def clean_row(
             continue
         key: Any
         if columns is None:
+            # One column (all fields but the price): no argument tuple, no *args call.
             key = get(column)
-            args: tuple[Any, ...] = (key,)
-            memoable = type(key) in memo_types
+            if memo is None:
+                try:
+                    result = rule(key)
+                except unfixable as exc:
+                    result = exc
+            elif type(key) in memo_types:
+                try:
+                    result = memo[key]
+                except KeyError:
+                    if len(memo) >= _MEMO_LIMIT:
+                        memo.clear()
+                    result = memo[key] = _run(step, (key,))
+            else:
+                result = _run(step, (key,))
         else:
             args = key = tuple(get(c) for c in columns)
-            memoable = all(type(v) in memo_types for v in args)
-        if memo is not None and memoable:
-            try:
-                result = memo[key]
-            except KeyError:
-                if len(memo) >= _MEMO_LIMIT:
-                    memo.clear()
-                result = memo[key] = _run(step, args)
-        else:
-            try:
-                result = rule(*args)
-            except unfixable as exc:
-                result = exc
+            if memo is not None and all(type(v) in memo_types for v in args):
+                try:
+                    result = memo[key]
+                except KeyError:
+                    if len(memo) >= _MEMO_LIMIT:
+                        memo.clear()
+                    result = memo[key] = _run(step, args)
+            else:
+                result = _run(step, args)
         if type(result) is unfixable:
             out[name] = None
             text = f"{'/'.join(columns or (column,))}: {result}"
