@@ -70,10 +70,13 @@ class Pipeline:
     def run(self, raw: RawRecord) -> Outcome:
         items = [Item(raw)]
         for stage in self.stages:
-            out: list[Item] = []
             try:
-                for item in items:
-                    out.extend(stage.process(item))
+                if len(items) == 1:  # the usual case (one record, one item): no loop
+                    out = list(stage.process(items[0]))
+                else:
+                    out = []
+                    for item in items:
+                        out.extend(stage.process(item))
             except Reject as exc:
                 return Rejected(stage.name, exc.reason)
             except Exception as exc:  # a bug in a stage: dead-letter the record, keep going
