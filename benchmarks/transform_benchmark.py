@@ -13,7 +13,10 @@ soft-delete) to a fresh raw topic, then runs, each with its own group and output
 
 Prints events/s (input records per second from the first batch to the last) and the ratios
 against the targets (ALO >= 50,000/s, ALO >= 60% of pass-through, EOS >= 80% of ALO), and
-the process RSS at intervals (flat over a long run = no leak). Deletes its topics at the end.
+the process RSS at intervals (flat over a long run = no leak). Also the worker process's CPU
+time per input record (its librdkafka threads included): on a machine shared with the broker
+and other work, throughput swings by +-20% between identical runs, CPU per record much less.
+Deletes its topics at the end.
 
     .venv/bin/python benchmarks/transform_benchmark.py --stage-cpu      # no Kafka
 
@@ -206,6 +209,7 @@ def main() -> None:
 
         results: dict[str, float] = {}
         rss: dict[str, list[tuple[int, float]]] = {}
+        cpu_us: dict[str, float] = {}
         for mode in args.modes.split(","):
             data = yaml.safe_load((schema_dir().parent / "pipelines" / "catalog.yaml").read_text())
             text = yaml.safe_dump(data).replace("catalog.", f"{prefix}.")
@@ -240,7 +244,14 @@ def main() -> None:
                 pipeline=pipeline,
                 on_progress=sample,
             )
+            cpu_started = time.process_time()
             progress = worker.run()
+            # CPU of this process (the worker and its librdkafka threads) per input record,
+            # setup included: steadier than throughput when others share the machine, and
+            # 1e6 / cpu_us is what one dedicated core could sustain.
+            cpu_us[mode] = (
+                (time.process_time() - cpu_started) / max(1, progress.counts.records_in) * 1e6
+            )
             rss[mode] = [(n, mb) for _t, n, mb in samples]
             first, last = progress.first_input_at, progress.last_input_at
             seconds = last - first if first is not None and last is not None else 0.0
@@ -256,7 +267,11 @@ def main() -> None:
             )
         print("--- summary")
         for mode, rate in results.items():
-            print(f"{mode:14} {rate:>10,.0f} input records/s")
+            cpu = cpu_us.get(mode, 0.0)
+            print(
+                f"{mode:14} {rate:>10,.0f} input records/s   worker CPU {cpu:5.1f} us/record "
+                f"(one core: {1e6 / cpu if cpu else 0:,.0f}/s)"
+            )
         alo, eos, passthrough = (
             results.get("at_least_once"),
             results.get("exactly_once"),
@@ -274,6 +289,9 @@ def main() -> None:
         if alo and eos:
             ratio = eos / alo
             print(f"EOS / ALO >= 80%             {ratio:>10.0%}    {verdict(ratio >= 0.8)}")
+        alo_cpu, pass_cpu = cpu_us.get("at_least_once"), cpu_us.get("passthrough")
+        if alo_cpu and pass_cpu:
+            print(f"by CPU per record: ALO / pass-through = {pass_cpu / alo_cpu:.0%}")
         for mode, points in rss.items():
             if not points:
                 continue
