@@ -46,23 +46,11 @@ class Catalog:
 
 
 def _drop_slots(url: str, dbname: str) -> None:
-    from sqlalchemy import text
+    from seam.connectors.database import drop_slot, list_slots
 
-    from seam.legacy_db.engine import connect
-
-    deadline = time.monotonic() + 30
-    with connect(url, isolation_level="AUTOCOMMIT") as conn:
-        while True:
-            rows = conn.execute(
-                text("SELECT slot_name, active FROM pg_replication_slots WHERE database = :d"),
-                {"d": dbname},
-            ).all()
-            for slot, active in rows:
-                if not active:
-                    conn.execute(text("SELECT pg_drop_replication_slot(:s)"), {"s": slot})
-            if not rows or time.monotonic() > deadline:
-                return
-            time.sleep(0.5)
+    for slot in list_slots(url):
+        if slot.database == dbname:
+            drop_slot(url, slot.name, wait_s=30)
 
 
 def _delete_topics(stack: Settings, names: list[str], prefix: str) -> None:
