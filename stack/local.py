@@ -145,10 +145,12 @@ class LocalStack:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while pending:
             for part in list(pending):
-                recorded = part.running()
+                recorded = process.read_pidfile(part.pidfile)
                 if recorded is None or process.exited_early(recorded):
+                    status = process.exit_status(recorded) if recorded else "no record of it"
                     raise StackError(
-                        f"the local {part.name} exited while starting: {_last_lines(part.logfile)}",
+                        f"the local {part.name} exited while starting ({status}): "
+                        f"{_last_lines(part.logfile)}",
                         hint=f"see the whole log with: seam stack logs {part.name}",
                     )
                 if part.ready():

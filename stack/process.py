@@ -114,6 +114,15 @@ def exited_early(recorded: Recorded) -> bool:
     return not recorded.alive()
 
 
+def exit_status(recorded: Recorded) -> str:
+    """How a child of ours ended, as far as we know: for messages."""
+    child = _children.get(recorded.pid)
+    code = child.returncode if child is not None else None
+    if code is None:
+        return "it is no longer running"
+    return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
+
 def stop(pidfile: Path, *, timeout: float = 30.0) -> bool:
     """Stop the process recorded in `pidfile`: SIGTERM, then SIGKILL after `timeout`.
 
@@ -145,8 +154,7 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 def _reap(pid: int) -> None:
     child = _children.get(pid)
     if child is not None:
-        if child.poll() is not None:
-            del _children[pid]
+        child.poll()  # kept after it ends: exit_status reads its return code
         return
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
