@@ -220,6 +220,17 @@ def _quote_ident(flavour: Flavour, name: str) -> str:
     return f'"{name}"' if flavour == "postgres" else f"`{name}`"
 
 
+def _database_exists(conn: Connection, flavour: Flavour, name: str) -> bool:
+    from sqlalchemy import text
+
+    query = (
+        "SELECT 1 FROM pg_database WHERE datname = :n"
+        if flavour == "postgres"
+        else "SELECT 1 FROM information_schema.schemata WHERE schema_name = :n"
+    )
+    return conn.execute(text(query), {"n": name}).first() is not None
+
+
 def create_database(url: str) -> bool:
     """Create the database the URL names, as the URL's (administrative) user. True if created."""
     from sqlalchemy import text
@@ -227,24 +238,12 @@ def create_database(url: str) -> bool:
     flavour = flavour_of(url)
     name = database_name(url)
     with connect(server_url(url), isolation_level="AUTOCOMMIT") as conn:
-        if flavour == "postgres":
-            exists = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-            ).first()
-            if exists:
-                return False
-            conn.execute(text(f"CREATE DATABASE {_quote_ident(flavour, name)}"))
-            return True
-        exists = conn.execute(
-            text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :n"), {"n": name}
-        ).first()
-        if exists:
+        if _database_exists(conn, flavour, name):
             return False
-        conn.execute(
-            text(
-                f"CREATE DATABASE {_quote_ident(flavour, name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            )
+        options = (
+            "" if flavour == "postgres" else " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         )
+        conn.execute(text(f"CREATE DATABASE {_quote_ident(flavour, name)}{options}"))
         return True
 
 
@@ -255,16 +254,9 @@ def drop_database(url: str) -> bool:
     flavour = flavour_of(url)
     name = database_name(url)
     with connect(server_url(url), isolation_level="AUTOCOMMIT") as conn:
-        if flavour == "postgres":
-            exists = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-            ).first()
-            if not exists:
-                return False
-            conn.execute(text(f"DROP DATABASE {_quote_ident(flavour, name)} WITH (FORCE)"))
-            return True
-        exists = conn.execute(
-            text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :n"), {"n": name}
-        ).first()
-        conn.execute(text(f"DROP DATABASE IF EXISTS {_quote_ident(flavour, name)}"))
-        return exists is not None
+        if not _database_exists(conn, flavour, name):
+            return False
+        # PostgreSQL refuses to drop a database others are connected to unless forced.
+        force = " WITH (FORCE)" if flavour == "postgres" else ""
+        conn.execute(text(f"DROP DATABASE {_quote_ident(flavour, name)}{force}"))
+        return True
