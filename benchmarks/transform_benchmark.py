@@ -11,6 +11,9 @@ soft-delete) to a fresh raw topic, then runs, each with its own group and output
 * at_least_once: the full catalog pipeline, produce then commit offsets;
 * exactly_once: the full pipeline, one transaction per batch.
 
+Both full-pipeline modes use the compiled fast path (transforms/native) unless
+`--no-fast-path` sends every record through the Python stages.
+
 Prints events/s (input records per second from the first batch to the last) and the ratios
 against the targets (ALO >= 50,000/s, ALO >= 60% of pass-through, EOS >= 80% of ALO), and
 the process RSS at intervals (flat over a long run = no leak). Also the worker process's CPU
@@ -30,18 +33,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import random
 import time
 import uuid
 
 import yaml
 
 from seam.settings import load_settings
+from seam.transforms.fast_path import fast_path_for
 from seam.transforms.pipeline import Pipeline
 from seam.transforms.pipeline_file import parse_pipeline
 from seam.transforms.progress import Progress
 from seam.transforms.schemas import schema_dir
-from seam.transforms.synthetic import envelope, product_rows, reference_rows
+from seam.transforms.synthetic import envelope, reference_rows, typical_changes
 from seam.transforms.worker import Worker, WorkerOptions
 
 POOL = 20_000
@@ -55,32 +58,8 @@ def rss_mb() -> float:
     return 0.0
 
 
-def pool(seed: int = 3) -> list[tuple[bytes, bytes]]:
-    """A pool of typical records: one snapshot read per product, then updates."""
-    rng = random.Random(seed)
-    rows = list(product_rows(POOL // 2, seed=seed))
-    out = [
-        envelope("products", "r", None, r, 1000 + i, snapshot="true") for i, r in enumerate(rows)
-    ]
-    lsn = 10_000_000
-    while len(out) < POOL:
-        before = rng.choice(rows)
-        kind = rng.random()
-        after = dict(before)
-        if kind < 0.4:
-            cents = max(99, (before["price_cents"] or 1000) + rng.randint(-300, 300) * 10)
-            after.update(price_cents=cents, price_txt=f"{cents // 100},{cents % 100:02d} €")
-        elif kind < 0.6:
-            after["prod_name"] = before["prod_name"] + " II"
-        elif kind < 0.75:
-            after["cat_id"] = rng.randint(1, 20)
-        elif kind < 0.9:
-            after["status_cd"] = "D"
-        else:
-            after["is_deleted"] = "Y"
-        lsn += 1
-        out.append(envelope("products", "u", before, after, lsn))
-    return out
+def pool() -> list[tuple[bytes, bytes]]:
+    return typical_changes(POOL)
 
 
 def stage_cpu(repeat: int = 5) -> None:
@@ -128,6 +107,14 @@ def stage_cpu(repeat: int = 5) -> None:
                 batches = after
         finally:
             gc.enable()
+    fast = fast_path_for(pipeline)
+    if fast is not None:
+        for _ in range(repeat):
+            started = time.process_time()
+            for raw in raws:
+                if fast.process(raw) is None:
+                    pipeline.run(raw)
+            keep("fast path (seam_native)", time.process_time() - started)
     print(f"CPU us per input record ({len(raws):,} typical records, best of {repeat}):")
     for name, seconds in best.items():
         print(f"  {name:28} {seconds / len(raws) * 1e6:6.1f}")
@@ -174,6 +161,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--stage-cpu", action="store_true", help="per-stage CPU us, no Kafka")
+    parser.add_argument(
+        "--no-fast-path", action="store_true", help="every record through the Python stages"
+    )
     args = parser.parse_args()
     if args.stage_cpu:
         stage_cpu()
@@ -240,7 +230,12 @@ def main() -> None:
             worker = Worker(
                 spec,
                 bootstrap,
-                WorkerOptions(instance_id="bench", max_records=args.events, progress_interval=5.0),
+                WorkerOptions(
+                    instance_id="bench",
+                    max_records=args.events,
+                    progress_interval=5.0,
+                    fast_path=not args.no_fast_path,
+                ),
                 pipeline=pipeline,
                 on_progress=sample,
             )
@@ -265,7 +260,7 @@ def main() -> None:
                 f"dead={c.dead_lettered:,} no_event={sum(c.no_event.values()):,} balanced={c.balanced} "
                 f"seconds={seconds:.2f} events/s={rate:,.0f} rss={rss_mb():.0f}MB"
             )
-        print("--- summary")
+        print(f"--- summary (fast path: {'off' if args.no_fast_path else 'on'})")
         for mode, rate in results.items():
             cpu = cpu_us.get(mode, 0.0)
             print(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything seam and its local stack need, from nothing, idempotently:
-# Java 17+, Maven, the PostgreSQL and MariaDB servers (Debian packages), and a Python
-# virtual environment in .venv with seam and its development tools.
+# Java 17+, Maven, the PostgreSQL and MariaDB servers (Debian packages), a Python virtual
+# environment in .venv with seam and its development tools, and the transform workers'
+# compiled fast path (transforms/native, Rust, built by maturin with cargo from crates.io).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ command -v mvn >/dev/null || packages+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
 { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } || packages+=(mariadb-server)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
+# The Rust toolchain: rustup's (usually ~/.cargo/bin), else Debian's.
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+command -v cargo >/dev/null || packages+=(cargo)
 
 if [ ${#packages[@]} -gt 0 ]; then
   echo "installing system packages: ${packages[*]}"
@@ -33,4 +37,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# Rebuilt only when its sources changed (cargo is incremental in transforms/native/target).
+if ! .venv/bin/python -m pip install -q ./transforms/native; then
+  echo "building transforms/native failed: it needs Rust 1.80+ (rustup) and crates.io" >&2
+  exit 1
+fi
 echo "setup done: $(.venv/bin/seam --version)"

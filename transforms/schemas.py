@@ -71,10 +71,12 @@ class CompiledSchemas:
         import jsonschema_rs
 
         self.validators: dict[str, tuple[int, Any]] = {}
+        self.documents: dict[str, tuple[int, Mapping[str, Any]]] = {}  # the latest versions
         for name in schemas.versions:
             latest = schemas.latest(name)
             assert latest is not None
             version, doc = latest
+            self.documents[name] = latest
             try:
                 self.validators[name] = (version, jsonschema_rs.validator_for(dict(doc)))
             except Exception as exc:  # the library raises its own types for a bad schema

@@ -9,6 +9,7 @@ timestamps as microseconds since the epoch read as UTC).
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
@@ -115,3 +116,32 @@ def envelope(
         }
     )
     return key, value
+
+
+def typical_changes(count: int, seed: int = 3) -> list[tuple[bytes, bytes]]:
+    """`count` typical product change records: a snapshot read of half as many products,
+    then updates that reprice, rename, recategorise, discontinue or soft-delete them."""
+    rng = random.Random(seed)
+    rows = list(product_rows(count // 2, seed=seed))
+    out = [
+        envelope("products", "r", None, r, 1000 + i, snapshot="true") for i, r in enumerate(rows)
+    ]
+    lsn = 10_000_000
+    while len(out) < count:
+        before = rng.choice(rows)
+        kind = rng.random()
+        after = dict(before)
+        if kind < 0.4:
+            cents = max(99, (before["price_cents"] or 1000) + rng.randint(-300, 300) * 10)
+            after.update(price_cents=cents, price_txt=f"{cents // 100},{cents % 100:02d} €")
+        elif kind < 0.6:
+            after["prod_name"] = before["prod_name"] + " II"
+        elif kind < 0.75:
+            after["cat_id"] = rng.randint(1, 20)
+        elif kind < 0.9:
+            after["status_cd"] = "D"
+        else:
+            after["is_deleted"] = "Y"
+        lsn += 1
+        out.append(envelope("products", "u", before, after, lsn))
+    return out

@@ -36,11 +36,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-import orjson
-
 from seam.errors import SeamError
-from seam.streams.decode import RawRecord, json_default
+from seam.streams.decode import RawRecord
 from seam.streams.kafka import KAFKA_HINT, Kafka, KafkaUnavailableError
+from seam.transforms.fast_path import FastPath, fast_path_for
+from seam.transforms.outputs import Publication, publication
 from seam.transforms.pipeline import Pipeline, Produced
 from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.progress import Counts, MetricsServer, Progress
@@ -66,6 +66,7 @@ class WorkerOptions:
     stop_when_caught_up: bool = False  # exit once every assigned partition is read to its end
     idle_timeout: float | None = None  # exit after this many seconds without input
     max_records: int | None = None  # exit after about this many input records (benchmarks)
+    fast_path: bool = True  # use the compiled fast path when the pipeline allows it
     extra_consumer_config: tuple[tuple[str, Any], ...] = ()
     extra_producer_config: tuple[tuple[str, Any], ...] = ()
 
@@ -90,6 +91,10 @@ class Worker:
         self.bootstrap = bootstrap_servers
         self.options = options or WorkerOptions()
         self.pipeline = pipeline if pipeline is not None else spec.build()
+        self._fast: FastPath | None = (
+            fast_path_for(self.pipeline) if self.options.fast_path else None
+        )
+        log.info("compiled fast path: %s", "on" if self._fast is not None else "off")
         self.on_progress = on_progress
         self.eos = spec.guarantee == "exactly_once"
         self.instance = self.options.instance_id or socket.gethostname()
@@ -500,46 +505,46 @@ class Worker:
             batch.records_with_events += 1
             batch.events_out += 1
             return
+        if self._fast is not None:
+            done = self._fast.process_message(msg)
+            if done is not None:
+                self._publish(done, batch)
+                return
         raw = RawRecord.from_message(msg)
         outcome = self.pipeline.run(raw)
         if isinstance(outcome, Produced):
-            history = self.spec.history.topic
-            produce = self._produce
-            latest_item = None
-            n_events = 0
-            for item in outcome.items:
-                event = item.event
-                if event is not None:
-                    key = str(event.get("product_id", item.latest_key or "")).encode()
-                    produce(history, key, _dumps(event), _event_headers(event))
-                    n_events += 1
-                if item.latest_key is not None:
-                    latest_item = item
-            if latest_item is not None:
-                value = None if latest_item.state is None else _dumps(latest_item.state)
-                self._produce(self.spec.latest.topic, str(latest_item.latest_key).encode(), value)
-                batch.latest_out += 1
-            if n_events:
-                batch.records_with_events += 1
-                batch.events_out += n_events
-            else:
-                reason = outcome.zero_reason or "no event"
-                batch.no_event[reason] = batch.no_event.get(reason, 0) + 1
+            self._publish(publication(outcome), batch)
+            return
+        headers = [
+            *raw.headers,
+            (DLQ_PREFIX + "pipeline", self.spec.name.encode()),
+            (DLQ_PREFIX + "stage", outcome.stage.encode()),
+            (DLQ_PREFIX + "reason", outcome.reason.encode("utf-8", "replace")[:4000]),
+            (DLQ_PREFIX + "source.topic", raw.topic.encode()),
+            (DLQ_PREFIX + "source.partition", str(raw.partition).encode()),
+            (DLQ_PREFIX + "source.offset", str(raw.offset).encode()),
+        ]
+        self._produce(self.spec.dead_letter.topic, raw.key, raw.value, headers)
+        batch.dead_lettered += 1
+        batch.dead_letter_reasons[outcome.stage] = (
+            batch.dead_letter_reasons.get(outcome.stage, 0) + 1
+        )
+
+    def _publish(self, out: Publication, batch: Counts) -> None:
+        history, latest, note = out
+        produce = self._produce
+        if history:
+            topic = self.spec.history.topic
+            for key, value, headers in history:
+                produce(topic, key, value, headers)
+            batch.records_with_events += 1
+            batch.events_out += len(history)
         else:
-            headers = [
-                *raw.headers,
-                (DLQ_PREFIX + "pipeline", self.spec.name.encode()),
-                (DLQ_PREFIX + "stage", outcome.stage.encode()),
-                (DLQ_PREFIX + "reason", outcome.reason.encode("utf-8", "replace")[:4000]),
-                (DLQ_PREFIX + "source.topic", raw.topic.encode()),
-                (DLQ_PREFIX + "source.partition", str(raw.partition).encode()),
-                (DLQ_PREFIX + "source.offset", str(raw.offset).encode()),
-            ]
-            self._produce(self.spec.dead_letter.topic, raw.key, raw.value, headers)
-            batch.dead_lettered += 1
-            batch.dead_letter_reasons[outcome.stage] = (
-                batch.dead_letter_reasons.get(outcome.stage, 0) + 1
-            )
+            reason = note or "no event"
+            batch.no_event[reason] = batch.no_event.get(reason, 0) + 1
+        if latest is not None:
+            produce(self.spec.latest.topic, latest[0], latest[1])
+            batch.latest_out += 1
 
     # ------------------------------------------------------------------ progress
 
@@ -594,18 +599,6 @@ class Worker:
 
 class _DeliveryFailedError(Exception):
     pass
-
-
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=json_default)
-
-
-def _event_headers(event: dict[str, Any]) -> list[tuple[str, bytes]]:
-    return [
-        ("seam.event_type", str(event.get("event_type")).encode()),
-        ("seam.event_id", str(event.get("event_id")).encode()),
-        ("seam.schema_version", str(event.get("schema_version")).encode()),
-    ]
 
 
 def _err(exc: BaseException) -> str:

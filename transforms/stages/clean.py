@@ -256,14 +256,14 @@ class CleanStage:
     name = "clean"
 
     def __init__(self, unit: str = "auto") -> None:
-        self._unit = unit
+        self.unit = unit
 
     def process(self, item: Item) -> Iterable[Item]:
         change = item.change
         table = item.table
         if change is None or table not in TABLES:
             return (item,)
-        unit = timestamp_unit(change.connector, self._unit)
+        unit = timestamp_unit(change.connector, self.unit)
         raw_before, raw_after = change.before, change.after
         # An unchanged TOASTed value (W: PostgreSQL) keeps its old value. (`in` tests
         # identity first, and no JSON value equals the sentinel: a quick scan in C.)

@@ -42,6 +42,7 @@ import orjson
 from seam.keys import check_known_keys
 from seam.streams.decode import Op
 from seam.transforms.model import Item, Reject
+from seam.transforms.rules import CURRENCY
 
 EVENT_NAMESPACE: Final = uuid.UUID("5b0c7f2e-6d1a-4f52-9a43-2f1e0c3d9b71")
 _NAMESPACE_BYTES: Final = EVENT_NAMESPACE.bytes
@@ -53,7 +54,7 @@ def is_listed(row: Mapping[str, Any] | None) -> bool:
 
 
 def _price(amount: Decimal | None) -> dict[str, str] | None:
-    return None if amount is None else {"amount": str(amount), "currency": "EUR"}
+    return None if amount is None else {"amount": str(amount), "currency": CURRENCY}
 
 
 def _ref(ident: int | None, name: str | None) -> dict[str, Any] | None:

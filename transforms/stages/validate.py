@@ -31,7 +31,7 @@ class ValidateStage:
         # Event types whose `data.product` is checked against a copy of the state schema:
         # when such an event carries the item's very state object and is valid, the state
         # is valid too, and a second validation of it would only repeat the same checks.
-        self._embeds_state = embedding
+        self.embeds_state = embedding
 
     def process(self, item: Item) -> Iterable[Item]:
         event = item.event
@@ -47,7 +47,7 @@ class ValidateStage:
                 result = self.schemas.errors(event_type, event)
                 if result and result[1]:
                     raise Reject(f"{event_type} v{result[0]} invalid: " + "; ".join(result[1][:5]))
-            if event_type in self._embeds_state and _embedded_state(event) is item.state:
+            if event_type in self.embeds_state and _embedded_state(event) is item.state:
                 self._last_state = item.state
         if item.state is not None and self._check_state and item.state is not self._last_state:
             result = self.schemas.errors(STATE_SCHEMA, item.state)

@@ -1,0 +1,272 @@
+"""The compiled fast path (transforms/native) against the Python stages, its reference.
+
+For every record the fast path takes, its publication must equal, byte for byte, what the
+Python stages and `outputs.publication` produce; for every other record it must step aside
+(None), never guess. Typical catalog changes must mostly take it (else it is no fast path).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from seam.streams.decode import RawRecord
+from seam.transforms.fast_path import FastPath, fast_path_for
+from seam.transforms.outputs import publication
+from seam.transforms.pipeline import Pipeline, Produced
+from seam.transforms.pipeline_file import load_pipeline
+from seam.transforms.schemas import schema_dir
+from seam.transforms.synthetic import envelope, product_rows, reference_rows, typical_changes
+
+pytestmark = pytest.mark.unit
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "debezium.jsonl"
+TOPIC = "catalog.public.products"
+
+
+def build(schemas: Path | None = None) -> tuple[Pipeline, FastPath]:
+    data: dict[str, Any] = json.loads(json.dumps(_catalog()))
+    if schemas is not None:
+        for stage in data["stages"]:
+            if stage["use"] == "validate":
+                stage["with"] = {"schemas": str(schemas)}
+    from seam.transforms.pipeline_file import parse_pipeline
+
+    pipeline = parse_pipeline(data, "fast-path-test").build()
+    for i, (table, row) in enumerate(reference_rows(2000)):
+        key, value = envelope(table, "r", None, row, i + 1)
+        pipeline.observe(RawRecord(key, value, f"catalog.public.{table}", 0, i))
+    fast = fast_path_for(pipeline)
+    # CI builds the module (scripts/setup.sh): its absence is a failure, not a skip.
+    assert fast is not None, "seam_native is not installed: run scripts/setup.sh"
+    return pipeline, fast
+
+
+def _catalog() -> dict[str, Any]:
+    import yaml
+
+    loaded: dict[str, Any] = yaml.safe_load(
+        (schema_dir().parent / "pipelines" / "catalog.yaml").read_text()
+    )
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def paths() -> tuple[Pipeline, FastPath]:
+    return build()
+
+
+def agree(pipeline: Pipeline, fast: FastPath, raw: RawRecord) -> bool:
+    """Asserts the two paths agree on `raw`; True when the fast path took it."""
+    got = fast.process(raw)
+    outcome = pipeline.run(raw)
+    if got is None:
+        return False
+    assert isinstance(outcome, Produced), f"fast path published what Python rejects: {outcome}"
+    assert tuple(got) == tuple(publication(outcome))
+    return True
+
+
+def raws(records: list[tuple[bytes, bytes]], topic: str = TOPIC) -> Iterator[RawRecord]:
+    for i, (key, value) in enumerate(records):
+        yield RawRecord(key, value, topic, i % 4, i)
+
+
+def test_typical_changes_agree_and_take_the_fast_path(paths: tuple[Pipeline, FastPath]) -> None:
+    pipeline, fast = paths
+    records = list(raws(typical_changes(6000)))
+    taken = sum(agree(pipeline, fast, raw) for raw in records)
+    assert taken >= 0.95 * len(records), f"only {taken} of {len(records)} took the fast path"
+
+
+def mariadb(value: bytes, i: int) -> bytes:
+    """The same change as the MariaDB connector sends it: binlog position, milliseconds."""
+    doc = orjson.loads(value)
+    for side in ("before", "after"):
+        row = doc[side]
+        if row is not None:
+            for column in ("created_at", "updated_at"):
+                if row.get(column) is not None:
+                    row[column] //= 1000
+    source = doc["source"]
+    for name in ("schema", "sequence", "txId", "lsn", "xmin", "ts_us", "ts_ns"):
+        source.pop(name)
+    source.update(
+        connector="mariadb",
+        file="mysql-bin.000003",
+        pos=4 + 400 * i,
+        row=0,
+        gtid=f"0-1-{100 + i}",
+        server_id=1,
+        thread=7,
+        query=None,
+    )
+    return orjson.dumps(doc)
+
+
+def test_mariadb_changes_agree(paths: tuple[Pipeline, FastPath]) -> None:
+    pipeline, fast = paths
+    records = [(k, mariadb(v, i)) for i, (k, v) in enumerate(typical_changes(2000, seed=5))]
+    taken = sum(agree(pipeline, fast, raw) for raw in raws(records, "catalog.catalog.products"))
+    assert taken >= 0.95 * len(records)
+
+
+def test_real_debezium_records_agree(paths: tuple[Pipeline, FastPath]) -> None:
+    pipeline, fast = paths
+    for line in CORPUS.read_text().splitlines():
+        doc = json.loads(line)
+        raw = RawRecord(
+            None if doc["key"] is None else doc["key"].encode(),
+            None if doc["value"] is None else doc["value"].encode(),
+            doc["topic"],
+            doc["partition"],
+            doc["offset"],
+        )
+        agree(pipeline, fast, raw)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,  # tombstone
+        b"not json",
+        b'{"schema": {}, "payload": {"op": "c"}}',
+        b"[1, 2]",
+        envelope("categories", "c", None, {"cat_id": 1, "cat_name": "Tools"}, 5)[1],
+    ],
+    ids=["tombstone", "not-json", "embedded-schema", "not-an-envelope", "other-table"],
+)
+def test_what_it_leaves_to_python(paths: tuple[Pipeline, FastPath], value: bytes | None) -> None:
+    _pipeline, fast = paths
+    assert fast.process(RawRecord(b'{"prod_id": 1}', value, TOPIC, 0, 0)) is None
+
+
+def product(**changes: Any) -> dict[str, Any]:
+    row = next(iter(product_rows(1)))
+    row.update(changes)
+    return row
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        product(status_cd="Q"),  # unknown status: Python rejects
+        product(price_txt="12,00", price_cents=1300),  # disagreeing prices: Python rejects
+        product(prod_name="   "),  # empty name: Python rejects
+        product(descr="__debezium_unavailable_value"),  # unchanged TOAST: the decoder's care
+        product(created_at=0),  # 1970: outside the years the fast path converts
+        product(prod_id=2**63 + 5),  # beyond i64 (Python keeps it exactly)
+    ],
+    ids=["status", "prices", "name", "toast", "old-date", "huge-id"],
+)
+def test_unusual_rows_take_the_python_path(
+    paths: tuple[Pipeline, FastPath], row: dict[str, Any]
+) -> None:
+    pipeline, fast = paths
+    key, value = envelope("products", "c", None, row, 77)
+    assert not agree(pipeline, fast, RawRecord(key, value, TOPIC, 0, 0))
+
+
+def test_a_stricter_schema_is_enforced_on_the_fast_path(tmp_path: Path) -> None:
+    schemas = tmp_path / "schemas"
+    shutil.copytree(schema_dir(), schemas)
+    state_file = schemas / "ProductState" / "v1.json"
+    state = json.loads(state_file.read_text())
+    state["properties"]["name"]["maxLength"] = 5
+    state_file.write_text(json.dumps(state))
+    pipeline, fast = build(schemas)
+    key, value = envelope(
+        "products",
+        "c",
+        None,
+        product(prod_name="A rather long name", status_cd="A", is_deleted="N"),
+        9,
+    )
+    raw = RawRecord(key, value, TOPIC, 0, 0)
+    assert fast.process(raw) is None
+    assert not isinstance(pipeline.run(raw), Produced)  # Python writes the dead letter
+
+
+texts = st.one_of(
+    st.text(max_size=12),
+    st.text(alphabet="aÃ©¼ \t\r\n\u00a0\u2003\x1c\x7f€$EURur0123456789.,-", max_size=12),
+    st.sampled_from(["CafÃ©", "Caf\u00e9", " 12,50 €", "1.234,50", "1,234.50", "1,234", "", "  "]),
+)
+cells = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 2**64), st.floats(allow_nan=False), texts
+)
+columns = {
+    "prod_id": st.one_of(st.integers(1, 10**6), cells),
+    "sku": st.one_of(st.just(" ab-12 "), texts),
+    "prod_name": texts,
+    "price_txt": st.one_of(st.just("12.50"), texts),
+    "price_cents": st.one_of(st.just(1250), st.none(), cells),
+    "cat_id": st.one_of(st.integers(0, 30), cells),
+    "supp_id": st.one_of(st.integers(0, 30), cells),
+    "status_cd": st.one_of(st.sampled_from(["A", " d", "X", "x "]), cells),
+    "is_deleted": st.one_of(st.sampled_from(["Y", "N", "", None]), cells),
+    "ean": st.one_of(st.sampled_from(["", "12345678", " 4006381333931 "]), texts),
+    "descr": texts,
+    "created_at": st.one_of(st.integers(8.2e14, 2.1e15), cells),
+    "updated_at": st.one_of(st.none(), st.integers(8.2e14, 2.1e15), cells),
+}
+rows = st.fixed_dictionaries(columns)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=rows, after=rows, op=st.sampled_from(["c", "r", "u", "d"]))
+def test_any_row_the_two_paths_agree_or_the_fast_path_steps_aside(
+    before: dict[str, Any], after: dict[str, Any], op: str
+) -> None:
+    pipeline, fast = _shared()
+    rows_of = {"c": (None, after), "r": (None, after), "u": (before, after), "d": (before, None)}
+    old, new = rows_of[op]
+    document = {
+        "before": old,
+        "after": new,
+        "source": {
+            "connector": "postgresql",
+            "name": "catalog",
+            "ts_ms": 1_795_392_990_000,
+            "db": "catalog",
+            "schema": "public",
+            "table": "products",
+            "txId": 42,
+            "lsn": 1234,
+            "snapshot": "false",
+        },
+        "op": op,
+    }
+    value = orjson.dumps(document) if _fits(old, new) else b"{}"
+    agree(pipeline, fast, RawRecord(b'{"prod_id": 1}', value, TOPIC, 0, 0))
+
+
+def _fits(*rows: dict[str, Any] | None) -> bool:
+    """orjson writes integers up to 64 bits only."""
+    return all(
+        not (type(v) is int and not -(2**63) <= v < 2**64) for r in rows if r for v in r.values()
+    )
+
+
+_paths: tuple[Pipeline, FastPath] | None = None
+
+
+def _shared() -> tuple[Pipeline, FastPath]:
+    global _paths
+    if _paths is None:
+        _paths = build()
+    return _paths
+
+
+def test_loads_from_the_example_pipeline_file() -> None:
+    pipeline = load_pipeline(schema_dir().parent / "pipelines" / "catalog.yaml").build()
+    assert fast_path_for(pipeline) is not None
+    assert fast_path_for(Pipeline(pipeline.stages[:-1])) is None  # another chain: no fast path

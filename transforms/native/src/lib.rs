@@ -1,0 +1,698 @@
+//! seam's compiled fast path for the built-in catalog chain (decode, clean, enrich, map,
+//! validate) on the products table.
+//!
+//! The Python stages are the reference: this engine produces byte for byte what they
+//! produce, for the records it is sure about, and answers None for every other record
+//! (any value a Python rule would repair in an unusual way or reject, tombstones, other
+//! tables, embedded schemas, TOAST placeholders, schema violations). The worker then runs
+//! that record through the Python stages, which write the event or the dead letter with
+//! its reason. tests/unit/test_fast_path.py holds the two to the same output.
+
+mod cell;
+mod clock;
+mod doc;
+mod rules;
+
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use std::rc::Rc;
+
+use doc::{Doc, Rendered};
+use serde::Deserialize;
+use sha1::{Digest, Sha1};
+
+use cell::{present, seen, Cell};
+
+use rules::Unit;
+
+/// A product row after clean + enrich (the Python stages' clean row with names added).
+struct Row {
+    product_id: i64,
+    sku: String,
+    name: String,
+    price: Option<i64>,
+    category_id: Option<i64>,
+    supplier_id: Option<i64>,
+    status: &'static str,
+    deleted: bool,
+    ean: Option<String>,
+    description: Option<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+    category_name: Option<String>,
+    supplier_name: Option<String>,
+}
+
+impl Row {
+    fn listed(&self) -> bool {
+        !self.deleted && self.status != "delisted"
+    }
+}
+
+/// The columns of a legacy products row the rules read (a missing column is NULL, as
+/// `row.get(column)` makes it in Python; others are ignored).
+#[derive(Deserialize)]
+struct RawRow<'a> {
+    #[serde(borrow, default)]
+    prod_id: Cell<'a>,
+    #[serde(borrow, default)]
+    sku: Cell<'a>,
+    #[serde(borrow, default)]
+    prod_name: Cell<'a>,
+    #[serde(borrow, default)]
+    price_txt: Cell<'a>,
+    #[serde(borrow, default)]
+    price_cents: Cell<'a>,
+    #[serde(borrow, default)]
+    cat_id: Cell<'a>,
+    #[serde(borrow, default)]
+    supp_id: Cell<'a>,
+    #[serde(borrow, default)]
+    status_cd: Cell<'a>,
+    #[serde(borrow, default)]
+    is_deleted: Cell<'a>,
+    #[serde(borrow, default)]
+    ean: Cell<'a>,
+    #[serde(borrow, default)]
+    descr: Cell<'a>,
+    #[serde(borrow, default)]
+    created_at: Cell<'a>,
+    #[serde(borrow, default)]
+    updated_at: Cell<'a>,
+}
+
+/// The source block's fields that provenance and the table need (present-with-null kept).
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct Source<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    table: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    connector: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    name: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    db: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    schema: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    snapshot: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    lsn: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    txId: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    sequence: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    file: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pos: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    row: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    gtid: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    server_id: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    ts_ns: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    ts_us: Option<Cell<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    ts_ms: Option<Cell<'a>>,
+}
+
+/// A Debezium envelope without an embedded schema.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    before: Option<RawRow<'a>>,
+    #[serde(borrow, default)]
+    after: Option<RawRow<'a>>,
+    #[serde(borrow, default)]
+    source: Option<Source<'a>>,
+    #[serde(borrow, default)]
+    op: Cell<'a>,
+    #[serde(default, deserialize_with = "seen")]
+    schema: bool,
+    #[serde(default, deserialize_with = "seen")]
+    payload: bool,
+}
+
+fn str_of<'a>(cell: &'a Option<Cell>) -> Option<&'a str> {
+    match cell {
+        Some(Cell::Str(s)) => Some(s),
+        _ => None,
+    }
+}
+
+
+/// A record of the worker's: the events to publish and the latest-topic write.
+struct Outcome {
+    key: String,
+    events: Vec<(Vec<u8>, String, String, i64)>, // value, type, id, schema version
+    state: Option<Vec<u8>>,
+    note: Option<&'static str>,
+}
+
+#[pyclass(frozen)]
+struct Engine {
+    validators: HashMap<String, (i64, jsonschema::Validator)>,
+    state_validator: Option<jsonschema::Validator>,
+    /// Event types whose schema checks `data.product` exactly as the state schema does
+    /// (`seam.transforms.stages.validate.state_embedding`): a valid one proves the state.
+    embeds_state: Vec<String>,
+    unit: Option<Unit>, // None: by connector (PostgreSQL microseconds, others milliseconds)
+    namespace: Vec<u8>,
+    entity: String,
+    currency: String,
+    table: String,
+}
+
+/// Byte patterns of what needs the decoder's care: the unchanged-TOAST placeholder (plain
+/// and base64) and variable-scale decimal structs.
+const PROBES: [&[u8]; 3] = [
+    b"__debezium_unavailable_value",
+    b"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ",
+    b"{\"scale\":",
+];
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    let (first, rest) = (needle[0], &needle[1..]);
+    haystack
+        .iter()
+        .enumerate()
+        .any(|(i, b)| *b == first && haystack[i + 1..].starts_with(rest))
+}
+
+#[pymethods]
+impl Engine {
+    /// `schemas`: event type -> (version, schema JSON text) of the latest versions;
+    /// `state_schema`: the name among them that the latest-topic state must match.
+    #[new]
+    #[pyo3(signature = (schemas, state_schema, embeds_state, unit, namespace, entity, currency, table))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        schemas: HashMap<String, (i64, String)>,
+        state_schema: &str,
+        embeds_state: Vec<String>,
+        unit: &str,
+        namespace: Vec<u8>,
+        entity: String,
+        currency: String,
+        table: String,
+    ) -> PyResult<Self> {
+        let mut validators = HashMap::new();
+        let mut state_validator = None;
+        for (name, (version, text)) in schemas {
+            let invalid = |e: String| pyo3::exceptions::PyValueError::new_err(format!("{name}: {e}"));
+            let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+            let compile = || jsonschema::validator_for(&doc).map_err(|e| invalid(e.to_string()));
+            if name == state_schema {
+                state_validator = Some(compile()?);
+            }
+            let validator = compile()?;
+            validators.insert(name, (version, validator));
+        }
+        let unit = match unit {
+            "us" => Some(Unit::Micros),
+            "ms" => Some(Unit::Millis),
+            "auto" => None,
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "unknown timestamp unit {other:?}"
+                )))
+            }
+        };
+        Ok(Engine {
+            validators,
+            state_validator,
+            embeds_state,
+            unit,
+            namespace,
+            entity,
+            currency,
+            table,
+        })
+    }
+
+    /// One raw record -> None (take the Python path) or what the worker publishes, in the
+    /// shape of `seam.transforms.outputs.Publication`: ([(key, event JSON, headers)],
+    /// (key, state JSON or None for a tombstone), note when there is no event).
+    #[allow(clippy::too_many_arguments)]
+    fn process<'py>(
+        &self,
+        py: Python<'py>,
+        value: &[u8],
+        topic: &str,
+        partition: i64,
+        offset: i64,
+        categories: &Bound<'py, PyDict>,
+        suppliers: &Bound<'py, PyDict>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let names = |dict: &Bound<'py, PyDict>, id: Option<i64>| -> Option<String> {
+            let found = dict.get_item(id?).ok()??;
+            found.extract::<String>().ok()
+        };
+        let Some(out) = self.run(value, topic, partition, offset, &|cat, supp| {
+            (names(categories, cat), names(suppliers, supp))
+        }) else {
+            return Ok(None);
+        };
+        let key = PyBytes::new(py, out.key.as_bytes());
+        let history = PyList::empty(py);
+        for (body, event_type, event_id, version) in &out.events {
+            let headers = PyList::new(
+                py,
+                [
+                    ("seam.event_type", PyBytes::new(py, event_type.as_bytes())),
+                    ("seam.event_id", PyBytes::new(py, event_id.as_bytes())),
+                    ("seam.schema_version", PyBytes::new(py, version.to_string().as_bytes())),
+                ],
+            )?;
+            history.append((key.clone(), PyBytes::new(py, body), headers))?;
+        }
+        let state = out.state.as_deref().map(|s| PyBytes::new(py, s));
+        let latest = PyTuple::new(py, [key.into_any(), state.into_pyobject(py)?.into_any()])?;
+        Ok(Some(PyTuple::new(
+            py,
+            [history.into_any(), latest.into_any(), out.note.into_pyobject(py)?.into_any()],
+        )?))
+    }
+}
+
+type Names<'a> = dyn Fn(Option<i64>, Option<i64>) -> (Option<String>, Option<String>) + 'a;
+
+impl Engine {
+    fn run(
+        &self,
+        value: &[u8],
+        topic: &str,
+        partition: i64,
+        offset: i64,
+        names: &Names,
+    ) -> Option<Outcome> {
+        // Placeholders (unchanged TOAST) and variable-scale decimals need the decoder's care.
+        if PROBES.iter().any(|probe| contains(value, probe)) {
+            return None;
+        }
+        let doc: Envelope = serde_json::from_slice(value).ok()?;
+        if doc.schema || doc.payload {
+            return None; // embedded schemas: the decoder's converters apply
+        }
+        let source = doc.source.as_ref()?;
+        if str_of(&source.table)? != self.table {
+            return None;
+        }
+        let connector = str_of(&source.connector);
+        let unit = self.unit.unwrap_or(if connector == Some("postgresql") {
+            Unit::Micros
+        } else {
+            Unit::Millis
+        });
+        let clean = |row: &RawRow| self.clean(row, unit, names);
+        let (before, after) = match (&doc.op, &doc.before, &doc.after) {
+            (Cell::Str(op), _, Some(new)) if op == "c" || op == "r" => (None, Some(clean(new)?)),
+            (Cell::Str(op), Some(old), Some(new)) if op == "u" => {
+                (Some(clean(old)?), Some(clean(new)?))
+            }
+            (Cell::Str(op), Some(old), _) if op == "d" => (Some(clean(old)?), None),
+            _ => return None,
+        };
+        // The new row must have every required field (clean strict): else Python rejects.
+        if after.as_ref().is_some_and(|r| r.created_at.is_none()) {
+            return None;
+        }
+        let provenance = self.provenance(source, connector, topic, partition, offset)?;
+        self.map(before, after, provenance)
+    }
+
+    fn clean(&self, row: &RawRow, unit: Unit, names: &Names) -> Option<Row> {
+        let category_id = rules::zero_is_absent(&row.cat_id)?;
+        let supplier_id = rules::zero_is_absent(&row.supp_id)?;
+        let (category_name, supplier_name) = names(category_id, supplier_id);
+        Some(Row {
+            product_id: rules::clean_id(&row.prod_id)?,
+            sku: rules::clean_sku(&row.sku)?,
+            name: rules::clean_name(&row.prod_name)?,
+            price: rules::price_of(&row.price_txt, &row.price_cents)?,
+            category_id,
+            supplier_id,
+            status: rules::clean_status(&row.status_cd)?,
+            deleted: rules::clean_deleted_flag(&row.is_deleted)?,
+            ean: rules::clean_ean(&row.ean)?,
+            description: rules::clean_description(&row.descr)?,
+            created_at: rules::to_utc_iso(&row.created_at, unit)?,
+            updated_at: rules::to_utc_iso(&row.updated_at, unit)?,
+            category_name,
+            supplier_name,
+        })
+    }
+
+    /// `seam.transforms.stages.enrich.provenance`, and the parts of it event ids hang on.
+    fn provenance(
+        &self,
+        source: &Source,
+        connector: Option<&str>,
+        topic: &str,
+        partition: i64,
+        offset: i64,
+    ) -> Option<Provenance> {
+        let fields: [(&'static str, &Option<Cell>); 5] =
+            if source.lsn.is_some() || source.txId.is_some() {
+                [("lsn", &source.lsn), ("tx_id", &source.txId), ("sequence", &source.sequence), ("", &None), ("", &None)]
+            } else {
+                [
+                    ("binlog_file", &source.file),
+                    ("binlog_pos", &source.pos),
+                    ("binlog_row", &source.row),
+                    ("gtid", &source.gtid),
+                    ("server_id", &source.server_id),
+                ]
+            };
+        let mut position = Vec::new();
+        for (name, cell) in fields {
+            match cell {
+                Some(Cell::Str(s)) => position.push((name, Doc::Str(s.to_string()))),
+                Some(Cell::Int(n)) => position.push((name, Doc::Int(*n))),
+                Some(Cell::BigInt) => return None,
+                _ => {}
+            }
+        }
+        if position.is_empty() {
+            return None; // event ids then hang on topic/partition/offset: Python's case
+        }
+        // orjson.dumps(position, option=OPT_SORT_KEYS), for the event ids.
+        let mut sorted: Vec<_> = position.iter().map(|(k, v)| (*k, v)).collect();
+        sorted.sort_by_key(|(k, _)| *k);
+        let mut position_key = vec![b'{'];
+        for (i, (k, v)) in sorted.into_iter().enumerate() {
+            if i > 0 {
+                position_key.push(b',');
+            }
+            position_key.extend_from_slice(format!("\"{k}\":").as_bytes());
+            position_key.extend_from_slice(&v.json());
+        }
+        position_key.push(b'}');
+        // TableRef.qualified: namespace = schema if the key is there, else db.
+        let namespace = if source.schema.is_some() { &source.schema } else { &source.db };
+        let table = match str_of(namespace) {
+            Some(ns) if !ns.is_empty() => format!("{ns}.{}", self.table),
+            _ => self.table.clone(),
+        };
+        // `snapshot not in (None, False, "false")`, with Python's 0 == False.
+        let snapshot = match &source.snapshot {
+            None | Some(Cell::Null) | Some(Cell::Bool(false)) | Some(Cell::Int(0)) => false,
+            Some(Cell::Float(f)) => *f != 0.0,
+            Some(Cell::Str(s)) => s != "false",
+            Some(_) => true,
+        };
+        let source_ts = source_ts(source)?;
+        let db = str_of(&source.db);
+        let doc = Doc::Obj(vec![
+            ("source_db", Doc::opt_str(db)),
+            ("connector", Doc::opt_str(connector)),
+            ("server_name", Doc::opt_str(str_of(&source.name))),
+            ("table", Doc::Str(table.clone())),
+            ("position", Doc::Obj(position)),
+            ("source_ts", Doc::opt_str(source_ts.as_deref())),
+            ("snapshot", Doc::Bool(snapshot)),
+            ("topic", Doc::Str(topic.to_string())),
+            ("partition", Doc::Int(partition)),
+            ("offset", Doc::Int(offset)),
+        ]);
+        Some(Provenance {
+            rendered: Rc::new(doc.render()),
+            // str(provenance.get("source_db")): None reads "None".
+            id_prefix: format!("{}|{table}|", db.unwrap_or("None")).into_bytes(),
+            position_key,
+            source_ts,
+        })
+    }
+
+    fn price(&self, cents: Option<i64>) -> Doc {
+        match cents {
+            None => Doc::Null,
+            Some(c) => Doc::Obj(vec![
+                ("amount", Doc::Str(rules::cents_text(c))),
+                ("currency", Doc::Str(self.currency.clone())),
+            ]),
+        }
+    }
+
+    /// `seam.transforms.stages.map.product_state`.
+    fn state(&self, row: &Row) -> Doc {
+        let mut state = vec![
+            ("product_id", Doc::Int(row.product_id)),
+            ("sku", Doc::Str(row.sku.clone())),
+            ("name", Doc::Str(row.name.clone())),
+            ("status", Doc::Str(row.status.to_string())),
+        ];
+        if row.price.is_some() {
+            state.push(("price", self.price(row.price)));
+        }
+        if row.category_id.is_some() {
+            state.push(("category", reference(row.category_id, &row.category_name)));
+        }
+        if row.supplier_id.is_some() {
+            state.push(("supplier", reference(row.supplier_id, &row.supplier_name)));
+        }
+        for (name, value) in [
+            ("ean", &row.ean),
+            ("description", &row.description),
+            ("created_at", &row.created_at),
+            ("updated_at", &row.updated_at),
+        ] {
+            if let Some(v) = value {
+                state.push((name, Doc::Str(v.clone())));
+            }
+        }
+        Doc::Obj(state)
+    }
+
+    /// `seam.transforms.stages.map._diff_events`.
+    fn differences(&self, old: &Row, new: &Row) -> Vec<(&'static str, Doc)> {
+        let text = |t: &Option<String>| Doc::opt_str(t.as_deref());
+        let mut out = Vec::new();
+        if old.name != new.name {
+            out.push((
+                "ProductRenamed",
+                Doc::Obj(vec![
+                    ("old_name", Doc::Str(old.name.clone())),
+                    ("new_name", Doc::Str(new.name.clone())),
+                ]),
+            ));
+        }
+        if old.price != new.price {
+            out.push((
+                "ProductPriceChanged",
+                Doc::Obj(vec![("old_price", self.price(old.price)), ("new_price", self.price(new.price))]),
+            ));
+        }
+        if old.category_id != new.category_id {
+            out.push((
+                "ProductRecategorized",
+                Doc::Obj(vec![
+                    ("old_category", reference(old.category_id, &old.category_name)),
+                    ("new_category", reference(new.category_id, &new.category_name)),
+                ]),
+            ));
+        }
+        if old.supplier_id != new.supplier_id {
+            out.push((
+                "ProductSupplierChanged",
+                Doc::Obj(vec![
+                    ("old_supplier", reference(old.supplier_id, &old.supplier_name)),
+                    ("new_supplier", reference(new.supplier_id, &new.supplier_name)),
+                ]),
+            ));
+        }
+        if old.description != new.description {
+            out.push((
+                "ProductDescriptionChanged",
+                Doc::Obj(vec![
+                    ("old_description", text(&old.description)),
+                    ("new_description", text(&new.description)),
+                ]),
+            ));
+        }
+        if old.sku != new.sku || old.ean != new.ean {
+            out.push((
+                "ProductIdentifiersChanged",
+                Doc::Obj(vec![
+                    ("old_sku", Doc::Str(old.sku.clone())),
+                    ("new_sku", Doc::Str(new.sku.clone())),
+                    ("old_ean", text(&old.ean)),
+                    ("new_ean", text(&new.ean)),
+                ]),
+            ));
+        }
+        if old.status != new.status {
+            let previous = Doc::Obj(vec![("previous_status", Doc::Str(old.status.to_string()))]);
+            match new.status {
+                "discontinued" => out.push(("ProductDiscontinued", previous)),
+                "active" => out.push(("ProductReactivated", previous)),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// `seam.transforms.stages.map.MapStage.process` + validate + the worker's encoding.
+    fn map(&self, before: Option<Row>, after: Option<Row>, prov: Provenance) -> Option<Outcome> {
+        let product_id = after.as_ref().or(before.as_ref())?.product_id;
+        let key = product_id.to_string();
+        let mut events: Vec<(&'static str, Doc)> = Vec::new();
+        let mut state: Option<Rc<Rendered>> = None;
+        let mut note = None;
+        let shared = |row: &Row| Rc::new(self.state(row).render());
+        let product = |s: &Rc<Rendered>| Doc::Obj(vec![("product", Doc::Shared(s.clone()))]);
+        match (&before, &after) {
+            (None, Some(new)) => {
+                if new.listed() {
+                    let s = shared(new);
+                    events.push(("ProductListed", product(&s)));
+                    state = Some(s);
+                } else {
+                    note = Some("unlisted product (soft-deleted or status delisted)");
+                }
+            }
+            (Some(old), None) => {
+                if old.listed() {
+                    events.push(("ProductDelisted", Doc::Obj(vec![("reason", Doc::Str("deleted".into()))])));
+                } else {
+                    note = Some("delete of an unlisted product");
+                }
+            }
+            (Some(old), Some(new)) => {
+                let (was, now) = (old.listed(), new.listed());
+                if now {
+                    state = Some(shared(new));
+                }
+                if was && !now {
+                    let reason = if new.deleted { "soft_deleted" } else { "status_delisted" };
+                    events.push(("ProductDelisted", Doc::Obj(vec![("reason", Doc::Str(reason.into()))])));
+                } else if now && !was {
+                    events.push(("ProductRelisted", product(state.as_ref()?)));
+                } else if now && was {
+                    events = self.differences(old, new);
+                    if events.is_empty() {
+                        note = Some("no-op update");
+                    }
+                } else {
+                    note = Some("update of an unlisted product");
+                }
+            }
+            (None, None) => return None,
+        }
+        let proven = events.iter().any(|(kind, _)| {
+            matches!(*kind, "ProductListed" | "ProductRelisted")
+                && self.embeds_state.iter().any(|t| t == kind)
+        });
+        if let (Some(s), Some(check), false) = (&state, &self.state_validator, proven) {
+            if !check.is_valid(&s.value) {
+                return None; // Python rejects it, with the reason
+            }
+        }
+        let mut encoded = Vec::with_capacity(events.len());
+        for (event_type, data) in events {
+            let (version, validator) = self.validators.get(event_type)?;
+            let id = self.event_id(&prov, &key, event_type);
+            let event = Doc::Obj(vec![
+                ("event_id", Doc::Str(id.clone())),
+                ("event_type", Doc::Str(event_type.to_string())),
+                ("entity", Doc::Str(self.entity.clone())),
+                ("product_id", Doc::Int(product_id)),
+                ("occurred_at", Doc::opt_str(prov.source_ts.as_deref())),
+                ("data", data),
+                ("provenance", Doc::Shared(prov.rendered.clone())),
+                ("schema_version", Doc::Int(*version)),
+            ])
+            .render();
+            if !validator.is_valid(&event.value) {
+                return None;
+            }
+            encoded.push((event.json, event_type.to_string(), id, *version));
+        }
+        let state = state.map(|s| Rc::try_unwrap(s).map_or_else(|s| s.json.clone(), |s| s.json));
+        Some(Outcome { key, events: encoded, state, note })
+    }
+
+    /// `seam.transforms.stages.map.event_id`: UUIDv5 of db | table | position | key | type.
+    fn event_id(&self, prov: &Provenance, key: &str, kind: &str) -> String {
+        let mut sha = Sha1::new();
+        sha.update(&self.namespace);
+        sha.update(&prov.id_prefix);
+        sha.update(&prov.position_key);
+        sha.update(b"|");
+        sha.update(key.as_bytes());
+        sha.update(b"|");
+        sha.update(kind.as_bytes());
+        let mut d: [u8; 20] = sha.finalize().into();
+        d[6] = (d[6] & 0x0F) | 0x50;
+        d[8] = (d[8] & 0x3F) | 0x80;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(36);
+        for (i, b) in d[..16].iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.push('-');
+            }
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+        out
+    }
+}
+
+/// The provenance of one record, rendered once for all its events.
+struct Provenance {
+    rendered: Rc<Rendered>,
+    id_prefix: Vec<u8>,    // "<source db>|<table>|"
+    position_key: Vec<u8>, // the position as sorted-key JSON
+    source_ts: Option<String>,
+}
+
+/// `map._ref`: `{"id": .., "name": ..}`, or `{"id": ..}` when the name is unknown.
+fn reference(id: Option<i64>, name: &Option<String>) -> Doc {
+    let Some(id) = id else {
+        return Doc::Null;
+    };
+    match name {
+        Some(n) => Doc::Obj(vec![("id", Doc::Int(id)), ("name", Doc::Str(n.clone()))]),
+        None => Doc::Obj(vec![("id", Doc::Int(id))]),
+    }
+}
+
+/// `seam.transforms.stages.enrich.source_ts`: the source block's time as ISO 8601 UTC
+/// (Some(None): unknown); None (Python path) outside the range where both compute the
+/// same instant.
+fn source_ts(source: &Source) -> Option<Option<String>> {
+    // The first of ts_ns, ts_us, ts_ms that is an integer (Python skips other types; an
+    // integer beyond 64 bits is Python's case).
+    let mut ns = None;
+    for (cell, scale) in [(&source.ts_ns, 1_i128), (&source.ts_us, 1000), (&source.ts_ms, 1_000_000)] {
+        match cell {
+            Some(Cell::Int(n)) => {
+                ns = Some(i128::from(*n) * scale);
+                break;
+            }
+            Some(Cell::BigInt) => return None,
+            _ => continue,
+        }
+    }
+    let Some(ns) = ns else {
+        return Some(None);
+    };
+    let us = ns.div_euclid(1000);
+    if !(0..4_000_000_000_000_000).contains(&us) {
+        return None;
+    }
+    Some(Some(clock::iso_z(us as i64)))
+}
+
+#[pymodule]
+fn seam_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Engine>()?;
+    Ok(())
+}
