@@ -1,13 +1,15 @@
-"""The compiled fast path: the built-in catalog chain in one native call per record.
+"""The compiled fast path: the built-in catalog chain, natively, for a batch at a time.
 
 When a pipeline's stages are exactly the built-in decode, clean, enrich, map and validate
-(as in pipelines/catalog.yaml), the worker hands each raw record to `seam_native.Engine`
-(transforms/native, Rust): it decodes, cleans, enriches, maps, validates and encodes the
-record in one call and returns the `Publication` the Python stages would have produced,
-byte for byte. For every record it is not sure about (a value a rule would repair in an
-unusual way or reject, a tombstone, another table, an embedded schema, an invalid event)
-it returns None and the worker runs the Python stages, which stay the reference and write
-the dead letters. tests/unit/test_fast_path.py holds both paths to the same output.
+(as in pipelines/catalog.yaml), the worker hands its batch to `seam_native.Engine`
+(transforms/native, Rust), which decodes, cleans, enriches, maps, validates and encodes
+each record and produces the very records the Python stages and `outputs.publication`
+would have produced, byte for byte (`publish`). At the first record it is not sure about
+(a value a rule would repair in an unusual way or reject, a tombstone, another table, an
+embedded schema, an invalid event) it stops; the worker runs that record through the
+Python stages, which stay the reference and write the dead letters, and hands the rest
+back. `process` is the same for one record, returning its `Publication` (tests, the
+benchmark). tests/unit/test_fast_path.py holds both paths to the same output.
 
 Without the native module (not built), or for any other chain of stages, there is no fast
 path and every record takes the Python stages: slower, same results.
@@ -22,6 +24,8 @@ from typing import Any
 from seam.streams.decode import RawRecord
 from seam.transforms.outputs import Publication
 from seam.transforms.pipeline import Pipeline
+from seam.transforms.pipeline_file import PipelineSpec
+from seam.transforms.progress import Counts
 from seam.transforms.rules import CURRENCY
 from seam.transforms.schemas import STATE_SCHEMA
 from seam.transforms.stages.clean import CleanStage
@@ -37,10 +41,13 @@ TABLE = "products"
 
 
 class FastPath:
-    """`process(raw)`: the record's Publication, or None to take the Python stages."""
+    """`publish` (the worker) and `process` (one record: its Publication, or None to take
+    the Python stages)."""
 
     def __init__(self, engine: Any, enrich: EnrichStage) -> None:
         self._process = engine.process
+        self._publish = engine.publish
+        self._spans = engine.spans
         self._categories = enrich.reference.categories
         self._suppliers = enrich.reference.suppliers
 
@@ -52,15 +59,33 @@ class FastPath:
         )
         return out
 
-    def process_message(self, msg: Any) -> Publication | None:
-        """The same for a confluent-kafka message, without building a RawRecord."""
-        value = msg.value()
-        if value is None:
-            return None
-        out: Publication | None = self._process(
-            value, msg.topic(), msg.partition(), msg.offset(), self._categories, self._suppliers
+    def publish(
+        self, messages: list[Any], start: int, producer: Any, spec: PipelineSpec, batch: Counts
+    ) -> int:
+        """Produce the publications of `messages[start:]`, in order, until a record needs
+        the Python stages; returns its index (len(messages) when all are done) and adds
+        what was published to `batch`."""
+        stop, records, with_events, events, latest, no_event = self._publish(
+            messages,
+            start,
+            producer,
+            spec.history.topic,
+            spec.latest.topic,
+            self._categories,
+            self._suppliers,
         )
-        return out
+        batch.records_in += records
+        batch.records_with_events += with_events
+        batch.events_out += events
+        batch.latest_out += latest
+        for reason, n in no_event.items():
+            batch.no_event[reason] = batch.no_event.get(reason, 0) + n
+        return int(stop)
+
+    def spans(self, messages: list[Any]) -> dict[tuple[str, int], list[int]]:
+        """Per (topic, partition) of `messages`: [first offset, last offset]."""
+        spans: dict[tuple[str, int], list[int]] = self._spans(messages)
+        return spans
 
 
 def fast_path_for(pipeline: Pipeline) -> FastPath | None:

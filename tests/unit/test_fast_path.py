@@ -270,3 +270,82 @@ def test_loads_from_the_example_pipeline_file() -> None:
     pipeline = load_pipeline(schema_dir().parent / "pipelines" / "catalog.yaml").build()
     assert fast_path_for(pipeline) is not None
     assert fast_path_for(Pipeline(pipeline.stages[:-1])) is None  # another chain: no fast path
+
+
+class FakeMessage:
+    """The accessors of a confluent-kafka Message that the engine reads."""
+
+    def __init__(self, raw: RawRecord) -> None:
+        self.raw = raw
+
+    def value(self) -> bytes | None:
+        return self.raw.value
+
+    def topic(self) -> str:
+        return self.raw.topic
+
+    def partition(self) -> int:
+        return self.raw.partition
+
+    def offset(self) -> int:
+        return self.raw.offset
+
+
+class RecordingProducer:
+    """Records produce calls; raises BufferError (a full queue) on chosen calls."""
+
+    def __init__(self, full_on: set[int]) -> None:
+        self.calls: list[tuple[str, bytes | None, bytes, Any]] = []
+        self.attempts = 0
+        self.polls = 0
+        self.full_on = full_on
+
+    def produce(self, topic: str, value: bytes | None, key: bytes, headers: Any = None) -> None:
+        self.attempts += 1
+        if self.attempts in self.full_on:
+            raise BufferError("Local: Queue full")
+        self.calls.append((topic, value, key, headers))
+
+    def poll(self, timeout: float) -> int:
+        self.polls += 1
+        return 0
+
+
+def test_publish_produces_what_process_returns_in_order_and_stops_for_python(
+    paths: tuple[Pipeline, FastPath],
+) -> None:
+    from seam.transforms.pipeline_file import load_pipeline as load
+    from seam.transforms.progress import Counts
+    from seam.transforms.worker import _spans
+
+    pipeline, fast = paths
+    records = list(raws(typical_changes(40, seed=11)))
+    bad_key, bad_value = envelope("products", "c", None, product(status_cd="Q"), 99)
+    records.insert(25, RawRecord(bad_key, bad_value, TOPIC, 0, 999))  # takes the Python path
+    spec = load(schema_dir().parent / "pipelines" / "catalog.yaml")
+    producer = RecordingProducer(full_on={3, 17})
+    batch = Counts()
+    messages = [FakeMessage(r) for r in records]
+
+    stop = fast.publish(messages, 0, producer, spec, batch)
+    assert stop == 25
+    assert producer.polls == 2  # each full queue waited once, then the record went out once
+    expected: list[tuple[str, bytes | None, bytes, Any]] = []
+    for raw in records[:25]:
+        history, (key, state), _note = publication(pipeline.run(raw))  # type: ignore[arg-type]
+        expected += [(spec.history.topic, v, k, h) for k, v, h in history]
+        expected.append((spec.latest.topic, state, key, None))
+    assert producer.calls == expected
+    assert batch.records_in == 25
+    assert batch.balanced
+    assert fast.publish(messages, 26, producer, spec, batch) == len(records)
+    assert (
+        fast.spans(messages)
+        == _spans(messages)
+        == {
+            (TOPIC, 0): [0, 36],
+            (TOPIC, 1): [1, 37],
+            (TOPIC, 2): [2, 38],
+            (TOPIC, 3): [3, 39],
+        }
+    )

@@ -1,5 +1,7 @@
 # Types of the compiled fast path (src/lib.rs); used through seam.transforms.fast_path.
 
+from typing import Any
+
 class Engine:
     def __init__(
         self,
@@ -12,6 +14,18 @@ class Engine:
         currency: str,
         table: str,
     ) -> None: ...
+    def publish(
+        self,
+        messages: list[Any],
+        start: int,
+        producer: Any,
+        history_topic: str,
+        latest_topic: str,
+        categories: dict[int, str],
+        suppliers: dict[int, str],
+    ) -> tuple[int, int, int, int, int, dict[str, int]]: ...
+    @staticmethod
+    def spans(messages: list[Any]) -> dict[tuple[str, int], list[int]]: ...
     def process(
         self,
         value: bytes,

@@ -28,7 +28,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// Days since the epoch of the last Sunday of `month` (31 days long) in `year`.
@@ -89,7 +97,11 @@ pub fn berlin_to_utc(local_us: i64) -> Option<i64> {
     // happens twice; fold=0 is the first, still UTC+2).
     let start = last_sunday(year, 3) * US_PER_DAY + 3 * US_PER_HOUR;
     let end = last_sunday(year, 10) * US_PER_DAY + 3 * US_PER_HOUR;
-    let offset = if (start..end).contains(&local_us) { 2 } else { 1 };
+    let offset = if (start..end).contains(&local_us) {
+        2
+    } else {
+        1
+    };
     Some(local_us - offset * US_PER_HOUR)
 }
 

@@ -1,37 +1,61 @@
-//! A JSON document described once and rendered twice: as the bytes the worker publishes
-//! (keys in the order the Python stages build their dicts, compact, as orjson writes
-//! them) and as a `serde_json::Value` for the schema validators.
+//! A JSON document built once: written as the bytes the worker publishes (keys in the
+//! order the Python stages build their dicts, compact, as orjson writes them), and
+//! validated as it is by the schema validators (`DocJson` makes it a representation the
+//! jsonschema crate walks, like its own `serde_json::Value`).
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
-use serde_json::{Map, Value};
+use jsonschema::json::{cmp, Array, Json, JsonNumber, Node, NodeIdentity, Object};
+use jsonschema::JsonType;
+use serde_json::{Map, Number, Value};
 
-pub enum Doc {
+/// Texts are borrowed from the record and its clean rows where they can be.
+#[derive(Default)]
+pub enum Doc<'a> {
+    #[default]
     Null,
     Bool(bool),
     Int(i64),
-    Str(String),
-    Obj(Vec<(&'static str, Doc)>),
-    /// A part rendered before, shared by several documents (provenance, product state).
-    Shared(Rc<Rendered>),
+    Str(Cow<'a, str>),
+    Obj(Vec<(&'static str, Doc<'a>)>),
+    /// A part written once and shared by several documents (provenance, product state).
+    Shared(Rc<Part<'a>>),
 }
 
-pub struct Rendered {
+pub struct Part<'a> {
+    pub doc: Doc<'a>,
     pub json: Vec<u8>,
-    pub value: Value,
 }
 
-impl Doc {
-    pub fn opt_str(text: Option<&str>) -> Doc {
-        text.map_or(Doc::Null, |t| Doc::Str(t.to_string()))
+impl<'a> Doc<'a> {
+    pub fn text(text: &'a str) -> Doc<'a> {
+        Doc::Str(Cow::Borrowed(text))
     }
 
-    pub fn render(&self) -> Rendered {
-        Rendered { json: self.json(), value: self.value() }
+    pub fn owned(text: String) -> Doc<'a> {
+        Doc::Str(Cow::Owned(text))
+    }
+
+    pub fn opt_str(text: Option<&'a str>) -> Doc<'a> {
+        text.map_or(Doc::Null, Doc::text)
+    }
+
+    pub fn share(self) -> Rc<Part<'a>> {
+        let json = self.json();
+        Rc::new(Part { doc: self, json })
+    }
+
+    /// The document itself, through a shared part.
+    fn resolved(&self) -> &Doc<'a> {
+        match self {
+            Doc::Shared(part) => part.doc.resolved(),
+            doc => doc,
+        }
     }
 
     pub fn json(&self) -> Vec<u8> {
-        let mut json = Vec::with_capacity(512);
+        let mut json = Vec::with_capacity(2048); // an event: ~1.5 KB
         self.write(&mut json);
         json
     }
@@ -64,19 +88,191 @@ impl Doc {
             Doc::Null => Value::Null,
             Doc::Bool(b) => Value::Bool(*b),
             Doc::Int(n) => Value::from(*n),
-            Doc::Str(s) => Value::from(s.as_str()),
+            Doc::Str(s) => Value::from(s.as_ref()),
             Doc::Obj(fields) => Value::Object(
-                fields.iter().map(|(k, v)| (k.to_string(), v.value())).collect::<Map<_, _>>(),
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.value()))
+                    .collect::<Map<_, _>>(),
             ),
-            Doc::Shared(part) => part.value.clone(),
+            Doc::Shared(part) => part.doc.value(),
         }
+    }
+}
+
+/// `Doc` as a JSON representation the validators walk.
+pub struct DocJson;
+
+impl Json for DocJson {
+    type Node<'a> = &'a Doc<'a>;
+    type PreparedKey = String;
+    type StringBuffer = Doc<'static>;
+
+    fn prepare_key(key: &str) -> String {
+        key.to_owned()
+    }
+
+    fn with_string_node<T>(
+        buffer: &mut Doc<'static>,
+        string: &str,
+        f: impl for<'x> FnOnce(&'x Doc<'x>) -> T,
+    ) -> T {
+        *buffer = Doc::owned(string.to_owned());
+        f(buffer)
+    }
+}
+
+pub struct DocNumber(i64);
+
+impl JsonNumber for DocNumber {
+    fn as_u64(&self) -> Option<u64> {
+        u64::try_from(self.0).ok()
+    }
+    fn as_i64(&self) -> Option<i64> {
+        Some(self.0)
+    }
+    fn as_f64(&self) -> Option<f64> {
+        Some(self.0 as f64)
+    }
+    fn as_str(&self) -> Cow<'_, str> {
+        Cow::Owned(self.0.to_string())
+    }
+    fn to_number(&self) -> Cow<'_, Number> {
+        Cow::Owned(Number::from(self.0))
+    }
+    fn is_integer(&self) -> bool {
+        true
+    }
+    fn is_written_as_integer(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct DocObject<'a>(&'a [(&'static str, Doc<'a>)]);
+
+pub struct Members<'a>(std::slice::Iter<'a, (&'static str, Doc<'a>)>);
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a str, &'a Doc<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(key, value)| (*key, value))
+    }
+}
+
+impl<'a> Object<'a, DocJson> for DocObject<'a> {
+    type Node = &'a Doc<'a>;
+    type MemberName = &'a str;
+    type MembersIter = Members<'a>;
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, key: &String) -> Option<&'a Doc<'a>> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    fn members(&self) -> Members<'a> {
+        Members(self.0.iter())
+    }
+}
+
+/// Documents hold no arrays; the type completes the representation.
+#[derive(Clone, Copy)]
+pub struct DocArray<'a>(&'a [Doc<'a>]);
+
+impl<'a> Array<'a, DocJson> for DocArray<'a> {
+    type Node = &'a Doc<'a>;
+    type ElementsIter = std::slice::Iter<'a, Doc<'a>>;
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn elements(&self) -> std::slice::Iter<'a, Doc<'a>> {
+        self.0.iter()
+    }
+}
+
+impl<'a> Node<'a, DocJson> for &'a Doc<'a> {
+    type Object = DocObject<'a>;
+    type Array = DocArray<'a>;
+    type Number = DocNumber;
+
+    fn as_object(&self) -> Option<DocObject<'a>> {
+        match self.resolved() {
+            Doc::Obj(fields) => Some(DocObject(fields)),
+            _ => None,
+        }
+    }
+    fn as_array(&self) -> Option<DocArray<'a>> {
+        None
+    }
+    fn as_string(&self) -> Option<Cow<'a, str>> {
+        match self.resolved() {
+            Doc::Str(s) => Some(Cow::Borrowed(s.as_ref())),
+            _ => None,
+        }
+    }
+    fn as_number(&self) -> Option<DocNumber> {
+        match self.resolved() {
+            Doc::Int(n) => Some(DocNumber(*n)),
+            _ => None,
+        }
+    }
+    fn as_boolean(&self) -> Option<bool> {
+        match self.resolved() {
+            Doc::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    fn is_null(&self) -> bool {
+        matches!(self.resolved(), Doc::Null)
+    }
+    fn json_type(&self) -> JsonType {
+        match self.resolved() {
+            Doc::Null => JsonType::Null,
+            Doc::Bool(_) => JsonType::Boolean,
+            Doc::Int(_) => JsonType::Number,
+            Doc::Str(_) => JsonType::String,
+            Doc::Obj(_) => JsonType::Object,
+            Doc::Shared(_) => unreachable!("resolved"),
+        }
+    }
+    fn equals_value(&self, expected: &Value) -> bool {
+        // `const` and `enum` (event type, entity, version, status, currency) on the hot path:
+        // scalars compare without building a Value.
+        match (self.resolved(), expected) {
+            (Doc::Null, _) => expected.is_null(),
+            (Doc::Bool(b), _) => expected.as_bool() == Some(*b),
+            (Doc::Str(s), _) => expected.as_str() == Some(s.as_ref()),
+            (Doc::Int(n), Value::Number(e)) => {
+                e.as_i64() == Some(*n) || e.as_f64() == Some(*n as f64)
+            }
+            (Doc::Int(_), _) => false,
+            (doc, _) => cmp::equal(&doc.value(), expected),
+        }
+    }
+    fn to_value(&self) -> Cow<'a, Value> {
+        Cow::Owned(self.value())
+    }
+    fn identity(&self) -> Option<NodeIdentity> {
+        Some(NodeIdentity::new(
+            std::ptr::from_ref::<Doc>(self.resolved()) as usize,
+        ))
     }
 }
 
 /// A JSON string with serde_json's escapes (those of orjson: `\"`, `\\`, the short forms
 /// of control characters, `\u00XX` for the others; everything else as UTF-8).
 fn write_str(out: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        // Nothing to escape (the usual case): the text as it is, quoted.
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
+    }
 }
 
 #[cfg(test)]
@@ -87,11 +283,14 @@ mod tests {
     fn renders_in_order() {
         let doc = Doc::Obj(vec![
             ("b", Doc::Int(1)),
-            ("a", Doc::Str("x\"y".into())),
-            ("c", Doc::Obj(vec![("z", Doc::Null), ("y", Doc::Bool(true))])),
+            ("a", Doc::text("x\"y")),
+            (
+                "c",
+                Doc::Obj(vec![("z", Doc::Null), ("y", Doc::Bool(true))]),
+            ),
         ]);
-        let r = doc.render();
-        assert_eq!(r.json, br#"{"b":1,"a":"x\"y","c":{"z":null,"y":true}}"#);
-        assert_eq!(serde_json::from_slice::<Value>(&r.json).unwrap(), r.value);
+        let json = doc.json();
+        assert_eq!(json, br#"{"b":1,"a":"x\"y","c":{"z":null,"y":true}}"#);
+        assert_eq!(serde_json::from_slice::<Value>(&json).unwrap(), doc.value());
     }
 }

@@ -15,11 +15,12 @@ mod rules;
 
 use std::collections::HashMap;
 
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::rc::Rc;
 
-use doc::{Doc, Rendered};
+use doc::{Doc, DocJson, Part};
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
 
@@ -147,7 +148,6 @@ fn str_of<'a>(cell: &'a Option<Cell>) -> Option<&'a str> {
     }
 }
 
-
 /// A record of the worker's: the events to publish and the latest-topic write.
 struct Outcome {
     key: String,
@@ -158,8 +158,8 @@ struct Outcome {
 
 #[pyclass(frozen)]
 struct Engine {
-    validators: HashMap<String, (i64, jsonschema::Validator)>,
-    state_validator: Option<jsonschema::Validator>,
+    validators: HashMap<String, (i64, jsonschema::Validator<DocJson>)>,
+    state_validator: Option<jsonschema::Validator<DocJson>>,
     /// Event types whose schema checks `data.product` exactly as the state schema does
     /// (`seam.transforms.stages.validate.state_embedding`): a valid one proves the state.
     embeds_state: Vec<String>,
@@ -168,22 +168,37 @@ struct Engine {
     entity: String,
     currency: String,
     table: String,
+    headers: HeaderParts,
 }
 
-/// Byte patterns of what needs the decoder's care: the unchanged-TOAST placeholder (plain
-/// and base64) and variable-scale decimal structs.
-const PROBES: [&[u8]; 3] = [
-    b"__debezium_unavailable_value",
-    b"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ",
-    b"{\"scale\":",
+/// Debezium's placeholder for an unchanged TOASTed value, plain and base64: the decoder
+/// turns it into a sentinel and the clean stage takes the old value, Python's case. (A
+/// variable-scale decimal struct is an object: no rule here accepts one.)
+const PLACEHOLDERS: [&str; 2] = [
+    "__debezium_unavailable_value",
+    "X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==",
 ];
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    let (first, rest) = (needle[0], &needle[1..]);
-    haystack
+impl RawRow<'_> {
+    fn has_placeholder(&self) -> bool {
+        [
+            &self.prod_id,
+            &self.sku,
+            &self.prod_name,
+            &self.price_txt,
+            &self.price_cents,
+            &self.cat_id,
+            &self.supp_id,
+            &self.status_cd,
+            &self.is_deleted,
+            &self.ean,
+            &self.descr,
+            &self.created_at,
+            &self.updated_at,
+        ]
         .iter()
-        .enumerate()
-        .any(|(i, b)| *b == first && haystack[i + 1..].starts_with(rest))
+        .any(|cell| matches!(cell, Cell::Str(s) if PLACEHOLDERS.contains(&s.as_ref())))
+    }
 }
 
 #[pymethods]
@@ -206,9 +221,15 @@ impl Engine {
         let mut validators = HashMap::new();
         let mut state_validator = None;
         for (name, (version, text)) in schemas {
-            let invalid = |e: String| pyo3::exceptions::PyValueError::new_err(format!("{name}: {e}"));
-            let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-            let compile = || jsonschema::validator_for(&doc).map_err(|e| invalid(e.to_string()));
+            let invalid =
+                |e: String| pyo3::exceptions::PyValueError::new_err(format!("{name}: {e}"));
+            let doc: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+            let compile = || {
+                jsonschema::options_for::<DocJson>()
+                    .build(&doc)
+                    .map_err(|e| invalid(e.to_string()))
+            };
             if name == state_schema {
                 state_validator = Some(compile()?);
             }
@@ -234,6 +255,7 @@ impl Engine {
             entity,
             currency,
             table,
+            headers: HeaderParts::default(),
         })
     }
 
@@ -251,34 +273,241 @@ impl Engine {
         categories: &Bound<'py, PyDict>,
         suppliers: &Bound<'py, PyDict>,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let names = |dict: &Bound<'py, PyDict>, id: Option<i64>| -> Option<String> {
-            let found = dict.get_item(id?).ok()??;
-            found.extract::<String>().ok()
+        let names = reference_names(categories, suppliers);
+        match self.run(value, topic, partition, offset, &names) {
+            Some(out) => Ok(Some(out.into_python(py, &self.headers)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Publishes the records of `messages` from index `start` on, in order, with
+    /// `producer` (a confluent-kafka Producer): each record's events to `history_topic`
+    /// with their headers, its state (or a tombstone) to `latest_topic`. Stops at the
+    /// first record that takes the Python path, so that per-key order holds; returns the
+    /// index it stopped at (len(messages) when done) and the counts of what it published:
+    /// (stop, records, records with events, events, latest writes, {no-event reason: n}).
+    #[allow(clippy::too_many_arguments)]
+    fn publish<'py>(
+        &self,
+        py: Python<'py>,
+        messages: &Bound<'py, PyList>,
+        start: usize,
+        producer: &Bound<'py, PyAny>,
+        history_topic: &Bound<'py, PyString>,
+        latest_topic: &Bound<'py, PyString>,
+        categories: &Bound<'py, PyDict>,
+        suppliers: &Bound<'py, PyDict>,
+    ) -> PyResult<(usize, u64, u64, u64, u64, Bound<'py, PyDict>)> {
+        let names = reference_names(categories, suppliers);
+        let sink = Sink {
+            produce: producer.getattr(intern!(py, "produce"))?,
+            poll: producer.getattr(intern!(py, "poll"))?,
         };
-        let Some(out) = self.run(value, topic, partition, offset, &|cat, supp| {
-            (names(categories, cat), names(suppliers, supp))
-        }) else {
-            return Ok(None);
-        };
-        let key = PyBytes::new(py, out.key.as_bytes());
-        let history = PyList::empty(py);
-        for (body, event_type, event_id, version) in &out.events {
-            let headers = PyList::new(
+        let no_event = PyDict::new(py);
+        let (mut records, mut with_events, mut events, mut latest) = (0, 0, 0, 0);
+        let mut index = start;
+        while index < messages.len() {
+            let msg = messages.get_item(index)?;
+            let value = msg.call_method0(intern!(py, "value"))?;
+            let Ok(bytes) = value.downcast::<PyBytes>() else {
+                break; // a tombstone
+            };
+            let topic = msg.call_method0(intern!(py, "topic"))?;
+            let Some(out) = self.run(
+                bytes.as_bytes(),
+                topic.downcast::<PyString>()?.to_str()?,
+                msg.call_method0(intern!(py, "partition"))?.extract()?,
+                msg.call_method0(intern!(py, "offset"))?.extract()?,
+                &names,
+            ) else {
+                break;
+            };
+            let key = PyBytes::new(py, out.key.as_bytes());
+            for (body, event_type, event_id, version) in &out.events {
+                let headers = self.headers.list(py, event_type, event_id, *version)?;
+                let kwargs = PyDict::new(py);
+                kwargs.set_item(intern!(py, "headers"), headers)?;
+                sink.send(
+                    py,
+                    history_topic,
+                    PyBytes::new(py, body).as_any(),
+                    &key,
+                    Some(&kwargs),
+                )?;
+            }
+            let state = match &out.state {
+                Some(s) => PyBytes::new(py, s).into_any(),
+                None => py.None().into_bound(py),
+            };
+            sink.send(py, latest_topic, &state, &key, None)?;
+            records += 1;
+            latest += 1;
+            if out.events.is_empty() {
+                let reason = out.note.unwrap_or("no event");
+                let seen: u64 = match no_event.get_item(reason)? {
+                    Some(n) => n.extract()?,
+                    None => 0,
+                };
+                no_event.set_item(reason, seen + 1)?;
+            } else {
+                with_events += 1;
+                events += out.events.len() as u64;
+            }
+            index += 1;
+        }
+        Ok((index, records, with_events, events, latest, no_event))
+    }
+
+    /// Per (topic, partition) of `messages`: [first offset, last offset].
+    #[staticmethod]
+    fn spans<'py>(py: Python<'py>, messages: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyDict>> {
+        let spans = PyDict::new(py);
+        for msg in messages.iter() {
+            let offset = msg.call_method0(intern!(py, "offset"))?;
+            let tp = PyTuple::new(
                 py,
                 [
-                    ("seam.event_type", PyBytes::new(py, event_type.as_bytes())),
-                    ("seam.event_id", PyBytes::new(py, event_id.as_bytes())),
-                    ("seam.schema_version", PyBytes::new(py, version.to_string().as_bytes())),
+                    msg.call_method0(intern!(py, "topic"))?,
+                    msg.call_method0(intern!(py, "partition"))?,
                 ],
             )?;
+            match spans.get_item(&tp)? {
+                Some(span) => span.downcast::<PyList>()?.set_item(1, &offset)?,
+                None => spans.set_item(&tp, PyList::new(py, [&offset, &offset])?)?,
+            }
+        }
+        Ok(spans)
+    }
+}
+
+/// A producer's `produce`, retried after `poll` while its queue is full (BufferError), as
+/// the worker's own `_produce` does.
+struct Sink<'py> {
+    produce: Bound<'py, PyAny>,
+    poll: Bound<'py, PyAny>,
+}
+
+impl<'py> Sink<'py> {
+    fn send(
+        &self,
+        py: Python<'py>,
+        topic: &Bound<'py, PyString>,
+        value: &Bound<'py, PyAny>,
+        key: &Bound<'py, PyBytes>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<()> {
+        loop {
+            match self.produce.call((topic, value, key), kwargs) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyBufferError>(py) => {
+                    self.poll.call1((0.05,))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Category and supplier names from the enrich stage's reference dicts.
+fn reference_names<'a, 'py>(
+    categories: &'a Bound<'py, PyDict>,
+    suppliers: &'a Bound<'py, PyDict>,
+) -> impl Fn(Option<i64>, Option<i64>) -> (Option<String>, Option<String>) + use<'a, 'py> {
+    let name = |dict: &Bound<'py, PyDict>, id: Option<i64>| -> Option<String> {
+        dict.get_item(id?).ok()??.extract::<String>().ok()
+    };
+    move |cat, supp| (name(categories, cat), name(suppliers, supp))
+}
+
+/// seam.event_type and seam.schema_version of one event type and version.
+type HeaderValues = (Py<PyBytes>, Py<PyBytes>);
+
+/// The parts of event headers that repeat, made once: the header names and, per event
+/// type and schema version, their values.
+#[derive(Default)]
+struct HeaderParts {
+    values: std::sync::Mutex<HashMap<(String, i64), HeaderValues>>,
+}
+
+impl HeaderParts {
+    fn of(&self, py: Python<'_>, kind: &str, version: i64) -> (Py<PyBytes>, Py<PyBytes>) {
+        let mut values = self
+            .values
+            .lock()
+            .expect("never poisoned: nothing panics inside");
+        let found = values
+            .entry((kind.to_string(), version))
+            .or_insert_with(|| {
+                (
+                    PyBytes::new(py, kind.as_bytes()).unbind(),
+                    PyBytes::new(py, version.to_string().as_bytes()).unbind(),
+                )
+            });
+        (found.0.clone_ref(py), found.1.clone_ref(py))
+    }
+}
+
+impl HeaderParts {
+    /// An event's headers: seam.event_type, seam.event_id, seam.schema_version.
+    fn list<'py>(
+        &self,
+        py: Python<'py>,
+        kind: &str,
+        event_id: &str,
+        version: i64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let (kind, schema_version) = self.of(py, kind, version);
+        PyList::new(
+            py,
+            [
+                PyTuple::new(
+                    py,
+                    [
+                        intern!(py, "seam.event_type").as_any(),
+                        kind.bind(py).as_any(),
+                    ],
+                )?,
+                PyTuple::new(
+                    py,
+                    [
+                        intern!(py, "seam.event_id").as_any(),
+                        PyBytes::new(py, event_id.as_bytes()).as_any(),
+                    ],
+                )?,
+                PyTuple::new(
+                    py,
+                    [
+                        intern!(py, "seam.schema_version").as_any(),
+                        schema_version.bind(py).as_any(),
+                    ],
+                )?,
+            ],
+        )
+    }
+}
+
+impl Outcome {
+    fn into_python<'py>(
+        self,
+        py: Python<'py>,
+        parts: &HeaderParts,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let key = PyBytes::new(py, self.key.as_bytes());
+        let history = PyList::empty(py);
+        for (body, event_type, event_id, version) in &self.events {
+            let headers = parts.list(py, event_type, event_id, *version)?;
             history.append((key.clone(), PyBytes::new(py, body), headers))?;
         }
-        let state = out.state.as_deref().map(|s| PyBytes::new(py, s));
+        let state = self.state.as_deref().map(|s| PyBytes::new(py, s));
         let latest = PyTuple::new(py, [key.into_any(), state.into_pyobject(py)?.into_any()])?;
-        Ok(Some(PyTuple::new(
+        PyTuple::new(
             py,
-            [history.into_any(), latest.into_any(), out.note.into_pyobject(py)?.into_any()],
-        )?))
+            [
+                history.into_any(),
+                latest.into_any(),
+                self.note.into_pyobject(py)?.into_any(),
+            ],
+        )
     }
 }
 
@@ -294,9 +523,6 @@ impl Engine {
         names: &Names,
     ) -> Option<Outcome> {
         // Placeholders (unchanged TOAST) and variable-scale decimals need the decoder's care.
-        if PROBES.iter().any(|probe| contains(value, probe)) {
-            return None;
-        }
         let doc: Envelope = serde_json::from_slice(value).ok()?;
         if doc.schema || doc.payload {
             return None; // embedded schemas: the decoder's converters apply
@@ -329,6 +555,9 @@ impl Engine {
     }
 
     fn clean(&self, row: &RawRow, unit: Unit, names: &Names) -> Option<Row> {
+        if row.has_placeholder() {
+            return None;
+        }
         let category_id = rules::zero_is_absent(&row.cat_id)?;
         let supplier_id = rules::zero_is_absent(&row.supp_id)?;
         let (category_name, supplier_name) = names(category_id, supplier_id);
@@ -351,17 +580,23 @@ impl Engine {
     }
 
     /// `seam.transforms.stages.enrich.provenance`, and the parts of it event ids hang on.
-    fn provenance(
+    fn provenance<'a>(
         &self,
-        source: &Source,
-        connector: Option<&str>,
-        topic: &str,
+        source: &'a Source<'a>,
+        connector: Option<&'a str>,
+        topic: &'a str,
         partition: i64,
         offset: i64,
-    ) -> Option<Provenance> {
-        let fields: [(&'static str, &Option<Cell>); 5] =
+    ) -> Option<Provenance<'a>> {
+        let fields: [(&'static str, &'a Option<Cell<'a>>); 5] =
             if source.lsn.is_some() || source.txId.is_some() {
-                [("lsn", &source.lsn), ("tx_id", &source.txId), ("sequence", &source.sequence), ("", &None), ("", &None)]
+                [
+                    ("lsn", &source.lsn),
+                    ("tx_id", &source.txId),
+                    ("sequence", &source.sequence),
+                    ("", &None),
+                    ("", &None),
+                ]
             } else {
                 [
                     ("binlog_file", &source.file),
@@ -374,7 +609,7 @@ impl Engine {
         let mut position = Vec::new();
         for (name, cell) in fields {
             match cell {
-                Some(Cell::Str(s)) => position.push((name, Doc::Str(s.to_string()))),
+                Some(Cell::Str(s)) => position.push((name, Doc::text(s))),
                 Some(Cell::Int(n)) => position.push((name, Doc::Int(*n))),
                 Some(Cell::BigInt) => return None,
                 _ => {}
@@ -396,7 +631,11 @@ impl Engine {
         }
         position_key.push(b'}');
         // TableRef.qualified: namespace = schema if the key is there, else db.
-        let namespace = if source.schema.is_some() { &source.schema } else { &source.db };
+        let namespace = if source.schema.is_some() {
+            &source.schema
+        } else {
+            &source.db
+        };
         let table = match str_of(namespace) {
             Some(ns) if !ns.is_empty() => format!("{ns}.{}", self.table),
             _ => self.table.clone(),
@@ -414,16 +653,16 @@ impl Engine {
             ("source_db", Doc::opt_str(db)),
             ("connector", Doc::opt_str(connector)),
             ("server_name", Doc::opt_str(str_of(&source.name))),
-            ("table", Doc::Str(table.clone())),
+            ("table", Doc::owned(table.clone())),
             ("position", Doc::Obj(position)),
-            ("source_ts", Doc::opt_str(source_ts.as_deref())),
+            ("source_ts", source_ts.clone().map_or(Doc::Null, Doc::owned)),
             ("snapshot", Doc::Bool(snapshot)),
-            ("topic", Doc::Str(topic.to_string())),
+            ("topic", Doc::text(topic)),
             ("partition", Doc::Int(partition)),
             ("offset", Doc::Int(offset)),
         ]);
         Some(Provenance {
-            rendered: Rc::new(doc.render()),
+            part: doc.share(),
             // str(provenance.get("source_db")): None reads "None".
             id_prefix: format!("{}|{table}|", db.unwrap_or("None")).into_bytes(),
             position_key,
@@ -431,23 +670,23 @@ impl Engine {
         })
     }
 
-    fn price(&self, cents: Option<i64>) -> Doc {
+    fn price(&self, cents: Option<i64>) -> Doc<'_> {
         match cents {
             None => Doc::Null,
             Some(c) => Doc::Obj(vec![
-                ("amount", Doc::Str(rules::cents_text(c))),
-                ("currency", Doc::Str(self.currency.clone())),
+                ("amount", Doc::owned(rules::cents_text(c))),
+                ("currency", Doc::text(&self.currency)),
             ]),
         }
     }
 
     /// `seam.transforms.stages.map.product_state`.
-    fn state(&self, row: &Row) -> Doc {
+    fn state<'a>(&'a self, row: &'a Row) -> Doc<'a> {
         let mut state = vec![
             ("product_id", Doc::Int(row.product_id)),
-            ("sku", Doc::Str(row.sku.clone())),
-            ("name", Doc::Str(row.name.clone())),
-            ("status", Doc::Str(row.status.to_string())),
+            ("sku", Doc::text(&row.sku)),
+            ("name", Doc::text(&row.name)),
+            ("status", Doc::text(row.status)),
         ];
         if row.price.is_some() {
             state.push(("price", self.price(row.price)));
@@ -465,37 +704,46 @@ impl Engine {
             ("updated_at", &row.updated_at),
         ] {
             if let Some(v) = value {
-                state.push((name, Doc::Str(v.clone())));
+                state.push((name, Doc::text(v)));
             }
         }
         Doc::Obj(state)
     }
 
     /// `seam.transforms.stages.map._diff_events`.
-    fn differences(&self, old: &Row, new: &Row) -> Vec<(&'static str, Doc)> {
-        let text = |t: &Option<String>| Doc::opt_str(t.as_deref());
+    fn differences<'a>(&'a self, old: &'a Row, new: &'a Row) -> Vec<(&'static str, Doc<'a>)> {
+        let text = |t: &'a Option<String>| Doc::opt_str(t.as_deref());
         let mut out = Vec::new();
         if old.name != new.name {
             out.push((
                 "ProductRenamed",
                 Doc::Obj(vec![
-                    ("old_name", Doc::Str(old.name.clone())),
-                    ("new_name", Doc::Str(new.name.clone())),
+                    ("old_name", Doc::text(&old.name)),
+                    ("new_name", Doc::text(&new.name)),
                 ]),
             ));
         }
         if old.price != new.price {
             out.push((
                 "ProductPriceChanged",
-                Doc::Obj(vec![("old_price", self.price(old.price)), ("new_price", self.price(new.price))]),
+                Doc::Obj(vec![
+                    ("old_price", self.price(old.price)),
+                    ("new_price", self.price(new.price)),
+                ]),
             ));
         }
         if old.category_id != new.category_id {
             out.push((
                 "ProductRecategorized",
                 Doc::Obj(vec![
-                    ("old_category", reference(old.category_id, &old.category_name)),
-                    ("new_category", reference(new.category_id, &new.category_name)),
+                    (
+                        "old_category",
+                        reference(old.category_id, &old.category_name),
+                    ),
+                    (
+                        "new_category",
+                        reference(new.category_id, &new.category_name),
+                    ),
                 ]),
             ));
         }
@@ -503,8 +751,14 @@ impl Engine {
             out.push((
                 "ProductSupplierChanged",
                 Doc::Obj(vec![
-                    ("old_supplier", reference(old.supplier_id, &old.supplier_name)),
-                    ("new_supplier", reference(new.supplier_id, &new.supplier_name)),
+                    (
+                        "old_supplier",
+                        reference(old.supplier_id, &old.supplier_name),
+                    ),
+                    (
+                        "new_supplier",
+                        reference(new.supplier_id, &new.supplier_name),
+                    ),
                 ]),
             ));
         }
@@ -521,15 +775,15 @@ impl Engine {
             out.push((
                 "ProductIdentifiersChanged",
                 Doc::Obj(vec![
-                    ("old_sku", Doc::Str(old.sku.clone())),
-                    ("new_sku", Doc::Str(new.sku.clone())),
+                    ("old_sku", Doc::text(&old.sku)),
+                    ("new_sku", Doc::text(&new.sku)),
                     ("old_ean", text(&old.ean)),
                     ("new_ean", text(&new.ean)),
                 ]),
             ));
         }
         if old.status != new.status {
-            let previous = Doc::Obj(vec![("previous_status", Doc::Str(old.status.to_string()))]);
+            let previous = Doc::Obj(vec![("previous_status", Doc::text(old.status))]);
             match new.status {
                 "discontinued" => out.push(("ProductDiscontinued", previous)),
                 "active" => out.push(("ProductReactivated", previous)),
@@ -544,14 +798,12 @@ impl Engine {
         let product_id = after.as_ref().or(before.as_ref())?.product_id;
         let key = product_id.to_string();
         let mut events: Vec<(&'static str, Doc)> = Vec::new();
-        let mut state: Option<Rc<Rendered>> = None;
+        let mut state: Option<Rc<Part>> = None;
         let mut note = None;
-        let shared = |row: &Row| Rc::new(self.state(row).render());
-        let product = |s: &Rc<Rendered>| Doc::Obj(vec![("product", Doc::Shared(s.clone()))]);
         match (&before, &after) {
             (None, Some(new)) => {
                 if new.listed() {
-                    let s = shared(new);
+                    let s = self.state(new).share();
                     events.push(("ProductListed", product(&s)));
                     state = Some(s);
                 } else {
@@ -560,7 +812,10 @@ impl Engine {
             }
             (Some(old), None) => {
                 if old.listed() {
-                    events.push(("ProductDelisted", Doc::Obj(vec![("reason", Doc::Str("deleted".into()))])));
+                    events.push((
+                        "ProductDelisted",
+                        Doc::Obj(vec![("reason", Doc::text("deleted"))]),
+                    ));
                 } else {
                     note = Some("delete of an unlisted product");
                 }
@@ -568,11 +823,18 @@ impl Engine {
             (Some(old), Some(new)) => {
                 let (was, now) = (old.listed(), new.listed());
                 if now {
-                    state = Some(shared(new));
+                    state = Some(self.state(new).share());
                 }
                 if was && !now {
-                    let reason = if new.deleted { "soft_deleted" } else { "status_delisted" };
-                    events.push(("ProductDelisted", Doc::Obj(vec![("reason", Doc::Str(reason.into()))])));
+                    let reason = if new.deleted {
+                        "soft_deleted"
+                    } else {
+                        "status_delisted"
+                    };
+                    events.push((
+                        "ProductDelisted",
+                        Doc::Obj(vec![("reason", Doc::text(reason))]),
+                    ));
                 } else if now && !was {
                     events.push(("ProductRelisted", product(state.as_ref()?)));
                 } else if now && was {
@@ -591,7 +853,7 @@ impl Engine {
                 && self.embeds_state.iter().any(|t| t == kind)
         });
         if let (Some(s), Some(check), false) = (&state, &self.state_validator, proven) {
-            if !check.is_valid(&s.value) {
+            if !check.is_valid(&s.doc) {
                 return None; // Python rejects it, with the reason
             }
         }
@@ -600,23 +862,27 @@ impl Engine {
             let (version, validator) = self.validators.get(event_type)?;
             let id = self.event_id(&prov, &key, event_type);
             let event = Doc::Obj(vec![
-                ("event_id", Doc::Str(id.clone())),
-                ("event_type", Doc::Str(event_type.to_string())),
-                ("entity", Doc::Str(self.entity.clone())),
+                ("event_id", Doc::text(&id)),
+                ("event_type", Doc::text(event_type)),
+                ("entity", Doc::text(&self.entity)),
                 ("product_id", Doc::Int(product_id)),
                 ("occurred_at", Doc::opt_str(prov.source_ts.as_deref())),
                 ("data", data),
-                ("provenance", Doc::Shared(prov.rendered.clone())),
+                ("provenance", Doc::Shared(prov.part.clone())),
                 ("schema_version", Doc::Int(*version)),
-            ])
-            .render();
-            if !validator.is_valid(&event.value) {
+            ]);
+            if !validator.is_valid(&event) {
                 return None;
             }
-            encoded.push((event.json, event_type.to_string(), id, *version));
+            encoded.push((event.json(), event_type.to_string(), id, *version));
         }
         let state = state.map(|s| Rc::try_unwrap(s).map_or_else(|s| s.json.clone(), |s| s.json));
-        Some(Outcome { key, events: encoded, state, note })
+        Some(Outcome {
+            key,
+            events: encoded,
+            state,
+            note,
+        })
     }
 
     /// `seam.transforms.stages.map.event_id`: UUIDv5 of db | table | position | key | type.
@@ -645,21 +911,26 @@ impl Engine {
     }
 }
 
-/// The provenance of one record, rendered once for all its events.
-struct Provenance {
-    rendered: Rc<Rendered>,
+/// The provenance of one record, written once for all its events.
+struct Provenance<'a> {
+    part: Rc<Part<'a>>,
     id_prefix: Vec<u8>,    // "<source db>|<table>|"
     position_key: Vec<u8>, // the position as sorted-key JSON
     source_ts: Option<String>,
 }
 
 /// `map._ref`: `{"id": .., "name": ..}`, or `{"id": ..}` when the name is unknown.
-fn reference(id: Option<i64>, name: &Option<String>) -> Doc {
+/// `{"product": <the state>}`.
+fn product<'a>(state: &Rc<Part<'a>>) -> Doc<'a> {
+    Doc::Obj(vec![("product", Doc::Shared(state.clone()))])
+}
+
+fn reference(id: Option<i64>, name: &Option<String>) -> Doc<'_> {
     let Some(id) = id else {
         return Doc::Null;
     };
     match name {
-        Some(n) => Doc::Obj(vec![("id", Doc::Int(id)), ("name", Doc::Str(n.clone()))]),
+        Some(n) => Doc::Obj(vec![("id", Doc::Int(id)), ("name", Doc::text(n))]),
         None => Doc::Obj(vec![("id", Doc::Int(id))]),
     }
 }
@@ -671,7 +942,11 @@ fn source_ts(source: &Source) -> Option<Option<String>> {
     // The first of ts_ns, ts_us, ts_ms that is an integer (Python skips other types; an
     // integer beyond 64 bits is Python's case).
     let mut ns = None;
-    for (cell, scale) in [(&source.ts_ns, 1_i128), (&source.ts_us, 1000), (&source.ts_ms, 1_000_000)] {
+    for (cell, scale) in [
+        (&source.ts_ns, 1_i128),
+        (&source.ts_us, 1000),
+        (&source.ts_ms, 1_000_000),
+    ] {
         match cell {
             Some(Cell::Int(n)) => {
                 ns = Some(i128::from(*n) * scale);

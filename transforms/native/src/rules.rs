@@ -36,7 +36,8 @@ fn py_strip(text: &str) -> &str {
 /// Control characters left in a clean value: their JSON escapes are the one place where
 /// encoders may differ, so such a value is Python's to write.
 fn has_control(text: &str, newline_ok: bool) -> bool {
-    text.chars().any(|c| (c < ' ' && !(newline_ok && c == '\n')) || c == '\x7f')
+    text.chars()
+        .any(|c| (c < ' ' && !(newline_ok && c == '\n')) || c == '\x7f')
 }
 
 fn text<'a>(value: &'a Cell) -> Option<&'a str> {
@@ -134,12 +135,13 @@ pub fn zero_is_absent(value: &Cell) -> Option<Option<i64>> {
 /// `rules.clean_name`: mojibake repaired, whitespace runs folded, stripped.
 pub fn clean_name(value: &Cell) -> Option<String> {
     let repaired = repair_mojibake(text(value)?);
-    let folded = if !repaired.is_ascii() || repaired.contains("  ") || repaired.contains(['\t', '\n', '\r'])
-    {
-        Cow::Owned(fold(&repaired, py_space))
-    } else {
-        repaired
-    };
+    let folded =
+        if !repaired.is_ascii() || repaired.contains("  ") || repaired.contains(['\t', '\n', '\r'])
+        {
+            Cow::Owned(fold(&repaired, py_space))
+        } else {
+            repaired
+        };
     let name = py_strip(&folded);
     (!name.is_empty() && !has_control(name, false)).then(|| name.to_string())
 }
@@ -386,10 +388,16 @@ mod tests {
     fn texts() {
         assert_eq!(clean_name(&s("  a   b ")), Some("a b".to_string()));
         assert_eq!(clean_name(&s("a\tb")), Some("a b".to_string()));
-        assert_eq!(clean_name(&s("Caf\u{c3}\u{a9}")), Some("Caf\u{e9}".to_string()));
+        assert_eq!(
+            clean_name(&s("Caf\u{c3}\u{a9}")),
+            Some("Caf\u{e9}".to_string())
+        );
         assert_eq!(clean_sku(&s(" ab-1 ")), Some("AB-1".to_string()));
         assert_eq!(clean_ean(&s("")), Some(None));
         assert_eq!(clean_ean(&s("1234567")), None);
-        assert_eq!(clean_description(&s(" a\r\n  b ")), Some(Some("a\nb".to_string())));
+        assert_eq!(
+            clean_description(&s(" a\r\n  b ")),
+            Some(Some("a\nb".to_string()))
+        );
     }
 }
