@@ -128,8 +128,28 @@ def event_text(event: ChangeEvent) -> str:
     return "\n".join(lines)
 
 
+def _json_object(data: bytes | None) -> dict[str, Any] | None:
+    """`data` as a JSON object, or None when it is not one."""
+    if data is None:
+        return None
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if type(doc) is dict else None
+
+
 def undecodable_text(item: Undecodable) -> str:
     raw = item.raw
+    doc = _json_object(raw.value)
+    if doc is not None:
+        # JSON that is not a Debezium change event (seam's domain events, latest states,
+        # any service's records): shown as the JSON it is.
+        body = orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=json_default).decode()
+        return (
+            f"record  [{raw.topic} p{raw.partition}@{raw.offset}]  key={_bytes_text(raw.key)}\n"
+            + "\n".join("    " + line for line in body.splitlines())
+        )
     return (
         f"undecodable  [{raw.topic} p{raw.partition}@{raw.offset}]  {item.reason}\n"
         f"    key={_bytes_text(raw.key)} value={_bytes_text(raw.value)}"
@@ -151,12 +171,17 @@ def event_json(item: ChangeEvent | Undecodable) -> str:
     if isinstance(item, Undecodable):
         raw = item.raw
         data: dict[str, Any] = {
-            "undecodable": item.reason,
             "topic": raw.topic,
             "partition": raw.partition,
             "offset": raw.offset,
             "timestamp_ms": raw.timestamp_ms,
         }
+        doc = _json_object(raw.value)
+        if doc is not None:  # not a change event, but JSON: the record as it is
+            data["key"] = _bytes_text(raw.key) if raw.key is not None else None
+            data["value"] = doc
+        else:
+            data["undecodable"] = item.reason
     else:
         data = event_as_dict(item)
     return orjson.dumps(data, default=json_default).decode()

@@ -234,3 +234,20 @@ def test_internal_topics() -> None:
     assert is_internal("shop.schema-history")
     assert not is_internal("shop.public.products")
     assert not is_internal("shop.public.order_status")
+
+
+def test_json_records_that_are_not_change_events_show_as_json() -> None:
+    from seam.streams.decode import Undecodable
+    from seam.streams.format import undecodable_text
+
+    event = b'{"event_type":"ProductRenamed","product_id":7,"data":{"new_name":"Pan"}}'
+    item = decode(RawRecord(key=b"7", value=event, topic="catalog.product-events", offset=3))
+    assert isinstance(item, Undecodable)
+    text = undecodable_text(item)
+    assert text.startswith("record  [catalog.product-events p0@3]  key=7\n")
+    assert '    "event_type": "ProductRenamed",' in text
+    assert orjson.loads(event_json(item))["value"] == orjson.loads(event)
+    garbage = decode(RawRecord(key=None, value=b"\x00garbage"))
+    assert isinstance(garbage, Undecodable)
+    assert undecodable_text(garbage).startswith("undecodable  [")
+    assert "undecodable" in orjson.loads(event_json(garbage))
