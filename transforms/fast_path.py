@@ -48,14 +48,18 @@ class FastPath:
         self._process = engine.process
         self._publish = engine.publish
         self._spans = engine.spans
-        self._categories = enrich.reference.categories
-        self._suppliers = enrich.reference.suppliers
+        self._reference = enrich.reference  # read at each call: it changes as the worker runs
 
     def process(self, raw: RawRecord) -> Publication | None:
         if raw.value is None:
             return None
         out: Publication | None = self._process(
-            raw.value, raw.topic, raw.partition, raw.offset, self._categories, self._suppliers
+            raw.value,
+            raw.topic,
+            raw.partition,
+            raw.offset,
+            self._reference.categories,
+            self._reference.suppliers,
         )
         return out
 
@@ -71,8 +75,8 @@ class FastPath:
             producer,
             spec.history.topic,
             spec.latest.topic,
-            self._categories,
-            self._suppliers,
+            self._reference.categories,
+            self._reference.suppliers,
         )
         batch.records_in += records
         batch.records_with_events += with_events
