@@ -14,18 +14,16 @@ mod doc;
 mod rules;
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
-use std::rc::Rc;
-
-use doc::{Doc, DocJson, Part};
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
 
 use cell::{present, seen, Cell};
-
+use doc::{Doc, DocJson, Part};
 use rules::Unit;
 
 /// A product row after clean + enrich (the Python stages' clean row with names added).
@@ -148,7 +146,7 @@ fn str_of<'a>(cell: &'a Option<Cell>) -> Option<&'a str> {
     }
 }
 
-/// A record of the worker's: the events to publish and the latest-topic write.
+/// What one record publishes: its events and the latest-topic write.
 struct Outcome {
     key: String,
     events: Vec<(Vec<u8>, String, String, i64)>, // value, type, id, schema version
@@ -422,8 +420,7 @@ fn reference_names<'a, 'py>(
 /// seam.event_type and seam.schema_version of one event type and version.
 type HeaderValues = (Py<PyBytes>, Py<PyBytes>);
 
-/// The parts of event headers that repeat, made once: the header names and, per event
-/// type and schema version, their values.
+/// The header values that repeat, made once per event type and schema version.
 #[derive(Default)]
 struct HeaderParts {
     values: std::sync::Mutex<HashMap<(String, i64), HeaderValues>>,
@@ -445,9 +442,7 @@ impl HeaderParts {
             });
         (found.0.clone_ref(py), found.1.clone_ref(py))
     }
-}
 
-impl HeaderParts {
     /// An event's headers: seam.event_type, seam.event_id, seam.schema_version.
     fn list<'py>(
         &self,
@@ -522,7 +517,6 @@ impl Engine {
         offset: i64,
         names: &Names,
     ) -> Option<Outcome> {
-        // Placeholders (unchanged TOAST) and variable-scale decimals need the decoder's care.
         let doc: Envelope = serde_json::from_slice(value).ok()?;
         if doc.schema || doc.payload {
             return None; // embedded schemas: the decoder's converters apply
