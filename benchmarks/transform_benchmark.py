@@ -268,7 +268,8 @@ def main() -> None:
             c = progress.counts
             print(
                 f"{mode:14} records={c.records_in:,} events={c.events_out:,} latest={c.latest_out:,} "
-                f"dead={c.dead_lettered:,} no_event={sum(c.no_event.values()):,} balanced={c.balanced} "
+                f"dead={c.dead_lettered:,} no_event={sum(c.no_event.values()):,} native={c.native:,} "
+                f"balanced={c.balanced} "
                 f"seconds={seconds:.2f} events/s={rate:,.0f} rss={rss_mb():.0f}MB"
             )
         print(f"--- summary (fast path: {'off' if args.no_fast_path else 'on'})")

@@ -79,6 +79,7 @@ class FastPath:
             self._reference.suppliers,
         )
         batch.records_in += records
+        batch.native += records
         batch.records_with_events += with_events
         batch.events_out += events
         batch.latest_out += latest

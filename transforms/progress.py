@@ -20,6 +20,7 @@ class Counts:
     events_out: int = 0
     latest_out: int = 0
     dead_lettered: int = 0
+    native: int = 0  # of records_in, those the compiled fast path published
     no_event: dict[str, int] = field(default_factory=dict)
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)  # by stage
 
@@ -29,6 +30,7 @@ class Counts:
         self.events_out += other.events_out
         self.latest_out += other.latest_out
         self.dead_lettered += other.dead_lettered
+        self.native += other.native
         for k, v in other.no_event.items():
             self.no_event[k] = self.no_event.get(k, 0) + v
         for k, v in other.dead_letter_reasons.items():
@@ -73,6 +75,7 @@ class Progress:
             "latest_out": c.latest_out,
             "dead_lettered": c.dead_lettered,
             "no_event": dict(c.no_event),
+            "native": c.native,
             "balanced": c.balanced,
             "rate_per_s": round(self.rate, 1),
             "lag": self.lag,
@@ -104,6 +107,8 @@ def prometheus_text(p: Progress) -> str:
         f"seam_transform_latest_out_total{{{labels}}} {c.latest_out}",
         "# TYPE seam_transform_dead_lettered_total counter",
         f"seam_transform_dead_lettered_total{{{labels}}} {c.dead_lettered}",
+        "# TYPE seam_transform_native_total counter",
+        f"seam_transform_native_total{{{labels}}} {c.native}",
         "# TYPE seam_transform_no_event_total counter",
         *(
             f'seam_transform_no_event_total{{{labels},reason="{reason}"}} {n}'

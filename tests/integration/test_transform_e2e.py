@@ -341,6 +341,9 @@ def test_end_to_end_history_and_latest_match_the_legacy_tables(
     assert summary["records_in"] == summary["records_with_events"] + sum(
         summary["no_event"].values()
     )
+    # Real Debezium records of the seeded catalog (warts included) take the compiled path;
+    # the history and latest checks below hold it to the same results.
+    assert summary["native"] >= 0.8 * summary["records_in"], summary
 
     events = [r.json() for r in read_to_end(bootstrap, catalog.history)]
     ids = [e["event_id"] for e in events]

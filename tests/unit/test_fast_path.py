@@ -461,7 +461,7 @@ def test_publish_produces_what_process_returns_in_order_and_stops_for_python(
         expected += [(spec.history.topic, v, k, h) for k, v, h in history]
         expected.append((spec.latest.topic, state, key, None))
     assert producer.calls == expected
-    assert batch.records_in == 25
+    assert batch.records_in == batch.native == 25
     assert batch.balanced
     assert fast.publish(messages, 26, producer, spec, batch) == len(records)
     assert (
