@@ -39,7 +39,7 @@ fi
 .venv/bin/python -m pip install -q -e '.[dev]'
 # Rebuilt only when its sources changed (cargo is incremental in transforms/native/target).
 if ! .venv/bin/python -m pip install -q ./transforms/native; then
-  echo "building transforms/native failed: it needs Rust 1.80+ (rustup) and crates.io" >&2
+  echo "building transforms/native failed: it needs Rust 1.82+ (rustup) and crates.io" >&2
   exit 1
 fi
 echo "setup done: $(.venv/bin/seam --version)"
