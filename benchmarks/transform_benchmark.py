@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/transform_benchmark.py                  # 200,000 events
     .venv/bin/python benchmarks/transform_benchmark.py --events 1000000 --modes exactly_once
+    .venv/bin/python benchmarks/transform_benchmark.py --repeat 5         # medians of 5 runs
 
 Produces synthetic typical catalog change events (the legacy generator's rows with all their
 warts: snapshot reads, then updates that reprice, rename, recategorise, discontinue,
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import time
 import uuid
 
@@ -162,6 +164,9 @@ def main() -> None:
     parser.add_argument("--modes", default="passthrough,at_least_once,exactly_once")
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per mode, taking turns; figures are medians"
+    )
     parser.add_argument("--stage-cpu", action="store_true", help="per-stage CPU us, no Kafka")
     parser.add_argument(
         "--no-fast-path", action="store_true", help="every record through the Python stages"
@@ -208,16 +213,18 @@ def main() -> None:
             raise SystemExit(f"producing the raw records failed ({child.exitcode})")
         print(f"rss before the first worker: {rss_mb():.0f} MB")
 
-        results: dict[str, float] = {}
+        runs: dict[str, list[float]] = {}
         rss: dict[str, list[tuple[int, float]]] = {}
-        cpu_us: dict[str, float] = {}
-        for mode in args.modes.split(","):
+        cpu_runs: dict[str, list[float]] = {}
+        # Modes take turns (pass-through, ALO, EOS, pass-through, ...): a noisy stretch of
+        # the machine then weighs on every mode alike.
+        for rep, mode in [(r, m) for r in range(args.repeat) for m in args.modes.split(",")]:
             data = yaml.safe_load((schema_dir().parent / "pipelines" / "catalog.yaml").read_text())
             text = yaml.safe_dump(data).replace("catalog.", f"{prefix}.")
             data = yaml.safe_load(text)
-            data["group"] = f"{prefix}-{mode}"
+            data["group"] = f"{prefix}-{mode}-{rep}"
             for out in data["outputs"].values():
-                out["topic"] += f".{mode}"
+                out["topic"] += f".{mode}{rep}"
                 out["partitions"] = args.partitions
             data["processing"] = {
                 "guarantee": "at_least_once" if mode != "exactly_once" else "exactly_once",
@@ -255,7 +262,7 @@ def main() -> None:
             # CPU of this process (the worker and its librdkafka threads) per input record,
             # setup included: steadier than throughput when others share the machine, and
             # 1e6 / cpu_us is what one dedicated core could sustain.
-            cpu_us[mode] = (
+            cpu_runs.setdefault(mode, []).append(
                 (time.process_time() - cpu_started) / max(1, progress.counts.records_in) * 1e6
             )
             rss[mode] = [(n, mb) for _t, n, mb in samples]
@@ -264,7 +271,7 @@ def main() -> None:
             # The first batch's records are not inside the interval: leave them out.
             first_batch = min(args.batch_size, progress.counts.records_in)
             rate = (progress.counts.records_in - first_batch) / seconds if seconds > 0 else 0.0
-            results[mode] = rate
+            runs.setdefault(mode, []).append(rate)
             c = progress.counts
             print(
                 f"{mode:14} records={c.records_in:,} events={c.events_out:,} latest={c.latest_out:,} "
@@ -272,12 +279,18 @@ def main() -> None:
                 f"balanced={c.balanced} "
                 f"seconds={seconds:.2f} events/s={rate:,.0f} rss={rss_mb():.0f}MB"
             )
-        print(f"--- summary (fast path: {'off' if args.no_fast_path else 'on'})")
+        results = {mode: statistics.median(rates) for mode, rates in runs.items()}
+        cpu_us = {mode: statistics.median(cpus) for mode, cpus in cpu_runs.items()}
+        print(
+            f"--- summary (fast path: {'off' if args.no_fast_path else 'on'}; "
+            f"median of {args.repeat} run{'s' if args.repeat > 1 else ''} per mode)"
+        )
         for mode, rate in results.items():
             cpu = cpu_us.get(mode, 0.0)
+            spread = f" ({min(runs[mode]):,.0f}-{max(runs[mode]):,.0f})" if args.repeat > 1 else ""
             print(
-                f"{mode:14} {rate:>10,.0f} input records/s   worker CPU {cpu:5.1f} us/record "
-                f"(one core: {1e6 / cpu if cpu else 0:,.0f}/s)"
+                f"{mode:14} {rate:>10,.0f} input records/s{spread}   worker CPU {cpu:5.1f} "
+                f"us/record (one core: {1e6 / cpu if cpu else 0:,.0f}/s)"
             )
         alo, eos, passthrough = (
             results.get("at_least_once"),

@@ -345,7 +345,14 @@ def test_end_to_end_history_and_latest_match_the_legacy_tables(
     # the history and latest checks below hold it to the same results.
     assert summary["native"] >= 0.8 * summary["records_in"], summary
 
-    events = [r.json() for r in read_to_end(bootstrap, catalog.history)]
+    records = read_to_end(bootstrap, catalog.history)
+    events = [r.json() for r in records]
+    for record, event in zip(records, events, strict=True):  # routing without parsing
+        assert record.headers == {
+            "seam.event_type": event["event_type"].encode(),
+            "seam.event_id": event["event_id"].encode(),
+            "seam.schema_version": str(event["schema_version"]).encode(),
+        }
     ids = [e["event_id"] for e in events]
     assert len(ids) == len(set(ids)), "duplicate event ids"
     got = Counter((e["product_id"], e["event_type"]) for e in events)

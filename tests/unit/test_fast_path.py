@@ -425,7 +425,18 @@ class RecordingProducer:
         self.polls = 0
         self.full_on = full_on
 
-    def produce(self, topic: str, value: bytes | None, key: bytes, headers: Any = None) -> None:
+    def produce(  # confluent-kafka's parameters, in its order
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes,
+        partition: int = -1,
+        on_delivery: Any = None,
+        callback: Any = None,
+        timestamp: int = 0,
+        headers: Any = None,
+    ) -> None:
+        assert (partition, on_delivery, callback, timestamp) == (-1, None, None, 0)
         self.attempts += 1
         if self.attempts in self.full_on:
             raise BufferError("Local: Queue full")

@@ -323,21 +323,18 @@ impl Engine {
             let key = PyBytes::new(py, out.key.as_bytes());
             for (body, event_type, event_id, version) in &out.events {
                 let headers = self.headers.list(py, event_type, event_id, *version)?;
-                let kwargs = PyDict::new(py);
-                kwargs.set_item(intern!(py, "headers"), headers)?;
                 sink.send(
-                    py,
                     history_topic,
                     PyBytes::new(py, body).as_any(),
                     &key,
-                    Some(&kwargs),
+                    Some(&headers),
                 )?;
             }
             let state = match &out.state {
                 Some(s) => PyBytes::new(py, s).into_any(),
                 None => py.None().into_bound(py),
             };
-            sink.send(py, latest_topic, &state, &key, None)?;
+            sink.send(latest_topic, &state, &key, None)?;
             records += 1;
             latest += 1;
             if out.events.is_empty() {
@@ -388,14 +385,24 @@ struct Sink<'py> {
 impl<'py> Sink<'py> {
     fn send(
         &self,
-        py: Python<'py>,
         topic: &Bound<'py, PyString>,
         value: &Bound<'py, PyAny>,
         key: &Bound<'py, PyBytes>,
-        kwargs: Option<&Bound<'py, PyDict>>,
+        headers: Option<&Bound<'py, PyList>>,
     ) -> PyResult<()> {
+        let py = topic.py();
         loop {
-            match self.produce.call((topic, value, key), kwargs) {
+            // Positional: produce(topic, value, key, partition, on_delivery, callback,
+            // timestamp, headers); -1 (any partition), None (the producer's default
+            // callback) and 0 (now) are produce's own defaults. A keyword dict per event
+            // costs more than the call. The end-to-end test checks the headers arrive.
+            let sent = match headers {
+                Some(h) => self
+                    .produce
+                    .call1((topic, value, key, -1, py.None(), py.None(), 0, h)),
+                None => self.produce.call1((topic, value, key)),
+            };
+            match sent {
                 Ok(_) => return Ok(()),
                 Err(e) if e.is_instance_of::<pyo3::exceptions::PyBufferError>(py) => {
                     self.poll.call1((0.05,))?;
