@@ -26,7 +26,6 @@ flush, then commit the offsets.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import signal
 import socket
@@ -235,9 +234,6 @@ class Worker:
             "fetch.queue.backoff.ms": 20,
         }
         consumer_conf.update(dict(self.options.extra_consumer_config))
-        # What exists now (stages, schemas, reference data) lives as long as the worker:
-        # out of the collector's sight, its collections only walk the records in flight.
-        gc.freeze()
         self._consumer = Consumer(consumer_conf)
         self._consumer.subscribe(
             list(spec.inputs),
