@@ -111,6 +111,20 @@ class PreflightError(DatabaseError):
         self.reports = reports
 
 
+def _missing_table(table: str, user: str, helper: str | None) -> Check:
+    """A table the connector captures that is not there (or `user` cannot see it); `helper`
+    names the role of a table prepare-cdc creates."""
+    return Check(
+        f"table {table}",
+        False,
+        f"table {table} does not exist (or '{user}' cannot see it)",
+        why="the connector captures it" + (f" ({helper})" if helper else ""),
+        fix="run `seam legacy prepare-cdc`"
+        if helper
+        else f"create {table} or remove it from 'tables'",
+    )
+
+
 def cdc_url(
     rendered: RenderedConnector, settings: Settings, env: Mapping[str, str] | None = None
 ) -> str:
@@ -322,15 +336,7 @@ def _postgres_checks(
             signal_table(spec, address.dbname),
         }
         checks.append(
-            Check(
-                f"table {table}",
-                False,
-                f"table {table} does not exist (or '{spec.user}' cannot see it)",
-                why="the connector captures it" + (" (heartbeat / signalling)" if helper else ""),
-                fix="run `seam legacy prepare-cdc`"
-                if helper
-                else f"create {table} or remove it from 'tables'",
-            )
+            _missing_table(table, spec.user, "heartbeat / signalling" if helper else None)
         )
     present = [t for t in tables if t not in missing]
 
@@ -678,15 +684,5 @@ def _mysql_checks(conn: Connection, rendered: RenderedConnector, settings: Setti
         )
         if not exists:
             helper = table == signal_table(spec, address.dbname)
-            checks.append(
-                Check(
-                    f"table {table}",
-                    False,
-                    f"table {table} does not exist (or '{spec.user}' cannot see it)",
-                    why="the connector captures it" + (" (signalling)" if helper else ""),
-                    fix="run `seam legacy prepare-cdc`"
-                    if helper
-                    else f"create {table} or remove it from 'tables'",
-                )
-            )
+            checks.append(_missing_table(table, spec.user, "signalling" if helper else None))
     return checks

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +22,29 @@ from pathlib import Path
 import pytest
 
 from seam.settings import Settings, StackSettings, load_settings
+
+
+def start_transform_worker(
+    pipeline: Path, instance: str, *options: str, capture_stdout: bool = True
+) -> subprocess.Popen[bytes]:
+    """`seam transform run PIPELINE --instance-id INSTANCE OPTIONS...` in its own process,
+    as an operator runs it (stderr always captured, for the failure message)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "seam.cli.main",
+            "transform",
+            "run",
+            str(pipeline),
+            "--instance-id",
+            instance,
+            *options,
+        ],
+        stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def free_port() -> int:

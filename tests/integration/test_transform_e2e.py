@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -25,6 +23,7 @@ import pytest
 import yaml
 
 from seam.settings import Settings
+from tests.conftest import start_transform_worker
 
 pytestmark = pytest.mark.integration
 
@@ -280,27 +279,8 @@ def _wait_for(predicate: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def start_worker(pipeline: Path, *extra: str, instance: str = "w1") -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "seam.cli.main",
-            "transform",
-            "run",
-            str(pipeline),
-            "--instance-id",
-            instance,
-            "--progress-interval",
-            "1",
-            "--output",
-            "json",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+def start_worker(pipeline: Path) -> subprocess.Popen[bytes]:
+    return start_transform_worker(pipeline, "w1", "--progress-interval", "1", "--output", "json")
 
 
 def test_end_to_end_history_and_latest_match_the_legacy_tables(

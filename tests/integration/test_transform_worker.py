@@ -32,6 +32,7 @@ from seam.transforms.readback import compacted, read_to_end
 from seam.transforms.synthetic import envelope, micros, reference_rows
 from seam.transforms.topics import delete_group
 from seam.transforms.worker import Worker, WorkerOptions
+from tests.conftest import free_port, start_transform_worker
 
 pytestmark = pytest.mark.integration
 
@@ -272,25 +273,8 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_worker_goes_on(raw: 
     assert len(history(raw)) == 30
 
 
-def _start(raw: Raw, instance: str, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "seam.cli.main",
-            "transform",
-            "run",
-            str(raw.pipeline_file),
-            "--instance-id",
-            instance,
-            "--progress-interval",
-            "1",
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+def _start(raw: Raw, instance: str, *options: str) -> subprocess.Popen[bytes]:
+    return start_transform_worker(raw.pipeline_file, instance, *options, capture_stdout=False)
 
 
 def _wait_busy(worker: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -317,7 +301,7 @@ def test_exactly_once_when_the_worker_is_killed(raw: Raw) -> None:
         time.sleep(rng.uniform(0.0, 0.5))
         worker.send_signal(signal.SIGKILL)
         worker.communicate(timeout=10)
-    final = _start(raw, "killme", "--until-caught-up", *GUARANTEE)
+    final = _start(raw, "killme", "--progress-interval", "1", "--until-caught-up", *GUARANTEE)
     _out, err = final.communicate(timeout=300)
     assert final.returncode == 0, err.decode()[-2000:]
     check_exactly_once(raw)
@@ -458,30 +442,17 @@ def test_sigterm_finishes_the_batch_and_exits_zero_with_metrics(raw: Raw) -> Non
     import json
     import urllib.request
 
-    from tests.conftest import free_port
-
     send(raw, list(changes(raw, 300)))
     port = free_port()
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "seam.cli.main",
-            "transform",
-            "run",
-            str(raw.pipeline_file),
-            "--instance-id",
-            "term",
-            "--metrics-port",
-            str(port),
-            "--progress-interval",
-            "0.5",
-            "-o",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    worker = start_transform_worker(
+        raw.pipeline_file,
+        "term",
+        "--metrics-port",
+        str(port),
+        "--progress-interval",
+        "0.5",
+        "-o",
+        "json",
     )
     try:
         _wait_busy(worker)
