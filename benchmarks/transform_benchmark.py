@@ -10,7 +10,11 @@ soft-delete) to a fresh raw topic, then runs, each with its own group and output
 
 * pass-through: consume + produce each record unchanged (no stages, no transaction);
 * at_least_once: the full catalog pipeline, produce then commit offsets;
-* exactly_once: the full pipeline, one transaction per batch.
+* exactly_once: the full pipeline, one transaction per batch;
+* output_floor: at-least-once, producing the very records the at_least_once mode produces
+  (the pool's publications, computed before the run) with no transform at all: what the
+  output alone costs (two records per input, headers, twice the bytes), so the highest
+  ALO / pass-through ratio any transform could reach.
 
 Both full-pipeline modes use the compiled fast path (transforms/native) unless
 `--no-fast-path` sends every record through the Python stages. The process (the worker and
@@ -35,18 +39,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
+import multiprocessing
 import os
 import statistics
 import time
 import uuid
+from typing import Any
 
 import yaml
 
 from seam.settings import load_settings
-from seam.transforms.fast_path import fast_path_for
+from seam.transforms.fast_path import FastPath, fast_path_for
+from seam.transforms.outputs import Publication
 from seam.transforms.pipeline import Pipeline
-from seam.transforms.pipeline_file import parse_pipeline
-from seam.transforms.progress import Progress
+from seam.transforms.pipeline_file import PipelineSpec, parse_pipeline
+from seam.transforms.progress import Counts, Progress
 from seam.transforms.schemas import schema_dir
 from seam.transforms.synthetic import envelope, reference_rows, typical_changes
 from seam.transforms.worker import Worker, WorkerOptions
@@ -124,6 +132,57 @@ def stage_cpu(repeat: int = 5) -> None:
         print(f"  {name:28} {seconds / len(raws) * 1e6:6.1f}")
 
 
+class OutputFloor:
+    """Stands in for the worker's fast path (`worker._fast`): publishes the pool's
+    precomputed publications in turn, one per input record, in a plain loop."""
+
+    def __init__(self, fast: FastPath, publications: list[Publication]) -> None:
+        self.spans = fast.spans
+        self._next = itertools.cycle(publications).__next__
+
+    def publish(
+        self, messages: list[Any], start: int, producer: Any, spec: PipelineSpec, batch: Counts
+    ) -> int:
+        produce, history_topic, latest_topic = (
+            producer.produce,
+            spec.history.topic,
+            spec.latest.topic,
+        )
+        for _ in range(start, len(messages)):
+            history, (key, state), note = self._next()
+            for event_key, event, headers in history:
+                produce(history_topic, event, event_key, headers=headers)
+            produce(latest_topic, state, key)
+            batch.latest_out += 1
+            if history:
+                batch.records_with_events += 1
+                batch.events_out += len(history)
+            else:
+                reason = note or "no event"
+                batch.no_event[reason] = batch.no_event.get(reason, 0) + 1
+        batch.records_in += len(messages) - start
+        return len(messages)
+
+
+def floor_publications(data: dict[str, Any]) -> list[Publication]:
+    """The pool's publications, as the ALO mode makes them, with the pipeline of `data`."""
+    from seam.streams.decode import RawRecord
+
+    pipeline = parse_pipeline(data, "output-floor").build()
+    fast = fast_path_for(pipeline)
+    if fast is None:
+        raise SystemExit("output_floor needs the compiled fast path (transforms/native)")
+    for i, (table, row) in enumerate(reference_rows(POOL)):
+        key, value = envelope(table, "r", None, row, i + 1)
+        pipeline.observe(RawRecord(key, value, f"catalog.public.{table}", 0, i))
+    out = []
+    for i, (key, value) in enumerate(pool()):
+        publication = fast.process(RawRecord(key, value, "catalog.public.products", i % 4, i))
+        if publication is not None:
+            out.append(publication)
+    return out
+
+
 def produce(bootstrap: str, prefix: str, events: int) -> None:
     from confluent_kafka import Producer
 
@@ -161,7 +220,7 @@ def produce(bootstrap: str, prefix: str, events: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--modes", default="passthrough,at_least_once,exactly_once")
+    parser.add_argument("--modes", default="passthrough,at_least_once,exactly_once,output_floor")
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument(
@@ -202,8 +261,6 @@ def main() -> None:
         future.result(30)
     try:
         # Produced by a child process, so this process's RSS is the worker's alone.
-        import multiprocessing
-
         child = multiprocessing.get_context("fork").Process(
             target=produce, args=(bootstrap, prefix, args.events)
         )
@@ -257,6 +314,15 @@ def main() -> None:
                 pipeline=pipeline,
                 on_progress=sample,
             )
+            if mode == "output_floor":
+                # Made in a child: generating the pool takes ~250 MB this process would keep.
+                with multiprocessing.get_context("fork").Pool(1) as helper:
+                    publications = helper.apply(floor_publications, (data,))
+                if worker._fast is None:
+                    raise SystemExit(
+                        "output_floor needs the compiled fast path (transforms/native)"
+                    )
+                worker._fast = OutputFloor(worker._fast, publications)  # type: ignore[assignment]
             cpu_started = time.process_time()
             progress = worker.run()
             # CPU of this process (the worker and its librdkafka threads) per input record,
@@ -306,6 +372,12 @@ def main() -> None:
         if alo and passthrough:
             ratio = alo / passthrough
             print(f"ALO / pass-through >= 60%    {ratio:>10.0%}    {verdict(ratio >= 0.6)}")
+        floor = results.get("output_floor")
+        if floor and passthrough:
+            print(
+                f"output floor / pass-through {floor / passthrough:>10.0%}    "
+                "(ALO's outputs with no transform: the ceiling of the ratio above)"
+            )
         if alo and eos:
             ratio = eos / alo
             print(f"EOS / ALO >= 80%             {ratio:>10.0%}    {verdict(ratio >= 0.8)}")

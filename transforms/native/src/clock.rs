@@ -49,9 +49,12 @@ fn last_sunday(year: i64, month: i64) -> i64 {
 
 /// ISO 8601 of microseconds since the epoch, naive, microseconds only when there are any,
 /// as Python's `datetime.isoformat()` writes it, with a 'Z'.
-fn digits(out: &mut Vec<u8>, value: i64, width: u32) {
-    for i in (0..width).rev() {
-        out.push(b'0' + (value / 10_i64.pow(i) % 10) as u8);
+fn digits(out: &mut Vec<u8>, mut value: i64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 

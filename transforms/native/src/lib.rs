@@ -524,7 +524,8 @@ impl Engine {
         offset: i64,
         names: &Names,
     ) -> Option<Outcome> {
-        let doc: Envelope = serde_json::from_slice(value).ok()?;
+        // One UTF-8 check of the whole record, not one per string (serde_json's from_slice).
+        let doc: Envelope = serde_json::from_str(std::str::from_utf8(value).ok()?).ok()?;
         if doc.schema || doc.payload {
             return None; // embedded schemas: the decoder's converters apply
         }
@@ -627,7 +628,9 @@ impl Engine {
             if i > 0 {
                 position_key.push(b',');
             }
-            position_key.extend_from_slice(format!("\"{k}\":").as_bytes());
+            position_key.push(b'"');
+            position_key.extend_from_slice(k.as_bytes());
+            position_key.extend_from_slice(b"\":");
             position_key.extend_from_slice(&v.json());
         }
         position_key.push(b'}');
@@ -638,7 +641,7 @@ impl Engine {
             &source.db
         };
         let table = match str_of(namespace) {
-            Some(ns) if !ns.is_empty() => format!("{ns}.{}", self.table),
+            Some(ns) if !ns.is_empty() => [ns, ".", &self.table].concat(),
             _ => self.table.clone(),
         };
         // `snapshot not in (None, False, "false")`, with Python's 0 == False.
@@ -665,7 +668,9 @@ impl Engine {
         Some(Provenance {
             part: doc.share(),
             // str(provenance.get("source_db")): None reads "None".
-            id_prefix: format!("{}|{table}|", db.unwrap_or("None")).into_bytes(),
+            id_prefix: [db.unwrap_or("None"), "|", &table, "|"]
+                .concat()
+                .into_bytes(),
             position_key,
             source_ts,
         })

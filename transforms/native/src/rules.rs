@@ -335,9 +335,18 @@ pub fn price_of(price_txt: &Cell, price_cents: &Cell) -> Option<Option<i64>> {
 }
 
 /// Cents as the exact decimal text Python's `str(Decimal(...).quantize(Decimal("0.01")))`
-/// writes.
+/// writes. Cents are never negative here (`price_of` leaves those to Python).
 pub fn cents_text(cents: i64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
+    debug_assert!(cents >= 0);
+    let mut text = String::with_capacity(24);
+    text.push_str(itoa::Buffer::new().format(cents / 100));
+    let rest = (cents % 100) as u8;
+    text.extend([
+        '.',
+        char::from(b'0' + rest / 10),
+        char::from(b'0' + rest % 10),
+    ]);
+    text
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
