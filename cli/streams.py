@@ -71,7 +71,10 @@ def list_cmd(
     output: Output = typer.Option(Output.text, "--output", "-o", help="text or json."),
     timeout: float = TIMEOUT,
 ) -> None:
-    """Topics with partitions, record counts and the time span they cover."""
+    """Topics with partitions, offsets in use and the time span they cover.
+
+    Offsets count the records of Connect's change topics; a topic written exactly once
+    (the transform's outputs) also holds a transaction marker per commit and partition."""
     from seam.cli.render import print_json, print_table
     from seam.streams.topics import list_topics
 
@@ -83,7 +86,7 @@ def list_cmd(
                 {
                     "topic": t.name,
                     "partitions": t.partitions,
-                    "records": t.records,
+                    "offsets": t.offsets,
                     "first_ts_ms": t.first_ts_ms,
                     "last_ts_ms": t.last_ts_ms,
                     "internal": t.internal,
@@ -97,8 +100,8 @@ def list_cmd(
         return
     print_table(
         None,
-        ["topic", "partitions", "records", "first (UTC)", "last (UTC)"],
-        [(t.name, t.partitions, t.records, _ts(t.first_ts_ms), _ts(t.last_ts_ms)) for t in topics],
+        ["topic", "partitions", "offsets", "first (UTC)", "last (UTC)"],
+        [(t.name, t.partitions, t.offsets, _ts(t.first_ts_ms), _ts(t.last_ts_ms)) for t in topics],
     )
 
 

@@ -30,7 +30,11 @@ def is_internal(name: str) -> bool:
 class TopicSummary:
     name: str
     partitions: int
-    records: int  # sum of (high - low) over partitions: exact unless compacted/transactional
+    # Offsets in use, sum of (high - low) over partitions: the record count for Connect's
+    # topics; one more per committed transaction and partition on topics written
+    # exactly once (its marker), fewer live records after compaction. Counting records
+    # would mean reading them all.
+    offsets: int
     first_ts_ms: int | None  # timestamp of the earliest record still in the topic
     last_ts_ms: int | None  # the largest record timestamp (the newest, for CDC topics)
     internal: bool
@@ -52,9 +56,9 @@ def list_topics(
             continue
         parts = range(names[name])
         ranges = kafka.ranges(name, parts)
-        records = sum(r.count for r in ranges)
+        offsets = sum(r.count for r in ranges)
         first = last = None
-        if records:
+        if offsets:
             # The broker answers both from its indexes: no record is read.
             earliest = kafka.list_offsets(name, parts, OffsetSpec.for_timestamp(0))
             newest = kafka.list_offsets(name, parts, OffsetSpec.max_timestamp())
@@ -62,7 +66,7 @@ def list_topics(
             lasts = [ts for offset, ts in newest.values() if offset >= 0 and ts >= 0]
             first = min(firsts) if firsts else None
             last = max(lasts) if lasts else None
-        out.append(TopicSummary(name, len(parts), records, first, last, internal))
+        out.append(TopicSummary(name, len(parts), offsets, first, last, internal))
     return out
 
 
