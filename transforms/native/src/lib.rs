@@ -26,6 +26,9 @@ use cell::{present, seen, Cell};
 use doc::{Doc, DocJson, Part};
 use rules::Unit;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A product row after clean + enrich (the Python stages' clean row with names added).
 struct Row {
     product_id: i64,
