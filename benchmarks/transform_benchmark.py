@@ -164,6 +164,14 @@ class OutputFloor:
         return len(messages)
 
 
+def floor_publications_of(data: dict[str, Any]) -> list[Publication]:
+    """`floor_publications`, made in a child: generating the pool takes ~250 MB that this
+    process would otherwise keep for the rest of its modes."""
+    with multiprocessing.get_context("fork").Pool(1) as helper:
+        publications: list[Publication] = helper.apply(floor_publications, (data,))
+    return publications
+
+
 def floor_publications(data: dict[str, Any]) -> list[Publication]:
     """The pool's publications, as the ALO mode makes them, with the pipeline of `data`."""
     from seam.streams.decode import RawRecord
@@ -315,16 +323,16 @@ def main() -> None:
                 on_progress=sample,
             )
             if mode == "output_floor":
-                # Made in a child: generating the pool takes ~250 MB this process would keep.
-                with multiprocessing.get_context("fork").Pool(1) as helper:
-                    publications = helper.apply(floor_publications, (data,))
                 if worker._fast is None:
                     raise SystemExit(
                         "output_floor needs the compiled fast path (transforms/native)"
                     )
-                worker._fast = OutputFloor(worker._fast, publications)  # type: ignore[assignment]
+                worker._fast = OutputFloor(  # type: ignore[assignment]
+                    worker._fast, floor_publications_of(data)
+                )
             cpu_started = time.process_time()
             progress = worker.run()
+            del worker  # and the output floor's publications with it, before the next mode
             # CPU of this process (the worker and its librdkafka threads) per input record,
             # setup included: steadier than throughput when others share the machine, and
             # 1e6 / cpu_us is what one dedicated core could sustain.
@@ -372,10 +380,10 @@ def main() -> None:
         if alo and passthrough:
             ratio = alo / passthrough
             print(f"ALO / pass-through >= 60%    {ratio:>10.0%}    {verdict(ratio >= 0.6)}")
-        floor = results.get("output_floor")
-        if floor and passthrough:
+        floor_rate = results.get("output_floor")
+        if floor_rate and passthrough:
             print(
-                f"output floor / pass-through {floor / passthrough:>10.0%}    "
+                f"output floor / pass-through {floor_rate / passthrough:>10.0%}    "
                 "(ALO's outputs with no transform: the ceiling of the ratio above)"
             )
         if alo and eos:
