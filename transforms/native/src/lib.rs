@@ -152,7 +152,7 @@ fn str_of<'a>(cell: &'a Option<Cell>) -> Option<&'a str> {
 /// What one record publishes: its events and the latest-topic write.
 struct Outcome {
     key: String,
-    events: Vec<(Vec<u8>, String, String, i64)>, // value, type, id, schema version
+    events: Vec<(Vec<u8>, &'static str, String, i64)>, // value, type, id, schema version
     state: Option<Vec<u8>>,
     note: Option<&'static str>,
 }
@@ -433,23 +433,21 @@ type HeaderValues = (Py<PyBytes>, Py<PyBytes>);
 /// The header values that repeat, made once per event type and schema version.
 #[derive(Default)]
 struct HeaderParts {
-    values: std::sync::Mutex<HashMap<(String, i64), HeaderValues>>,
+    values: std::sync::Mutex<HashMap<(&'static str, i64), HeaderValues>>,
 }
 
 impl HeaderParts {
-    fn of(&self, py: Python<'_>, kind: &str, version: i64) -> (Py<PyBytes>, Py<PyBytes>) {
+    fn of(&self, py: Python<'_>, kind: &'static str, version: i64) -> (Py<PyBytes>, Py<PyBytes>) {
         let mut values = self
             .values
             .lock()
             .expect("never poisoned: nothing panics inside");
-        let found = values
-            .entry((kind.to_string(), version))
-            .or_insert_with(|| {
-                (
-                    PyBytes::new(py, kind.as_bytes()).unbind(),
-                    PyBytes::new(py, version.to_string().as_bytes()).unbind(),
-                )
-            });
+        let found = values.entry((kind, version)).or_insert_with(|| {
+            (
+                PyBytes::new(py, kind.as_bytes()).unbind(),
+                PyBytes::new(py, version.to_string().as_bytes()).unbind(),
+            )
+        });
         (found.0.clone_ref(py), found.1.clone_ref(py))
     }
 
@@ -457,7 +455,7 @@ impl HeaderParts {
     fn list<'py>(
         &self,
         py: Python<'py>,
-        kind: &str,
+        kind: &'static str,
         event_id: &str,
         version: i64,
     ) -> PyResult<Bound<'py, PyList>> {
@@ -883,7 +881,7 @@ impl Engine {
             if !validator.is_valid(&event) {
                 return None;
             }
-            encoded.push((event.json(), event_type.to_string(), id, *version));
+            encoded.push((event.json(), event_type, id, *version));
         }
         let state = state.map(|s| Rc::try_unwrap(s).map_or_else(|s| s.json.clone(), |s| s.json));
         Some(Outcome {
