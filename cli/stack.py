@@ -36,12 +36,27 @@ def _show_status(ctx: typer.Context, output: render.Output) -> None:
     )
 
 
+ONLY_HELP = "Comma-separated parts (postgres, mariadb, kafka, connect); all when omitted."
+
+
+def _only(value: str | None) -> list[str] | None:
+    return None if value is None else [n.strip() for n in value.split(",") if n.strip()]
+
+
 @app.command()
-def up(ctx: typer.Context, output: render.Output = render.OUTPUT) -> None:
+def up(
+    ctx: typer.Context,
+    only: str = typer.Option(
+        None,
+        "--only",
+        help=ONLY_HELP + " With your own database: --only kafka,connect (connect brings kafka).",
+    ),
+    output: render.Output = render.OUTPUT,
+) -> None:
     """Start every part that is not running and wait until all are ready."""
     began = time.monotonic()
     stack = _stack(ctx)
-    started = stack.up(on_event=lambda msg: typer.echo(msg, err=True))
+    started = stack.up(on_event=lambda msg: typer.echo(msg, err=True), only=_only(only))
     took = time.monotonic() - began
     typer.echo(
         f"started {', '.join(started) if started else 'nothing (all running)'} in {took:.1f} s",
@@ -53,14 +68,22 @@ def up(ctx: typer.Context, output: render.Output = render.OUTPUT) -> None:
 @app.command()
 def down(
     ctx: typer.Context,
+    only: str = typer.Option(None, "--only", help=ONLY_HELP),
     wipe: bool = typer.Option(False, "--wipe", help="Also delete all the stack's data."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before wiping."),
 ) -> None:
     """Stop the processes the stack started. Data is kept unless --wipe is given."""
+    from seam.errors import StackError
+
     stack = _stack(ctx)
+    if wipe and only is not None:
+        raise StackError(
+            "--wipe deletes the data of every part, it cannot go with --only",
+            hint="stop the parts with --only, or everything with --wipe",
+        )
     if wipe and not yes:
         typer.confirm(f"Delete all data in {stack.settings.dir}?", abort=True)
-    stopped = stack.down(wipe=wipe)
+    stopped = stack.down(only=_only(only), wipe=wipe)
     typer.echo(f"stopped {', '.join(stopped) if stopped else 'nothing (none was running)'}")
     if wipe:
         typer.echo(f"deleted {stack.settings.dir}")

@@ -12,7 +12,7 @@ import os
 import pwd
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,28 +45,24 @@ class LocalStack:
 
     # -- building the parts -------------------------------------------------------------
 
-    def _parts(self, *, resolve: bool) -> list[Part]:
-        """The parts in start order. With resolve=False no program or jar is looked up,
-        which is all that status, logs and down need."""
+    def _parts(self, *, resolve: bool, names: Collection[str] = PART_NAMES) -> list[Part]:
+        """The parts named in `names`, in start order. With resolve=False no program or jar
+        is looked up, which is all that status, logs and down need; with resolve=True only
+        those the named parts run."""
         s, p = self.settings, self.paths
-        if resolve:
-            programs = prereqs.find_programs()
-            layout = jars.ensure_jars(s.cache_dir)
-            java = programs.java
-            pg_bin, mariadbd, install_db = (
-                programs.postgres_bin,
-                programs.mariadbd,
-                programs.mariadb_install_db,
-            )
-        else:
-            layout = jars.JarLayout(Path(), Path())
-            java = pg_bin = mariadbd = install_db = Path()
-        return [
-            Postgres(s, p, pg_bin),
-            MariaDb(s, p, mariadbd, install_db),
-            Broker(s, p, layout, java),
-            Connect(s, p, layout, java),
+        programs = prereqs.find_programs(names if resolve else ())
+        layout = (
+            jars.ensure_jars(s.cache_dir)
+            if resolve and {"kafka", "connect"} & set(names)
+            else jars.JarLayout(Path(), Path())
+        )
+        parts: list[Part] = [
+            Postgres(s, p, programs.postgres_bin),
+            MariaDb(s, p, programs.mariadbd, programs.mariadb_install_db),
+            Broker(s, p, layout, programs.java),
+            Connect(s, p, layout, programs.java),
         ]
+        return [part for part in parts if part.name in names]
 
     def _check_directory(self) -> None:
         root = self.settings.dir
@@ -99,14 +95,23 @@ class LocalStack:
 
     # -- the commands -------------------------------------------------------------------
 
-    def up(self, on_event: Callable[[str], None] = lambda _msg: None) -> list[str]:
-        """Start what is not running and wait until every part is ready.
+    def up(
+        self,
+        on_event: Callable[[str], None] = lambda _msg: None,
+        *,
+        only: Iterable[str] | None = None,
+    ) -> list[str]:
+        """Start what is not running (of every part, or of those named in `only`) and wait
+        until it is ready.
 
         Returns the names of the parts this call started. On failure, stops those again.
         """
+        names = selected_parts(only)
         self._check_directory()
+        if only is not None and "connect" in names and "kafka" not in only:
+            on_event("connect keeps its state in Kafka: kafka is started too")
         on_event("checking prerequisites and the jar cache")
-        parts = self._parts(resolve=True)
+        parts = self._parts(resolve=True, names=names)
         started: list[Part] = []
         ready: list[Part] = []
         try:
@@ -172,7 +177,7 @@ class LocalStack:
         With wipe=True the whole stack directory is deleted afterwards. Returns the names of
         the parts that were running and are now stopped.
         """
-        wanted = set(PART_NAMES if only is None else only)
+        wanted = set(PART_NAMES if only is None else known_parts(only))
         stopped = [
             part.name
             for part in reversed(self._parts(resolve=False))
@@ -204,12 +209,32 @@ class LocalStack:
         return result
 
     def log_file(self, name: str) -> Path:
-        if name not in PART_NAMES:
-            raise StackError(
-                f"the local stack has no part '{name}'",
-                hint=f"choose one of: {', '.join(PART_NAMES)}",
-            )
+        known_parts([name])
         return self.paths.log(name)
+
+
+def selected_parts(only: Iterable[str] | None) -> list[str]:
+    """The parts `only` names, in start order (all when None), with Kafka for Connect: it
+    keeps its configs, offsets and status there."""
+    if only is None:
+        return list(PART_NAMES)
+    wanted = set(known_parts(only))
+    if "connect" in wanted:
+        wanted.add("kafka")
+    return [name for name in PART_NAMES if name in wanted]
+
+
+def known_parts(names: Iterable[str]) -> list[str]:
+    """`names`, each checked to be a part of the local stack (and at least one)."""
+    names = list(names)
+    unknown = [n for n in names if n not in PART_NAMES]
+    if unknown or not names:
+        what = ", ".join(repr(n) for n in unknown)
+        raise StackError(
+            f"the local stack has no part {what}" if unknown else "no part named",
+            hint=f"choose among: {', '.join(PART_NAMES)}",
+        )
+    return names
 
 
 def _user_name(uid: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,13 +68,22 @@ def postgres_bin() -> Path:
     )
 
 
-def find_programs() -> Programs:
-    """Every program `seam stack up` runs, or the first one missing as a clear error."""
+def find_programs(
+    parts: Collection[str] = ("postgres", "mariadb", "kafka", "connect"),
+) -> Programs:
+    """The programs the named parts of the local stack run (an empty path for the others),
+    or the first one missing as a clear error."""
+    none = Path()
+    mariadb = "mariadb" in parts
     return Programs(
-        java=java(),
-        postgres_bin=postgres_bin(),
-        mariadbd=_which("mariadbd", "mariadb-server", "to run the legacy MariaDB"),
+        java=java() if {"kafka", "connect"} & set(parts) else none,
+        postgres_bin=postgres_bin() if "postgres" in parts else none,
+        mariadbd=_which("mariadbd", "mariadb-server", "to run the legacy MariaDB")
+        if mariadb
+        else none,
         mariadb_install_db=_which(
             "mariadb-install-db", "mariadb-server", "to create the MariaDB data directory"
-        ),
+        )
+        if mariadb
+        else none,
     )

@@ -168,6 +168,37 @@ def test_a_taken_port_names_the_setting_and_starts_nothing(spare: LocalStack) ->
     assert {s.state for s in spare.status()} == {"stopped"}
 
 
+def test_only_the_named_parts_start_and_stop(spare: LocalStack) -> None:
+    spare.down()
+    assert spare.up(only=["connect"]) == ["kafka", "connect"]  # Connect brings Kafka
+    assert {s.name: s.state for s in spare.status()} == {
+        "postgres": "stopped",
+        "mariadb": "stopped",
+        "kafka": "running",
+        "connect": "running",
+    }
+    assert spare.down(only=["connect"]) == ["connect"]
+    assert {s.name: s.state for s in spare.status()}["kafka"] == "running"
+    assert spare.down() == ["kafka"]
+
+
+def test_cli_names_an_unknown_part_and_starts_nothing(spare: LocalStack) -> None:
+    config = spare.settings.dir.parent / "seam.toml"
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "seam.cli.main", "--config", str(config)),
+            *("stack", "up", "--only", "kafka,conect"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "no part 'conect'" in result.stderr
+    assert {s.state for s in spare.status()} == {"stopped"}
+
+
 def test_cli_reports_errors_in_one_line_without_a_traceback(tmp_path: Path) -> None:
     config = tmp_path / "seam.toml"
     config.write_text("[stack]\nkafka_prot = 1\n")
