@@ -182,17 +182,18 @@ def test_only_the_named_parts_start_and_stop(spare: LocalStack) -> None:
     assert spare.down() == ["kafka"]
 
 
-def test_cli_names_an_unknown_part_and_starts_nothing(spare: LocalStack) -> None:
-    config = spare.settings.dir.parent / "seam.toml"
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "seam.cli.main", "--config", str(config)),
-            *("stack", "up", "--only", "kafka,conect"),
-        ],
+def _seam(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`seam --config CONFIG ARGS...` in a child process, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "seam.cli.main", "--config", str(config), *args],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_cli_names_an_unknown_part_and_starts_nothing(spare: LocalStack) -> None:
+    result = _seam(spare.settings.dir.parent / "seam.toml", "stack", "up", "--only", "kafka,conect")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "no part 'conect'" in result.stderr
@@ -202,35 +203,15 @@ def test_cli_names_an_unknown_part_and_starts_nothing(spare: LocalStack) -> None
 def test_cli_reports_errors_in_one_line_without_a_traceback(tmp_path: Path) -> None:
     config = tmp_path / "seam.toml"
     config.write_text("[stack]\nkafka_prot = 1\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "seam.cli.main", "--config", str(config), "stack", "status"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _seam(config, "stack", "status")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "unknown key 'kafka_prot' (did you mean 'kafka_port'?)" in result.stderr
 
 
 def test_status_json_lists_every_part(spare: LocalStack) -> None:
-    config = spare.settings.dir.parent / "seam.toml"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "seam.cli.main",
-            "--config",
-            str(config),
-            "stack",
-            "status",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = _seam(spare.settings.dir.parent / "seam.toml", "stack", "status", "-o", "json")
+    assert result.returncode == 0, result.stderr
     assert [row["name"] for row in json.loads(result.stdout)] == list(PART_NAMES)
 
 
