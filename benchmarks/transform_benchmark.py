@@ -50,7 +50,8 @@ from typing import Any
 import yaml
 
 from seam.settings import load_settings
-from seam.transforms.fast_path import FastPath, fast_path_for
+from seam.streams.decode import RawRecord
+from seam.transforms.fast_path import fast_path_for
 from seam.transforms.outputs import Publication
 from seam.transforms.pipeline import Pipeline
 from seam.transforms.pipeline_file import PipelineSpec, parse_pipeline
@@ -74,19 +75,33 @@ def pool() -> list[tuple[bytes, bytes]]:
     return typical_changes(POOL)
 
 
+def catalog_data() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(
+        (schema_dir().parent / "pipelines" / "catalog.yaml").read_text()
+    )
+    return data
+
+
+def pool_in_process(data: dict[str, Any]) -> tuple[Pipeline, list[RawRecord]]:
+    """The pipeline of `data`, its reference data loaded, and the pool as raw records: the
+    stages run in this process, no Kafka."""
+    pipeline = parse_pipeline(data, "in-process").build()
+    server = data["inputs"][0].split(".")[0]  # the topics' prefix: catalog, or the run's own
+    for i, (table, row) in enumerate(reference_rows(POOL)):
+        key, value = envelope(table, "r", None, row, i + 1)
+        pipeline.observe(RawRecord(key, value, f"{server}.public.{table}", 0, i))
+    products = f"{server}.public.products"
+    raws = [RawRecord(k, v, products, i % 4, i) for i, (k, v) in enumerate(pool())]
+    return pipeline, raws
+
+
 def stage_cpu(repeat: int = 5) -> None:
     """CPU us per input record of each stage of the catalog pipeline, on the pool."""
     import gc
 
-    from seam.streams.decode import RawRecord
     from seam.transforms.model import Item
 
-    data = yaml.safe_load((schema_dir().parent / "pipelines" / "catalog.yaml").read_text())
-    pipeline = parse_pipeline(data, "stage-cpu").build()
-    for i, (table, row) in enumerate(reference_rows(POOL)):
-        key, value = envelope(table, "r", None, row, i + 1)
-        pipeline.observe(RawRecord(key, value, f"catalog.public.{table}", 0, i))
-    raws = [RawRecord(k, v, "catalog.public.products", i % 4, i) for i, (k, v) in enumerate(pool())]
+    pipeline, raws = pool_in_process(catalog_data())
     for raw in raws:  # warm up: rule memos, schema caches
         pipeline.run(raw)
     best: dict[str, float] = {}
@@ -134,10 +149,12 @@ def stage_cpu(repeat: int = 5) -> None:
 
 class OutputFloor:
     """Stands in for the worker's fast path (`worker._fast`): publishes the pool's
-    precomputed publications in turn, one per input record, in a plain loop."""
+    precomputed publications in turn, one per input record. A plain loop, as tight as the
+    engine's own: the worker's `_publish` adds ~2 us per record of Python around each
+    produce, which the fast path does not pay. (The producer's queue holds far more than
+    a batch, which is flushed at its end: no BufferError to retry.)"""
 
-    def __init__(self, fast: FastPath, publications: list[Publication]) -> None:
-        self.spans = fast.spans
+    def __init__(self, publications: list[Publication]) -> None:
         self._next = itertools.cycle(publications).__next__
 
     def publish(
@@ -174,21 +191,11 @@ def floor_publications_of(data: dict[str, Any]) -> list[Publication]:
 
 def floor_publications(data: dict[str, Any]) -> list[Publication]:
     """The pool's publications, as the ALO mode makes them, with the pipeline of `data`."""
-    from seam.streams.decode import RawRecord
-
-    pipeline = parse_pipeline(data, "output-floor").build()
+    pipeline, raws = pool_in_process(data)
     fast = fast_path_for(pipeline)
     if fast is None:
         raise SystemExit("output_floor needs the compiled fast path (transforms/native)")
-    for i, (table, row) in enumerate(reference_rows(POOL)):
-        key, value = envelope(table, "r", None, row, i + 1)
-        pipeline.observe(RawRecord(key, value, f"catalog.public.{table}", 0, i))
-    out = []
-    for i, (key, value) in enumerate(pool()):
-        publication = fast.process(RawRecord(key, value, "catalog.public.products", i % 4, i))
-        if publication is not None:
-            out.append(publication)
-    return out
+    return [p for p in map(fast.process, raws) if p is not None]
 
 
 def produce(bootstrap: str, prefix: str, events: int) -> None:
@@ -284,7 +291,7 @@ def main() -> None:
         # Modes take turns (pass-through, ALO, EOS, pass-through, ...): a noisy stretch of
         # the machine then weighs on every mode alike.
         for rep, mode in [(r, m) for r in range(args.repeat) for m in args.modes.split(",")]:
-            data = yaml.safe_load((schema_dir().parent / "pipelines" / "catalog.yaml").read_text())
+            data = catalog_data()
             text = yaml.safe_dump(data).replace("catalog.", f"{prefix}.")
             data = yaml.safe_load(text)
             data["group"] = f"{prefix}-{mode}-{rep}"
@@ -323,12 +330,8 @@ def main() -> None:
                 on_progress=sample,
             )
             if mode == "output_floor":
-                if worker._fast is None:
-                    raise SystemExit(
-                        "output_floor needs the compiled fast path (transforms/native)"
-                    )
                 worker._fast = OutputFloor(  # type: ignore[assignment]
-                    worker._fast, floor_publications_of(data)
+                    floor_publications_of(data)
                 )
             cpu_started = time.process_time()
             progress = worker.run()

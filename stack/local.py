@@ -99,7 +99,7 @@ class LocalStack:
         self,
         on_event: Callable[[str], None] = lambda _msg: None,
         *,
-        only: Iterable[str] | None = None,
+        only: Collection[str] | None = None,
     ) -> list[str]:
         """Start what is not running (of every part, or of those named in `only`) and wait
         until it is ready.

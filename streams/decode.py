@@ -609,16 +609,22 @@ def _table_from_topic(topic: str) -> TableRef | None:
     return None
 
 
+def json_object(data: bytes | None) -> dict[str, Any] | None:
+    """`data` as a JSON object, or None when it is absent or not one."""
+    if data is None:
+        return None
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if type(doc) is dict else None
+
+
 def decode_key(key: bytes | None) -> dict[str, Any] | None:
     """The primary key of a Debezium record key (with or without schema), or None when the
     key is absent or is not a JSON object."""
-    if key is None:
-        return None
-    try:
-        doc = orjson.loads(key)
-    except orjson.JSONDecodeError:
-        return None
-    if type(doc) is not dict:
+    doc = json_object(key)
+    if key is None or doc is None:
         return None
     if len(doc) == 2 and "payload" in doc and "schema" in doc:
         schema, payload = doc["schema"], doc["payload"]

@@ -18,6 +18,7 @@ from seam.streams.decode import (
     Undecodable,
     event_as_dict,
     json_default,
+    json_object,
 )
 from seam.streams.history import UNKNOWN, HistoryEntry
 
@@ -128,20 +129,9 @@ def event_text(event: ChangeEvent) -> str:
     return "\n".join(lines)
 
 
-def _json_object(data: bytes | None) -> dict[str, Any] | None:
-    """`data` as a JSON object, or None when it is not one."""
-    if data is None:
-        return None
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if type(doc) is dict else None
-
-
 def undecodable_text(item: Undecodable) -> str:
     raw = item.raw
-    doc = _json_object(raw.value)
+    doc = json_object(raw.value)
     if doc is not None:
         # JSON that is not a Debezium change event (seam's domain events, latest states,
         # any service's records): shown as the JSON it is.
@@ -176,7 +166,7 @@ def event_json(item: ChangeEvent | Undecodable) -> str:
             "offset": raw.offset,
             "timestamp_ms": raw.timestamp_ms,
         }
-        doc = _json_object(raw.value)
+        doc = json_object(raw.value)
         if doc is not None:  # not a change event, but JSON: the record as it is
             data["key"] = _bytes_text(raw.key) if raw.key is not None else None
             data["value"] = doc

@@ -47,7 +47,6 @@ class FastPath:
     def __init__(self, engine: Any, enrich: EnrichStage) -> None:
         self._process = engine.process
         self._publish = engine.publish
-        self._spans = engine.spans
         self._reference = enrich.reference  # read at each call: it changes as the worker runs
 
     def process(self, raw: RawRecord) -> Publication | None:
@@ -86,11 +85,6 @@ class FastPath:
         for reason, n in no_event.items():
             batch.no_event[reason] = batch.no_event.get(reason, 0) + n
         return int(stop)
-
-    def spans(self, messages: list[Any]) -> dict[tuple[str, int], list[int]]:
-        """Per (topic, partition) of `messages`: [first offset, last offset]."""
-        spans: dict[tuple[str, int], list[int]] = self._spans(messages)
-        return spans
 
 
 def fast_path_for(pipeline: Pipeline) -> FastPath | None:

@@ -397,7 +397,7 @@ class Worker:
         from confluent_kafka import KafkaException, TopicPartition
 
         fast = self._fast
-        spans = fast.spans(messages) if fast is not None else _spans(messages)
+        spans = _spans(messages)
         first = {tp: span[0] for tp, span in spans.items()}
         last = {tp: span[1] for tp, span in spans.items()}
         batch = Counts()

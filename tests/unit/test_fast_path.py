@@ -476,13 +476,9 @@ def test_publish_produces_what_process_returns_in_order_and_stops_for_python(
     assert batch.records_in == batch.native == 25
     assert batch.balanced
     assert fast.publish(messages, 26, producer, spec, batch) == len(records)
-    assert (
-        fast.spans(messages)
-        == _spans(messages)
-        == {
-            (TOPIC, 0): [0, 36],
-            (TOPIC, 1): [1, 37],
-            (TOPIC, 2): [2, 38],
-            (TOPIC, 3): [3, 39],
-        }
-    )
+    assert _spans(messages) == {
+        (TOPIC, 0): [0, 36],
+        (TOPIC, 1): [1, 37],
+        (TOPIC, 2): [2, 38],
+        (TOPIC, 3): [3, 39],
+    }

@@ -24,8 +24,6 @@ class Engine:
         categories: dict[int, str],
         suppliers: dict[int, str],
     ) -> tuple[int, int, int, int, int, dict[str, int]]: ...
-    @staticmethod
-    def spans(messages: list[Any]) -> dict[tuple[str, int], list[int]]: ...
     def process(
         self,
         value: bytes,

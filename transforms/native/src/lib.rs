@@ -355,27 +355,6 @@ impl Engine {
         }
         Ok((index, records, with_events, events, latest, no_event))
     }
-
-    /// Per (topic, partition) of `messages`: [first offset, last offset].
-    #[staticmethod]
-    fn spans<'py>(py: Python<'py>, messages: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyDict>> {
-        let spans = PyDict::new(py);
-        for msg in messages.iter() {
-            let offset = msg.call_method0(intern!(py, "offset"))?;
-            let tp = PyTuple::new(
-                py,
-                [
-                    msg.call_method0(intern!(py, "topic"))?,
-                    msg.call_method0(intern!(py, "partition"))?,
-                ],
-            )?;
-            match spans.get_item(&tp)? {
-                Some(span) => span.downcast::<PyList>()?.set_item(1, &offset)?,
-                None => spans.set_item(&tp, PyList::new(py, [&offset, &offset])?)?,
-            }
-        }
-        Ok(spans)
-    }
 }
 
 /// A producer's `produce`, retried after `poll` while its queue is full (BufferError), as
