@@ -26,6 +26,7 @@ from seam.transforms.outputs import Publication
 from seam.transforms.pipeline import Pipeline
 from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.progress import Counts
+from seam.transforms.redelivery import Marks
 from seam.transforms.rules import CURRENCY
 from seam.transforms.schemas import STATE_SCHEMA
 from seam.transforms.stages.clean import CleanStage
@@ -63,12 +64,19 @@ class FastPath:
         return out
 
     def publish(
-        self, messages: list[Any], start: int, producer: Any, spec: PipelineSpec, batch: Counts
+        self,
+        messages: list[Any],
+        start: int,
+        producer: Any,
+        spec: PipelineSpec,
+        batch: Counts,
+        marks: Marks,
     ) -> int:
         """Produce the publications of `messages[start:]`, in order, until a record needs
         the Python stages; returns its index (len(messages) when all are done) and adds
-        what was published to `batch`."""
-        stop, records, with_events, events, latest, no_event = self._publish(
+        what was published to `batch`. Re-delivered changes are dropped, and `marks` move,
+        as `Marks.redelivered` does it."""
+        stop, records, with_events, events, latest, no_event, redelivered = self._publish(
             messages,
             start,
             producer,
@@ -76,9 +84,11 @@ class FastPath:
             spec.latest.topic,
             self._reference.categories,
             self._reference.suppliers,
+            marks.table,
         )
-        batch.records_in += records
-        batch.native += records
+        batch.records_in += records + redelivered
+        batch.native += records + redelivered
+        batch.redelivered += redelivered
         batch.records_with_events += with_events
         batch.events_out += events
         batch.latest_out += latest

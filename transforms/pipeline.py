@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from seam.streams.decode import RawRecord
+from seam.streams.decode import ChangeEvent, RawRecord
 from seam.transforms.model import Item, ObservesReference, Reject, Stage
 
 NO_OUTPUT: Final = "no output from stage"
@@ -67,8 +67,10 @@ class Pipeline:
             if record.topic in stage.reference_topics:
                 stage.observe(record)
 
-    def run(self, raw: RawRecord) -> Outcome:
-        items = [Item(raw)]
+    def run(self, raw: RawRecord, change: ChangeEvent | None = None) -> Outcome:
+        """`change`: the record already decoded (the worker decodes once, for its
+        re-delivery check); the decode stage then keeps it."""
+        items = [Item(raw, change)]
         for stage in self.stages:
             try:
                 if len(items) == 1:  # the usual case (one record, one item): no loop

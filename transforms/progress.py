@@ -1,8 +1,9 @@
 """Counters of a running worker, and their Prometheus text form.
 
 The balance a worker keeps and reports: every input record is counted exactly once as a
-record with events, a dead letter, or a record with no event (by reason), so
-`records_in == records_with_events + dead_lettered + sum(no_event.values())`.
+record with events, a dead letter, a record with no event (by reason), or a change the
+source had delivered before (dropped, see `seam.transforms.redelivery`), so
+`records_in == records_with_events + dead_lettered + sum(no_event.values()) + redelivered`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Counts:
     latest_out: int = 0
     dead_lettered: int = 0
     native: int = 0  # of records_in, those the compiled fast path published
+    redelivered: int = 0  # changes dropped: the source had delivered them before
     no_event: dict[str, int] = field(default_factory=dict)
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)  # by stage
 
@@ -31,6 +33,7 @@ class Counts:
         self.latest_out += other.latest_out
         self.dead_lettered += other.dead_lettered
         self.native += other.native
+        self.redelivered += other.redelivered
         for k, v in other.no_event.items():
             self.no_event[k] = self.no_event.get(k, 0) + v
         for k, v in other.dead_letter_reasons.items():
@@ -39,7 +42,10 @@ class Counts:
     @property
     def balanced(self) -> bool:
         return self.records_in == (
-            self.records_with_events + self.dead_lettered + sum(self.no_event.values())
+            self.records_with_events
+            + self.dead_lettered
+            + sum(self.no_event.values())
+            + self.redelivered
         )
 
 
@@ -76,6 +82,7 @@ class Progress:
             "dead_lettered": c.dead_lettered,
             "no_event": dict(c.no_event),
             "native": c.native,
+            "redelivered": c.redelivered,
             "balanced": c.balanced,
             "rate_per_s": round(self.rate, 1),
             "lag": self.lag,
@@ -90,7 +97,9 @@ class Progress:
         lag = "?" if self.lag is None else str(self.lag)
         return (
             f"{self.pipeline} [{self.guarantee}] in {c.records_in} -> events {c.events_out}, "
-            f"dead-lettered {c.dead_lettered}, no event {sum(c.no_event.values())} | "
+            f"dead-lettered {c.dead_lettered}, no event {sum(c.no_event.values())}"
+            + (f", re-delivered {c.redelivered}" if c.redelivered else "")
+            + " | "
             f"{self.rate:,.0f} rec/s | lag {lag} | {self.assigned} partitions"
         )
 
@@ -109,6 +118,8 @@ def prometheus_text(p: Progress) -> str:
         f"seam_transform_dead_lettered_total{{{labels}}} {c.dead_lettered}",
         "# TYPE seam_transform_native_total counter",
         f"seam_transform_native_total{{{labels}}} {c.native}",
+        "# TYPE seam_transform_redelivered_total counter",
+        f"seam_transform_redelivered_total{{{labels}}} {c.redelivered}",
         "# TYPE seam_transform_no_event_total counter",
         *(
             f'seam_transform_no_event_total{{{labels},reason="{reason}"}} {n}'

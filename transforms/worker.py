@@ -2,25 +2,35 @@
 
 Shape (confluent-kafka-python's examples/eos_transactions.py): a consumer in the pipeline's
 group reads a batch; every record runs through the pure `Pipeline`; its outputs are produced
-(domain events -> history topic, the product's new state -> latest topic, failures ->
+(domain events -> history topic, the entity's new state -> latest topic, failures ->
 dead-letter topic); then, exactly once (the default), the batch's input offsets go into the
 same transaction (`send_offsets_to_transaction`) and the transaction commits: the outputs
 and the input progress become visible together or not at all. At least once: produce,
 flush, then commit the offsets.
 
+* A batch is what has arrived when the worker is ready for it, up to `batch_size`: it waits
+  for the first record (at most `batch_timeout_ms`), then takes what else is there without
+  waiting. An idle pipeline's changes go out one small batch at a time, a busy one's in
+  batches that grow with the backlog.
 * One transaction per batch, committed before the next poll: a rebalance (which only
   happens inside poll) never meets an open transaction, so revoked partitions have nothing
   in flight and their new owner starts exactly after the last committed batch.
-* A transaction that must be aborted (a produce failed, the broker said so) is aborted and
-  the consumer rewinds to the batch's first offsets: nothing is lost or duplicated.
+* A change the source delivered twice (Debezium is at-least-once) is dropped by its source
+  position; the positions reached travel with the committed offsets
+  (`seam.transforms.redelivery`).
+* A batch that fails is aborted and read again from its first offsets: nothing is lost or
+  published twice. A producer that fails fatally or hangs (a librdkafka call that ignores
+  its timeout after a broker restart) is replaced; every call that waits on the broker is
+  bounded (`seam.transforms.calls`), so the worker never hangs.
 * The transactional id is `seam-transform.<group>.<instance>`: a restarted worker with the
   same instance id aborts what its killed predecessor left open (and fences it, if alive).
   Two workers of one group need different instance ids (`--instance-id`).
 * SIGTERM / Ctrl-C: the current batch finishes and commits, the consumer leaves the group
-  (its partitions go to the other workers at once), the worker returns normally.
+  (its partitions go to the other workers at once), the worker returns normally. A second
+  signal gives up on a batch stuck on the broker: the worker stops at once with an error.
 * One bad record never stops the worker: it becomes a dead letter. The worker stops with a
-  clear error on an unreachable broker past `broker_timeout`, a missing input topic, or
-  being fenced.
+  clear error on an unreachable broker past `broker_timeout`, a missing input topic, a
+  batch that keeps failing past `broker_timeout`, or another worker with its instance id.
 """
 
 from __future__ import annotations
@@ -31,26 +41,38 @@ import signal
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
 from seam.errors import SeamError
-from seam.streams.decode import RawRecord
-from seam.streams.kafka import KAFKA_HINT, Kafka, KafkaUnavailableError
+from seam.streams.decode import ChangeEvent, RawRecord, decode
+from seam.streams.kafka import KAFKA_HINT, KafkaUnavailableError
+from seam.transforms.calls import CallInterruptedError, CallTimedOutError, bounded
+from seam.transforms.clients import Clients, KafkaClients
+from seam.transforms.delivery import (
+    BatchFailedError,
+    Delivery,
+    FencedError,
+    ProducerLostError,
+    classify,
+    describe,
+)
 from seam.transforms.fast_path import FastPath, fast_path_for
 from seam.transforms.outputs import Publication, publication
 from seam.transforms.pipeline import Pipeline, Produced
 from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.progress import Counts, MetricsServer, Progress
-from seam.transforms.readback import watermarks
-from seam.transforms.topics import ensure_outputs
+from seam.transforms.redelivery import Marks
+from seam.transforms.reference import ReferenceFeed, ReferenceTimeoutError
 
 log = logging.getLogger("seam.transform")
 
+# A failing batch is retried until both are true: this many attempts, and broker_timeout
+# seconds since the first failure (a broker restart takes longer than a few quick tries).
 MAX_BATCH_ATTEMPTS: Final = 5
 DLQ_PREFIX: Final = "seam."
+_PROBE_INTERVAL: Final = 1.0  # seconds between checks that a lost broker answers again
 
 
 class WorkerError(SeamError):
@@ -86,10 +108,12 @@ class Worker:
         *,
         pipeline: Pipeline | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        clients: Clients | None = None,
     ) -> None:
         self.spec = spec
         self.bootstrap = bootstrap_servers
         self.options = options or WorkerOptions()
+        self.clients: Clients = clients or KafkaClients(bootstrap_servers)
         self.pipeline = pipeline if pipeline is not None else spec.build()
         self._fast: FastPath | None = (
             fast_path_for(self.pipeline) if self.options.fast_path else None
@@ -98,20 +122,36 @@ class Worker:
         self.on_progress = on_progress
         self.eos = spec.guarantee == "exactly_once"
         self.instance = self.options.instance_id or socket.gethostname()
+        self.client_id = transactional_id(spec.group, self.instance)
         self._stop = threading.Event()
+        self._interrupt = threading.Event()  # a second signal: give up on a stuck call
         self._down_since: float | None = None
+        self._last_probe = 0.0
         self._fatal: str | None = None
-        self._delivery_errors: list[str] = []
         self.counts = Counts()
         self.progress = Progress(spec.name, spec.guarantee, self.counts, started=time.monotonic())
         self._consumer: Any = None
-        self._producer: Any = None
-        self._ref_consumer: Any = None
+        self._delivery = Delivery(
+            self._make_producer,
+            transactional=self.eos,
+            timeout=self.options.broker_timeout,
+            interrupt=self._interrupt,
+        )
+        self._reference = ReferenceFeed(
+            self.pipeline,
+            self._make_reference_consumer,
+            self.options.broker_timeout,
+            self._seen_reference,
+        )
         self._metrics: MetricsServer | None = None
         self._assigned: set[tuple[str, int]] = set()
+        self._marks = Marks()
+        self._marks_loaded: set[tuple[str, int]] = set()
         self._failures = 0  # batches failed in a row
+        self._failing_since: float | None = None
         # Partitions read to their end (partition EOF) with nothing new since.
         self._eof: set[tuple[str, int]] = set()
+        self._loop_started = 0.0
         self._last_report = 0.0
         self._last_count = 0
 
@@ -127,11 +167,11 @@ class Worker:
                 self._setup()
                 self.progress.state = "running"
                 self._loop()
-                self._report(force=True)  # the last lag and assignment, before leaving
+                self._report(final=True)  # the last lag and assignment, before leaving
             finally:
                 self.progress.state = "stopped"
                 self._close()
-                self._report(force=True)
+                self._report(final=True)
         return self.progress
 
     @contextlib.contextmanager
@@ -142,8 +182,13 @@ class Worker:
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 
         def handler(signum: int, frame: Any) -> None:
-            log.info("signal %s: finishing the current batch", signal.Signals(signum).name)
-            self.stop()
+            name = signal.Signals(signum).name
+            if self._stop.is_set():
+                log.warning("%s again: stopping now, without waiting for the broker", name)
+                self._interrupt.set()
+            else:
+                log.info("%s: finishing the current batch (again to stop at once)", name)
+                self.stop()
 
         for s in previous:
             signal.signal(s, handler)
@@ -160,60 +205,69 @@ class Worker:
         down = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE)
         if code in down and self._down_since is None:
             self._down_since = time.monotonic()
+
+    def _consumer_error_cb(self, err: Any) -> None:
+        self._error_cb(err)
         if err.fatal():
             self._fatal = err.str()
 
     def _base(self) -> dict[str, Any]:
         ms = int(self.options.broker_timeout * 1000)
         return {
-            "bootstrap.servers": self.bootstrap,
             "error_cb": self._error_cb,
             "socket.connection.setup.timeout.ms": max(1000, min(ms, 30000)),
             "logger": _quiet_logger(),
         }
 
-    def _setup(self) -> None:
-        from confluent_kafka import Consumer, KafkaException, Producer
-
-        spec = self.spec
-        with Kafka(self.bootstrap, timeout=self.options.broker_timeout) as kafka:
-            partitions = {t: kafka.partitions(t) for t in spec.inputs}  # TopicNotFoundError
-            for t in self.pipeline.reference_topics:
-                kafka.partitions(t)
-            ensure_outputs(kafka, spec, default_partitions=len(partitions[spec.inputs[0]]))
-        if self.options.metrics_port is not None:
-            self._metrics = MetricsServer(self.options.metrics_port)
-        self._load_reference()
-
-        producer_conf: dict[str, Any] = {
+    def _make_producer(self) -> Any:
+        conf: dict[str, Any] = {
             **self._base(),
+            "client.id": self.client_id,
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 10,
+            "linger.ms": 5,
             "batch.num.messages": 10000,
             "queue.buffering.max.messages": 200000,
             "queue.buffering.max.kbytes": 131072,
             "compression.type": "lz4",
             # A Python callback per delivered record costs more than producing it: only
-            # failures are reported (and abort the batch).
+            # failures are reported (and fail the batch).
             "delivery.report.only.error": True,
-            "on_delivery": self._on_delivery,
+            "on_delivery": self._delivery.on_delivery,
             # Java clients' partitioner: keys land where Kafka Streams/Connect would put them.
             "partitioner": "murmur2_random",
         }
         if self.eos:
-            producer_conf["transactional.id"] = transactional_id(spec.group, self.instance)
-            producer_conf["transaction.timeout.ms"] = 60000
-        producer_conf.update(dict(self.options.extra_producer_config))
-        self._producer = Producer(producer_conf)
-        if self.eos:
-            try:
-                self._producer.init_transactions(self.options.broker_timeout)
-            except KafkaException as exc:
-                raise self._unreachable(f"initialising transactions failed ({_err(exc)})") from None
+            conf["transactional.id"] = self.client_id
+            conf["transaction.timeout.ms"] = 60000
+        conf.update(dict(self.options.extra_producer_config))
+        return self.clients.producer(conf)
+
+    def _make_reference_consumer(self, config: dict[str, Any]) -> Any:
+        return self.clients.consumer({**self._base(), **config})
+
+    def _seen_reference(self) -> None:
+        self.progress.reference_records += 1
+
+    def _setup(self) -> None:
+        spec = self.spec
+        if self.options.metrics_port is not None:
+            # First: a port in use must fail before anything is created on the cluster.
+            self._metrics = _metrics_server(self.options.metrics_port)
+        self.clients.prepare(spec, self.pipeline.reference_topics, self.options.broker_timeout)
+        try:
+            self._reference.load(self._stop.is_set)
+        except ReferenceTimeoutError as exc:
+            raise self._unreachable(str(exc)) from None
+        try:
+            self._delivery.start()
+        except (BatchFailedError, ProducerLostError, FencedError) as exc:
+            raise self._unreachable(f"initialising transactions failed ({exc})") from None
 
         consumer_conf: dict[str, Any] = {
             **self._base(),
+            "error_cb": self._consumer_error_cb,
+            "client.id": self.client_id,
             "group.id": spec.group,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -234,7 +288,7 @@ class Worker:
             "fetch.queue.backoff.ms": 20,
         }
         consumer_conf.update(dict(self.options.extra_consumer_config))
-        self._consumer = Consumer(consumer_conf)
+        self._consumer = self.clients.consumer(consumer_conf)
         self._consumer.subscribe(
             list(spec.inputs),
             on_assign=self._on_assign,
@@ -254,98 +308,36 @@ class Worker:
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         # Batches commit before the next poll, so nothing is in flight for these partitions.
-        self._assigned -= {(p.topic, p.partition) for p in partitions}
+        for p in partitions:
+            tp = (p.topic, p.partition)
+            self._assigned.discard(tp)
+            self._marks_loaded.discard(tp)
+            self._marks.load(p.topic, p.partition, None)  # its next owner loads them
         log.info("revoked %s", sorted((p.topic, p.partition) for p in partitions))
 
     def _close(self) -> None:
         # Dropped, not only closed: a live librdkafka client refreshes metadata for the
         # topics it knew, which re-creates them on brokers with auto-create after a replay
         # or a test deleted them.
-        if self._consumer is not None:
-            with contextlib.suppress(Exception):
-                self._consumer.close()  # leaves the group: partitions move on at once
-            self._consumer = None
-        if self._producer is not None:
-            with contextlib.suppress(Exception):
-                self._producer.flush(5)
-            self._producer = None
-        if self._ref_consumer is not None:
-            with contextlib.suppress(Exception):
-                self._ref_consumer.close()
-            self._ref_consumer = None
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):  # leaves the group: partitions move on at once
+                bounded("leaving the group", 10.0, consumer.close, interrupt=self._interrupt)
+        self._delivery.close()
+        self._reference.close()
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
-
-    # ------------------------------------------------------------------ reference data
-
-    def _load_reference(self) -> None:
-        """Read every reference topic to its current end before the first record."""
-        topics = self.pipeline.reference_topics
-        if not topics:
-            return
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
-        consumer = Consumer(
-            {
-                **self._base(),
-                "group.id": f"seam-transform-ref-{uuid.uuid4().hex[:12]}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                # The end is where the partition says so: a compacted topic's last offsets
-                # may be gone, and transaction markers are never delivered.
-                "enable.partition.eof": True,
-            }
-        )
-        self._ref_consumer = consumer
-        targets: dict[tuple[str, int], int] = {}
-        assignment = []
-        for topic in topics:
-            meta = consumer.list_topics(topic, timeout=self.options.broker_timeout)
-            for p in meta.topics[topic].partitions:
-                assignment.append(TopicPartition(topic, p, OFFSET_BEGINNING))
-                _lo, hi = watermarks(
-                    consumer, TopicPartition(topic, p), self.options.broker_timeout
-                )
-                if hi > 0:
-                    targets[(topic, p)] = hi
-        consumer.assign(assignment)
-        deadline = time.monotonic() + max(60.0, self.options.broker_timeout)
-        while targets and time.monotonic() < deadline and not self._stop.is_set():
-            for msg in consumer.consume(1000, 0.5):
-                tp = (msg.topic() or "", msg.partition() or 0)
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        targets.pop(tp, None)
-                    continue
-                self.pipeline.observe(RawRecord.from_message(msg))
-                self.progress.reference_records += 1
-                offset = msg.offset()
-                if tp in targets and offset is not None and offset + 1 >= targets[tp]:
-                    del targets[tp]
-        if targets:
-            raise self._unreachable(f"reading the reference topics {topics} to their end timed out")
-
-    def _refresh_reference(self) -> None:
-        if self._ref_consumer is None:
-            return
-        for msg in self._ref_consumer.consume(1000, 0):
-            if not msg.error():  # partition EOF events included
-                self.pipeline.observe(RawRecord.from_message(msg))
-                self.progress.reference_records += 1
 
     # ------------------------------------------------------------------ the loop
 
     def _loop(self) -> None:
         spec = self.spec
-        timeout = spec.batch_timeout_ms / 1000
-        last_input = time.monotonic()
-        self._last_report = time.monotonic()
+        last_input = self._loop_started = self._last_report = time.monotonic()
         while not self._stop.is_set():
             self._check_health()
-            self._refresh_reference()
-            messages = self._consumer.consume(spec.batch_size, timeout)
+            self._reference.refresh()
+            messages = self._poll(spec.batch_timeout_ms / 1000)
             # In order: a partition's EOF event follows its last record of the same poll.
             records = [m for m in messages if self._usable(m)]
             if records:
@@ -369,6 +361,16 @@ class Worker:
                     break
             self._report()
 
+    def _poll(self, wait: float) -> list[Any]:
+        """What has arrived, up to batch_size: waits (at most `wait`) for the first record
+        only, so a batch closes as soon as the input is drained and grows with a backlog."""
+        first = self._consumer.poll(wait)
+        if first is None:
+            return []
+        if self.spec.batch_size <= 1:
+            return [first]
+        return [first, *self._consumer.consume(self.spec.batch_size - 1, 0)]
+
     def _usable(self, msg: Any) -> bool:
         err = msg.error()
         if err is None:
@@ -387,136 +389,236 @@ class Worker:
 
     def _check_health(self) -> None:
         if self._fatal:
-            raise WorkerError(f"Kafka client failed: {self._fatal}")
-        if self._down_since is not None:
-            down = time.monotonic() - self._down_since
-            if down >= self.options.broker_timeout:
-                raise self._unreachable(f"no broker reachable for {down:.0f}s")
+            raise WorkerError(
+                f"the Kafka consumer failed: {self._fatal}",
+                hint="restart the worker; if it persists, check the broker's log",
+            )
+        if self._down_since is None:
+            return
+        now = time.monotonic()
+        if now - self._last_probe >= _PROBE_INTERVAL:
+            self._last_probe = now
+            if self._broker_answers():
+                log.info("the broker answers again")
+                self._down_since = None
+                return
+        down = now - self._down_since
+        if down >= self.options.broker_timeout:
+            raise self._unreachable(f"no broker reachable for {down:.0f}s")
+
+    def _broker_answers(self) -> bool:
+        """Whether a metadata request of the consumer gets an answer (quickly)."""
+        try:
+            bounded(
+                "asking the broker for metadata",
+                2.0,
+                self._consumer.list_topics,
+                self.spec.inputs[0],
+                timeout=2.0,
+                interrupt=self._interrupt,
+            )
+        except CallInterruptedError:
+            raise
+        except Exception:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ batches
 
     def _process_batch(self, messages: list[Any]) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
-        fast = self._fast
         spans = _spans(messages)
         first = {tp: span[0] for tp, span in spans.items()}
-        last = {tp: span[1] for tp, span in spans.items()}
         batch = Counts()
-        self._delivery_errors.clear()
         try:
+            if not self._delivery.ready:
+                self._delivery.start()
+            self._load_marks(spans)
+            marks = self._marks.copy()
+            self._delivery.begin()
+            self._transform(messages, batch, marks)
+            offsets = [
+                TopicPartition(t, p, span[1] + 1, metadata=marks.metadata(t, p))
+                for (t, p), span in spans.items()
+            ]
             if self.eos:
-                self._producer.begin_transaction()
-            index = 0
-            while index < len(messages):
-                if fast is not None:
-                    # The compiled fast path publishes records in order until one needs
-                    # the Python stages (per-key order holds across the two paths).
-                    index = fast.publish(messages, index, self._producer, self.spec, batch)
-                    if index == len(messages):
-                        break
-                self._handle(messages[index], batch)
-                index += 1
-            offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
-            if self.eos:
-                self._producer.send_offsets_to_transaction(
-                    offsets,
-                    self._consumer.consumer_group_metadata(),
-                    self.options.broker_timeout,
-                )
-                self._commit_transaction()
+                self._delivery.commit(offsets, self._consumer.consumer_group_metadata())
             else:
-                self._flush_or_raise()
-                self._consumer.commit(offsets=offsets, asynchronous=False)
-        except (KafkaException, _DeliveryFailedError) as exc:
-            error = exc.args[0] if exc.args else None
-            if isinstance(exc, KafkaException) and getattr(error, "fatal", lambda: False)():
-                raise WorkerError(
-                    f"the producer was fenced or failed fatally: {_err(exc)}",
-                    hint="another worker runs with the same --instance-id; give each one its own",
-                ) from None
-            self._failures += 1
-            self.progress.aborted_batches += 1
-            log.warning("batch failed (%s): aborted, rewinding", _err(exc))
-            if self.eos:
-                with contextlib.suppress(KafkaException):
-                    self._producer.abort_transaction(self.options.broker_timeout)
-            # The next poll reads the same records again: nothing lost, nothing published twice
-            # (exactly once) or published again (at least once).
-            self._rewind(first)
-            if self._failures >= MAX_BATCH_ATTEMPTS:
-                raise WorkerError(
-                    f"a batch failed {self._failures} times in a row, last: {_err(exc)}",
-                    hint="check the broker and the output topics; the batch was not committed",
-                ) from None
+                self._delivery.flush()
+                self._commit_offsets(offsets)
+        except CallInterruptedError as exc:
+            raise WorkerError(
+                f"stopped while {exc.what}: the batch in progress was not committed",
+                hint="nothing is lost: the next run reads the batch again"
+                + ("" if self.eos else " (at least once: its outputs may be published twice)"),
+            ) from None
+        except (KafkaException, BatchFailedError, ProducerLostError, FencedError) as exc:
+            self._batch_failed(classify(exc), first)
             return
+        self._marks = marks
         self._failures = 0
+        self._failing_since = None
         self.counts.add(batch)
+        if batch.redelivered:
+            log.warning(
+                "dropped %d re-delivered change%s (already published from earlier offsets)",
+                batch.redelivered,
+                "" if batch.redelivered == 1 else "s",
+            )
         self.progress.batches += 1
         self.progress.last_input_at = time.monotonic()
         if self.progress.first_input_at is None:
             self.progress.first_input_at = self.progress.last_input_at
 
-    def _seek(self, tp: tuple[str, int], offset: int) -> None:
+    def _transform(self, messages: list[Any], batch: Counts, marks: Marks) -> None:
+        fast = self._fast
+        produce = self._delivery.produce
+        index = 0
+        while index < len(messages):
+            if fast is not None:
+                # The compiled fast path publishes records in order until one needs the
+                # Python stages (per-key order holds across the two paths).
+                index = fast.publish(
+                    messages, index, self._delivery.producer, self.spec, batch, marks
+                )
+                if index == len(messages):
+                    break
+            self._handle(messages[index], batch, marks, produce)
+            index += 1
+
+    def _load_marks(self, spans: dict[tuple[str, int], list[int]]) -> None:
+        """The high-water marks a partition's committed offset carries, once per assignment."""
+        missing = [tp for tp in spans if tp not in self._marks_loaded]
+        if not missing:
+            return
         from confluent_kafka import KafkaException, TopicPartition
 
-        with contextlib.suppress(KafkaException):
-            self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
+        try:
+            committed = bounded(
+                "reading the committed offsets",
+                self.options.broker_timeout,
+                self._consumer.committed,
+                [TopicPartition(t, p) for t, p in missing],
+                timeout=self.options.broker_timeout,
+                interrupt=self._interrupt,
+            )
+        except (KafkaException, CallTimedOutError) as exc:
+            raise BatchFailedError(
+                f"reading the committed offsets failed ({describe(exc)})"
+            ) from None
+        for tp in committed:
+            if tp.error is not None:
+                raise BatchFailedError(f"reading the committed offsets failed: {tp.error.str()}")
+            self._marks.load(tp.topic, tp.partition, tp.metadata)
+            self._marks_loaded.add((tp.topic, tp.partition))
 
-    def _rewind(self, first: dict[tuple[str, int], int]) -> None:
-        for tp, offset in first.items():
-            if tp in self._assigned:
-                self._seek(tp, offset)
-
-    def _commit_transaction(self) -> None:
+    def _commit_offsets(self, offsets: list[Any]) -> None:
         from confluent_kafka import KafkaException
 
-        for _ in range(10):
+        try:
+            bounded(
+                "committing the offsets",
+                self.options.broker_timeout,
+                self._consumer.commit,
+                offsets=offsets,
+                asynchronous=False,
+                interrupt=self._interrupt,
+            )
+        except (KafkaException, CallTimedOutError) as exc:
+            # The outputs are out; reading the batch again publishes them again (at least once).
+            raise BatchFailedError(f"committing the offsets failed ({describe(exc)})") from None
+
+    def _batch_failed(self, failure: Exception, first: dict[tuple[str, int], int]) -> None:
+        self.progress.aborted_batches += 1
+        now = time.monotonic()
+        self._failures += 1
+        if self._failing_since is None:
+            self._failing_since = now
+        if isinstance(failure, FencedError):
+            other = self._other_instance()
+            if other is not None:
+                raise WorkerError(
+                    f"the producer was fenced ({failure}): another worker of group "
+                    f"{self.spec.group} runs with instance id {self.instance!r} ({other})",
+                    hint="give each worker of a group its own --instance-id",
+                )
+            failure = ProducerLostError(
+                f"the producer was fenced ({failure}) but no other worker uses instance id "
+                f"{self.instance!r}: the transaction coordinator lost track of it"
+            )
+        log.warning("batch failed (%s): aborted, reading it again", failure)
+        if isinstance(failure, ProducerLostError):
             try:
-                self._producer.commit_transaction(self.options.broker_timeout)
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.retriable() and not error.txn_requires_abort():
-                    continue
-                raise
-        raise _DeliveryFailedError("committing the transaction kept timing out")
+                self._delivery.renew(str(failure))
+            except (BatchFailedError, ProducerLostError, FencedError) as exc:
+                log.warning("a new producer could not start yet (%s): retrying", exc)
+        else:
+            self._delivery.abort()
+        # The next poll reads the same records again: nothing lost, nothing published twice
+        # (exactly once) or published again (at least once).
+        self._rewind(first)
+        failing = now - self._failing_since
+        if self._failures >= MAX_BATCH_ATTEMPTS and failing >= self.options.broker_timeout:
+            raise WorkerError(
+                f"a batch failed {self._failures} times in a row over {failing:.0f}s, "
+                f"last: {failure}",
+                hint="check the broker and the output topics; the batch was not committed",
+            )
+        # Back off a little, more after each failure in a row.
+        self._stop.wait(min(5.0, 0.1 * 2 ** (self._failures - 1)))
 
-    def _flush_or_raise(self) -> None:
-        remaining = self._producer.flush(self.options.broker_timeout)
-        if remaining:
-            raise _DeliveryFailedError(f"{remaining} records not delivered in time")
-        if self._delivery_errors:
-            raise _DeliveryFailedError(self._delivery_errors[0])
+    def _other_instance(self) -> str | None:
+        """Another live member of the group with this worker's client id, if any."""
+        try:
+            members = bounded(
+                "describing the consumer group",
+                self.options.broker_timeout,
+                self.clients.members,
+                self.spec.group,
+                self.options.broker_timeout,
+                interrupt=self._interrupt,
+            )
+            me = self._consumer.memberid()
+        except CallInterruptedError:
+            raise
+        except Exception as exc:
+            log.warning("could not list the group's members (%s)", exc)
+            return None
+        for m in members:
+            if m.client_id == self.client_id and m.member_id != me:
+                return f"member {m.member_id} on {m.host}"
+        return None
 
-    def _on_delivery(self, err: Any, msg: Any) -> None:
-        if err is not None:
-            self._delivery_errors.append(f"{msg.topic()}: {err.str()}")
+    def _rewind(self, first: dict[tuple[str, int], int]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
 
-    def _produce(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Any = None
-    ) -> None:
-        # Failures reach `_on_delivery`, the producer's default callback (see _setup).
-        try:  # the usual case first: one call, no loop
-            self._producer.produce(topic, value, key, headers=headers)
-        except BufferError:
-            while True:
-                self._producer.poll(0.05)
-                try:
-                    self._producer.produce(topic, value, key, headers=headers)
-                    return
-                except BufferError:
-                    continue
+        for tp, offset in first.items():
+            if tp in self._assigned:
+                with contextlib.suppress(KafkaException):
+                    self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
 
-    def _handle(self, msg: Any, batch: Counts) -> None:
+    # ------------------------------------------------------------------ one record
+
+    def _handle(self, msg: Any, batch: Counts, marks: Marks, produce: Callable[..., None]) -> None:
         batch.records_in += 1
         if not self.pipeline.stages:  # pass-through (benchmarks): copy the record as it is
-            self._produce(self.spec.history.topic, msg.key(), msg.value())
+            produce(self.spec.history.topic, msg.key(), msg.value())
             batch.records_with_events += 1
             batch.events_out += 1
             return
         raw = RawRecord.from_message(msg)
-        outcome = self.pipeline.run(raw)
+        # Decoded once here, for the re-delivery check, and handed to the decode stage.
+        change = decode(raw)
+        if isinstance(change, ChangeEvent):
+            if marks.redelivered(raw.topic, raw.partition, change):
+                batch.redelivered += 1
+                return
+            outcome = self.pipeline.run(raw, change)
+        else:
+            outcome = self.pipeline.run(raw)
         if isinstance(outcome, Produced):
-            self._publish(publication(outcome), batch)
+            self._publish(publication(outcome), batch, produce)
             return
         headers = [
             *raw.headers,
@@ -527,15 +629,14 @@ class Worker:
             (DLQ_PREFIX + "source.partition", str(raw.partition).encode()),
             (DLQ_PREFIX + "source.offset", str(raw.offset).encode()),
         ]
-        self._produce(self.spec.dead_letter.topic, raw.key, raw.value, headers)
+        produce(self.spec.dead_letter.topic, raw.key, raw.value, headers)
         batch.dead_lettered += 1
         batch.dead_letter_reasons[outcome.stage] = (
             batch.dead_letter_reasons.get(outcome.stage, 0) + 1
         )
 
-    def _publish(self, out: Publication, batch: Counts) -> None:
+    def _publish(self, out: Publication, batch: Counts, produce: Callable[..., None]) -> None:
         history, latest, note = out
-        produce = self._produce
         if history:
             topic = self.spec.history.topic
             for key, value, headers in history:
@@ -562,7 +663,17 @@ class Worker:
             unknown = [tp for tp in positions if tp.offset < 0]
             committed = {
                 (tp.topic, tp.partition): tp.offset
-                for tp in (self._consumer.committed(unknown, timeout=5) if unknown else [])
+                for tp in (
+                    bounded(
+                        "reading the committed offsets",
+                        5.0,
+                        self._consumer.committed,
+                        unknown,
+                        timeout=5,
+                    )
+                    if unknown
+                    else []
+                )
             }
             total = 0
             for tp in positions:
@@ -572,22 +683,32 @@ class Worker:
                 # a busy broker, every progress interval. Asked only when nothing is cached.
                 lo, hi = self._consumer.get_watermark_offsets(tp, cached=True)
                 if hi < 0 or (pos < 0 and lo < 0):
-                    lo, hi = self._consumer.get_watermark_offsets(tp, timeout=5)
+                    lo, hi = bounded(
+                        "reading the watermarks",
+                        5.0,
+                        self._consumer.get_watermark_offsets,
+                        tp,
+                        timeout=5,
+                    )
                 if pos < 0:
                     pos = lo
                 total += max(0, hi - pos)
             return total
-        except KafkaException:
+        except (KafkaException, CallTimedOutError):
             return None
 
-    def _report(self, force: bool = False) -> None:
+    def _report(self, final: bool = False) -> None:
         now = time.monotonic()
         interval = now - self._last_report if self._last_report else 0.0
-        if not force and interval < self.options.progress_interval:
+        if not final and interval < self.options.progress_interval:
             return
         p = self.progress
         p.elapsed = now - p.started
-        if interval > 0:
+        if final:
+            # The summary's rate is the run's: records over the time spent reading them.
+            running = now - self._loop_started if self._loop_started else 0.0
+            p.rate = self.counts.records_in / running if running > 0 else 0.0
+        elif interval > 0:
             p.rate = (self.counts.records_in - self._last_count) / interval
         if self._consumer is not None and p.state == "running":
             p.assigned = len(self._assigned)
@@ -600,8 +721,18 @@ class Worker:
             self.on_progress(p)
 
 
-class _DeliveryFailedError(Exception):
-    pass
+def _metrics_server(port: int) -> MetricsServer:
+    if not 0 < port < 65536:
+        raise WorkerError(
+            f"--metrics-port {port} is not a TCP port", hint="give a port from 1 to 65535"
+        )
+    try:
+        return MetricsServer(port)
+    except OSError as exc:
+        raise WorkerError(
+            f"cannot serve metrics on port {port}: {exc.strerror or exc}",
+            hint="choose a free port with --metrics-port (or leave it out)",
+        ) from None
 
 
 def _spans(messages: list[Any]) -> dict[tuple[str, int], list[int]]:
@@ -617,13 +748,9 @@ def _spans(messages: list[Any]) -> dict[tuple[str, int], list[int]]:
     return spans
 
 
-def _err(exc: BaseException) -> str:
-    error: Any = exc.args[0] if exc.args else None
-    return str(error.str()) if hasattr(error, "str") else str(exc)
-
-
 def _quiet_logger() -> logging.Logger:
     logger = logging.getLogger("seam.transform.librdkafka")
     logger.propagate = False
-    logger.addHandler(logging.NullHandler())
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
     return logger

@@ -212,7 +212,8 @@ def run_in_thread(
 
 
 def test_poison_records_go_to_the_dead_letter_topic_and_the_worker_goes_on(raw: Raw) -> None:
-    good = list(changes(raw, 30))
+    good = list(changes(raw, 15))
+    raw.lsn += 1  # the poison's place in the source log: between the good changes
     breaking_every_rule = envelope(
         "products",
         "c",
@@ -227,8 +228,9 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_worker_goes_on(raw: 
             "ean": "12ab",
             "created_at": "never",
         },
-        5,
+        raw.lsn,
     )
+    good += changes(raw, 15)
     poison = [
         (b"k1", b"\x00\xff not json at all"),
         (b'{"prod_id": 2}', b'{"hello": "world"}'),

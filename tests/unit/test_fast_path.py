@@ -24,6 +24,7 @@ from seam.transforms.fast_path import FastPath, fast_path_for
 from seam.transforms.outputs import publication
 from seam.transforms.pipeline import Pipeline, Produced
 from seam.transforms.pipeline_file import load_pipeline
+from seam.transforms.redelivery import Marks
 from seam.transforms.schemas import schema_dir
 from seam.transforms.synthetic import envelope, product_rows, reference_rows, typical_changes
 
@@ -464,7 +465,7 @@ def test_publish_produces_what_process_returns_in_order_and_stops_for_python(
     batch = Counts()
     messages = [FakeMessage(r) for r in records]
 
-    stop = fast.publish(messages, 0, producer, spec, batch)
+    stop = fast.publish(messages, 0, producer, spec, batch, Marks())
     assert stop == 25
     assert producer.polls == 2  # each full queue waited once, then the record went out once
     expected: list[tuple[str, bytes | None, bytes, Any]] = []
@@ -475,7 +476,7 @@ def test_publish_produces_what_process_returns_in_order_and_stops_for_python(
     assert producer.calls == expected
     assert batch.records_in == batch.native == 25
     assert batch.balanced
-    assert fast.publish(messages, 26, producer, spec, batch) == len(records)
+    assert fast.publish(messages, 26, producer, spec, batch, Marks()) == len(records)
     assert _spans(messages) == {
         (TOPIC, 0): [0, 36],
         (TOPIC, 1): [1, 37],

@@ -1,6 +1,7 @@
 """decode: the raw Kafka record -> a decoded Debezium change (seam.streams.decode).
 
-Contract: one item in, the same item out with `change` and `table` set. A record that is
+Contract: one item in, the same item out with `change` and `table` set (an item that
+arrives decoded, `change` already set by the worker, keeps it). A record that is
 not a Debezium change event (not JSON, JSON but not an envelope, a tombstone without a
 key) is rejected with the decoder's reason.
 """
@@ -19,7 +20,7 @@ class DecodeStage:
     name = "decode"
 
     def process(self, item: Item) -> Iterable[Item]:
-        result = decode(item.raw)
+        result = item.change if item.change is not None else decode(item.raw)
         if isinstance(result, Undecodable):
             raise Reject(result.reason)
         item.change = result

@@ -11,6 +11,7 @@
 mod cell;
 mod clock;
 mod doc;
+mod marks;
 mod rules;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use sha1::{Digest, Sha1};
 
 use cell::{present, seen, Cell};
 use doc::{Doc, DocJson, Part};
+use marks::{Position, SourceFields};
 use rules::Unit;
 
 #[global_allocator]
@@ -276,7 +278,7 @@ impl Engine {
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let names = reference_names(categories, suppliers);
         match self.run(value, topic, partition, offset, &names) {
-            Some(out) => Ok(Some(out.into_python(py, &self.headers)?)),
+            Some((out, _)) => Ok(Some(out.into_python(py, &self.headers)?)),
             None => Ok(None),
         }
     }
@@ -286,7 +288,10 @@ impl Engine {
     /// with their headers, its state (or a tombstone) to `latest_topic`. Stops at the
     /// first record that takes the Python path, so that per-key order holds; returns the
     /// index it stopped at (len(messages) when done) and the counts of what it published:
-    /// (stop, records, records with events, events, latest writes, {no-event reason: n}).
+    /// (stop, records, records with events, events, latest writes, {no-event reason: n},
+    /// re-delivered records dropped). `marks` is `seam.transforms.redelivery.Marks.table`
+    /// ((topic, partition, stream) -> mark): a record whose mark is not above its stream's
+    /// is dropped, and the marks move as Python's `Marks.redelivered` moves them.
     #[allow(clippy::too_many_arguments)]
     fn publish<'py>(
         &self,
@@ -298,7 +303,8 @@ impl Engine {
         latest_topic: &Bound<'py, PyString>,
         categories: &Bound<'py, PyDict>,
         suppliers: &Bound<'py, PyDict>,
-    ) -> PyResult<(usize, u64, u64, u64, u64, Bound<'py, PyDict>)> {
+        marks: &Bound<'py, PyDict>,
+    ) -> PyResult<Published<'py>> {
         let names = reference_names(categories, suppliers);
         let sink = Sink {
             produce: producer.getattr(intern!(py, "produce"))?,
@@ -306,6 +312,7 @@ impl Engine {
         };
         let no_event = PyDict::new(py);
         let (mut records, mut with_events, mut events, mut latest) = (0, 0, 0, 0);
+        let mut redelivered = 0;
         let mut index = start;
         while index < messages.len() {
             let msg = messages.get_item(index)?;
@@ -314,15 +321,25 @@ impl Engine {
                 break; // a tombstone
             };
             let topic = msg.call_method0(intern!(py, "topic"))?;
-            let Some(out) = self.run(
+            let partition: i64 = msg.call_method0(intern!(py, "partition"))?.extract()?;
+            let Some((out, position)) = self.run(
                 bytes.as_bytes(),
                 topic.downcast::<PyString>()?.to_str()?,
-                msg.call_method0(intern!(py, "partition"))?.extract()?,
+                partition,
                 msg.call_method0(intern!(py, "offset"))?.extract()?,
                 &names,
             ) else {
                 break;
             };
+            match mark(marks, &topic, partition, position)? {
+                Some(true) => {
+                    redelivered += 1;
+                    index += 1;
+                    continue;
+                }
+                Some(false) => {}
+                None => break, // marks the fast path cannot compare: Python decides
+            }
             let key = PyBytes::new(py, out.key.as_bytes());
             for (body, event_type, event_id, version) in &out.events {
                 let headers = self.headers.list(py, event_type, event_id, *version)?;
@@ -353,9 +370,71 @@ impl Engine {
             }
             index += 1;
         }
-        Ok((index, records, with_events, events, latest, no_event))
+        Ok((
+            index,
+            records,
+            with_events,
+            events,
+            latest,
+            no_event,
+            redelivered,
+        ))
     }
 }
+
+/// `Marks.redelivered` for a record at `position`: Some(true) when it was already
+/// published, Some(false) when the marks moved (or had nothing to do), None when a stored
+/// mark is not one this side can compare (the record then takes the Python path).
+fn mark<'py>(
+    marks: &Bound<'py, PyDict>,
+    topic: &Bound<'py, PyAny>,
+    partition: i64,
+    position: Position,
+) -> PyResult<Option<bool>> {
+    let py = marks.py();
+    match position {
+        Position::Unmarked => Ok(Some(false)),
+        Position::StartsOver(prefix) => {
+            let mut gone = Vec::new();
+            for key in marks.keys() {
+                let Ok((t, p, stream)) = key.extract::<(Bound<PyAny>, i64, String)>() else {
+                    continue;
+                };
+                if p == partition && t.eq(topic)? && stream.starts_with(&prefix) {
+                    gone.push(key);
+                }
+            }
+            for key in gone {
+                marks.del_item(key)?;
+            }
+            Ok(Some(false))
+        }
+        Position::Mark(stream, mark) => {
+            let key = PyTuple::new(
+                py,
+                [
+                    topic.clone(),
+                    partition.into_pyobject(py)?.into_any(),
+                    PyString::new(py, &stream).into_any(),
+                ],
+            )?;
+            if let Some(high) = marks.get_item(&key)? {
+                let Ok(high) = high.extract::<Vec<i64>>() else {
+                    return Ok(None);
+                };
+                if mark <= high {
+                    return Ok(Some(true));
+                }
+            }
+            marks.set_item(key, PyTuple::new(py, mark)?)?;
+            Ok(Some(false))
+        }
+    }
+}
+
+/// What `publish` returns: (stop, records, records with events, events, latest writes,
+/// {no-event reason: n}, re-delivered records dropped).
+type Published<'py> = (usize, u64, u64, u64, u64, Bound<'py, PyDict>, u64);
 
 /// A producer's `produce`, retried after `poll` while its queue is full (BufferError), as
 /// the worker's own `_produce` does.
@@ -503,7 +582,7 @@ impl Engine {
         partition: i64,
         offset: i64,
         names: &Names,
-    ) -> Option<Outcome> {
+    ) -> Option<(Outcome, Position)> {
         // One UTF-8 check of the whole record, not one per string (serde_json's from_slice).
         let doc: Envelope = serde_json::from_str(std::str::from_utf8(value).ok()?).ok()?;
         if doc.schema || doc.payload {
@@ -532,8 +611,25 @@ impl Engine {
         if after.as_ref().is_some_and(|r| r.created_at.is_none()) {
             return None;
         }
+        let Cell::Str(op) = &doc.op else {
+            return None;
+        };
+        let position = marks::position(
+            op,
+            &SourceFields {
+                connector: &source.connector,
+                name: &source.name,
+                db: &source.db,
+                server_id: &source.server_id,
+                sequence: &source.sequence,
+                file: &source.file,
+                pos: &source.pos,
+                row: &source.row,
+                snapshot: &source.snapshot,
+            },
+        )?;
         let provenance = self.provenance(source, connector, topic, partition, offset)?;
-        self.map(before, after, provenance)
+        Some((self.map(before, after, provenance)?, position))
     }
 
     fn clean(&self, row: &RawRow, unit: Unit, names: &Names) -> Option<Row> {
