@@ -58,6 +58,16 @@ class Rejected:
 Outcome = Produced | Rejected
 
 
+def error_text(exc: BaseException) -> str:
+    """`Type: message` (`Type` alone without one), even when str(exc) itself fails."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<the exception's message could not be shown>"
+    kind = type(exc).__name__
+    return f"{kind}: {message}" if message else kind
+
+
 class StageErrorLimitError(SeamError):
     """The stages raised on more records than the pipeline allows (max_stage_errors)."""
 
@@ -82,22 +92,22 @@ class StageErrors:
         self.seen: dict[tuple[str, str], _Seen] = {}
 
     def record(self, stage: str, exc: Exception, raw: RawRecord) -> None:
-        kind = type(exc).__name__
-        text = f"{kind}: {exc}" if str(exc) else kind
+        kind, text = type(exc).__name__, error_text(exc)
         seen = self.seen.get((stage, kind))
         now = self.clock()
         if seen is None:
             self.seen[(stage, kind)] = _Seen(text, logged_at=now)
             log.error(
                 "stage '%s' raised %s on %s[%d]@%d; the record goes to the dead-letter topic. "
-                "A bug in the stage (a record it refuses should raise Reject): later %s of "
-                "this stage are counted, not shown",
+                "A bug in the stage (a record it refuses should raise Reject): its later %s "
+                "errors are counted and summed up here at most every %gs",
                 stage,
                 text,
                 raw.topic,
                 raw.partition,
                 raw.offset,
                 kind,
+                self.interval,
                 exc_info=exc,
             )
             return
@@ -156,8 +166,7 @@ class Pipeline:
                 return Rejected(stage.name, exc.reason)
             except Exception as exc:  # a bug in a stage: dead-letter the record, keep going
                 self.errors.record(stage.name, exc, raw)
-                kind = type(exc).__name__
-                return Rejected(stage.name, f"stage raised {kind}: {exc}", kind)
+                return Rejected(stage.name, f"stage raised {error_text(exc)}", type(exc).__name__)
             items = out
             if not items:
                 break

@@ -23,6 +23,7 @@ from typing import Any, Final
 from seam.errors import ConfigError, SeamError
 from seam.keys import closest
 from seam.transforms.model import Stage
+from seam.transforms.pipeline import error_text
 from seam.transforms.stages import BUILTIN
 
 STAGE_HINT: Final = (
@@ -90,7 +91,7 @@ def build_stage(spec: StageSpec, folder: Path | None = None) -> Stage:
     except Exception as exc:
         at = _raised_at(exc, getattr(module, "__file__", None))
         raise ConfigError(
-            f"{where}: the factory raised {_exc(exc)}{_at(at)}",
+            f"{where}: the factory raised {error_text(exc)}{_at(at)}",
             hint=f"fix {attr}()"
             + (f" at {at[0]} line {at[1]}" if at else "")
             + f", or the stage's `with:` options in {spec.where.rsplit(':', 2)[0]}",
@@ -142,16 +143,11 @@ def _import(module_name: str, where: str, folder: Path | None) -> ModuleType:
     except Exception as exc:  # anything the module's top-level code raised
         at = _raised_at(exc, None)
         raise ConfigError(
-            f"{where}: importing {module_name} raised {_exc(exc)}{_at(at)}",
+            f"{where}: importing {module_name} raised {error_text(exc)}{_at(at)}",
             hint="fix the module's top-level code"
             + (f" at {at[0]} line {at[1]}" if at else "")
             + "; it runs when the pipeline starts",
         ) from None
-
-
-def _exc(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _origin(module: ModuleType) -> str:
