@@ -198,12 +198,15 @@ def test_a_factory_that_raises(
         """,
     )
     path = pipeline(tmp_path, f"  - use: {name}:make\n    with: {{limit: -3}}\n")
-    err = cli(capsys, monkeypatch, "transform", "check", str(path))
-    assert err.splitlines() == [
+    expected = [
         f"error: {path}:6:10: stage '{name}:make': the factory raised ValueError: limit must "
         f"be positive, got -3 (at {module}:3)",
         f"  fix: fix make() at {module} line 3, or the stage's `with:` options in {path}",
     ]
+    assert cli(capsys, monkeypatch, "transform", "check", str(path)).splitlines() == expected
+    # `run` builds the stages before it reaches the broker (unreachable here) or makes topics.
+    run = cli(capsys, monkeypatch, "--kafka", "127.0.0.1:1", "transform", "run", str(path))
+    assert run.splitlines() == expected
 
 
 def test_a_stage_module_with_a_syntax_error(
