@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from seam.cli.context import settings
-from seam.cli.render import OUTPUT, Output, print_json, print_mapping, print_table
+from seam.cli.render import OUTPUT, Output, confirm, print_json, print_mapping, print_table
 
 if TYPE_CHECKING:
     from seam.transforms.pipeline_file import PipelineSpec
@@ -50,6 +50,7 @@ def check(pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
         "latest": spec.latest.topic,
         "dead_letter": spec.dead_letter.topic,
         "guarantee": spec.guarantee,
+        "max_stage_errors": spec.max_stage_errors,
     }
     if output == Output.json:
         print_json(data)
@@ -121,7 +122,9 @@ def _run(
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        # On a terminal a log line first clears the live progress line it would run into.
+        format=("\r\x1b[2K" if interactive else "")
+        + "%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     if interactive:  # the live line says it all; keep the log for warnings
         logging.getLogger("seam.transform").setLevel(logging.WARNING)
@@ -138,9 +141,11 @@ def _run(
         options,
         on_progress=_progress_printer(interactive),
     )
-    progress = worker.run()
-    if interactive:
-        sys.stderr.write("\n")
+    try:
+        progress = worker.run()
+    finally:
+        if interactive:  # also before an error: it must not run into the progress line
+            sys.stderr.write("\n")
     summary = progress.as_dict()
     if output == Output.json:
         print_json(summary)
@@ -159,6 +164,13 @@ BROKER_TIMEOUT = typer.Option(
     30.0, "--broker-timeout", min=1.0, help="Seconds without a reachable broker before stopping."
 )
 INTERVAL = typer.Option(5.0, "--progress-interval", min=0.2, help="Seconds between progress lines.")
+MAX_STAGE_ERRORS = typer.Option(
+    None,
+    "--max-stage-errors",
+    min=-1,
+    help="Stop once stages raised on more than this many records (-1: never). "
+    "Default: the pipeline file's processing.max_stage_errors, else 100.",
+)
 
 
 @app.command("run")
@@ -171,6 +183,7 @@ def run(
     instance_id: str = INSTANCE,
     metrics_port: int | None = METRICS,
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Records per batch."),
+    max_stage_errors: int | None = MAX_STAGE_ERRORS,
     broker_timeout: float = BROKER_TIMEOUT,
     progress_interval: float = INTERVAL,
     until_caught_up: bool = typer.Option(
@@ -188,6 +201,8 @@ def run(
         spec = spec.with_guarantee("at_least_once")
     if batch_size:
         spec = replace(spec, batch_size=batch_size)
+    if max_stage_errors is not None:
+        spec = replace(spec, max_stage_errors=max_stage_errors)
     _run(
         ctx,
         spec,
@@ -216,11 +231,14 @@ def replay(
     ),
     instance_id: str = INSTANCE,
     metrics_port: int | None = METRICS,
+    max_stage_errors: int | None = MAX_STAGE_ERRORS,
     broker_timeout: float = BROKER_TIMEOUT,
     progress_interval: float = INTERVAL,
     output: Output = OUTPUT,
 ) -> None:
     """Rebuild the pipeline's outputs from offset 0 of its inputs."""
+    from dataclasses import replace
+
     from seam.errors import ConfigError
     from seam.streams.kafka import Kafka
     from seam.transforms.pipeline_file import load_pipeline
@@ -232,6 +250,8 @@ def replay(
             hint="--suffix .v2 writes new topics beside the old ones; --delete-old replaces them",
         )
     spec = load_pipeline(pipeline)
+    if max_stage_errors is not None:
+        spec = replace(spec, max_stage_errors=max_stage_errors)
     bootstrap = settings(ctx).kafka_bootstrap_servers
     if suffix is not None:
         spec = spec.with_suffix(suffix)
@@ -246,9 +266,7 @@ def replay(
             delete_group(kafka, spec.group)
     else:
         names = ", ".join(o.topic for o in spec.outputs)
-        if not yes and not typer.confirm(
-            f"Delete {names} and the offsets of group {spec.group}?", default=False
-        ):
+        if not yes and not confirm(f"Delete {names} and the offsets of group {spec.group}?"):
             raise typer.Exit(1)
         with Kafka(bootstrap, timeout=broker_timeout) as kafka:
             delete_group(kafka, spec.group)

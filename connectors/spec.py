@@ -23,7 +23,6 @@ run the preflight checks with the same credentials.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -34,6 +33,7 @@ from typing import Any, Final, Literal
 from seam.errors import ConfigError
 from seam.keys import check_known_keys
 from seam.secrets import Secret
+from seam.yamlfile import load_documents
 
 Flavour = Literal["postgres", "mysql", "mariadb"]
 
@@ -209,64 +209,6 @@ class ConnectorSpec:
         return self.flavour == "postgres"
 
 
-class _LineDict(dict[str, Any]):
-    """A YAML mapping that remembers the line of each key."""
-
-    lines: dict[str, int]
-    line: int
-
-
-def _construct_mapping(loader: Any, node: Any) -> _LineDict:
-    result = _LineDict()
-    result.lines = {}
-    result.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in result:
-            raise ConfigError(
-                f"{loader.name}:{key_node.start_mark.line + 1}: duplicate key '{key}'",
-            )
-        result[str(key)] = loader.construct_object(value_node, deep=True)
-        result.lines[str(key)] = key_node.start_mark.line + 1
-    return result
-
-
-@functools.cache
-def _loader_class() -> Any:
-    # yaml is imported on first use: status and other commands that read no spec stay fast.
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-    return Loader
-
-
-def _yaml_documents(text: str, source: str) -> list[Any]:
-    import yaml
-
-    loader = _loader_class()(text)
-    loader.name = source
-    try:
-        docs = []
-        while loader.check_data():
-            docs.append(loader.get_data())
-        return docs
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        context = ""
-        if exc.context and exc.context_mark and exc.problem_mark:
-            context = f" ({exc.context} started at line {exc.context_mark.line + 1})"
-        raise ConfigError(
-            f"{source}{line}: malformed YAML: {exc.problem or exc.context}{context}",
-            hint="fix the YAML syntax at that line (indentation, quotes, ':' after keys)",
-        ) from None
-    finally:
-        loader.dispose()
-
-
 def load_specs(paths: list[Path] | list[str]) -> list[ConnectorSpec]:
     """Every connector spec in the given files (or directories of *.yaml / *.yml)."""
     specs: list[ConnectorSpec] = []
@@ -303,7 +245,7 @@ def _expand(paths: list[Path] | list[str]) -> Iterator[Path]:
 def parse_specs(text: str, source: str = "<spec>") -> list[ConnectorSpec]:
     """Parse YAML text holding one spec, a list of specs, or several documents."""
     specs: list[ConnectorSpec] = []
-    for doc in _yaml_documents(text, source):
+    for doc in load_documents(text, source):
         if doc is None:
             continue
         items = doc if isinstance(doc, list) else [doc]
@@ -313,7 +255,7 @@ def parse_specs(text: str, source: str = "<spec>") -> list[ConnectorSpec]:
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> ConnectorSpec:
-    """One spec from a parsed YAML mapping (a `_LineDict` keeps line numbers for errors)."""
+    """One spec from a parsed YAML mapping (a `YamlMap` keeps line numbers for errors)."""
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: a connector spec must be a mapping (name: ..., flavour: ...), got {type(data).__name__}"

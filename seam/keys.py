@@ -15,17 +15,27 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
+def unknown_keys(found: Iterable[str], valid: Iterable[str]) -> list[tuple[str, str]]:
+    """Each key of `found` that is not valid, with how to name it in an error:
+    `'key' (did you mean 'closest'?)`, or `'key'` when nothing valid is close."""
+    valid_keys = list(valid)
+    out = []
+    for key in found:
+        if key in valid_keys:
+            continue
+        guess = closest(key, valid_keys)
+        out.append((key, f"'{key}'" + (f" (did you mean '{guess}'?)" if guess else "")))
+    return out
+
+
 def check_known_keys(found: Mapping[str, Any], valid: Iterable[str], where: str) -> None:
     """Raise a ConfigError naming every unknown key in `found`, with the closest valid one."""
     valid_keys = sorted(valid)
-    unknown = [key for key in found if key not in valid_keys]
+    unknown = unknown_keys(found, valid_keys)
     if not unknown:
         return
-    parts = []
-    for key in unknown:
-        guess = closest(key, valid_keys)
-        parts.append(f"'{key}'" + (f" (did you mean '{guess}'?)" if guess else ""))
     raise ConfigError(
-        f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(parts)}",
+        f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
+        + ", ".join(text for _key, text in unknown),
         hint=f"valid keys: {', '.join(valid_keys)}",
     )

@@ -17,30 +17,64 @@
       guarantee: exactly_once           # or at_least_once
       batch_size: 500
       batch_timeout_ms: 200
+      max_stage_errors: 100             # -1: never stop (see below)
 
-Unknown keys anywhere are an error naming the key and the closest valid one.
+Errors point at the file, line and column, with a `fix:`; every problem of a file is
+reported at once, in file order. Unknown keys name the closest valid one, unknown stages the
+closest built-in.
+
+User stages. `use: module:callable` imports `module` with the pipeline file's folder first
+on the import path (`sys.path`), as Python does for a script's folder: a `my_stages.py`
+beside the pipeline file needs no installing and no PYTHONPATH. The folder is on the path
+only while the stages are imported and built, then taken off again, so it never shadows a
+module that seam or another pipeline imports later; what a stage module imports at its top
+(a helper module beside it, too) stays loaded. A stage module elsewhere must be installed or
+on PYTHONPATH.
+
+Stage errors. A stage that raises anything but `Reject` has a bug: the record is
+dead-lettered, the first traceback of each stage and error type is logged, and the rest are
+counted (`stage_errors` in the worker's summary and metrics). Past `max_stage_errors` such
+records (since the worker started) the worker stops with an error, at the end of the batch
+in which the limit was passed, once that batch is committed: its dead letters and input
+offsets are in Kafka together, so a restart resumes after them, losing and repeating
+nothing. The default, 100, keeps a worker running through a stray bug hit by a few odd
+records, and stops one whose stage fails on most records after a batch, not after it has
+dead-lettered the whole backlog. `Reject` (a record the stage refuses, by design) is never
+counted. `seam transform run --max-stage-errors N` overrides the setting.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from seam.errors import ConfigError
-from seam.keys import check_known_keys
-from seam.transforms.model import Stage
-from seam.transforms.pipeline import Pipeline
+from seam.keys import closest, unknown_keys
+from seam.transforms.pipeline import Pipeline, StageErrorLimitError
+from seam.transforms.stage_loader import STAGE_HINT, StageSpec, build_stage
 from seam.transforms.stages import BUILTIN
+from seam.yamlfile import Mark, Problems, key_mark, load_documents, mark_of, plain, value_mark
 
 Guarantee = Literal["exactly_once", "at_least_once"]
 _TOP: Final = ("name", "group", "inputs", "stages", "outputs", "processing")
 _STAGE: Final = ("use", "with", "name")
 _OUTPUTS: Final = ("history", "latest", "dead_letter")
 _OUTPUT: Final = ("topic", "partitions", "replication_factor", "retention_ms", "config")
-_PROCESSING: Final = ("guarantee", "batch_size", "batch_timeout_ms")
+_PROCESSING: Final = ("guarantee", "batch_size", "batch_timeout_ms", "max_stage_errors")
+DEFAULT_MAX_STAGE_ERRORS: Final = 100
+_WRITE_ALL: Final = (
+    "write name, group, inputs, stages and outputs as 'key: value' lines; "
+    "see pipelines/catalog.yaml for a complete pipeline file"
+)
+_REQUIRED: Final = {
+    "name": "add 'name: <pipeline name>' (it names the pipeline in logs and metrics)",
+    "group": "add 'group: <consumer group>' (the workers of one pipeline share it)",
+    "inputs": "add 'inputs: [<raw change topic>, ...]'",
+    "stages": "add 'stages:' with one '- use: <stage>' line per stage",
+    "outputs": "add 'outputs:' with history, latest and dead_letter topics",
+}
 
 
 @dataclass(frozen=True)
@@ -50,13 +84,6 @@ class OutputTopic:
     replication_factor: int = -1  # the broker's default
     retention_ms: int | None = None
     config: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    use: str
-    options: dict[str, Any]
-    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +98,9 @@ class PipelineSpec:
     guarantee: Guarantee = "exactly_once"
     batch_size: int = 500
     batch_timeout_ms: int = 200
+    max_stage_errors: int = DEFAULT_MAX_STAGE_ERRORS  # -1: never stop
     source: str = "<pipeline>"
+    folder: Path | None = None  # the pipeline file's folder: stage modules beside it import
 
     @property
     def outputs(self) -> tuple[OutputTopic, OutputTopic, OutputTopic]:
@@ -92,150 +121,327 @@ class PipelineSpec:
         return replace(self, guarantee=guarantee)
 
     def build(self) -> Pipeline:
-        return Pipeline([build_stage(s, self.source) for s in self.stages])
+        """Import and build every stage (a ConfigError naming the stage when one fails)."""
+        return Pipeline([build_stage(s, self.folder) for s in self.stages])
 
-
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
-    return value.strip()
-
-
-def _int(value: Any, where: str, minimum: int) -> int:
-    if type(value) is not int or value < minimum:
-        raise ConfigError(f"{where}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _output(value: Any, where: str) -> OutputTopic:
-    data = _mapping(value, where)
-    check_known_keys(data, _OUTPUT, where)
-    if "topic" not in data:
-        raise ConfigError(f"{where}: missing 'topic'")
-    config = _mapping(data.get("config", {}), f"{where}.config")
-    return OutputTopic(
-        topic=_str(data["topic"], f"{where}.topic"),
-        partitions=_int(data["partitions"], f"{where}.partitions", 1)
-        if "partitions" in data
-        else None,
-        replication_factor=_int(
-            data.get("replication_factor", -1), f"{where}.replication_factor", -1
-        ),
-        retention_ms=_int(data["retention_ms"], f"{where}.retention_ms", -1)
-        if "retention_ms" in data
-        else None,
-        config={str(k): str(v) for k, v in config.items()},
-    )
-
-
-def parse_pipeline(data: Any, source: str = "<pipeline>") -> PipelineSpec:
-    top = _mapping(data, source)
-    check_known_keys(top, _TOP, source)
-    for required in ("name", "group", "inputs", "stages", "outputs"):
-        if required not in top:
-            raise ConfigError(
-                f"{source}: missing '{required}'", hint=f"valid keys: {', '.join(_TOP)}"
-            )
-    inputs = top["inputs"]
-    if isinstance(inputs, str):
-        inputs = [inputs]
-    if not isinstance(inputs, list) or not inputs:
-        raise ConfigError(f"{source}: inputs: expected a non-empty list of topics")
-    stages_raw = top["stages"]
-    if not isinstance(stages_raw, list) or not stages_raw:
-        raise ConfigError(f"{source}: stages: expected a non-empty list")
-    stages = []
-    for i, entry in enumerate(stages_raw):
-        where = f"{source}: stages[{i}]"
-        if isinstance(entry, str):
-            entry = {"use": entry}
-        stage = _mapping(entry, where)
-        check_known_keys(stage, _STAGE, where)
-        if "use" not in stage:
-            raise ConfigError(
-                f"{where}: missing 'use' (a built-in stage or package.module:callable)"
-            )
-        options = stage.get("with") or {}
-        stages.append(
-            StageSpec(
-                use=_str(stage["use"], f"{where}.use"),
-                options=dict(_mapping(options, f"{where}.with")),
-                name=_str(stage["name"], f"{where}.name") if "name" in stage else None,
-            )
+    def check_stage_errors(self, stage_errors: Mapping[str, int], pipeline: Pipeline) -> None:
+        """Raise StageErrorLimitError once the stages raised on more than
+        `max_stage_errors` records (`stage_errors`: records by stage, as committed)."""
+        total = sum(stage_errors.values())
+        if self.max_stage_errors < 0 or total <= self.max_stage_errors:
+            return
+        raise StageErrorLimitError(
+            f"pipeline '{self.name}' stopped: its stages raised on {total} records, more than "
+            f"processing.max_stage_errors ({self.max_stage_errors}): " + pipeline.errors.describe(),
+            hint=f"fix the stage (the log shows the first traceback of each error); the "
+            f"{total} records are in {self.dead_letter.topic}, committed with their batches. "
+            f"Restart to go on, or raise processing.max_stage_errors in {self.source} "
+            "(-1: never stop) or pass --max-stage-errors",
         )
-    outputs = _mapping(top["outputs"], f"{source}: outputs")
-    check_known_keys(outputs, _OUTPUTS, f"{source}: outputs")
-    for name in _OUTPUTS:
-        if name not in outputs:
-            raise ConfigError(f"{source}: outputs: missing '{name}'")
-    processing = _mapping(top.get("processing", {}), f"{source}: processing")
-    check_known_keys(processing, _PROCESSING, f"{source}: processing")
-    guarantee = processing.get("guarantee", "exactly_once")
-    if guarantee not in ("exactly_once", "at_least_once"):
-        raise ConfigError(
-            f"{source}: processing.guarantee: expected exactly_once or at_least_once, got {guarantee!r}"
-        )
-    return PipelineSpec(
-        name=_str(top["name"], f"{source}: name"),
-        group=_str(top["group"], f"{source}: group"),
-        inputs=tuple(_str(t, f"{source}: inputs") for t in inputs),
-        stages=tuple(stages),
-        history=_output(outputs["history"], f"{source}: outputs.history"),
-        latest=_output(outputs["latest"], f"{source}: outputs.latest"),
-        dead_letter=_output(outputs["dead_letter"], f"{source}: outputs.dead_letter"),
-        guarantee=guarantee,
-        batch_size=_int(processing.get("batch_size", 500), f"{source}: processing.batch_size", 1),
-        batch_timeout_ms=_int(
-            processing.get("batch_timeout_ms", 200), f"{source}: processing.batch_timeout_ms", 1
-        ),
-        source=source,
-    )
+
+
+# ---------------------------------------------------------------------------- reading
 
 
 def load_pipeline(path: Path | str) -> PipelineSpec:
-    import yaml
-
+    """Read and check a pipeline file (a ConfigError listing every problem, in file order)."""
     path = Path(path)
+    source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read pipeline file {path}: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    return parse_pipeline(data, str(path))
+        raise ConfigError(
+            f"cannot read pipeline file {path}: {exc.strerror or exc}",
+            hint="pass the path of a pipeline YAML file, e.g. pipelines/catalog.yaml",
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path}: not a text file (not UTF-8)", hint="pass a pipeline YAML file"
+        ) from None
+    docs = [d for d in load_documents(text, source) if d is not None]
+    if not docs:
+        raise ConfigError(
+            f"{source}: the pipeline file is empty" + (" (only comments)" if text.strip() else ""),
+            hint=_WRITE_ALL,
+        )
+    if len(docs) > 1:
+        raise ConfigError(
+            f"{source}:{mark_of(docs[1]) or '?'}: a second YAML document: "
+            "a pipeline file holds one pipeline",
+            hint="put each pipeline in a file of its own (remove the '---' line)",
+        )
+    return parse_pipeline(docs[0], source, folder=path.resolve().parent)
 
 
-def build_stage(spec: StageSpec, source: str = "<pipeline>") -> Stage:
-    """Import and call the stage factory `spec.use` names."""
-    target = BUILTIN.get(spec.use, spec.use)
-    where = f"{source}: stage {spec.use!r}"
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
+def parse_pipeline(
+    data: Any, source: str = "<pipeline>", *, folder: Path | None = None
+) -> PipelineSpec:
+    """A pipeline from parsed YAML (positions in errors when it came from `load_documents`)."""
+    if data is None:
         raise ConfigError(
-            f"{where}: expected a built-in stage ({', '.join(BUILTIN)}) or package.module:callable"
+            f"{source}: the pipeline file is empty",
+            hint=_WRITE_ALL,
         )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"{where}: cannot import {module_name} ({exc})") from exc
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ConfigError(f"{where}: {module_name} has no callable {attr!r}")
-    stage = factory(spec.options)
-    if not callable(getattr(stage, "process", None)) or not isinstance(
-        getattr(stage, "name", None), str
-    ):
-        raise ConfigError(
-            f"{where}: the factory must return a Stage (a `name` and a `process(item)`)"
+    reader = _Reader(source)
+    top = reader.mapping(data, mark_of(data), "the pipeline file", _WRITE_ALL)
+    if top is None:
+        reader.problems.check()
+        raise AssertionError("unreachable")  # pragma: no cover
+    meant = reader.keys(top, _TOP, "")
+    for key, hint in _REQUIRED.items():
+        reader.missing(top, key, "", hint, meant)
+    name = reader.string(top, "name", "name")
+    group = reader.string(top, "group", "group")
+    inputs = reader.inputs(top)
+    stages = reader.stages(top)
+    outputs = reader.outputs(top)
+    processing = reader.processing(top)
+    reader.problems.check()
+    return PipelineSpec(
+        name=name,
+        group=group,
+        inputs=inputs,
+        stages=stages,
+        history=outputs["history"],
+        latest=outputs["latest"],
+        dead_letter=outputs["dead_letter"],
+        source=source,
+        folder=folder,
+        **processing,
+    )
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)  # quoted when a string: `'500'` is not 500
+
+
+_NO_OUTPUT: Final = OutputTopic("")
+
+
+class _Reader:
+    """Reads one pipeline file's parsed YAML, noting every problem rather than stopping at
+    the first (placeholders stand in for what is wrong; `problems.check()` then raises)."""
+
+    def __init__(self, source: str) -> None:
+        self.problems = Problems(source)
+
+    def add(self, mark: Mark | None, what: str, message: str, hint: str | None = None) -> None:
+        self.problems.add(mark, f"{what}: {message}" if what else message, hint)
+
+    def mapping(
+        self, value: Any, mark: Mark | None, what: str, hint: str | None = None
+    ) -> Mapping[str, Any] | None:
+        if isinstance(value, Mapping):
+            return value
+        self.add(
+            mark,
+            what,
+            f"expected a mapping (key: value lines), got {_kind(value)}",
+            hint=hint or f"write {what} as indented 'key: value' lines, or {{key: value, ...}}",
         )
-    if spec.name:
-        stage.name = spec.name
-    return stage  # type: ignore[no-any-return]
+        return None
+
+    def keys(self, mapping: Mapping[str, Any], valid: tuple[str, ...], what: str) -> set[str]:
+        """Note each unknown key; returns the valid keys they were probably meant as."""
+        meant = set()
+        for key, text in unknown_keys(mapping, valid):
+            self.add(
+                key_mark(mapping, key),
+                what,
+                f"unknown key {text}",
+                hint=f"valid keys{' of ' + what if what else ''}: {', '.join(valid)}",
+            )
+            meant.add(closest(key, valid) or "")
+        return meant
+
+    def missing(
+        self, mapping: Mapping[str, Any], key: str, what: str, hint: str, meant: set[str]
+    ) -> bool:
+        """Whether `key` is missing; noted unless a misspelt key was meant as it."""
+        if mapping.get(key) is not None:
+            return False
+        if key not in meant:
+            self.add(mark_of(mapping), what, f"missing '{key}'", hint=hint)
+        return True
+
+    def string(self, parent: Any, key: str | int, what: str) -> str:
+        value = parent[key] if isinstance(key, int) else parent.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if value is not None or isinstance(key, int):  # a missing key is reported apart
+            self.add(
+                value_mark(parent, key), what, f"expected a non-empty string, got {_kind(value)}"
+            )
+        return ""
+
+    def integer(
+        self,
+        parent: Mapping[str, Any],
+        key: str,
+        what: str,
+        minimum: int,
+        default: int | None,
+        hint: str | None = None,
+    ) -> int | None:
+        if key not in parent:
+            return default
+        value = parent[key]
+        if type(value) is int and value >= minimum:
+            return value
+        self.add(
+            value_mark(parent, key),
+            what,
+            f"expected a whole number >= {minimum}, got {_kind(value)}",
+            hint=hint or f"write a whole number, without quotes, e.g. {key}: {max(minimum, 1)}",
+        )
+        return default
+
+    def inputs(self, top: Mapping[str, Any]) -> tuple[str, ...]:
+        raw = top.get("inputs")
+        if raw is None:
+            return ()
+        if isinstance(raw, str):
+            return (self.string(top, "inputs", "inputs"),)
+        if not isinstance(raw, list) or not raw:
+            self.add(
+                value_mark(top, "inputs"),
+                "inputs",
+                f"expected a non-empty list of topics, got {_kind(raw)}",
+                hint="write 'inputs: [<raw change topic>, ...]'",
+            )
+            return ()
+        return tuple(self.string(raw, i, f"inputs[{i}]") for i in range(len(raw)))
+
+    def stages(self, top: Mapping[str, Any]) -> tuple[StageSpec, ...]:
+        raw = top.get("stages")
+        if raw is None:
+            return ()
+        if not isinstance(raw, list) or not raw:
+            self.add(
+                value_mark(top, "stages"),
+                "stages",
+                f"expected a non-empty list of stages, got {_kind(raw)}",
+                hint="write one '- use: <stage>' line per stage, e.g. '- use: decode'",
+            )
+            return ()
+        return tuple(stage for i in range(len(raw)) if (stage := self.stage(raw, i)) is not None)
+
+    def stage(self, stages: list[Any], i: int) -> StageSpec | None:
+        what = f"stages[{i}]"
+        entry = stages[i]
+        mark = value_mark(stages, i)
+        if isinstance(entry, str):  # `- decode`: the short form of `- use: decode`
+            use = self.use(entry, mark, what)
+            return StageSpec(use, {}, where=self.problems.where(mark)) if use else None
+        stage = self.mapping(entry, mark, what)
+        if stage is None:
+            return None
+        if self.missing(stage, "use", what, STAGE_HINT, self.keys(stage, _STAGE, what)):
+            return None
+        use = self.use(stage["use"], value_mark(stage, "use"), f"{what}.use")
+        options = stage.get("with")
+        if options is None:
+            options = {}
+        if self.mapping(options, value_mark(stage, "with"), f"{what}.with") is None:
+            options = {}
+        name = self.string(stage, "name", f"{what}.name") if "name" in stage else None
+        if not use:
+            return None
+        where = self.problems.where(value_mark(stage, "use"))
+        return StageSpec(use, plain(options), name or None, where)
+
+    def use(self, value: Any, mark: Mark | None, what: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.add(mark, what, f"expected a stage name, got {_kind(value)}", hint=STAGE_HINT)
+            return ""
+        use = value.strip()
+        if use in BUILTIN:
+            return use
+        module_name, sep, attr = use.partition(":")
+        if sep and module_name and attr and ":" not in attr:
+            return use
+        if not sep:
+            guess = closest(use, BUILTIN)
+            if guess is None and "." in use:  # package.module.callable: a dot for the colon
+                head, _dot, tail = use.rpartition(".")
+                guess = f"{head}:{tail}"
+            suggestion = f" (did you mean '{guess}'?)" if guess else ""
+            self.add(mark, what, f"unknown stage '{use}'{suggestion}", hint=STAGE_HINT)
+        else:
+            self.add(
+                mark,
+                what,
+                f"'{use}' is not a stage name: expected package.module:callable",
+                hint=STAGE_HINT,
+            )
+        return ""
+
+    def outputs(self, top: Mapping[str, Any]) -> dict[str, OutputTopic]:
+        found = dict.fromkeys(_OUTPUTS, _NO_OUTPUT)
+        raw = top.get("outputs")
+        if raw is None:
+            return found
+        outputs = self.mapping(raw, value_mark(top, "outputs"), "outputs")
+        if outputs is None:
+            return found
+        meant = self.keys(outputs, _OUTPUTS, "outputs")
+        for name in _OUTPUTS:
+            hint = f"add '{name}: {{topic: <topic name>}}' under outputs"
+            if not self.missing(outputs, name, "outputs", hint, meant):
+                found[name] = self.output(outputs, name)
+        return found
+
+    def output(self, outputs: Mapping[str, Any], name: str) -> OutputTopic:
+        what = f"outputs.{name}"
+        data = self.mapping(outputs[name], value_mark(outputs, name), what)
+        if data is None:
+            return _NO_OUTPUT
+        hint = f"add 'topic: <topic name>' under {what}"
+        self.missing(data, "topic", what, hint, self.keys(data, _OUTPUT, what))
+        config = data.get("config") or {}
+        if self.mapping(config, value_mark(data, "config"), f"{what}.config") is None:
+            config = {}
+        replication = self.integer(data, "replication_factor", f"{what}.replication_factor", -1, -1)
+        return OutputTopic(
+            topic=self.string(data, "topic", f"{what}.topic"),
+            partitions=self.integer(data, "partitions", f"{what}.partitions", 1, None),
+            replication_factor=-1 if replication is None else replication,
+            retention_ms=self.integer(data, "retention_ms", f"{what}.retention_ms", -1, None),
+            config={str(k): str(v) for k, v in config.items()},
+        )
+
+    def processing(self, top: Mapping[str, Any]) -> dict[str, Any]:
+        raw = top.get("processing")
+        if raw is None:
+            return {}
+        data = self.mapping(raw, value_mark(top, "processing"), "processing")
+        if data is None:
+            return {}
+        self.keys(data, _PROCESSING, "processing")
+        found: dict[str, Any] = {}
+        if "guarantee" in data:
+            guarantee = data["guarantee"]
+            if guarantee in ("exactly_once", "at_least_once"):
+                found["guarantee"] = guarantee
+            else:
+                self.add(
+                    value_mark(data, "guarantee"),
+                    "processing.guarantee",
+                    f"expected exactly_once or at_least_once, got {_kind(guarantee)}",
+                    hint="exactly_once (the default) or at_least_once (faster, duplicates possible)",
+                )
+        for key, minimum, hint in (
+            ("batch_size", 1, "records per batch (and transaction), e.g. batch_size: 500"),
+            ("batch_timeout_ms", 1, "the longest wait for a batch to fill, e.g. 200"),
+            ("max_stage_errors", -1, "-1 never stops, 0 stops at the first error; default 100"),
+        ):
+            value = self.integer(data, key, f"processing.{key}", minimum, None, hint)
+            if value is not None:
+                found[key] = value
+        return found

@@ -25,6 +25,8 @@ class Counts:
     redelivered: int = 0  # changes dropped: the source had delivered them before
     no_event: dict[str, int] = field(default_factory=dict)
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)  # by stage
+    # Of the dead letters, those whose stage raised (a bug, not a Reject), by stage.
+    stage_errors: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: Counts) -> None:
         self.records_in += other.records_in
@@ -38,6 +40,8 @@ class Counts:
             self.no_event[k] = self.no_event.get(k, 0) + v
         for k, v in other.dead_letter_reasons.items():
             self.dead_letter_reasons[k] = self.dead_letter_reasons.get(k, 0) + v
+        for k, v in other.stage_errors.items():
+            self.stage_errors[k] = self.stage_errors.get(k, 0) + v
 
     @property
     def balanced(self) -> bool:
@@ -81,6 +85,7 @@ class Progress:
             "latest_out": c.latest_out,
             "dead_lettered": c.dead_lettered,
             "no_event": dict(c.no_event),
+            "stage_errors": dict(c.stage_errors),
             "native": c.native,
             "redelivered": c.redelivered,
             "balanced": c.balanced,
@@ -95,9 +100,12 @@ class Progress:
     def line(self) -> str:
         c = self.counts
         lag = "?" if self.lag is None else str(self.lag)
+        errors = sum(c.stage_errors.values())
         return (
             f"{self.pipeline} [{self.guarantee}] in {c.records_in} -> events {c.events_out}, "
-            f"dead-lettered {c.dead_lettered}, no event {sum(c.no_event.values())}"
+            f"dead-lettered {c.dead_lettered}"
+            + (f" ({errors} by stage errors)" if errors else "")
+            + f", no event {sum(c.no_event.values())}"
             + (f", re-delivered {c.redelivered}" if c.redelivered else "")
             + " | "
             f"{self.rate:,.0f} rec/s | lag {lag} | {self.assigned} partitions"
@@ -124,6 +132,11 @@ def prometheus_text(p: Progress) -> str:
         *(
             f'seam_transform_no_event_total{{{labels},reason="{reason}"}} {n}'
             for reason, n in sorted(c.no_event.items())
+        ),
+        "# TYPE seam_transform_stage_errors_total counter",
+        *(
+            f'seam_transform_stage_errors_total{{{labels},stage="{stage}"}} {n}'
+            for stage, n in sorted(c.stage_errors.items())
         ),
         "# TYPE seam_transform_aborted_batches_total counter",
         f"seam_transform_aborted_batches_total{{{labels}}} {p.aborted_batches}",

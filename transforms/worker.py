@@ -470,6 +470,9 @@ class Worker:
         self.progress.last_input_at = time.monotonic()
         if self.progress.first_input_at is None:
             self.progress.first_input_at = self.progress.last_input_at
+        # Past processing.max_stage_errors the worker stops here, once the batch is
+        # committed: its dead letters and offsets are in, a restart neither loses nor repeats.
+        self.spec.check_stage_errors(self.counts.stage_errors, self.pipeline)
 
     def _transform(self, messages: list[Any], batch: Counts, marks: Marks) -> None:
         fast = self._fast
@@ -634,6 +637,8 @@ class Worker:
         batch.dead_letter_reasons[outcome.stage] = (
             batch.dead_letter_reasons.get(outcome.stage, 0) + 1
         )
+        if outcome.error is not None:  # the stage raised: a bug, counted apart (and limited)
+            batch.stage_errors[outcome.stage] = batch.stage_errors.get(outcome.stage, 0) + 1
 
     def _publish(self, out: Publication, batch: Counts, produce: Callable[..., None]) -> None:
         history, latest, note = out

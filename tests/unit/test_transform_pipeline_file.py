@@ -52,9 +52,11 @@ def test_the_example_pipelines_load_and_build() -> None:
         (lambda d: d.pop("group"), "missing 'group'"),
         (
             lambda d: d["stages"].append({"use": "nosuch.module:make"}),
-            "cannot import nosuch.module",
+            "cannot import nosuch.module: no module named 'nosuch'",
         ),
         (lambda d: d["stages"].append({"use": "no_colon"}), "package.module:callable"),
+        (lambda d: d["stages"].append({"use": "enrihc"}), "'enrihc' (did you mean 'enrich'?)"),
+        (lambda d: d["processing"].update(max_stage_errors=-2), "whole number >= -1, got -2"),
     ],
 )
 def test_errors_name_the_key_and_the_fix(edit: Any, message: str) -> None:
@@ -130,4 +132,4 @@ def test_a_stage_bug_becomes_a_dead_letter_not_a_crash() -> None:
     from seam.transforms.pipeline import Pipeline
 
     out = Pipeline([Broken()]).run(RawRecord(b"k", b"v"))
-    assert out == Rejected("broken", "stage raised ZeroDivisionError: oops")
+    assert out == Rejected("broken", "stage raised ZeroDivisionError: oops", "ZeroDivisionError")
