@@ -28,6 +28,21 @@ def is_postgres_config(config: Mapping[str, str]) -> bool:
     return "postgresql" in config.get("connector.class", "").lower()
 
 
+def is_debezium_database_config(config: Mapping[str, str]) -> bool:
+    """A Debezium PostgreSQL, MySQL or MariaDB source: one seam can reach the database of."""
+    return (
+        config.get("connector.class", "")
+        .lower()
+        .startswith(
+            (
+                "io.debezium.connector.postgresql.",
+                "io.debezium.connector.mysql.",
+                "io.debezium.connector.mariadb.",
+            )
+        )
+    )
+
+
 def resolve_reference(value: str, where: str, env: Mapping[str, str] | None = None) -> str:
     """A config value with an `${env:X}` / `${file:path:key}` reference resolved locally."""
     match = _REFERENCE.match(value or "")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from seam.connectors.database import is_postgres_config
+from seam.connectors.database import is_debezium_database_config, is_postgres_config
 from seam.errors import SeamError
 
 if TYPE_CHECKING:
@@ -258,6 +258,8 @@ def connector_health(
 
     health = ConnectorHealth()
     postgres = is_postgres_config(config)
+    if not is_debezium_database_config(config):
+        return health  # not a connector seam knows how to look at from its database
     try:
         url = url_for_connector(name, config, settings)
     except SeamError as exc:
