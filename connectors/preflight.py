@@ -456,7 +456,9 @@ def _postgres_checks(
                 why="with publication.autocreate.mode=disabled the connector fails without it"
                 if autocreate == "disabled"
                 else "with publication.autocreate.mode=filtered Debezium creates it, which needs ownership of every captured table",
-                fix=f"CREATE PUBLICATION {publication} FOR TABLE {', '.join(_pg_quote(t) for t in present)};",
+                fix=f"CREATE PUBLICATION {publication} FOR TABLE {', '.join(_pg_quote(t) for t in present)};"
+                if present
+                else f"create the captured tables first, then CREATE PUBLICATION {publication} FOR TABLE ...;",
                 fix_sql=(
                     f"CREATE PUBLICATION {publication} FOR TABLE {', '.join(_pg_quote(t) for t in present)}",
                 )
