@@ -251,7 +251,7 @@ def snapshot_tables(
     signal row to one connector, so each connector needs a signal table of its own).
     """
     from seam.connectors.database import send_snapshot_signal, url_for_connector
-    from seam.connectors.plan import CLASH_FIXES, find_sharing
+    from seam.connectors.plan import clash_fix, find_sharing
 
     live = live if live is not None else client.list_connectors(expand=True)
     require_connectors(live, [name], client.base_url)
@@ -281,7 +281,7 @@ def snapshot_tables(
         raise ConfigError(
             f"connectors {', '.join(repr(o) for o in others)} read the same signal table "
             f"{signal_table} as '{name}': they would run this snapshot too",
-            hint=CLASH_FIXES["signal.data.collection"].format(name=name) + ", then apply",
+            hint=clash_fix("signal.data.collection", name) + ", then apply",
         )
     signal_id = send_snapshot_signal(
         url_for_connector(name, config, settings, dbname=dbname),

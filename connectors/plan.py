@@ -25,7 +25,7 @@ from seam.connectors.errors import (
     ConnectorTimeoutError,
     clean_message,
 )
-from seam.connectors.render import RenderedConnector, is_managed, mask_value
+from seam.connectors.render import RenderedConnector, is_managed, mask_value, pg_identifier
 from seam.errors import ConfigError, SeamError
 
 if TYPE_CHECKING:
@@ -190,7 +190,12 @@ class Clash:
 
     @property
     def fix(self) -> str:
-        return CLASH_FIXES[self.key].format(name=self.connector)
+        return clash_fix(self.key, self.connector)
+
+
+def clash_fix(key: str, name: str) -> str:
+    """How the connector `name` gets a `key` of its own."""
+    return CLASH_FIXES[key].format(name=name, table=pg_identifier("seam_signal_", name))
 
 
 CLUSTER: Final = "the cluster"
@@ -203,7 +208,7 @@ CLASH_FIXES: Final = {
     "topic.prefix": "set 'topic_prefix:' in the spec of '{name}' to a prefix of its own (both "
     "would write their changes into the same topics)",
     "signal.data.collection": "set 'signal_table:' in the spec of '{name}' to a table of its "
-    "own, e.g. seam_signal_{name} (`seam connectors preflight --fix` creates it): every "
+    "own, e.g. {table} (`seam connectors preflight --fix` creates it): every "
     "connector that reads a signal table acts on its signals",
 }
 _LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
