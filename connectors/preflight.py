@@ -206,12 +206,13 @@ def run_preflight(
         if not any(c.fixed for c in fixed.checks):
             return fixed
         again = run_preflight(rendered, settings, env=env)
-        done = [c for c in fixed.checks if c.fixed]
-        report = PreflightReport(
-            again.connector,
-            again.flavour,
-            done + [c for c in again.checks if c.name not in {d.name for d in done}],
-        )
+        fixed_now = {c.name: c for c in fixed.checks if c.fixed}
+        fixed_now.update({c.name: c for c in report.checks if c.fixed})
+        names = {c.name for c in again.checks}
+        # A check that passes now shows how it was fixed; one that still fails stays failed.
+        checks = [fixed_now[c.name] if c.ok and c.name in fixed_now else c for c in again.checks]
+        checks += [c for name, c in fixed_now.items() if name not in names]
+        report = PreflightReport(again.connector, again.flavour, checks)
     return report
 
 
