@@ -261,6 +261,16 @@ def apply(
         typer.secho(f"deleted {name}", fg="red")
 
 
+def _state_hint(row: Any) -> str:
+    if row.health is None:
+        return ""
+    if row.health.retrying:
+        return " (retrying)"
+    if row.health.database_reachable is False:
+        return " (database unreachable from here)"
+    return ""
+
+
 @app.command()
 def status(
     ctx: typer.Context,
@@ -308,7 +318,7 @@ def status(
         [
             (
                 r.name + ("" if r.managed else " (unmanaged)"),
-                r.state + (" (retrying)" if r.health and r.health.retrying else ""),
+                r.state + _state_hint(r),
                 r.tasks_summary,
                 r.worker,
                 slot(r),

@@ -78,7 +78,9 @@ def slot_key(url: str, slot: str) -> str:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or 5432}/{slot}"
+    host = parts.hostname or ""
+    host = "127.0.0.1" if host in ("localhost", "::1") else host
+    return f"{host}:{parts.port or 5432}/{slot}"
 
 
 def load_readings(path: Path) -> dict[str, Reading]:
@@ -171,13 +173,14 @@ def assess_slot(
 
 
 def _slot_owners(live: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-    """Slot name -> (connector, state) for the live PostgreSQL connectors."""
+    """`slot_key` -> (connector, state) for the live PostgreSQL connectors."""
     owners: dict[str, tuple[str, str]] = {}
     for name, entry in live.items():
         config = (entry.get("info") or {}).get("config") or {}
         if is_postgres_config(config):
             state = ((entry.get("status") or {}).get("connector") or {}).get("state", "UNKNOWN")
-            owners[config.get("slot.name") or "debezium"] = (name, str(state))
+            server = f"postgresql://{config.get('database.hostname', '')}:{config.get('database.port') or 5432}"
+            owners[slot_key(server, config.get("slot.name") or "debezium")] = (name, str(state))
     return owners
 
 
@@ -212,7 +215,7 @@ def slots_report(
     result = []
     for slot in slots:
         key = slot_key(url, slot.name)
-        owner, state = owners.get(slot.name, (None, None))
+        owner, state = owners.get(key, (None, None))
         result.append(
             assess_slot(
                 slot, connector=owner, connector_state=state, previous=previous.get(key), now=now
@@ -232,10 +235,16 @@ class ConnectorHealth:
 
     slot: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
-    retrying: bool = False
+    retrying: bool = False  # seen: RUNNING with no session on its database
+    database_reachable: bool | None = None  # None: not asked
 
     def as_dict(self) -> dict[str, Any]:
-        return {"slot": self.slot, "notes": self.notes, "retrying": self.retrying}
+        return {
+            "slot": self.slot,
+            "notes": self.notes,
+            "retrying": self.retrying,
+            "database_reachable": self.database_reachable,
+        }
 
 
 RETRYING: Final = (
@@ -280,12 +289,14 @@ def connector_health(
             else None
         )
     except SeamError as exc:
+        # Unknown, not retrying: seam may run where the database cannot be reached at all.
+        health.database_reachable = False
         health.notes.append(
             f"cannot reach its database from here ({exc.message}); if the connector cannot "
             "either, Debezium is retrying"
         )
-        health.retrying = state == "RUNNING"
         return health
+    health.database_reachable = True
     if postgres and state in ("STOPPED", "PAUSED", "FAILED"):
         if slot is None:
             health.notes.append(f"{state}: its slot '{slot_name}' does not exist")
