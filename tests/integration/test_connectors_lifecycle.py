@@ -600,3 +600,24 @@ def test_unknown_connector_is_one_line_naming_the_closest(
     result = CliRunner().invoke(app, ["connectors", "pause", item.name[:-1]])
     assert isinstance(result.exception, ConnectNotFoundError)
     assert f"did you mean '{item.name}'?" in result.exception.message
+
+
+def test_unreachable_database_is_said_not_guessed(stack: Settings) -> None:
+    """seam may run where a connector's database cannot be reached: say so, do not call the
+    connector retrying."""
+    from seam.connectors.health import connector_health
+    from seam.settings import load_settings
+
+    config = {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": "1",
+        "database.dbname": "nowhere",
+        "database.user": "nobody",
+        "database.password": "",
+        "slot.name": "s",
+    }
+    health = connector_health("far", config, "RUNNING", load_settings(env={}))
+    assert health.database_reachable is False
+    assert not health.retrying
+    assert health.notes[0].startswith("cannot reach its database from here")
