@@ -136,6 +136,41 @@ def _print_preflight(reports: list[Any]) -> None:
                     typer.echo(f"          fix: {check.fix}")
 
 
+def _add_clash_checks(ctx: typer.Context, rendered: list[Any], reports: list[Any]) -> None:
+    """Add to each report whether the connector would share a slot, server id, topic prefix
+    or signal table with another spec or a live connector (skipped when Connect is down)."""
+    from seam.connectors.client import RetryPolicy
+    from seam.connectors.errors import ConnectError
+    from seam.connectors.plan import find_clashes
+    from seam.connectors.preflight import Check
+
+    try:
+        client = _client(ctx, timeout=5.0, retries=RetryPolicy(attempts=2))
+        live = {
+            name: (entry.get("info") or {}).get("config") or {}
+            for name, entry in client.list_connectors(expand=True).items()
+        }
+    except ConnectError as exc:
+        live = {}
+        reason = f"checked among these specs only: {exc.message}"
+    else:
+        reason = ""
+    clashes = find_clashes(rendered, live)
+    for report in reports:
+        mine = [c for c in clashes if c.connector == report.connector]
+        report.checks.append(
+            Check(
+                "unique slot, server id, topic prefix, signal table",
+                not mine and not reason,
+                "; ".join(c.describe() for c in mine) or reason,
+                severity="error" if mine else "info",
+                why="a second connector on the same slot, server id, topics or signal table "
+                "breaks the first (and deleting one can drop the other's slot)",
+                fix="; ".join(dict.fromkeys(c.fix for c in mine)) or None,
+            )
+        )
+
+
 @app.command()
 def preflight(
     ctx: typer.Context,
@@ -151,7 +186,9 @@ def preflight(
     from seam.cli.render import print_json
     from seam.connectors.preflight import run_preflight
 
-    reports = [run_preflight(r, settings(ctx), fix=fix) for r in _render_all(ctx, specs)]
+    rendered = _render_all(ctx, specs)
+    reports = [run_preflight(r, settings(ctx), fix=fix) for r in rendered]
+    _add_clash_checks(ctx, rendered, reports)
     if output is Output.json:
         print_json([r.as_dict() for r in reports])
     else:
@@ -224,49 +261,105 @@ def apply(
         typer.secho(f"deleted {name}", fg="red")
 
 
+def _state_hint(row: Any) -> str:
+    if row.health is None:
+        return ""
+    if row.health.retrying:
+        return " (retrying)"
+    if row.health.database_reachable is False:
+        return " (database unreachable from here)"
+    return ""
+
+
 @app.command()
 def status(
     ctx: typer.Context,
     names: list[str] = typer.Argument(None, help="Connectors (default: all).", show_default=False),
     output: Output = OUTPUT,
 ) -> None:
-    """Connector and task states, workers and topics; failed traces summarised."""
+    """Connector and task states, workers, topics and slots; exit 1 if anything FAILED.
+
+    Each connector's database is asked too: the slot of a STOPPED/PAUSED connector and the
+    WAL it retains, and whether a RUNNING connector is really connected (Connect shows
+    RUNNING while Debezium retries after losing its database).
+    """
     from seam.connectors.client import RetryPolicy
     from seam.connectors.operate import statuses
 
     # Interactive: answer fast, retry a refused connection only once.
-    rows = statuses(_client(ctx, timeout=5.0, retries=RetryPolicy(attempts=2)), names or None)
+    client = _client(ctx, timeout=5.0, retries=RetryPolicy(attempts=2))
+    rows = statuses(client, names or None, settings=settings(ctx))
+    failed = any(r.failed for r in rows)
     if output is Output.json:
         from seam.cli.render import print_json
 
         print_json([r.as_dict() for r in rows])
+        if failed:
+            raise typer.Exit(1)
         return
     if not rows:
         typer.echo("no connectors")
         return
-    from seam.cli.render import print_table
+    from seam.cli.interact import print_fitting
+    from seam.connectors.health import human_bytes
 
-    print_table(
+    def slot(r: Any) -> str:
+        info = r.health.slot if r.health else None
+        if not info:
+            return "-"
+        if info.get("exists") is False:
+            return f"{info['slot']} (missing)"
+        activity = "active" if info["active"] else "inactive"
+        return f"{info['slot']} ({activity}, {human_bytes(info['retained_bytes'])})"
+
+    print_fitting(
         None,
-        ["connector", "state", "tasks", "worker", "topics"],
+        ["connector", "state", "tasks", "worker", "slot"],
         [
             (
                 r.name + ("" if r.managed else " (unmanaged)"),
-                r.state,
+                r.state + _state_hint(r),
                 r.tasks_summary,
                 r.worker,
-                ", ".join(r.topics) or "-",
+                slot(r),
             )
             for r in rows
         ],
     )
     for r in rows:
+        # Topic names are long: one line each, never cut to fit a table cell.
+        typer.echo(f"{r.name}: topics: {', '.join(r.topics) or '-'}")
+        for note in r.health.notes if r.health else []:
+            typer.secho(f"{r.name}: {note}", fg="yellow")
         for failure in r.failures:
-            typer.secho(f"{r.name}: {failure}", fg="red", err=True)
+            typer.secho(f"{r.name}: FAILED: {failure}", fg="red", err=True)
+    if failed:
+        names_failed = [r.name for r in rows if r.failed]
+        typer.secho(
+            f"error: {', '.join(names_failed)} FAILED",
+            fg="red",
+            err=True,
+        )
+        typer.echo(
+            f"  fix: remove the cause above, then `seam connectors restart --failed "
+            f"{' '.join(names_failed)}`",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def _known(client: ConnectClient, names: list[str]) -> dict[str, Any]:
+    """The live connectors; unknown names are one clear error with the closest existing name."""
+    from seam.connectors.operate import require_connectors
+
+    live = client.list_connectors(expand=True)
+    require_connectors(live, names, client.base_url)
+    return live
 
 
 def _simple(ctx: typer.Context, names: list[str], verb: str, output: Output) -> None:
     client = _client(ctx)
+    _known(client, names)
     for name in names:
         getattr(client, verb)(name)
     if output is Output.json:
@@ -308,6 +401,7 @@ def restart(
 ) -> None:
     """Restart connectors and their tasks."""
     client = _client(ctx)
+    _known(client, names)
     results = [client.restart(n, include_tasks=True, only_failed=failed) for n in names]
     if output is Output.json:
         from seam.cli.render import print_json
@@ -331,7 +425,17 @@ def delete(
     from seam.connectors.plan import delete_connector
 
     client = _client(ctx)
-    notes = [delete_connector(client, settings(ctx), n, drop_slot=not keep_slot) for n in names]
+    live = _known(client, names)
+    notes = [
+        delete_connector(
+            client,
+            settings(ctx),
+            n,
+            (live[n].get("info") or {}).get("config"),
+            drop_slot=not keep_slot,
+        )
+        for n in names
+    ]
     if output is Output.json:
         from seam.cli.render import print_json
 
@@ -350,17 +454,32 @@ def offsets_show(
     """The connector's committed source offsets (LSN / binlog position)."""
     from seam.cli.render import print_json
 
-    offsets = _client(ctx).offsets(name)
+    client = _client(ctx)
+    _known(client, [name])
+    offsets = client.offsets(name)
     if output is Output.json:
         print_json(offsets)
         return
     entries = offsets.get("offsets", [])
     if not entries:
         typer.echo(f"{name}: no offsets committed")
-    for entry in entries:
-        typer.echo(f"partition {entry.get('partition')}:")
-        for key, value in sorted((entry.get("offset") or {}).items()):
-            typer.echo(f"  {key} = {value}")
+        return
+    from seam.cli.interact import print_fitting
+
+    def flat(mapping: Any) -> str:
+        if not isinstance(mapping, dict):
+            return str(mapping)
+        return ", ".join(f"{k}={v}" for k, v in sorted(mapping.items()))
+
+    print_fitting(
+        None,
+        ["partition", "key", "value"],
+        [
+            (flat(entry.get("partition")), key, value)
+            for entry in entries
+            for key, value in sorted((entry.get("offset") or {}).items())
+        ],
+    )
 
 
 @offsets_app.command("reset")
@@ -375,16 +494,18 @@ def offsets_reset(
     output: Output = OUTPUT,
 ) -> None:
     """Stop the connector and reset its offsets: it takes a NEW SNAPSHOT on the next start."""
+    from seam.cli.interact import confirm
     from seam.connectors.operate import reset_offsets
 
+    client = _client(ctx)
+    _known(client, [name])
     if not yes:
-        typer.confirm(
+        confirm(
             f"Reset the offsets of '{name}'? It will stop, and re-snapshot every captured table when resumed"
-            + ("" if keep_slot else " (its PostgreSQL slot is dropped)"),
-            abort=True,
+            + ("" if keep_slot else " (its PostgreSQL slot is dropped)")
         )
     result = reset_offsets(
-        _client(ctx), settings(ctx), name, drop_slot=not keep_slot, resume=resume_after
+        client, settings(ctx), name, drop_slot=not keep_slot, resume=resume_after
     )
     if output is Output.json:
         from seam.cli.render import print_json
@@ -429,43 +550,61 @@ def slots(
     database: str = typer.Option(
         "postgres", "--database", "-d", help="Settings name or URL of a PostgreSQL database."
     ),
+    sample: float = typer.Option(
+        0.0,
+        "--sample",
+        min=0.0,
+        help="Read the slots twice, SECONDS apart, to see which grow (default: compare with "
+        "the reading of the previous run, kept in the user's state directory).",
+    ),
     output: Output = OUTPUT,
 ) -> None:
-    """PostgreSQL replication slots: retained WAL, lag flag, and which connector reads each."""
+    """PostgreSQL replication slots: retained WAL, growth, and which connector reads each.
+
+    A slot is flagged when it is inactive (nobody reads it: it retains WAL), when the WAL it
+    retains grew since the last reading without its position moving, when it retains 256 MiB
+    or more, and when its WAL is at risk.
+    """
     from seam.connectors.errors import ConnectError
-    from seam.connectors.operate import SLOT_LAG_WARN_BYTES, slots_report
-    from seam.connectors.preflight import human_bytes
+    from seam.connectors.health import human_bytes, slots_report
 
     try:
         live = _client(ctx, timeout=3.0).list_connectors(expand=True)
     except ConnectError:
         live = {}  # slots are a database matter: show them even when Connect is down
-    rows = slots_report(settings(ctx), database, live)
+    rows = slots_report(settings(ctx), database, live, sample_s=sample)
     if output is Output.json:
         from seam.cli.render import print_json
 
-        print_json(rows)
+        print_json([r.as_dict() for r in rows])
         return
     if not rows:
         typer.echo("no replication slots")
         return
-    from seam.cli.render import print_table
+    from seam.cli.interact import print_fitting
 
-    print_table(
+    def growth(r: Any) -> str:
+        if r.growth_bytes is None:
+            return "-"
+        sign = "+" if r.growth_bytes >= 0 else "-"
+        return f"{sign}{human_bytes(abs(r.growth_bytes))} in {r.growth_seconds:.0f} s"
+
+    print_fitting(
         None,
-        ["slot", "database", "active", "wal_status", "retained", "connector", "lag"],
+        ["slot", "database", "active", "retained", "growth", "connector", "status"],
         [
             (
-                r["slot"],
-                r["database"],
-                "yes" if r["active"] else "no",
-                r["wal_status"],
-                human_bytes(r["retained_bytes"]),
-                r["connector"] or "-",
-                f"LAGGING (>= {human_bytes(SLOT_LAG_WARN_BYTES)} or WAL at risk)"
-                if r["lagging"]
-                else "ok",
+                r.slot.name,
+                r.slot.database,
+                "yes" if r.slot.active else "no",
+                human_bytes(r.slot.retained_bytes),
+                growth(r),
+                r.connector or "-",
+                "ok" if r.ok else "WARN",
             )
             for r in rows
         ],
     )
+    for r in rows:
+        for warning in r.warnings:
+            typer.secho(f"warning: slot {r.slot.name}: {warning}", fg="yellow")

@@ -29,11 +29,16 @@ def _show_status(ctx: typer.Context, output: render.Output) -> None:
     if output is render.Output.json:
         render.print_json([asdict(r) for r in rows])
         return
-    render.print_table(
+    from seam.cli.interact import print_fitting
+
+    print_fitting(
         f"local stack in {settings(ctx).stack.dir}",
         ["part", "state", "pid", "endpoint"],
         [(r.name, r.state, r.pid or "", r.endpoint) for r in rows],
     )
+    for r in rows:
+        if r.note:
+            typer.secho(f"{r.name}: {r.note}", fg="yellow")
 
 
 ONLY_HELP = "Comma-separated parts (postgres, mariadb, kafka, connect); all when omitted."
@@ -82,7 +87,9 @@ def down(
             hint="stop the parts with --only, or everything with --wipe",
         )
     if wipe and not yes:
-        typer.confirm(f"Delete all data in {stack.settings.dir}?", abort=True)
+        from seam.cli.interact import confirm
+
+        confirm(f"Delete all data in {stack.settings.dir}?")
     stopped = stack.down(only=_only(only), wipe=wipe)
     typer.echo(f"stopped {', '.join(stopped) if stopped else 'nothing (none was running)'}")
     if wipe:
@@ -108,6 +115,11 @@ def logs(
     from seam.errors import StackError
     from seam.stack.local import PART_NAMES
 
+    if lines < 0:
+        raise StackError(
+            f"--lines must be 0 or more, got {lines}",
+            hint="for example: seam stack logs connect -n 100",
+        )
     stack = _stack(ctx)
     names = [part] if part else list(PART_NAMES)
     if follow and len(names) != 1:

@@ -28,6 +28,21 @@ def is_postgres_config(config: Mapping[str, str]) -> bool:
     return "postgresql" in config.get("connector.class", "").lower()
 
 
+def is_debezium_database_config(config: Mapping[str, str]) -> bool:
+    """A Debezium PostgreSQL, MySQL or MariaDB source: one seam can reach the database of."""
+    return (
+        config.get("connector.class", "")
+        .lower()
+        .startswith(
+            (
+                "io.debezium.connector.postgresql.",
+                "io.debezium.connector.mysql.",
+                "io.debezium.connector.mariadb.",
+            )
+        )
+    )
+
+
 def resolve_reference(value: str, where: str, env: Mapping[str, str] | None = None) -> str:
     """A config value with an `${env:X}` / `${file:path:key}` reference resolved locally."""
     match = _REFERENCE.match(value or "")
@@ -93,6 +108,7 @@ class SlotInfo:
     wal_status: str | None
     retained_bytes: int
     confirmed_flush_lsn: str | None
+    restart_lsn: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,21 +119,30 @@ class SlotInfo:
             "wal_status": self.wal_status,
             "retained_bytes": self.retained_bytes,
             "confirmed_flush_lsn": self.confirmed_flush_lsn,
+            "restart_lsn": self.restart_lsn,
         }
 
 
-def list_slots(url: str) -> list[SlotInfo]:
+# Status and slot reports answer fast: a database that does not answer in this time is reported.
+QUICK_CONNECT_S = 3
+
+
+def list_slots(url: str, *, connect_timeout: int | None = None) -> list[SlotInfo]:
     """Every replication slot on the PostgreSQL server of `url`, with its retained WAL."""
     from sqlalchemy import text
 
     from seam.legacy_db.engine import connect
 
-    with connect(url) as conn:
+    kwargs: dict[str, Any] = {}
+    if connect_timeout:
+        kwargs["connect_args"] = {"connect_timeout": connect_timeout}
+    with connect(url, **kwargs) as conn:
         rows = conn.execute(
             text(
                 "SELECT slot_name, plugin, database, active, wal_status, "
                 "COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint, "
-                "confirmed_flush_lsn::text FROM pg_replication_slots ORDER BY slot_name"
+                "confirmed_flush_lsn::text, restart_lsn::text "
+                "FROM pg_replication_slots ORDER BY slot_name"
             )
         ).all()
     return [
@@ -129,9 +154,47 @@ def list_slots(url: str) -> list[SlotInfo]:
             wal_status=r[4],
             retained_bytes=int(r[5] or 0),
             confirmed_flush_lsn=r[6],
+            restart_lsn=r[7],
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What a connector's database user is doing on the server right now."""
+
+    sessions: int  # connections of the user (on the database, for PostgreSQL), ours excluded
+    binlog_readers: int  # MySQL/MariaDB binlog dump threads of the user (0 on PostgreSQL)
+
+
+def user_activity(
+    url: str, user: str, *, postgres: bool, dbname: str, connect_timeout: int = QUICK_CONNECT_S
+) -> Activity:
+    """Sessions of `user` on the server of `url`. A connector that Debezium is restarting
+    after a lost connection holds none (it closes them while it waits out its backoff)."""
+    from sqlalchemy import text
+
+    from seam.legacy_db.engine import connect
+
+    with connect(url, connect_args={"connect_timeout": connect_timeout}) as conn:
+        if postgres:
+            sessions = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = :u AND datname = :d "
+                    "AND pid <> pg_backend_pid()"
+                ),
+                {"u": user, "d": dbname},
+            ).scalar()
+            return Activity(int(sessions or 0), 0)
+        row = conn.execute(
+            text(
+                "SELECT COUNT(*), COALESCE(SUM(COMMAND LIKE 'Binlog Dump%'), 0) "
+                "FROM information_schema.PROCESSLIST WHERE USER = :u AND ID <> CONNECTION_ID()"
+            ),
+            {"u": user},
+        ).one()
+    return Activity(int(row[0] or 0), int(row[1] or 0))
 
 
 def drop_slot(url: str, slot: str, *, wait_s: float = 15.0) -> bool:

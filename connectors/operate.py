@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+import re
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from seam.connectors.database import is_postgres_config
 from seam.connectors.errors import ConnectError, ConnectNotFoundError
@@ -15,10 +17,8 @@ from seam.errors import ConfigError
 
 if TYPE_CHECKING:
     from seam.connectors.client import ConnectClient
-    from seam.connectors.database import SlotInfo
+    from seam.connectors.health import ConnectorHealth
     from seam.settings import Settings
-
-SLOT_LAG_WARN_BYTES: Final = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,11 @@ class ConnectorStatus:
     managed: bool
     failures: list[str]
     type: str | None = None
+    health: ConnectorHealth | None = None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
 
     @property
     def tasks_summary(self) -> str:
@@ -53,19 +58,44 @@ class ConnectorStatus:
             ],
             "topics": self.topics,
             "failures": self.failures,
+            **(self.health.as_dict() if self.health else {}),
         }
 
 
-def statuses(client: ConnectClient, names: list[str] | None = None) -> list[ConnectorStatus]:
-    """Status of every connector (or the named ones): one listing call + topics in parallel."""
+def require_connectors(live: Iterable[str], names: Iterable[str], where: str) -> None:
+    """Raise one clear error for the names no connector on the cluster has: the closest
+    existing name for each, and the list of those that exist."""
+    existing = sorted(live)
+    unknown = [n for n in names if n not in existing]
+    if not unknown:
+        return
+    guesses = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, existing, n=1, cutoff=0.6)
+        guesses.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    raise ConnectNotFoundError(
+        f"no connector named {', '.join(guesses)} on {where}",
+        hint=f"the connectors there: {', '.join(existing)} (see `seam connectors status`)"
+        if existing
+        else "there are none yet: create them with `seam connectors apply SPEC`",
+        status=404,
+    )
+
+
+def statuses(
+    client: ConnectClient, names: list[str] | None = None, settings: Settings | None = None
+) -> list[ConnectorStatus]:
+    """Status of every connector (or the named ones): one listing call + topics in parallel.
+
+    With `settings`, each connector's database is asked too (`health.connector_health`):
+    the slot of a stopped connector and what it retains, and whether a RUNNING connector
+    is really connected or Debezium is retrying behind Connect's back.
+    """
+    from seam.connectors.health import connector_health
+
     live = client.list_connectors(expand=True)
     if names:
-        unknown = [n for n in names if n not in live]
-        if unknown:
-            raise ConnectNotFoundError(
-                f"no connector named {', '.join(repr(n) for n in unknown)} on {client.base_url}",
-                hint=f"known: {', '.join(sorted(live)) or 'none'}",
-            )
+        require_connectors(live, names, client.base_url)
     selected = sorted(names or live)
 
     def topics(name: str) -> list[str]:
@@ -74,8 +104,17 @@ def statuses(client: ConnectClient, names: list[str] | None = None) -> list[Conn
         except ConnectError:
             return []
 
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(selected)))) as pool:
+    def health(name: str) -> ConnectorHealth | None:
+        if settings is None:
+            return None
+        entry = live[name]
+        config = (entry.get("info") or {}).get("config") or {}
+        state = ((entry.get("status") or {}).get("connector") or {}).get("state", "UNKNOWN")
+        return connector_health(name, config, str(state), settings)
+
+    with ThreadPoolExecutor(max_workers=min(8, max(1, 2 * len(selected)))) as pool:
         topic_lists = dict(zip(selected, pool.map(topics, selected), strict=True))
+        healths = dict(zip(selected, pool.map(health, selected), strict=True))
     result = []
     for name in selected:
         entry = live[name]
@@ -92,6 +131,7 @@ def statuses(client: ConnectClient, names: list[str] | None = None) -> list[Conn
                 managed=is_managed(info.get("config") or {}),
                 failures=connector_failures(status),
                 type=status.get("type"),
+                health=healths.get(name),
             )
         )
     return result
@@ -175,13 +215,47 @@ def reset_offsets(
     return result
 
 
-def snapshot_tables(
-    client: ConnectClient, settings: Settings, name: str, tables: list[str]
-) -> dict[str, Any]:
-    """Ask the connector for an incremental (ad-hoc) snapshot of `tables` via its signal table."""
-    from seam.connectors.database import send_snapshot_signal, url_for_connector
+def captured_collections(config: Mapping[str, str]) -> list[str] | None:
+    """The connector's captured tables as its include list names them (None: every table),
+    without its own signalling table."""
+    raw = config.get("table.include.list", "").strip()
+    if not raw:
+        return None
+    signal = config.get("signal.data.collection", "").strip().lower()
+    return [t.strip() for t in raw.split(",") if t.strip() and t.strip().lower() != signal]
 
-    config = client.get_config(name)
+
+def _captures(patterns: list[str], collection: str) -> bool:
+    """Debezium's include lists are regular expressions matched against the whole name."""
+    for pattern in patterns:
+        try:
+            if re.fullmatch(pattern, collection, re.IGNORECASE):
+                return True
+        except re.error:
+            if pattern.lower() == collection.lower():
+                return True
+    return False
+
+
+def snapshot_tables(
+    client: ConnectClient,
+    settings: Settings,
+    name: str,
+    tables: list[str],
+    live: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Ask the connector for an incremental (ad-hoc) snapshot of `tables` via its signal table.
+
+    Refused when a table is not one the connector captures, or when another connector reads
+    the same signal table (it would run the snapshot too: Debezium has no way to address a
+    signal row to one connector, so each connector needs a signal table of its own).
+    """
+    from seam.connectors.database import send_snapshot_signal, url_for_connector
+    from seam.connectors.plan import clash_fix, find_sharing
+
+    live = live if live is not None else client.list_connectors(expand=True)
+    require_connectors(live, [name], client.base_url)
+    config = dict((live[name].get("info") or {}).get("config") or {})
     signal_table = config.get("signal.data.collection")
     if not signal_table:
         raise ConfigError(
@@ -192,6 +266,23 @@ def snapshot_tables(
     dbname = signal_table.split(".")[0] if not postgres else None
     default_schema = "public" if postgres else (dbname or "")
     collections = [t if "." in t else f"{default_schema}.{t}" for t in tables]
+    captured = captured_collections(config)
+    if captured is not None:
+        unknown = [c for c in collections if not _captures(captured, c)]
+        if unknown:
+            raise ConfigError(
+                f"connector '{name}' does not capture {', '.join(unknown)}; it captures "
+                f"{', '.join(captured)}",
+                hint="name one of its captured tables, or add the table to 'tables:' in its "
+                "spec and apply it first",
+            )
+    others = find_sharing(name, config, live, "signal.data.collection")
+    if others:
+        raise ConfigError(
+            f"connectors {', '.join(repr(o) for o in others)} read the same signal table "
+            f"{signal_table} as '{name}': they would run this snapshot too",
+            hint=clash_fix("signal.data.collection", name) + ", then apply",
+        )
     signal_id = send_snapshot_signal(
         url_for_connector(name, config, settings, dbname=dbname),
         signal_table,
@@ -199,31 +290,3 @@ def snapshot_tables(
         postgres=postgres,
     )
     return {"connector": name, "signal_id": signal_id, "data-collections": collections}
-
-
-def slots_report(
-    settings: Settings, database: str, live: Mapping[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    """PostgreSQL replication slots with retained WAL, lag flag and the connector using each."""
-    from seam.connectors.database import list_slots
-
-    owners: dict[str, str] = {}
-    for name, entry in (live or {}).items():
-        config = (entry.get("info") or {}).get("config") or {}
-        if is_postgres_config(config) and config.get("slot.name"):
-            owners[config["slot.name"]] = name
-    rows = []
-    slots: list[SlotInfo] = list_slots(settings.database_url(database))
-    for slot in slots:
-        lagging = slot.retained_bytes >= SLOT_LAG_WARN_BYTES or slot.wal_status in (
-            "unreserved",
-            "lost",
-        )
-        rows.append(
-            {
-                **slot.as_dict(),
-                "connector": owners.get(slot.name),
-                "lagging": lagging,
-            }
-        )
-    return rows

@@ -25,7 +25,7 @@ from seam.connectors.errors import (
     ConnectorTimeoutError,
     clean_message,
 )
-from seam.connectors.render import RenderedConnector, is_managed, mask_value
+from seam.connectors.render import RenderedConnector, is_managed, mask_value, pg_identifier
 from seam.errors import ConfigError, SeamError
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def make_plan(
     live_configs = {
         name: dict((entry.get("info") or {}).get("config") or {}) for name, entry in live.items()
     }
-    _check_clashes(rendered, live_configs)
+    check_clashes(rendered, live_configs)
     actions: list[Action] = []
     wanted = set()
     for item in rendered:
@@ -170,36 +170,127 @@ def make_plan(
     return Plan(actions, prune=prune)
 
 
-def _check_clashes(
-    rendered: list[RenderedConnector], live: Mapping[str, Mapping[str, str]]
-) -> None:
-    """Two connectors must not share a MySQL server id or a PostgreSQL slot on one server."""
+@dataclass(frozen=True)
+class Clash:
+    """Two connectors that would share something only one of them may own."""
+
+    connector: str
+    where: str  # the spec's file:line, or "the cluster"
+    key: str  # the Connect config key they share
+    value: str
+    other: str
+    other_where: str
+
+    def describe(self) -> str:
+        return (
+            f"connector '{self.connector}' ({self.where}) uses {self.key}={self.value}, already used "
+            f"by connector '{self.other}'"
+            + (" on the cluster" if self.other_where == CLUSTER else "")
+        )
+
+    @property
+    def fix(self) -> str:
+        return clash_fix(self.key, self.connector)
+
+
+def clash_fix(key: str, name: str) -> str:
+    """How the connector `name` gets a `key` of its own."""
+    return CLASH_FIXES[key].format(name=name, table=pg_identifier("seam_signal_", name))
+
+
+CLUSTER: Final = "the cluster"
+# What goes wrong when two connectors share each key, and the spec field that separates them.
+CLASH_FIXES: Final = {
+    "database.server.id": "set 'server_id:' in the spec of '{name}' to a number of its own "
+    "(a binlog client with another's id disconnects it)",
+    "slot.name": "set 'slot:' in the spec of '{name}' to a slot of its own (two connectors "
+    "cannot read one slot, and deleting one would drop the other's slot)",
+    "topic.prefix": "set 'topic_prefix:' in the spec of '{name}' to a prefix of its own (both "
+    "would write their changes into the same topics)",
+    "signal.data.collection": "set 'signal_table:' in the spec of '{name}' to a table of its "
+    "own, e.g. {table} (`seam connectors preflight --fix` creates it): every "
+    "connector that reads a signal table acts on its signals",
+}
+_LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def _server(config: Mapping[str, str]) -> tuple[str, str]:
+    """(host, port) of the connector's database, with the loopback names made one."""
+    host = config.get("database.hostname", "").strip().lower()
+    return (
+        "127.0.0.1" if host in _LOCAL_HOSTS else host,
+        normalise("", config.get("database.port")),
+    )
+
+
+def _exclusive_keys(config: Mapping[str, str]) -> list[tuple[str, tuple[str, ...], str]]:
+    """(config key, identity, shown value) of everything the connector must own alone."""
+    from seam.connectors.database import is_postgres_config
+
+    server = _server(config)
+    keys: list[tuple[str, tuple[str, ...], str]] = []
+    if config.get("topic.prefix"):
+        # One Kafka cluster behind the Connect cluster: the prefix names topics cluster-wide.
+        keys.append(("topic.prefix", (config["topic.prefix"],), config["topic.prefix"]))
+    if is_postgres_config(config):
+        # Replication slots are named per PostgreSQL server (cluster), not per database.
+        slot = config.get("slot.name") or "debezium"
+        keys.append(("slot.name", (*server, slot), slot))
+    elif config.get("database.server.id"):
+        server_id = normalise("", config["database.server.id"])
+        keys.append(("database.server.id", (*server, server_id), server_id))
+    signal = config.get("signal.data.collection", "").strip()
+    if signal:
+        database = config.get("database.dbname", "") if is_postgres_config(config) else ""
+        keys.append(("signal.data.collection", (*server, database, signal.lower()), signal))
+    return keys
+
+
+def find_clashes(
+    rendered: Iterable[RenderedConnector], live: Mapping[str, Mapping[str, str]]
+) -> list[Clash]:
+    """Every slot, server id, topic prefix or signal table that two connectors would share:
+    among the specs applied together, and between a spec and another live connector."""
+    rendered = list(rendered)
     names = {r.name for r in rendered}
-    seen: dict[tuple[str, ...], str] = {}
-    others = [(n, c) for n, c in live.items() if n not in names]
     entries = [(r.name, r.config, r.spec.source) for r in rendered] + [
-        (n, dict(c), "the cluster") for n, c in others
+        (n, dict(c), CLUSTER) for n, c in sorted(live.items()) if n not in names
     ]
+    seen: dict[tuple[str, tuple[str, ...]], tuple[str, str]] = {}
+    clashes: list[Clash] = []
     for name, config, where in entries:
-        server = (config.get("database.hostname", ""), config.get("database.port", ""))
-        keys: list[tuple[str, ...]] = []
-        if config.get("database.server.id"):
-            keys.append(
-                ("database.server.id", *server, normalise("", config["database.server.id"]))
-            )
-        if config.get("slot.name"):
-            keys.append(
-                ("slot.name", *server, config.get("database.dbname", ""), config["slot.name"])
-            )
-        for key in keys:
-            if key in seen and seen[key] != name:
-                what = "server_id" if key[0] == "database.server.id" else "slot"
-                raise ConfigError(
-                    f"connector '{name}' ({where}) uses {key[0]}={key[-1]}, "
-                    f"already used by connector '{seen[key]}'",
-                    hint=f"set '{what}:' in the spec of '{name}' to a value of its own",
-                )
-            seen[key] = name
+        for key, identity, value in _exclusive_keys(config):
+            owner = seen.setdefault((key, identity), (name, where))
+            if owner[0] != name and name in names:
+                clashes.append(Clash(name, where, key, value, *owner))
+            elif owner[0] != name and owner[0] in names:
+                clashes.append(Clash(owner[0], owner[1], key, value, name, where))
+    return clashes
+
+
+def find_sharing(
+    name: str, config: Mapping[str, str], live: Mapping[str, Any], key: str
+) -> list[str]:
+    """Other live connectors (`list_connectors()`) sharing the connector's `key` value."""
+    mine = {identity for k, identity, _ in _exclusive_keys(config) if k == key}
+    others = []
+    for other, entry in sorted(live.items()):
+        other_config = (entry.get("info") or {}).get("config") or {}
+        if other != name and mine & {i for k, i, _ in _exclusive_keys(other_config) if k == key}:
+            others.append(other)
+    return others
+
+
+def check_clashes(
+    rendered: Iterable[RenderedConnector], live: Mapping[str, Mapping[str, str]]
+) -> None:
+    """Raise one error naming every clash `find_clashes` finds."""
+    clashes = find_clashes(rendered, live)
+    if clashes:
+        raise ConfigError(
+            "; ".join(c.describe() for c in clashes),
+            hint="; ".join(dict.fromkeys(c.fix for c in clashes)),
+        )
 
 
 # -- apply --------------------------------------------------------------------------------
@@ -241,9 +332,48 @@ def check_plugins(client: ConnectClient, rendered: Iterable[RenderedConnector]) 
             )
 
 
+_ENV_REFERENCE = re.compile(r"\$\{env:([^}:]+)\}")
+
+
+def env_references(config: Mapping[str, str]) -> dict[str, list[str]]:
+    """Environment variables the config refers to (`${env:VAR}`), with the keys using each."""
+    found: dict[str, list[str]] = {}
+    for key, value in config.items():
+        for var in _ENV_REFERENCE.findall(str(value)):
+            found.setdefault(var, []).append(key)
+    return found
+
+
+def worker_lacks_env(client: ConnectClient, connector_class: str, var: str) -> bool:
+    """True when the Connect worker cannot resolve `${env:VAR}`.
+
+    Connect resolves config provider references before it validates, and its
+    EnvVarConfigProvider leaves a reference to a missing variable as it is. So the reference
+    is put in `topic.prefix`, whose validator rejects `$`, `{` and `}`: the error quotes the
+    literal reference only when the variable is missing. (A resolved value may be quoted
+    instead; it is never kept or shown.)
+    """
+    reference = f"${{env:{var}}}"
+    result = client.validate(
+        connector_class,
+        {"connector.class": connector_class, "name": "seam-env-probe", "topic.prefix": reference},
+    )
+    for entry in result.get("configs", []):
+        value = entry.get("value") or {}
+        if value.get("name") == "topic.prefix":
+            return any(reference in str(error) for error in value.get("errors") or [])
+    return False
+
+
 def validate_configs(client: ConnectClient, rendered: Iterable[RenderedConnector]) -> None:
-    """Connect's own check of each config; raise one error listing every problem."""
+    """Connect's own check of each config; raise one error listing every problem.
+
+    When a config that failed refers to environment variables, the worker is asked whether
+    it has them: a missing one makes the connector log in with the literal `${env:VAR}`, and
+    the database's "password authentication failed" would hide the real cause.
+    """
     problems: list[str] = []
+    missing: dict[str, list[str]] = {}
     for item in rendered:
         result = client.validate(item.connector_class, {**item.config, "name": item.name})
         if not result.get("error_count"):
@@ -252,6 +382,23 @@ def validate_configs(client: ConnectClient, rendered: Iterable[RenderedConnector
             value = entry.get("value") or {}
             for error in value.get("errors") or []:
                 problems.append(f"{item.name}: {value.get('name')}: {clean_message(str(error))}")
+        for var, keys in env_references(item.config).items():
+            if worker_lacks_env(client, item.connector_class, var):
+                missing.setdefault(var, []).extend(f"{item.name} {k}" for k in keys)
+    if missing:
+        described = "; ".join(
+            f"${{env:{var}}} ({', '.join(users)})" for var, users in sorted(missing.items())
+        )
+        names = " and ".join(sorted(missing))
+        raise ValidationFailedError(
+            f"the Connect worker could not resolve {described}: {names} is missing from the "
+            "Connect worker's environment, so the connector would use the literal reference "
+            "(Connect said: " + "; ".join(problems) + ")",
+            hint=f"start the Connect worker with {names} set (the local stack: export it, then "
+            "`seam stack down --only connect && seam stack up --only connect`), or refer to a "
+            "properties file the worker can read: password: {file: PATH, key: password}; "
+            "nothing was applied",
+        )
     if problems:
         raise ValidationFailedError(
             "Kafka Connect rejected the config: " + "; ".join(problems),
@@ -332,6 +479,12 @@ def delete_connector(
         return None
     if not drop_slot:
         return f"replication slot '{slot}' was kept and retains WAL; drop it with SELECT pg_drop_replication_slot('{slot}')"
+    sharing = find_sharing(name, config, client.list_connectors(expand=True), "slot.name")
+    if sharing:
+        return (
+            f"replication slot '{slot}' was kept: connector {', '.join(repr(s) for s in sharing)} "
+            "uses it too"
+        )
     try:
         drop(url_for_connector(name, config, settings), slot)
     except SeamError as exc:  # the connector is gone: report, do not fail

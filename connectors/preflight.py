@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from seam.connectors.health import human_bytes
 from seam.connectors.render import (
     RenderedConnector,
     captured_tables,
@@ -38,6 +39,7 @@ Severity = Literal["error", "warning", "info"]
 # A slot retaining more WAL than this gets a warning: the disk fills while the connector is down.
 RETAINED_WAL_WARN_BYTES: Final = 1 << 30
 ONE_DAY_S: Final = 86_400
+MAX_FIX_ROUNDS: Final = 3
 
 
 @dataclass(frozen=True)
@@ -111,18 +113,45 @@ class PreflightError(DatabaseError):
         self.reports = reports
 
 
-def _missing_table(table: str, user: str, helper: str | None) -> Check:
+def _missing_table(
+    table: str, user: str, helper: str | None, create: tuple[str, ...] = ()
+) -> Check:
     """A table the connector captures that is not there (or `user` cannot see it); `helper`
-    names the role of a table prepare-cdc creates."""
+    names the role of a table seam's connectors need, `create` the statements making it."""
     return Check(
         f"table {table}",
         False,
         f"table {table} does not exist (or '{user}' cannot see it)",
         why="the connector captures it" + (f" ({helper})" if helper else ""),
-        fix="run `seam legacy prepare-cdc`"
-        if helper
+        fix=f"{'; '.join(create)}; (or `seam connectors preflight --fix`)"
+        if create
         else f"create {table} or remove it from 'tables'",
+        fix_sql=create,
     )
+
+
+def signal_table_ddl(table: str, *, postgres: bool) -> str:
+    """Debezium's signalling table: id, type, data (its documented structure)."""
+    name = _pg_quote(table) if postgres else _my_quote(table)
+    suffix = "" if postgres else " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    return (
+        f"CREATE TABLE {name} (id VARCHAR(42) PRIMARY KEY, type VARCHAR(32) NOT NULL, "
+        f"data TEXT){suffix}"
+    )
+
+
+def heartbeat_table_ddl(table: str) -> tuple[str, ...]:
+    """The heartbeat table the PostgreSQL heartbeat action query upserts, with its row."""
+    name = _pg_quote(table)
+    return (
+        f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, "
+        "beat_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now())",
+        f"INSERT INTO {name} (id) VALUES (1) ON CONFLICT (id) DO NOTHING",
+    )
+
+
+def _my_quote(table: str) -> str:
+    return ".".join(f"`{part}`" for part in table.split("."))
 
 
 def cdc_url(
@@ -168,8 +197,22 @@ def run_preflight(
             )
         )
         return report
-    if fix and any(c.fix_sql and not c.ok for c in report.checks):
-        report = _apply_fixes(report, rendered, settings, url)
+    # A fix can make the next one possible (a created signal table still needs its grants and
+    # its place in the publication): check again after fixing, a few rounds at most.
+    for _round in range(MAX_FIX_ROUNDS):
+        if not fix or not any(c.fix_sql and not c.ok for c in report.checks):
+            break
+        fixed = _apply_fixes(report, rendered, settings, url)
+        if not any(c.fixed for c in fixed.checks):
+            return fixed
+        again = run_preflight(rendered, settings, env=env)
+        fixed_now = {c.name: c for c in fixed.checks if c.fixed}
+        fixed_now.update({c.name: c for c in report.checks if c.fixed})
+        names = {c.name for c in again.checks}
+        # A check that passes now shows how it was fixed; one that still fails stays failed.
+        checks = [fixed_now[c.name] if c.ok and c.name in fixed_now else c for c in again.checks]
+        checks += [c for name, c in fixed_now.items() if name not in names]
+        report = PreflightReport(again.connector, again.flavour, checks)
     return report
 
 
@@ -331,19 +374,30 @@ def _postgres_checks(
         t for t in tables if _scalar(conn, "SELECT to_regclass(:t)", {"t": _pg_quote(t)}) is None
     ]
     for table in missing:
-        helper = table in {
-            heartbeat_table(spec, address.dbname),
-            signal_table(spec, address.dbname),
-        }
-        checks.append(
-            _missing_table(table, spec.user, "heartbeat / signalling" if helper else None)
-        )
+        if table == signal_table(spec, address.dbname):
+            checks.append(
+                _missing_table(
+                    table,
+                    spec.user,
+                    "its own signalling table, for ad-hoc snapshots",
+                    (signal_table_ddl(table, postgres=True),),
+                )
+            )
+        elif table == heartbeat_table(spec, address.dbname):
+            checks.append(_missing_table(table, spec.user, "heartbeat", heartbeat_table_ddl(table)))
+        else:
+            checks.append(_missing_table(table, spec.user, None))
     present = [t for t in tables if t not in missing]
 
     no_select = [
         t
         for t in present
         if not _scalar(conn, "SELECT has_table_privilege(:t, 'SELECT')", {"t": _pg_quote(t)})
+    ]
+    helper_no_select = [
+        t
+        for t in no_select
+        if t in {heartbeat_table(spec, address.dbname), signal_table(spec, address.dbname)}
     ]
     checks.append(
         Check(
@@ -352,6 +406,12 @@ def _postgres_checks(
             f"'{spec.user}' cannot SELECT from {', '.join(no_select)}",
             why="the initial snapshot reads every captured table",
             fix=f'GRANT SELECT ON {", ".join(_pg_quote(t) for t in no_select)} TO "{spec.user}";',
+            # Only seam's own helper tables are granted by --fix: the others are the user's call.
+            fix_sql=(
+                f'GRANT SELECT ON {", ".join(_pg_quote(t) for t in helper_no_select)} TO "{spec.user}"',
+            )
+            if helper_no_select and helper_no_select == no_select
+            else (),
         )
     )
     writes = []
@@ -397,7 +457,9 @@ def _postgres_checks(
                 why="with publication.autocreate.mode=disabled the connector fails without it"
                 if autocreate == "disabled"
                 else "with publication.autocreate.mode=filtered Debezium creates it, which needs ownership of every captured table",
-                fix=f"CREATE PUBLICATION {publication} FOR TABLE {', '.join(_pg_quote(t) for t in present)};",
+                fix=f"CREATE PUBLICATION {publication} FOR TABLE {', '.join(_pg_quote(t) for t in present)};"
+                if present
+                else f"create the captured tables first, then CREATE PUBLICATION {publication} FOR TABLE ...;",
                 fix_sql=(
                     f"CREATE PUBLICATION {publication} FOR TABLE {', '.join(_pg_quote(t) for t in present)}",
                 )
@@ -494,15 +556,6 @@ def _postgres_checks(
     return checks
 
 
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
 # -- MySQL / MariaDB ------------------------------------------------------------------------
 
 # Privilege names as SHOW GRANTS prints them, with the aliases MariaDB 10.5+ uses.
@@ -560,6 +613,20 @@ def _mysql_checks(conn: Connection, rendered: RenderedConnector, settings: Setti
     )
     is_mariadb = "mariadb" in v.get("version", "").lower()
     restart = "then restart the server"
+    # One URL scheme serves both servers: only the server can tell MySQL from MariaDB, and
+    # Debezium's MySqlConnector fails on MariaDB (and the MariaDbConnector on MySQL) at start.
+    server_kind = "mariadb" if is_mariadb else "mysql"
+    checks.append(
+        Check(
+            "flavour",
+            spec.flavour == server_kind,
+            f"the spec's flavour is '{spec.flavour}' but the server is "
+            f"{'MariaDB' if is_mariadb else 'MySQL'} {v.get('version', '')}".rstrip(),
+            why=f"the {spec.flavour} connector's task fails at start against this server "
+            "(for MySQL on MariaDB: 'should support SHOW BINARY LOG STATUS')",
+            fix=f"set 'flavour: {server_kind}' in the spec",
+        )
+    )
     checks.append(
         Check(
             "log_bin",
@@ -683,6 +750,18 @@ def _mysql_checks(conn: Connection, rendered: RenderedConnector, settings: Setti
             {"s": schema, "t": name},
         )
         if not exists:
-            helper = table == signal_table(spec, address.dbname)
-            checks.append(_missing_table(table, spec.user, "signalling" if helper else None))
+            if table == signal_table(spec, address.dbname):
+                account = str(_scalar(conn, "SELECT CURRENT_USER()") or f"{spec.user}@%")
+                user, _, host = account.rpartition("@")
+                create = (
+                    signal_table_ddl(table, postgres=False),
+                    f"GRANT SELECT, INSERT ON {_my_quote(table)} TO '{user}'@'{host}'",
+                )
+                checks.append(
+                    _missing_table(
+                        table, spec.user, "its own signalling table, for ad-hoc snapshots", create
+                    )
+                )
+            else:
+                checks.append(_missing_table(table, spec.user, None))
     return checks

@@ -108,9 +108,37 @@ def topic_prefix(spec: ConnectorSpec) -> str:
     return spec.topic_prefix or re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name)
 
 
+# URL schemes by the spec flavours they can serve (MySQL and MariaDB share the protocol).
+_SCHEME_FLAVOURS: Final = {
+    "postgresql": ("postgres",),
+    "postgres": ("postgres",),
+    "mysql": ("mysql", "mariadb"),
+    "mariadb": ("mysql", "mariadb"),
+}
+
+
+def check_flavour(spec: ConnectorSpec, url: str) -> None:
+    """The database URL's scheme must fit the spec's flavour: a `mysql` spec rendered against
+    a PostgreSQL URL would make a connector that fails later with an unrelated message."""
+    scheme = urlsplit(url).scheme.split("+", 1)[0].lower()
+    fits = _SCHEME_FLAVOURS.get(scheme)
+    if fits is None or spec.flavour in fits:
+        return  # an unknown scheme is reported where the URL is used
+    kind = "PostgreSQL" if fits == ("postgres",) else "MySQL/MariaDB"
+    wanted = "postgres" if fits == ("postgres",) else "mysql or mariadb"
+    named = "" if "://" in spec.database else f" '{spec.database}'"  # a URL may hold a password
+    raise ConfigError(
+        f"{spec.source}: connector '{spec.name}' has flavour '{spec.flavour}' but its database"
+        f"{named} is a {kind} URL ({mask_url(url)})",
+        hint=f"set 'flavour: {wanted}' in the spec, or point 'database:' at a "
+        f"{'PostgreSQL' if spec.is_postgres else 'MySQL/MariaDB'} database",
+    )
+
+
 def database_address(spec: ConnectorSpec, settings: Settings) -> DatabaseAddress:
     url = settings.database_url(spec.database)
     parts = urlsplit(url)
+    check_flavour(spec, url)
     if not parts.hostname:
         raise ConfigError(
             f"{spec.source}: connector '{spec.name}': database {mask_url(url)!r} has no host",

@@ -21,7 +21,7 @@ from seam.settings import StackSettings
 from seam.stack import jars, prereqs, process
 from seam.stack.databases import MariaDb, Postgres
 from seam.stack.kafka import Broker, Connect
-from seam.stack.part import Part, StackPaths, service_user
+from seam.stack.part import Part, StackPaths, port_open, service_user
 
 PART_NAMES = ("postgres", "mariadb", "kafka", "connect")
 READY_TIMEOUT_S = 120.0
@@ -30,10 +30,11 @@ READY_TIMEOUT_S = 120.0
 @dataclass(frozen=True)
 class PartStatus:
     name: str
-    state: str  # running | starting | stopped | stale
+    state: str  # running | starting | stopped | stale | foreign
     pid: int | None
     endpoint: str
     log: Path
+    note: str | None = None
 
 
 class LocalStack:
@@ -191,7 +192,16 @@ class LocalStack:
         result = []
         for part in self._parts(resolve=False):
             recorded = process.read_pidfile(part.pidfile)
-            if recorded is None:
+            note = None
+            serving = [] if recorded else self._serving(part)
+            if serving:
+                # Nothing started from this directory, but the configured ports answer:
+                # another stack (another --stack-dir) or another program serves them.
+                state = "foreign"
+                note = "not started from this directory; something serves " + ", ".join(
+                    f"{self.settings.host}:{port}" for port in serving
+                )
+            elif recorded is None:
                 state = "stopped"
             elif not recorded.alive():
                 state = "stale"
@@ -204,9 +214,14 @@ class LocalStack:
                     pid=recorded.pid if recorded and recorded.alive() else None,
                     endpoint=part.endpoint(),
                     log=part.logfile,
+                    note=note,
                 )
             )
         return result
+
+    def _serving(self, part: Part) -> list[int]:
+        """The part's ports on which something accepts connections."""
+        return [port for port in part.ports().values() if port_open(self.settings.host, port)]
 
     def log_file(self, name: str) -> Path:
         known_parts([name])

@@ -111,17 +111,25 @@ def client(stack: Settings) -> ConnectClient:
 
 
 SpecFactory = Callable[..., RenderedConnector]
+# The YAML of each spec `make_spec` made, by connector name, for tests of the CLI.
+SPEC_TEXTS: dict[str, str] = {}
 
 
 @pytest.fixture
 def make_spec(stack: Settings, source_db: SourceDb, client: ConnectClient) -> Iterator[SpecFactory]:
-    """Render a spec for a uniquely named connector on the test database; delete it after."""
+    """Render a spec for a uniquely named connector on the test database; delete it after.
+
+    Connectors get no signal table unless one is named: two connectors of one database must
+    not read the same one (plan refuses), and the tests run several at a time.
+    """
     made: list[str] = []
 
     def make(
         overrides: dict[str, str] | None = None,
         name: str | None = None,
         autocreate: str | None = "disabled",
+        signal_table: str | None = None,
+        password: str | None = None,
     ) -> RenderedConnector:
         name = name or f"seam-ct-{uuid.uuid4().hex[:8]}"
         # The publication belongs to the admin, as after `seam legacy prepare-cdc`.
@@ -132,16 +140,18 @@ def make_spec(stack: Settings, source_db: SourceDb, client: ConnectClient) -> It
             "flavour: postgres\n"
             f"database: {source_db.admin_url}\n"
             f"user: {source_db.user}\n"
-            f"password: {{file: {source_db.password_file}}}\n"
+            f"password: {password or f'{{file: {source_db.password_file}}}'}\n"
             "tables: [products]\n"
             f"topic_prefix: {name.replace('-', '_')}\n"
             "publication: seam_ct_pub\n"
             "heartbeat_interval_ms: 2000\n"
+            f"signal_table: {signal_table or 'null'}\n"
         )
         if merged:
             text += "overrides:\n" + "".join(f"  {k}: {v}\n" for k, v in merged.items())
         (spec,) = parse_specs(text, f"{name}.yaml")
         made.append(name)
+        SPEC_TEXTS[name] = text
         return render(spec, stack)
 
     yield make
@@ -236,7 +246,7 @@ def test_apply_snapshot_reapply_diff_and_reset(
 def test_adhoc_snapshot_reemits_table(
     stack: Settings, client: ConnectClient, make_spec: SpecFactory
 ) -> None:
-    item = make_spec()
+    item = make_spec(signal_table="debezium_signal")
     apply_plan(make_plan([item], client.list_connectors()), client, stack, wait=True)
     assert len(consume(stack, topic_of(item), ROWS)) == ROWS
     result = snapshot_tables(client, stack, item.name, ["products"])
@@ -276,24 +286,7 @@ def test_cli_plan_exit_codes_and_masked_render(
 
     item = make_spec()
     spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(
-        "\n".join(
-            f"{k}: {v}"
-            for k, v in {
-                "name": item.name,
-                "flavour": "postgres",
-                "database": item.spec.database,
-                "user": item.spec.user,
-                "password": f"{{file: {item.spec.password.name}}}",
-                "tables": "[products]",
-                "topic_prefix": item.config["topic.prefix"],
-                "publication": "seam_ct_pub",
-                "heartbeat_interval_ms": 2000,
-                "overrides": "{publication.autocreate.mode: disabled}",
-            }.items()
-        )
-        + "\n"
-    )
+    spec_file.write_text(SPEC_TEXTS[item.name])
     runner = CliRunner()
     rendered = runner.invoke(app, ["connectors", "render", str(spec_file)])
     assert rendered.exit_code == 0
@@ -365,3 +358,266 @@ def test_preflight_flags_publication_rewrite_and_apply_refuses(
     with pytest.raises(PreflightError, match="publication ownership"):
         apply_plan(make_plan([item], client.list_connectors()), client, stack)
     assert item.name not in client.list_connectors(expand=False)
+
+
+# -- operations that must not mislead ------------------------------------------------------
+
+
+def _wait_slot(url: str, slot: str, active: bool, timeout: float = 60.0) -> None:
+    from seam.connectors.database import list_slots
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = {s.name: s for s in list_slots(url)}
+        if slot in found and found[slot].active == active:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"slot {slot} did not become {'active' if active else 'inactive'}")
+
+
+def _write_wal(url: str, rows: int = 3000) -> None:
+    """Changes on a table no connector here captures: the WAL grows, the topics do not."""
+    from sqlalchemy import text
+
+    from seam.legacy_db.engine import connect
+
+    with connect(url, isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(
+            text(
+                "INSERT INTO categories SELECT g, repeat('x', 200) FROM generate_series(1000, 999 + :n) g "
+                "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name || 'y'"
+            ),
+            {"n": rows},
+        )
+
+
+def test_stopped_connectors_slot_is_flagged_and_its_growth_seen(
+    stack: Settings,
+    client: ConnectClient,
+    make_spec: SpecFactory,
+    source_db: SourceDb,
+    tmp_path: Path,
+) -> None:
+    from seam.cli.main import app
+    from seam.connectors.health import slots_report
+    from seam.connectors.operate import stop_and_wait
+
+    item = make_spec()
+    slot = item.config["slot.name"]
+    apply_plan(make_plan([item], client.list_connectors()), client, stack, wait=True)
+    _wait_slot(source_db.admin_url, slot, active=True)
+    stop_and_wait(client, item.name)
+    _wait_slot(source_db.admin_url, slot, active=False)
+
+    readings = tmp_path / "readings.json"
+    (first,) = [
+        r
+        for r in slots_report(
+            stack, source_db.admin_url, client.list_connectors(), readings_path=readings
+        )
+        if r.slot.name == slot
+    ]
+    assert first.warnings[0].startswith(f"inactive (its connector '{item.name}' is STOPPED)")
+    assert first.growth_bytes is None  # no reading before this one
+
+    _write_wal(source_db.admin_url)
+    (second,) = [
+        r
+        for r in slots_report(
+            stack, source_db.admin_url, client.list_connectors(), readings_path=readings
+        )
+        if r.slot.name == slot
+    ]
+    assert second.growth_bytes is not None
+    assert second.growth_bytes > 100_000
+    assert any(w.startswith("growing: +") for w in second.warnings), second.warnings
+
+    # status names the slot of the STOPPED connector and what it retains.
+    (status,) = statuses(client, [item.name], settings=stack)
+    assert status.state == "STOPPED"
+    assert status.health is not None
+    assert status.health.slot is not None
+    assert status.health.slot["slot"] == slot
+    assert status.health.slot["retained_bytes"] >= second.slot.retained_bytes
+    assert any(
+        n.startswith(f"STOPPED: its slot '{slot}' (inactive) retains") for n in status.health.notes
+    )
+
+    runner = CliRunner()
+    shown = runner.invoke(
+        app, ["connectors", "slots", "-d", source_db.admin_url, "--sample", "0.5"]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert (
+        f"warning: slot {slot}: inactive (its connector '{item.name}' is STOPPED)" in shown.output
+    )
+    text_status = runner.invoke(app, ["connectors", "status", item.name])
+    assert text_status.exit_code == 0, text_status.output
+    assert f"{item.name}: STOPPED: its slot '{slot}' (inactive) retains" in text_status.output
+
+
+def test_status_says_retrying_while_debezium_waits_to_reconnect(
+    stack: Settings, client: ConnectClient, make_spec: SpecFactory, source_db: SourceDb
+) -> None:
+    from sqlalchemy import text
+
+    from seam.legacy_db.engine import connect
+
+    # A long restart wait keeps Debezium in its backoff long enough to look at it.
+    item = make_spec({"retriable.restart.connector.wait.ms": "40000"})
+    apply_plan(make_plan([item], client.list_connectors()), client, stack, wait=True)
+    _wait_slot(source_db.admin_url, item.config["slot.name"], active=True)
+    (before,) = statuses(client, [item.name], settings=stack)
+    assert before.health is not None
+    assert not before.health.retrying
+
+    # Cut every connection of the connector's user, as a database restart would.
+    with connect(source_db.admin_url, isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE usename = :u AND datname = :d"
+            ),
+            {"u": source_db.user, "d": source_db.name},
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        (status,) = statuses(client, [item.name], settings=stack)
+        if status.health is not None and status.health.retrying:
+            break
+        assert time.monotonic() < deadline, status.health
+        time.sleep(0.5)
+    assert status.state == "RUNNING"  # Connect itself shows nothing wrong
+    assert not status.failures
+    assert any("Debezium is retrying after a lost connection" in n for n in status.health.notes)
+
+
+def test_each_connector_snapshots_through_its_own_signal_table(
+    stack: Settings, client: ConnectClient, make_spec: SpecFactory, source_db: SourceDb
+) -> None:
+    from seam.connectors.preflight import run_preflight
+
+    suffix = uuid.uuid4().hex[:6]
+    a = make_spec(signal_table=f"seam_signal_a_{suffix}")
+    b = make_spec(signal_table=f"seam_signal_b_{suffix}")
+    # The tables do not exist yet: preflight says so, --fix makes them, grants them and
+    # puts them in the publication (in rounds: the grants need the table first).
+    assert not run_preflight(a, stack).ok
+    for item in (a, b):
+        fixed = run_preflight(item, stack, fix=True)
+        assert fixed.ok, fixed.summary()
+        assert any(c.fixed and c.name.startswith("table ") for c in fixed.checks)
+    apply_plan(make_plan([a, b], client.list_connectors()), client, stack, wait=True)
+    assert len(consume(stack, topic_of(a), ROWS)) == ROWS
+    assert len(consume(stack, topic_of(b), ROWS)) == ROWS
+
+    snapshot_tables(client, stack, a.name, ["products"])
+    events = consume(stack, topic_of(a), 2 * ROWS)
+    assert [e["source"].get("snapshot") for e in events].count("incremental") == ROWS
+    # b reads another signal table: it did not act on a's signal.
+    time.sleep(5)
+    others = consume(stack, topic_of(b), 2 * ROWS, timeout=5)
+    assert [e["source"].get("snapshot") for e in others].count("incremental") == 0
+
+    # A table the connector does not capture is refused, naming the captured ones.
+    with pytest.raises(
+        ConfigError, match=r"does not capture public\.categories; it captures public\.products"
+    ):
+        snapshot_tables(client, stack, a.name, ["categories"])
+    # A third connector on a's signal table is refused by plan, against the live cluster.
+    c = make_spec(signal_table=f"seam_signal_a_{suffix}")
+    with pytest.raises(
+        ConfigError,
+        match=rf"signal\.data\.collection=public\.seam_signal_a_{suffix}, already used by connector '{a.name}'",
+    ):
+        make_plan([c], client.list_connectors())
+
+
+def test_plan_and_preflight_catch_a_live_connectors_slot_and_prefix(
+    stack: Settings, client: ConnectClient, make_spec: SpecFactory, tmp_path: Path
+) -> None:
+    from seam.cli.main import app
+
+    first = make_spec()
+    apply_plan(make_plan([first], client.list_connectors()), client, stack, wait=True)
+    second = make_spec(
+        {"slot.name": first.config["slot.name"], "topic.prefix": first.config["topic.prefix"]}
+    )
+    with pytest.raises(ConfigError) as info:
+        make_plan([second], client.list_connectors())
+    message = info.value.message
+    assert (
+        f"uses topic.prefix={first.config['topic.prefix']}, already used by connector '{first.name}' on the cluster"
+        in message
+    )
+    assert (
+        f"uses slot.name={first.config['slot.name']}, already used by connector '{first.name}'"
+        in message
+    )
+    assert "slot:" in (info.value.hint or "")
+    assert "topic_prefix:" in (info.value.hint or "")
+
+    spec_file = tmp_path / "second.yaml"
+    spec_file.write_text(SPEC_TEXTS[second.name])
+    result = CliRunner().invoke(app, ["connectors", "preflight", "-o", "json", str(spec_file)])
+    assert result.exit_code == 1, result.output
+    (report,) = json.loads(result.stdout)
+    (check,) = [c for c in report["checks"] if c["check"].startswith("unique slot")]
+    assert not check["ok"]
+    assert first.name in check["detail"]
+
+
+def test_apply_names_the_env_var_the_worker_lacks(
+    stack: Settings,
+    client: ConnectClient,
+    make_spec: SpecFactory,
+    source_db: SourceDb,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from seam.connectors.database import resolve_reference
+
+    var = f"SEAM_CT_PW_{uuid.uuid4().hex[:8].upper()}"
+    # Set here (so the preflight could log in), unknown to the Connect worker.
+    monkeypatch.setenv(
+        var, resolve_reference(f"${{file:{source_db.password_file}:password}}", "test")
+    )
+    item = make_spec(password=f"{{env: {var}}}")
+    with pytest.raises(ValidationFailedError) as info:
+        apply_plan(make_plan([item], client.list_connectors()), client, stack, dry_run=True)
+    assert f"could not resolve ${{env:{var}}}" in info.value.message
+    assert "missing from the Connect worker's environment" in info.value.message
+    assert f"{var} set" in (info.value.hint or "")
+    assert item.name not in client.list_connectors(expand=False)
+
+
+def test_unknown_connector_is_one_line_naming_the_closest(
+    client: ConnectClient, make_spec: SpecFactory, stack: Settings
+) -> None:
+    from seam.cli.main import app
+
+    item = make_spec()
+    apply_plan(make_plan([item], client.list_connectors()), client, stack, wait=True)
+    result = CliRunner().invoke(app, ["connectors", "pause", item.name[:-1]])
+    assert isinstance(result.exception, ConnectNotFoundError)
+    assert f"did you mean '{item.name}'?" in result.exception.message
+
+
+def test_unreachable_database_is_said_not_guessed(stack: Settings) -> None:
+    """seam may run where a connector's database cannot be reached: say so, do not call the
+    connector retrying."""
+    from seam.connectors.health import connector_health
+    from seam.settings import load_settings
+
+    config = {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": "1",
+        "database.dbname": "nowhere",
+        "database.user": "nobody",
+        "database.password": "",
+        "slot.name": "s",
+    }
+    health = connector_health("far", config, "RUNNING", load_settings(env={}))
+    assert health.database_reachable is False
+    assert not health.retrying
+    assert health.notes[0].startswith("cannot reach its database from here")

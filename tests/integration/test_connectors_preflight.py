@@ -174,6 +174,13 @@ def test_mariadb_with_statement_binlog_fails_with_fix(
     assert "REPLICATION SLAVE" in failed["grants"].detail
     assert "log_bin" not in failed
     assert "server id" not in failed
+    assert "flavour" not in failed
+
+    # The same URL scheme serves MySQL and MariaDB: only the server tells them apart.
+    wrong = _spec(stack, tmp_path, "mysql", statement_mariadb)
+    flavour = _failed(run_preflight(wrong, stack))["flavour"]
+    assert flavour.detail.startswith("the spec's flavour is 'mysql' but the server is MariaDB")
+    assert flavour.fix == "set 'flavour: mariadb' in the spec"
 
     clash = _spec(stack, tmp_path, "mariadb", statement_mariadb, server_id="7")
     assert "server id" in _failed(run_preflight(clash, stack))

@@ -226,3 +226,22 @@ def _processes_mentioning(path: Path) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def test_status_from_an_empty_dir_says_something_else_serves_the_ports(
+    stack: Settings, tmp_path: Path
+) -> None:
+    """Nothing was started from this directory, but the running stack's ports answer: the
+    status must not say "stopped"."""
+    from dataclasses import replace
+
+    elsewhere = LocalStack(replace(stack.stack, dir=tmp_path / "empty"))
+    rows = {r.name: r for r in elsewhere.status()}
+    connect = rows["connect"]
+    assert connect.state == "foreign"
+    assert connect.pid is None
+    assert connect.note == (
+        "not started from this directory; something serves "
+        f"{stack.stack.host}:{stack.stack.connect_port}"
+    )
+    assert all(r.state == "foreign" for r in rows.values()), rows
