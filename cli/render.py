@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
 import typer
-
-from seam.errors import SeamError
 
 
 class Output(StrEnum):
@@ -45,14 +42,3 @@ def print_mapping(data: Mapping[str, Any]) -> None:
     width = max((len(k) for k in data), default=0)
     for key, value in data.items():
         typer.echo(f"{key.ljust(width)}  {value}")
-
-
-def confirm(question: str, *, yes_flag: str = "--yes") -> bool:
-    """Ask `question` (default no). Without a terminal on stdin (a script, CI, a pipe)
-    nobody can answer: a SeamError that names `yes_flag`, rather than a bare abort."""
-    if not sys.stdin.isatty():
-        raise SeamError(
-            f"cannot ask '{question}': stdin is not a terminal",
-            hint=f"pass {yes_flag} to answer yes without being asked",
-        )
-    return typer.confirm(question, default=False)

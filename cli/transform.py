@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from seam.cli.context import settings
-from seam.cli.render import OUTPUT, Output, confirm, print_json, print_mapping, print_table
+from seam.cli.interact import confirm
+from seam.cli.render import OUTPUT, Output, print_json, print_mapping, print_table
 
 if TYPE_CHECKING:
     from seam.transforms.pipeline_file import PipelineSpec
@@ -266,8 +267,8 @@ def replay(
             delete_group(kafka, spec.group)
     else:
         names = ", ".join(o.topic for o in spec.outputs)
-        if not yes and not confirm(f"Delete {names} and the offsets of group {spec.group}?"):
-            raise typer.Exit(1)
+        if not yes:
+            confirm(f"Delete {names} and the offsets of group {spec.group}?")
         with Kafka(bootstrap, timeout=broker_timeout) as kafka:
             delete_group(kafka, spec.group)
             delete_outputs(kafka, spec)

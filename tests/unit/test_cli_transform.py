@@ -31,9 +31,9 @@ def test_delete_old_without_a_terminal_names_yes() -> None:
     assert result.exit_code == 1
     error = result.exception
     assert isinstance(error, SeamError)
-    assert error.message.startswith("cannot ask 'Delete catalog.product-events, ")
+    assert error.message.startswith("Delete catalog.product-events, ")
     assert error.message.endswith("stdin is not a terminal")
-    assert error.hint == "pass --yes to answer yes without being asked"
+    assert error.hint == "pass --yes to confirm without a prompt"
 
 
 def _answer(answer: bytes) -> tuple[int, str, str]:
