@@ -158,7 +158,13 @@ class OutputFloor:
         self._next = itertools.cycle(publications).__next__
 
     def publish(
-        self, messages: list[Any], start: int, producer: Any, spec: PipelineSpec, batch: Counts
+        self,
+        messages: list[Any],
+        start: int,
+        producer: Any,
+        spec: PipelineSpec,
+        batch: Counts,
+        marks: Any,
     ) -> int:
         produce, history_topic, latest_topic = (
             producer.produce,

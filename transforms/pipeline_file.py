@@ -15,8 +15,8 @@
       dead_letter: {topic: ..., partitions: 1, retention_ms: 1209600000}
     processing:
       guarantee: exactly_once           # or at_least_once
-      batch_size: 500
-      batch_timeout_ms: 200
+      batch_size: 5000                  # at most, per batch (and transaction)
+      batch_timeout_ms: 200             # the longest a poll waits for a first record
       max_stage_errors: 100             # -1: never stop (see below)
 
 Errors point at the file, line and column, with a `fix:`; every problem of a file is
@@ -96,7 +96,10 @@ class PipelineSpec:
     latest: OutputTopic
     dead_letter: OutputTopic
     guarantee: Guarantee = "exactly_once"
-    batch_size: int = 500
+    # A batch is what has arrived, up to batch_size: small when the input trickles in (low
+    # latency), large under a backlog (few transactions). batch_timeout_ms only bounds how
+    # long the worker waits for a first record, so an idle worker still ticks.
+    batch_size: int = 5000
     batch_timeout_ms: int = 200
     max_stage_errors: int = DEFAULT_MAX_STAGE_ERRORS  # -1: never stop
     source: str = "<pipeline>"
@@ -437,8 +440,8 @@ class _Reader:
                     hint="exactly_once (the default) or at_least_once (faster, duplicates possible)",
                 )
         for key, minimum, hint in (
-            ("batch_size", 1, "records per batch (and transaction), e.g. batch_size: 500"),
-            ("batch_timeout_ms", 1, "the longest wait for a batch to fill, e.g. 200"),
+            ("batch_size", 1, "the most records per batch (and transaction), e.g. 5000"),
+            ("batch_timeout_ms", 1, "the longest wait for a first record, e.g. 200"),
             ("max_stage_errors", -1, "-1 never stops, 0 stops at the first error; default 100"),
         ):
             value = self.integer(data, key, f"processing.{key}", minimum, None, hint)

@@ -478,3 +478,38 @@ def test_sigterm_finishes_the_batch_and_exits_zero_with_metrics(raw: Raw) -> Non
     assert summary["records_in"] == 300
     assert summary["balanced"] is True
     assert len(history(raw)) == 300
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+def test_redelivered_source_changes_are_dropped_across_restarts(raw: Raw, guarantee: str) -> None:
+    """Debezium re-delivers after a Connect crash: the same changes again at higher offsets.
+    A worker drops them, and so does its successor, from the marks committed with the
+    offsets (send_offsets_to_transaction / commit with metadata on the real broker)."""
+    raw.spec = raw.spec.with_guarantee(guarantee)
+    first = list(changes(raw, 60))
+    send(raw, first)
+    worker, thread, errors = run_in_thread(raw, "redeliver-1", stop_when_caught_up=True)
+    thread.join(90)
+    assert not errors, errors
+    assert worker.progress.counts.redelivered == 0
+    # The re-delivery: the last 25 changes again, then 20 new ones; a new worker reads them.
+    again = first[-25:]
+    producer = raw.producer()
+    for key, value in again:
+        producer.produce(raw.products, value, key)
+    producer.flush(30)
+    send(raw, list(changes(raw, 20)))
+    worker, thread, errors = run_in_thread(raw, "redeliver-2", stop_when_caught_up=True)
+    thread.join(90)
+    assert not errors, errors
+    counts = worker.progress.counts
+    assert counts.redelivered == 25
+    assert counts.records_in == 45
+    assert counts.balanced
+    check_exactly_once(raw)
+    # A replay from offset 0 into new topics drops the same 25.
+    replayed = raw.spec.with_suffix(".r1")
+    replay = Worker(
+        replayed, raw.bootstrap, WorkerOptions(instance_id="replay", stop_when_caught_up=True)
+    )
+    assert replay.run().counts.redelivered == 25
