@@ -2,7 +2,8 @@
 
 Values are compared as text, the way a user types them: `42` matches the integer 42 and
 the string "42", `true`/`false` match booleans, `null` matches a missing value, a Decimal
-matches its exact string (`19.90` does not match `19.9`), a date/time its ISO form.
+matches its exact text in plain notation as the database shows it (`19.90` does not match
+`19.9`; `-0.000000000123`, never `-1.23E-10`), a date/time its ISO form.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Final
 
 import orjson
 
-from seam.streams.decode import UNAVAILABLE, ChangeEvent, Op, RawRecord
+from seam.streams.decode import UNAVAILABLE, ChangeEvent, Op, RawRecord, decimal_text
 from seam.streams.kafka import StreamsUsageError
 
 _OP_NAMES: Final[dict[str, Op]] = {
@@ -51,7 +52,9 @@ def as_text(value: Any) -> str:
         return "false"
     if isinstance(value, str):
         return value
-    if isinstance(value, Decimal | int | float):
+    if isinstance(value, Decimal):
+        return decimal_text(value)  # as the database shows it: 0.000000000123, not 1.23E-10
+    if isinstance(value, int | float):
         return str(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()

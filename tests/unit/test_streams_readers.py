@@ -251,3 +251,99 @@ def test_json_records_that_are_not_change_events_show_as_json() -> None:
     assert isinstance(garbage, Undecodable)
     assert undecodable_text(garbage).startswith("undecodable  [")
     assert "undecodable" in orjson.loads(event_json(garbage))
+
+
+DEAD_LETTER_HEADERS = (
+    ("seam.pipeline", b"catalog"),
+    ("seam.stage", b"clean"),
+    ("seam.reason", b"products: status_cd: unknown status code 'Q' (expected one of A, D, X)"),
+)
+
+
+def test_dead_letters_show_their_stage_and_reason() -> None:
+    """A dead letter holds the original record: often a valid change event, sometimes not
+    JSON at all. Text and JSON both show why it is there."""
+    from seam.streams.format import undecodable_text
+
+    payload = {"before": None, "after": {"id": 1}, "source": SOURCE, "op": "c"}
+    change = decode(
+        RawRecord(b'{"id":1}', orjson.dumps(payload), "dlq", 0, 4, None, DEAD_LETTER_HEADERS)
+    )
+    assert isinstance(change, ChangeEvent)
+    text = event_text(change)
+    assert "header seam.stage: clean" in text
+    assert "header seam.reason: products: status_cd: unknown status code 'Q'" in text
+    assert "(expected one of A, D, X)" in text  # whole, not cut
+    assert orjson.loads(event_json(change))["headers"]["seam.stage"] == "clean"
+    garbage = decode(RawRecord(b"\xff\x01", b"\xffgarbage", "dlq", 0, 5, None, DEAD_LETTER_HEADERS))
+    assert "header seam.reason: products" in undecodable_text(garbage)
+    data = orjson.loads(event_json(garbage))
+    assert data["headers"]["seam.reason"].startswith("products: status_cd")
+    assert data["key_b64"] == "/wE="  # the key is kept, exactly
+    assert data["value_b64"] == "/2dhcmJhZ2U="
+    assert "undecodable" in data
+
+
+def test_json_output_keeps_the_whole_key_of_any_record() -> None:
+    long_key = b"k" * 200
+    item = decode(RawRecord(long_key, b"not json", "t", 0, 1))
+    assert orjson.loads(event_json(item))["key"] == long_key.decode()
+    domain = decode(RawRecord(b"42", b'{"event_type":"ProductRenamed"}', "events", 0, 2))
+    assert orjson.loads(event_json(domain))["key"] == "42"
+
+
+def test_records_of_other_kinds_show_by_kind() -> None:
+    from seam.streams.format import undecodable_text
+
+    begin = decode(
+        RawRecord(
+            b'{"id":"1052:45517480"}',
+            b'{"status":"BEGIN","id":"1052:45517480","event_count":null,'
+            b'"data_collections":null,"ts_ms":1796155628153}',
+            "shop.transaction",
+            0,
+            20,
+        )
+    )
+    end = decode(
+        RawRecord(
+            b'{"id":"1052:45517960"}',
+            b'{"status":"END","id":"1052:45517960","event_count":3,"data_collections":'
+            b'[{"data_collection":"public.products","event_count":3}],"ts_ms":1796155628153}',
+            "shop.transaction",
+            0,
+            21,
+        )
+    )
+    beat = decode(
+        RawRecord(b'{"serverName":"shop"}', b'{"ts_ms":1796155621542}', "__debezium-heartbeat.shop")
+    )
+    begin_text, end_text = undecodable_text(begin), undecodable_text(end)
+    assert begin_text.startswith("transaction BEGIN  id=1052  2026-")
+    assert end_text.startswith("transaction END  id=1052  3 events (public.products 3)  2026-")
+    assert undecodable_text(beat).startswith("heartbeat  shop  2026-")
+    data = orjson.loads(event_json(end))
+    assert data["kind"] == "transaction END"
+    assert data["transaction_id"] == "1052"  # as the transaction's change events give it
+    assert data["key"] == {"id": "1052:45517960"}
+    assert data["value"]["event_count"] == 3
+    # Kept when there is no filter, like any record that is not a change event.
+    assert keep(EventFilter(), begin.raw) is not None
+
+
+def test_a_key_only_delete_reads_as_one() -> None:
+    delete = event("d", before={"id": 3, "sku": UNAVAILABLE, "name": UNAVAILABLE})
+    text = event_text(delete)
+    assert "- id=3  (only the key was sent" in text
+    assert "sku" not in text
+    full = event_text(event("d", before={"id": 3, "sku": "A-1", "name": None}))
+    assert "- id=3, sku='A-1', name=null" in full
+
+
+def test_plural() -> None:
+    from seam.streams.format import plural
+
+    assert plural(1, "event") == "1 event"
+    assert plural(0, "event") == "0 events"
+    assert plural(2, "partition") == "2 partitions"
+    assert plural(2, "entry", "entries") == "2 entries"
