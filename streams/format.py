@@ -25,6 +25,7 @@ from seam.streams.decode import (
     json_object,
 )
 from seam.streams.history import UNKNOWN, HistoryEntry
+from seam.text import plural
 
 _OP_LABEL: Final = {
     Op.CREATE: "insert",
@@ -181,11 +182,6 @@ def control_text(item: ControlRecord) -> str:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[: limit - 1]}…({len(text)} chars)"
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """`1 event`, `2 events`; `nouns` for an irregular plural."""
-    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 
 def undecodable_text(item: Undecodable) -> str:

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from seam.text import plural
+
 
 @dataclass
 class Counts:
@@ -91,7 +93,7 @@ class Progress:
         return (
             f"{self.pipeline} [{self.guarantee}] in {c.records_in} -> events {c.events_out}, "
             f"dead-lettered {c.dead_lettered}, no event {sum(c.no_event.values())} | "
-            f"{self.rate:,.0f} rec/s | lag {lag} | {self.assigned} partitions"
+            f"{self.rate:,.0f} rec/s | lag {lag} | {plural(self.assigned, 'partition')}"
         )
 
 

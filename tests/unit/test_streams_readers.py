@@ -184,7 +184,7 @@ def test_key_bytes_are_rebuilt_exactly_like_debezium_writes_them() -> None:
     assert rebuilt == with_schema.replace(b'{"id":1}', b'{"id":99}')
     assert key_bytes_like(b'{"id":7}', "not-a-number") is None
     assert key_bytes_like(b'{"a":1,"b":2}', "1") is None  # bare value for a two-column key
-    assert key_bytes_like(b"garbage", "1") is None
+    assert key_bytes_like(b"garbage", "1") == b"1"  # a plain text key, as it is
     assert partition_for_key(key_bytes_like(b'{"id":7}', "42") or b"", 3) == partition_for_key(
         b'{"id":42}', 3
     )
@@ -341,9 +341,102 @@ def test_a_key_only_delete_reads_as_one() -> None:
 
 
 def test_plural() -> None:
-    from seam.streams.format import plural
+    from seam.text import plural
+    from seam.transforms.progress import Counts, Progress
 
     assert plural(1, "event") == "1 event"
     assert plural(0, "event") == "0 events"
     assert plural(2, "partition") == "2 partitions"
     assert plural(2, "entry", "entries") == "2 entries"
+    line = Progress("p", "exactly_once", Counts(), started=0.0, assigned=1).line()
+    assert line.endswith("| 1 partition")
+
+
+def test_domain_event_topics_match_plain_keys() -> None:
+    """seam's history and latest topics are keyed by the entity id as plain text."""
+    from seam.streams.filters import key_matches, record_key
+
+    renamed = b'{"event_type":"ProductRenamed","product_id":42,"data":{"new_name":"Pan"}}'
+    raw = RawRecord(b"42", renamed, "catalog.product-events", 1, 7)
+    assert record_key(b"42") == "42"
+    assert record_key(b'"sku-1"') == "sku-1"  # a JSON string key, without its quotes
+    assert record_key(b'{"id": 1}') == {"id": 1}  # Debezium's keys stay what they were
+    assert record_key(None) is None
+    assert key_matches("42", "42")
+    assert not key_matches({"id": "42"}, "42")
+    assert keep(EventFilter(key=parse_key("42")), raw) is not None
+    assert keep(EventFilter(key=parse_key("43")), raw) is None
+    assert keep(EventFilter(key=parse_key("4")), raw) is None
+    assert keep(EventFilter(ops=parse_ops("c"), key=parse_key("42")), raw) is None
+    where = EventFilter(where=parse_where(["event_type=ProductRenamed", "data.new_name=Pan"]))
+    assert keep(where, raw) is not None
+    assert keep(EventFilter(where=parse_where(["data.new_name=Pot"])), raw) is None
+    assert keep(EventFilter(where=parse_where(["data.missing=null"])), raw) is None
+
+
+def test_plain_key_bytes_are_rebuilt_for_the_partition() -> None:
+    assert key_bytes_like(b"42", "42") == b"42"
+    assert key_bytes_like(b'"sku-1"', "sku-2") == b'"sku-2"'
+    assert key_bytes_like(b"42", {"id": "42"}) is None
+    assert partition_for_key(key_bytes_like(b"7", "42") or b"", 3) == partition_for_key(b"42", 3)
+
+
+def test_an_ambiguous_table_name_lists_the_name_that_picks_each() -> None:
+    from seam.streams.kafka import TopicNotFoundError
+    from seam.streams.topics import resolve_topic, shortest_name
+
+    raw_topics = ["catalog.public.products", "catalog_mariadb.catalog.products"]
+    assert shortest_name(raw_topics[0], raw_topics) == "public.products"
+    assert shortest_name(raw_topics[1], raw_topics) == "catalog.products"
+    assert shortest_name("a.x.t", ["a.x.t", "b.x.t"]) == "a.x.t"
+
+    class Topics:
+        bootstrap_servers = "k:9092"
+
+        def topic_names(self) -> dict[str, int]:
+            return dict.fromkeys([*raw_topics, "catalog.product-events"], 1)
+
+    kafka: Any = Topics()
+    assert resolve_topic(kafka, "public.products") == "catalog.public.products"
+    with pytest.raises(TopicNotFoundError) as err:
+        resolve_topic(kafka, "products")
+    assert "'products' matches 2 topics" in str(err.value)
+    assert err.value.hint is not None
+    assert "public.products (catalog.public.products)" in err.value.hint
+    assert "catalog.products (catalog_mariadb.catalog.products)" in err.value.hint
+
+
+def test_the_readme_history_examples_name_one_topic_of_the_quickstart() -> None:
+    """The quickstart captures the catalog from PostgreSQL and MariaDB, so `products` alone
+    names two topics: the README's examples must each pick one."""
+    import re
+    from pathlib import Path
+
+    from seam.connectors.render import captured_tables
+    from seam.connectors.spec import load_specs
+    from seam.streams.kafka import TopicNotFoundError
+    from seam.streams.topics import resolve_topic
+    from seam.transforms.pipeline_file import load_pipeline
+
+    repo = Path(__file__).resolve().parents[2]
+    topics = [
+        f"{spec.topic_prefix}.{table}"
+        for spec in load_specs([repo / "examples" / "connectors"])
+        for table in captured_tables(spec, "catalog")
+    ]
+    for pipeline in sorted((repo / "pipelines").glob("*.yaml")):
+        topics.extend(out.topic for out in load_pipeline(pipeline).outputs)
+
+    class Quickstart:
+        bootstrap_servers = "k:9092"
+
+        def topic_names(self) -> dict[str, int]:
+            return dict.fromkeys(topics, 1)
+
+    kafka: Any = Quickstart()
+    examples = re.findall(r"seam streams history (\S+) (\S+)", (repo / "README.md").read_text())
+    assert examples
+    for name, _key in examples:
+        assert resolve_topic(kafka, name) in topics
+    with pytest.raises(TopicNotFoundError):
+        resolve_topic(kafka, "products")
