@@ -300,7 +300,7 @@ def status(
     if not rows:
         typer.echo("no connectors")
         return
-    from seam.cli.interact import print_fitting
+    from seam.cli.render import print_table
     from seam.connectors.health import human_bytes
 
     def slot(r: Any) -> str:
@@ -312,7 +312,7 @@ def status(
         activity = "active" if info["active"] else "inactive"
         return f"{info['slot']} ({activity}, {human_bytes(info['retained_bytes'])})"
 
-    print_fitting(
+    print_table(
         None,
         ["connector", "state", "tasks", "worker", "slot"],
         [
@@ -464,14 +464,14 @@ def offsets_show(
     if not entries:
         typer.echo(f"{name}: no offsets committed")
         return
-    from seam.cli.interact import print_fitting
+    from seam.cli.render import print_table
 
     def flat(mapping: Any) -> str:
         if not isinstance(mapping, dict):
             return str(mapping)
         return ", ".join(f"{k}={v}" for k, v in sorted(mapping.items()))
 
-    print_fitting(
+    print_table(
         None,
         ["partition", "key", "value"],
         [
@@ -581,7 +581,7 @@ def slots(
     if not rows:
         typer.echo("no replication slots")
         return
-    from seam.cli.interact import print_fitting
+    from seam.cli.render import print_table
 
     def growth(r: Any) -> str:
         if r.growth_bytes is None:
@@ -589,7 +589,7 @@ def slots(
         sign = "+" if r.growth_bytes >= 0 else "-"
         return f"{sign}{human_bytes(abs(r.growth_bytes))} in {r.growth_seconds:.0f} s"
 
-    print_fitting(
+    print_table(
         None,
         ["slot", "database", "active", "retained", "growth", "connector", "status"],
         [

@@ -29,12 +29,11 @@ def _show_status(ctx: typer.Context, output: render.Output) -> None:
     if output is render.Output.json:
         render.print_json([asdict(r) for r in rows])
         return
-    from seam.cli.interact import print_fitting
-
-    print_fitting(
+    render.print_table(
         f"local stack in {settings(ctx).stack.dir}",
         ["part", "state", "pid", "endpoint"],
         [(r.name, r.state, r.pid or "", r.endpoint) for r in rows],
+        keep=("part", "endpoint"),
     )
     for r in rows:
         if r.note:

@@ -182,11 +182,22 @@ def history(
     output: Output = typer.Option(Output.text, "--output", "-o", help="text, json or raw."),
     timeout: float = TIMEOUT,
 ) -> None:
-    """The whole life of one row, oldest first: what changed and when."""
+    """The whole life of one row, oldest first: what changed and when.
+
+    On a topic of other records (seam's domain events or latest states: plain text keys
+    like 42) it is every record of that key, oldest first."""
+    from seam.streams.decode import ChangeEvent, Undecodable
     from seam.streams.filters import parse_key
-    from seam.streams.format import event_json, history_text, key_text, raw_json
+    from seam.streams.format import (
+        event_json,
+        history_text,
+        key_text,
+        raw_json,
+        undecodable_text,
+    )
     from seam.streams.history import key_history
     from seam.streams.topics import resolve_topic
+    from seam.text import plural
 
     spec = parse_key(key)
     with _kafka(ctx, timeout) as kafka:
@@ -194,29 +205,34 @@ def history(
         result = key_history(kafka, name, spec)
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
+    items: list[ChangeEvent | Undecodable] = [entry.event for entry in result.entries]
+    items = sorted([*items, *result.records], key=lambda i: (i.raw.partition, i.raw.offset))
     if output is Output.json:
-        for entry in result.entries:
-            typer.echo(event_json(entry.event))
+        for item in items:
+            typer.echo(event_json(item))
         return
     if output is Output.raw:
-        for entry in result.entries:
-            typer.echo(raw_json(entry.event.raw))
+        for item in items:
+            typer.echo(raw_json(item.raw))
         return
-    if not result.entries:
-        typer.echo(
-            f"no events for key {key} in {name} "
-            f"({result.records_scanned} records read from partition(s) {result.partitions_read})",
-            err=True,
-        )
-        return
-    first = result.entries[0].event
-    typer.echo(
-        f"{name}  key {key_text(first.key)}  {len(result.entries)} events "
-        f"(read {result.records_scanned} records of partition(s) "
-        f"{', '.join(map(str, result.partitions_read))})\n"
+    partitions = result.partitions_read
+    read = (
+        f"{plural(result.records_scanned, 'record')} read from "
+        f"{plural(len(partitions), 'partition')} {', '.join(map(str, partitions))}"
     )
-    for entry in result.entries:
-        typer.echo(history_text(entry) + "\n")
+    if not items:
+        typer.echo(f"no records for key {key} in {name} ({read})", err=True)
+        return
+    if result.entries:
+        first = result.entries[0].event
+        what = plural(len(result.entries), "event")
+        typer.echo(f"{name}  key {key_text(first.key)}  {what} ({read})\n")
+        for entry in result.entries:
+            typer.echo(history_text(entry) + "\n")
+    if result.records:
+        typer.echo(f"{name}  key {key}  {plural(len(result.records), 'record')} ({read})\n")
+        for record in result.records:
+            typer.echo(undecodable_text(record) + "\n")
 
 
 @app.command()

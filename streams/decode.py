@@ -27,11 +27,34 @@ What it understands (Debezium 2.x/3.x, JsonConverter):
 * plain `bytes` columns become `bytes` when a schema says so;
 * the unavailable-value placeholder `__debezium_unavailable_value` (an unchanged TOASTed
   column, also its base64 form for binary columns and `[placeholder]` for arrays) becomes
-  the sentinel `UNAVAILABLE`, which is never reported as a changed column.
+  the sentinel `UNAVAILABLE`, which is never reported as a changed column;
+* a PostgreSQL delete that carries only the key (see "Key-only deletes" below): its other
+  columns become `UNAVAILABLE` too, never values.
 
-Anything else (binary garbage, truncated JSON, JSON that is not a Debezium change event,
-heartbeats, schema-change and transaction-metadata records) becomes `Undecodable` with the
-reason and the raw record.
+Debezium records that are not change events are classified (`ControlRecord`, with its
+`RecordKind`): heartbeats, transaction BEGIN/END records (`provide.transaction.metadata`),
+schema-change records (`include.schema.changes`) and schema-history records. Anything else
+(binary garbage, truncated JSON, JSON that is not a Debezium record, an envelope with a
+schema and no payload, a row change without a table) becomes `Undecodable` with the reason
+and the raw record. A tombstone is a null value, as Kafka Connect writes one
+(`JsonConverter` writes no envelope for a null value; versions before KAFKA-3832 wrote
+`{"schema":null,"payload":null}`, also read as a tombstone).
+
+Key-only deletes
+----------------
+With `REPLICA IDENTITY DEFAULT` (or `USING INDEX`) PostgreSQL sends a delete's old row with
+the identity columns only, and Debezium fills every other column in as if it had been NULL:
+null for a nullable column, and for a NOT NULL one its schema default or the zero of its type
+("", 0, false, the epoch, zero bytes...). The record says nothing else about it, so the rule
+is: a `postgresql` delete whose key columns (the record key) are in `before` and whose every
+other column holds such a fill-in is key-only, and those other columns are `UNAVAILABLE`.
+With an embedded schema the fill-in is checked per column (null when the column is optional;
+its default or a zero when it is not); without one, null or a zero of any type. A REPLICA
+IDENTITY FULL delete of a row whose non-key columns really are all NULL or zero is then
+reported as unknown, which is less than it could say but never false. Not recognised: a
+NOT NULL column whose DEFAULT Debezium parsed, without an embedded schema (its fill-in looks
+like a value), and the non-key identity columns of `USING INDEX`. `seam legacy prepare-cdc`
+sets REPLICA IDENTITY FULL, which sends the whole old row.
 """
 
 from __future__ import annotations
@@ -40,8 +63,9 @@ import base64
 import binascii
 import contextlib
 import enum
+import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final
@@ -55,17 +79,21 @@ __all__ = [
     "UNAVAILABLE",
     "UNAVAILABLE_PLACEHOLDER",
     "ChangeEvent",
+    "ControlRecord",
     "LogicalMessage",
     "Op",
     "RawRecord",
+    "RecordKind",
     "Snapshot",
     "SourcePosition",
     "TableRef",
     "Undecodable",
+    "decimal_text",
     "decode",
     "decode_key",
     "event_as_dict",
     "json_default",
+    "transaction_block_id",
 ]
 
 UNAVAILABLE_PLACEHOLDER: Final = "__debezium_unavailable_value"
@@ -78,7 +106,8 @@ _PROBE_SCALE: Final = b'{"scale":'
 
 
 class _Unavailable:
-    """The value of a column Debezium did not send (unchanged TOASTed value)."""
+    """The value of a column Debezium did not send: an unchanged TOASTed value, or a column
+    of a key-only delete (REPLICA IDENTITY DEFAULT)."""
 
     __slots__ = ()
     _instance: _Unavailable | None = None
@@ -172,11 +201,17 @@ class RawRecord:
 
 @dataclass(frozen=True, slots=True)
 class TableRef:
-    """The captured table. `namespace` is the PostgreSQL schema or the MySQL database."""
+    """The captured table. `namespace` is the PostgreSQL schema or the MySQL database.
+
+    A table is identified by `namespace` and `name`, as Debezium names it (`schema.table`
+    within its connector's database, `database.table` for MySQL): two refs are equal when
+    those are. `database` (PostgreSQL's database) is detail a tombstone cannot know, having no
+    source block, so it does not take part in equality.
+    """
 
     namespace: str | None
     name: str
-    database: str | None = None
+    database: str | None = field(default=None, compare=False)
 
     @property
     def qualified(self) -> str:
@@ -277,13 +312,20 @@ class ChangeEvent:
 
     @property
     def transaction_id(self) -> str | None:
-        """The transaction block's id, else PostgreSQL's txId or the MySQL GTID."""
-        block = self.transaction
-        if block is not None and type(block.get("id")) is str:
-            return str(block["id"])
+        """One id per source transaction: PostgreSQL's transaction id (xid, `txId`), else
+        the transaction block's id (provide.transaction.metadata), else the MySQL GTID.
+
+        PostgreSQL first: Debezium's block id there is `xid:lsn` with the LSN of each event,
+        so the events of one transaction carry different block ids (measured with Debezium
+        3.5: 1052:45517480, 1052:45517640, 1052:45517800 for three changes of xid 1052).
+        MySQL/MariaDB block ids are the transaction's GTID, the same for all its events.
+        """
         tx = self.source.get("txId")
         if type(tx) is int:
             return str(tx)
+        block = self.transaction
+        if block is not None and type(block.get("id")) is str:
+            return transaction_block_id(block["id"])
         gtid = self.source.get("gtid")
         return gtid if type(gtid) is str else None
 
@@ -331,6 +373,13 @@ class ChangeEvent:
         return self.before is not None or self.op not in (Op.UPDATE, Op.DELETE)
 
     @property
+    def key_only(self) -> bool:
+        """A delete whose `before` holds only the key (REPLICA IDENTITY DEFAULT): its other
+        columns are UNAVAILABLE (see the module docstring)."""
+        before = self.before
+        return self.op is Op.DELETE and before is not None and UNAVAILABLE in before.values()
+
+    @property
     def row(self) -> dict[str, Any] | None:
         """The row as it is after this event: `after`, or `before` for a delete."""
         return self.after if self.after is not None else self.before
@@ -346,10 +395,56 @@ class ChangeEvent:
 
 @dataclass(frozen=True, slots=True)
 class Undecodable:
-    """A record that is not a Debezium change event, and why."""
+    """A record that is not a Debezium change event, and why. Malformed unless it is a
+    `ControlRecord` (a Debezium record of another kind)."""
 
     reason: str
     raw: RawRecord
+
+
+class RecordKind(enum.Enum):
+    """The kinds of Debezium record that carry no row change."""
+
+    HEARTBEAT = "heartbeat"  # heartbeat.interval.ms: __debezium-heartbeat.<prefix>
+    TRANSACTION_BEGIN = "transaction BEGIN"  # provide.transaction.metadata: <prefix>.transaction
+    TRANSACTION_END = "transaction END"
+    SCHEMA_CHANGE = "schema change"  # include.schema.changes (MySQL/MariaDB): <prefix>
+    SCHEMA_HISTORY = "schema history"  # the connector's internal DDL history topic
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRecord(Undecodable):
+    """A Debezium record that is not a row change: a heartbeat, a transaction boundary, a
+    schema change or a schema-history entry. `payload` is the record's value (without the
+    converter's envelope)."""
+
+    kind: RecordKind
+    payload: Mapping[str, Any]
+
+    @property
+    def transaction_id(self) -> str | None:
+        """A transaction record's id, in the form `ChangeEvent.transaction_id` gives."""
+        ident = self.payload.get("id")
+        if self.kind in (RecordKind.TRANSACTION_BEGIN, RecordKind.TRANSACTION_END):
+            return transaction_block_id(ident) if type(ident) is str else None
+        return None
+
+    @property
+    def time_ms(self) -> int | None:
+        """When Debezium wrote it (the payload's ts_ms), else the Kafka timestamp."""
+        ts = self.payload.get("ts_ms")
+        return ts if type(ts) is int else self.raw.timestamp_ms
+
+
+# Debezium's PostgreSQL transaction id: `<xid>:<lsn of the event>`.
+_PG_BLOCK_ID: Final = re.compile(r"(\d+):\d+")
+
+
+def transaction_block_id(ident: str) -> str:
+    """The source transaction's id in a transaction block or record id: PostgreSQL's xid
+    of its `xid:lsn` (the LSN differs from event to event), any other id as it is."""
+    match = _PG_BLOCK_ID.fullmatch(ident)
+    return match.group(1) if match else ident
 
 
 def _ns_to_datetime(ns: int | None) -> datetime | None:
@@ -494,34 +589,44 @@ def _field_converter(schema: Mapping[str, Any]) -> Converter | None:
     return None
 
 
+_NO_DEFAULT: Final = object()
+
+
 @dataclass(frozen=True, slots=True)
 class _Converters:
-    """Schema-derived work for one envelope schema: column -> converter."""
+    """Schema-derived work for one envelope schema: column -> converter, and per column
+    whether it is optional and its default (what Debezium writes for a missing value)."""
 
     row: tuple[tuple[str, Converter], ...]
     message_bytes: bool
+    columns: Mapping[str, tuple[bool, Any]]  # column -> (optional, default or _NO_DEFAULT)
 
 
 def _row_converters(struct: Mapping[str, Any] | None) -> tuple[tuple[str, Converter], ...]:
     if not struct:
         return ()
     out = []
-    for field in struct.get("fields") or ():
-        if isinstance(field, Mapping) and isinstance(field.get("field"), str):
-            conv = _field_converter(field)
+    for spec in struct.get("fields") or ():
+        if isinstance(spec, Mapping) and isinstance(spec.get("field"), str):
+            conv = _field_converter(spec)
             if conv is not None:
-                out.append((field["field"], conv))
+                out.append((spec["field"], conv))
     return tuple(out)
 
 
 def _envelope_converters(schema: Mapping[str, Any]) -> _Converters:
     row_struct = None
-    for field in schema.get("fields") or ():
-        if isinstance(field, Mapping) and field.get("field") in ("after", "before"):
-            row_struct = field
-            if field.get("field") == "after":
+    for spec in schema.get("fields") or ():
+        if isinstance(spec, Mapping) and spec.get("field") in ("after", "before"):
+            row_struct = spec
+            if spec.get("field") == "after":
                 break
-    return _Converters(row=_row_converters(row_struct), message_bytes=True)
+    columns = {
+        spec["field"]: (spec.get("optional") is True, spec.get("default", _NO_DEFAULT))
+        for spec in ((row_struct or {}).get("fields") or ())
+        if isinstance(spec, Mapping) and isinstance(spec.get("field"), str)
+    }
+    return _Converters(row=_row_converters(row_struct), message_bytes=True, columns=columns)
 
 
 _CACHE_LIMIT: Final = 2048
@@ -597,9 +702,61 @@ def _changed(
         return tuple(out)
     if op is Op.CREATE or op is Op.READ:
         return tuple(after) if after is not None else ()
-    if op is Op.DELETE:
-        return tuple(before) if before is not None else None
+    if op is Op.DELETE:  # every column the row had, as far as Debezium sent them
+        if before is None:
+            return None
+        return tuple(col for col, v in before.items() if v is not UNAVAILABLE)
     return ()
+
+
+# The zeros Debezium writes for a missing NOT NULL value (JdbcValueConverters and
+# PostgresValueConverter fallbacks), in their JSON forms: numbers and decimal strings of
+# zero, the epoch as a date/time/timestamp text, zero bytes in base64, {}, [].
+_ZERO_TEXT: Final = re.compile(
+    r"-?0*(?:\.0*)?"
+    r"|1970-01-01(?:T00:00(?::00(?:\.0*)?)?)?(?:Z|[+-]00(?::?00)?)?"
+    r"|00:00(?::00(?:\.0*)?)?(?:Z|[+-]00(?::?00)?)?"
+    r"|A{2,}={0,2}"
+    r"|\{\}|\[\]"
+)
+
+
+def _is_zero_fill(value: Any) -> bool:
+    """Whether `value` is a form of what Debezium writes for a missing NOT NULL value."""
+    kind = type(value)
+    if kind is str:
+        return _ZERO_TEXT.fullmatch(value) is not None
+    if kind is int or kind is float or kind is bool:
+        return not value
+    if kind is list:
+        return not value
+    if kind is dict:  # {} or a variable-scale decimal zero
+        return not value or (set(value) == {"scale", "value"} and _is_zero_fill(value["value"]))
+    return False
+
+
+def _key_only(
+    before: Mapping[str, Any], key: Mapping[str, Any], converters: _Converters | None
+) -> bool:
+    """Whether a PostgreSQL delete's `before` carries only the key (module docstring)."""
+    if not key or any(column not in before for column in key):
+        return False
+    others = [column for column in before if column not in key]
+    if not others:
+        return False
+    for column in others:
+        value = before[column]
+        if value is None:
+            continue  # Debezium's fill-in for a nullable column (and for any, without schema)
+        if converters is not None and column in converters.columns:
+            optional, default = converters.columns[column]
+            if optional:
+                return False  # an optional column's fill-in is null: this is a value
+            if default is not _NO_DEFAULT and value == default:
+                continue
+        if not _is_zero_fill(value):
+            return False
+    return True
 
 
 def _table_from_topic(topic: str) -> TableRef | None:
@@ -769,6 +926,32 @@ def decode(record: RawRecord) -> ChangeEvent | Undecodable:
         )
 
 
+def _control(record: RawRecord, payload: dict[str, Any]) -> ControlRecord | None:
+    """The kind of Debezium record `payload` is when it is not a change event, judged by the
+    fields Debezium writes for each (see tests/corpus for real ones), else None."""
+    kind = None
+    if "ddl" in payload:
+        if type(payload.get("source")) is dict and "databaseName" in payload:
+            # The history topic is written by Debezium itself (no converter), with positions.
+            kind = RecordKind.SCHEMA_HISTORY if "position" in payload else RecordKind.SCHEMA_CHANGE
+    elif payload.get("status") in ("BEGIN", "END"):
+        if type(payload.get("id")) is str and "event_count" in payload:
+            begin = payload["status"] == "BEGIN"
+            kind = RecordKind.TRANSACTION_BEGIN if begin else RecordKind.TRANSACTION_END
+    elif len(payload) == 1 and type(payload.get("ts_ms")) is int:
+        # {"ts_ms": ...} alone is a heartbeat only under the heartbeat's key {"serverName"}.
+        key = decode_key(record.key)
+        if key is not None and len(key) == 1 and type(key.get("serverName")) is str:
+            kind = RecordKind.HEARTBEAT
+    if kind is None:
+        return None
+    return ControlRecord(f"{kind.value} record, not a change event", record, kind, payload)
+
+
+# Row changes name their table; a logical decoding message (op=m) has none.
+_NEED_TABLE: Final = frozenset({Op.CREATE, Op.UPDATE, Op.DELETE, Op.READ, Op.TRUNCATE})
+
+
 def _decode(record: RawRecord) -> ChangeEvent | Undecodable:
     value = record.value
     if value is None:
@@ -785,7 +968,13 @@ def _decode(record: RawRecord) -> ChangeEvent | Undecodable:
         payload = doc["payload"]
         schema = doc["schema"]
         if payload is None:
-            return _tombstone(record)
+            if schema is None:  # a null value as JsonConverter wrote it before KAFKA-3832
+                return _tombstone(record)
+            return Undecodable(
+                reason="envelope with a schema but a null payload: not a Debezium record "
+                "(Kafka Connect writes a tombstone as a null value)",
+                raw=record,
+            )
         if type(payload) is not dict:
             return Undecodable(reason="payload is not a JSON object", raw=record)
         if type(schema) is dict:
@@ -798,6 +987,10 @@ def _decode(record: RawRecord) -> ChangeEvent | Undecodable:
     op = _OPS.get(payload.get("op"))  # type: ignore[arg-type]
     source = payload.get("source")
     if op is None or op is Op.TOMBSTONE or type(source) is not dict:
+        if op is None:
+            control = _control(record, payload)
+            if control is not None:
+                return control
         keys = ", ".join(sorted(str(k) for k in payload)[:8])
         return Undecodable(
             reason=f"not a Debezium change event: no valid 'op' and 'source' (keys: {keys})",
@@ -810,6 +1003,25 @@ def _decode(record: RawRecord) -> ChangeEvent | Undecodable:
         after is not None and type(after) is not dict
     ):
         return Undecodable(reason="'before' or 'after' is not a JSON object", raw=record)
+    table = _table(source)
+    if table is None and op in _NEED_TABLE:
+        return Undecodable(
+            reason=f"{op.name.lower()} event without a table (no 'table' in its source block)",
+            raw=record,
+        )
+
+    key = decode_key(record.key)
+    if key is None:
+        key = {}
+    if (
+        op is Op.DELETE
+        and before is not None
+        and source.get("connector") == "postgresql"
+        and _key_only(before, key, converters)
+    ):
+        for column in before:
+            if column not in key:
+                before[column] = UNAVAILABLE
 
     # Placeholders and variable-scale structs only when the bytes say they may be there.
     # With a schema, variable-scale structs are converted by the schema's converters.
@@ -825,10 +1037,6 @@ def _decode(record: RawRecord) -> ChangeEvent | Undecodable:
         if after is not None:
             _apply(after, converters.row)
 
-    key = decode_key(record.key)
-    if key is None:
-        key = {}
-
     message = None
     if op is Op.MESSAGE:
         body = payload.get("message")
@@ -842,7 +1050,7 @@ def _decode(record: RawRecord) -> ChangeEvent | Undecodable:
     transaction = payload.get("transaction")
     return _change_event(
         op,
-        _table(source),
+        table,
         key,
         before,
         after,
@@ -857,11 +1065,26 @@ def _decode(record: RawRecord) -> ChangeEvent | Undecodable:
 # --------------------------------------------------------------------------- JSON output
 
 
+# No SQL NUMERIC/DECIMAL has more digits than this before or after the point (PostgreSQL:
+# 131072 before, 16383 after): plain notation up to there, scientific beyond (a forged
+# scale must not make a text of a billion zeros).
+_PLAIN_EXPONENT: Final = 140_000
+
+
+def decimal_text(value: Decimal) -> str:
+    """An exact decimal in plain notation, as the database shows it: `-0.000000000123`,
+    never `-1.23E-10` (what str() gives). Trailing zeros are kept (`19.90`)."""
+    exponent = value.as_tuple().exponent
+    if type(exponent) is int and -_PLAIN_EXPONENT <= exponent <= _PLAIN_EXPONENT:
+        return format(value, "f")
+    return str(value)  # NaN, Infinity, or an exponent no database has
+
+
 def json_default(obj: Any) -> Any:
-    """`default=` for orjson/json: Decimal as its exact string, bytes as base64, the
-    unavailable sentinel as Debezium's placeholder string."""
+    """`default=` for orjson/json: Decimal as its exact text in plain notation, bytes as
+    base64, the unavailable sentinel as Debezium's placeholder string."""
     if isinstance(obj, Decimal):
-        return str(obj)
+        return decimal_text(obj)
     if isinstance(obj, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(obj)).decode()
     if obj is UNAVAILABLE:

@@ -2,11 +2,13 @@
 
 Values are compared as text, the way a user types them: `42` matches the integer 42 and
 the string "42", `true`/`false` match booleans, `null` matches a missing value, a Decimal
-matches its exact string (`19.90` does not match `19.9`), a date/time its ISO form.
+matches its exact text in plain notation as the database shows it (`19.90` does not match
+`19.9`; `-0.000000000123`, never `-1.23E-10`), a date/time its ISO form.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,7 +18,17 @@ from typing import Any, Final
 
 import orjson
 
-from seam.streams.decode import UNAVAILABLE, ChangeEvent, Op, RawRecord
+from seam.streams.decode import (
+    UNAVAILABLE,
+    ChangeEvent,
+    ControlRecord,
+    Op,
+    RawRecord,
+    Undecodable,
+    decimal_text,
+    decode_key,
+    json_object,
+)
 from seam.streams.kafka import StreamsUsageError
 
 _OP_NAMES: Final[dict[str, Op]] = {
@@ -51,7 +63,9 @@ def as_text(value: Any) -> str:
         return "false"
     if isinstance(value, str):
         return value
-    if isinstance(value, Decimal | int | float):
+    if isinstance(value, Decimal):
+        return decimal_text(value)  # as the database shows it: 0.000000000123, not 1.23E-10
+    if isinstance(value, int | float):
         return str(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
@@ -114,17 +128,53 @@ def parse_where(items: Iterable[str]) -> tuple[tuple[str, str], ...]:
     return tuple(_pair(item, "--where") for item in items)
 
 
-def key_matches(spec: Mapping[str, str] | str, key: Mapping[str, Any]) -> bool:
+def record_key(raw: bytes | None) -> Mapping[str, Any] | str | None:
+    """A record's key as a filter compares it: Debezium's key (a JSON object, with or without
+    schema), else the key as text (a JSON string without its quotes): seam's domain-event
+    and latest topics are keyed by plain text like `42`. None without a key."""
+    key = decode_key(raw)
+    if key is not None or raw is None:
+        return key
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return None
+    if text.startswith('"'):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            doc = orjson.loads(raw)
+            if type(doc) is str:
+                return doc
+    return text
+
+
+def key_matches(spec: Mapping[str, str] | str, key: Mapping[str, Any] | str) -> bool:
+    if isinstance(key, str):  # a plain key matches only a bare value
+        return isinstance(spec, str) and key == spec
     if isinstance(spec, str):
         return len(key) == 1 and as_text(next(iter(key.values()))) == spec
     return all(col in key and as_text(key[col]) == want for col, want in spec.items())
+
+
+_MISSING: Final = object()
+
+
+def _field(doc: Mapping[str, Any], path: str) -> Any:
+    """`doc[path]`, or for `a.b` the field b of the object a; _MISSING when there is none."""
+    if path in doc:
+        return doc[path]
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
 
 
 @dataclass(frozen=True)
 class EventFilter:
     """All conditions must hold. `where` looks at the row as it is after the event (the
     `after` image, or `before` for a delete); tombstones, truncates and messages carry no
-    row and never match a `where`."""
+    row and never match a `where`. Records that are not change events: `matches_record`."""
 
     ops: frozenset[Op] | None = None
     key: Mapping[str, str] | str | None = None
@@ -142,6 +192,26 @@ class EventFilter:
             return False
         values = [self.key] if isinstance(self.key, str) else list(self.key.values())
         return all(v.encode() in record.key for v in values if _PLAIN.fullmatch(v))
+
+    def matches_record(self, item: Undecodable) -> bool:
+        """For a record that is not a change event (a domain event, a latest state, a
+        heartbeat, ...): its key as `record_key` gives it, and `where` on the fields of its
+        JSON value (`data.new_name` for a nested one). An `ops` filter never matches it."""
+        if self.ops is not None:
+            return False
+        if self.key is not None:
+            key = record_key(item.raw.key)
+            if key is None or not key_matches(self.key, key):
+                return False
+        if self.where:
+            doc = item.payload if isinstance(item, ControlRecord) else json_object(item.raw.value)
+            if doc is None:
+                return False
+            for column, want in self.where:
+                value = _field(doc, column)
+                if value is _MISSING or as_text(value) != want:
+                    return False
+        return True
 
     def matches(self, event: ChangeEvent) -> bool:
         if self.ops is not None and event.op not in self.ops:

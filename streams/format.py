@@ -13,14 +13,19 @@ import orjson
 from seam.streams.decode import (
     UNAVAILABLE,
     ChangeEvent,
+    ControlRecord,
     Op,
     RawRecord,
+    RecordKind,
     Undecodable,
+    decimal_text,
+    decode_key,
     event_as_dict,
     json_default,
     json_object,
 )
 from seam.streams.history import UNKNOWN, HistoryEntry
+from seam.text import plural
 
 _OP_LABEL: Final = {
     Op.CREATE: "insert",
@@ -37,14 +42,16 @@ MAX_VALUE: Final = 60
 def value_text(value: Any, limit: int = MAX_VALUE) -> str:
     """A column value, short: strings quoted and cut, bytes as hex, times in ISO form."""
     if value is UNAVAILABLE:
-        return "(unavailable: unchanged TOAST value, not sent)"
+        return "(unavailable: not sent by Debezium)"
     if value is UNKNOWN:
         return "?"
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Decimal | int | float):
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    if isinstance(value, int | float):
         return str(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
@@ -54,9 +61,7 @@ def value_text(value: Any, limit: int = MAX_VALUE) -> str:
         text = repr(value)
     else:
         text = orjson.dumps(value, default=json_default).decode()
-    if len(text) > limit:
-        return f"{text[: limit - 1]}…({len(text)} chars)"
-    return text
+    return _cut(text, limit)
 
 
 def key_text(key: Mapping[str, Any]) -> str:
@@ -121,29 +126,85 @@ def event_text(event: ChangeEvent) -> str:
                 new = event.after.get(column, UNKNOWN)
                 lines.append(f"    ~ {column}: {value_text(old)} → {value_text(new)}")
     elif event.op is Op.DELETE and event.before is not None:
-        lines.append("    - " + _row_inline(event.before))
+        if event.key_only:
+            sent = {k: v for k, v in event.before.items() if v is not UNAVAILABLE}
+            lines.append(
+                f"    - {_row_inline(sent)}  (only the key was sent: REPLICA IDENTITY DEFAULT;"
+                " the other columns are unknown)"
+            )
+        else:
+            lines.append("    - " + _row_inline(event.before))
     elif event.op is Op.MESSAGE and event.message is not None:
         lines.append(
             f"    prefix={event.message.prefix!r} content={value_text(event.message.content)}"
         )
+    lines.extend(_header_lines(event.raw))
     return "\n".join(lines)
 
 
+def _header_lines(raw: RawRecord) -> list[str]:
+    """The record's headers, whole: a dead letter's seam.stage and seam.reason among them."""
+    return [f"    header {name}: {_header_text(value)}" for name, value in raw.headers]
+
+
+def _where(raw: RawRecord) -> str:
+    return f"[{raw.topic} p{raw.partition}@{raw.offset}]"
+
+
+def control_text(item: ControlRecord) -> str:
+    """A record of another kind than a row change, by kind: what identifies it, when, and
+    for schema changes the DDL."""
+    payload, kind = item.payload, item.kind
+    parts = [kind.value]
+    detail = ""
+    if kind is RecordKind.HEARTBEAT:
+        key = decode_key(item.raw.key) or {}
+        parts.append(str(key.get("serverName", "")))
+    elif kind in (RecordKind.TRANSACTION_BEGIN, RecordKind.TRANSACTION_END):
+        parts.append(f"id={item.transaction_id}")
+        count = payload.get("event_count")
+        if kind is RecordKind.TRANSACTION_END and type(count) is int:
+            tables = ", ".join(
+                f"{c.get('data_collection')} {c.get('event_count')}"
+                for c in payload.get("data_collections") or ()
+                if isinstance(c, dict)
+            )
+            parts.append(plural(count, "event") + (f" ({tables})" if tables else ""))
+    else:  # schema change or schema history
+        parts.append(str(payload.get("databaseName") or "-"))
+        ddl = payload.get("ddl")
+        if isinstance(ddl, str) and ddl:
+            detail = "\n    " + _cut(ddl, 500)
+    parts.extend((_time_text(item.time_ms), _where(item.raw)))
+    lines = ["  ".join(parts) + detail, *_header_lines(item.raw)]
+    return "\n".join(lines)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}…({len(text)} chars)"
+
+
 def undecodable_text(item: Undecodable) -> str:
+    if isinstance(item, ControlRecord):
+        return control_text(item)
     raw = item.raw
     doc = json_object(raw.value)
     if doc is not None:
         # JSON that is not a Debezium change event (seam's domain events, latest states,
         # any service's records): shown as the JSON it is.
         body = orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=json_default).decode()
-        return (
-            f"record  [{raw.topic} p{raw.partition}@{raw.offset}]  key={_bytes_text(raw.key)}\n"
-            + "\n".join("    " + line for line in body.splitlines())
-        )
-    return (
-        f"undecodable  [{raw.topic} p{raw.partition}@{raw.offset}]  {item.reason}\n"
-        f"    key={_bytes_text(raw.key)} value={_bytes_text(raw.value)}"
-    )
+        lines = [
+            f"record  {_where(raw)}  key={_bytes_text(raw.key)}",
+            *_header_lines(raw),
+            *("    " + line for line in body.splitlines()),
+        ]
+        return "\n".join(lines)
+    lines = [
+        f"undecodable  {_where(raw)}  {item.reason}",
+        f"    key={_bytes_text(raw.key)} value={_bytes_text(raw.value)}",
+        *_header_lines(raw),
+    ]
+    return "\n".join(lines)
 
 
 def _bytes_text(data: bytes | None) -> str:
@@ -156,24 +217,53 @@ def _bytes_text(data: bytes | None) -> str:
     return text if len(text) <= 80 else text[:79] + f"…({len(data)} bytes)"
 
 
+def _blob(data: dict[str, Any], name: str, blob: bytes | None) -> None:
+    """`blob` into `data` exactly: as `name` (UTF-8 text, or None) or `name_b64`."""
+    if blob is None:
+        data[name] = None
+        return
+    try:
+        data[name] = blob.decode()
+    except UnicodeDecodeError:
+        data[f"{name}_b64"] = base64.b64encode(blob).decode()
+
+
+def _coordinates(raw: RawRecord) -> dict[str, Any]:
+    return {
+        "topic": raw.topic,
+        "partition": raw.partition,
+        "offset": raw.offset,
+        "timestamp_ms": raw.timestamp_ms,
+    }
+
+
 def event_json(item: ChangeEvent | Undecodable) -> str:
-    """One JSON object on one line."""
-    if isinstance(item, Undecodable):
-        raw = item.raw
-        data: dict[str, Any] = {
-            "topic": raw.topic,
-            "partition": raw.partition,
-            "offset": raw.offset,
-            "timestamp_ms": raw.timestamp_ms,
-        }
+    """One JSON object on one line. Every form keeps the record's key and its headers."""
+    raw = item.raw
+    data: dict[str, Any]
+    if isinstance(item, ChangeEvent):
+        data = event_as_dict(item)
+    elif isinstance(item, ControlRecord):
+        data = {"kind": item.kind.value, **_coordinates(raw)}
+        key = decode_key(raw.key)
+        if key is not None:
+            data["key"] = key
+        else:
+            _blob(data, "key", raw.key)
+        if item.transaction_id is not None:
+            data["transaction_id"] = item.transaction_id
+        data["value"] = item.payload
+    else:
+        data = _coordinates(raw)
+        _blob(data, "key", raw.key)
         doc = json_object(raw.value)
         if doc is not None:  # not a change event, but JSON: the record as it is
-            data["key"] = _bytes_text(raw.key) if raw.key is not None else None
             data["value"] = doc
         else:
             data["undecodable"] = item.reason
-    else:
-        data = event_as_dict(item)
+            _blob(data, "value", raw.value)
+    if raw.headers:
+        data["headers"] = {name: _header_text(v) for name, v in raw.headers}
     return orjson.dumps(data, default=json_default).decode()
 
 
@@ -185,14 +275,8 @@ def raw_json(raw: RawRecord) -> str:
         "offset": raw.offset,
         "timestamp": raw.timestamp_ms,
     }
-    for name, blob in (("key", raw.key), ("value", raw.value)):
-        if blob is None:
-            data[name] = None
-            continue
-        try:
-            data[name] = blob.decode()
-        except UnicodeDecodeError:
-            data[f"{name}_b64"] = base64.b64encode(blob).decode()
+    _blob(data, "key", raw.key)
+    _blob(data, "value", raw.value)
     if raw.headers:
         data["headers"] = {name: _header_text(v) for name, v in raw.headers}
     return orjson.dumps(data).decode()

@@ -1,10 +1,14 @@
 """The whole life of one row: every change event of one key, oldest first, as a timeline.
 
 With a key, only one partition needs reading: Kafka Connect produces with the Java
-client's default partitioner (murmur2 of the key bytes). The key bytes are rebuilt from
-the user's key in the exact form Debezium writes them (learned from one sample record of
-the topic, schema included); if that is not possible, or the key is not found in that
-partition, every partition is read.
+client's default partitioner (murmur2 of the key bytes), and so do seam's transform workers.
+The key bytes are rebuilt from the user's key in the exact form the topic's records have
+them (learned from one sample record of the topic: Debezium's JSON key, schema included, or
+a plain text key like seam's domain-event topics'); if that is not possible, or the key is
+not found in that partition, every partition is read.
+
+On a topic of other records (domain events, latest states) the history is the records of
+the key, oldest first (`KeyHistory.records`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any, Final
 
 import orjson
 
-from seam.streams.decode import UNAVAILABLE, ChangeEvent, Op, RawRecord, decode
+from seam.streams.decode import UNAVAILABLE, ChangeEvent, Op, RawRecord, Undecodable, decode
 from seam.streams.filters import EventFilter
 from seam.streams.kafka import Kafka, PartitionRange, read_ranges
 from seam.streams.partitioner import partition_for_key
@@ -53,6 +57,7 @@ class KeyHistory:
     records_scanned: int
     entries: list[HistoryEntry]
     notes: list[str] = field(default_factory=list)
+    records: list[Undecodable] = field(default_factory=list)  # of the key, not change events
 
 
 def timeline(events: Sequence[ChangeEvent]) -> list[HistoryEntry]:
@@ -110,9 +115,11 @@ def key_bytes_like(sample_key: bytes, spec: Mapping[str, str] | str) -> bytes | 
     try:
         doc = orjson.loads(sample_key)
     except orjson.JSONDecodeError:
-        return None
-    if not isinstance(doc, dict):
-        return None
+        doc = None
+    if not isinstance(doc, dict):  # a plain key: the text itself (or as a JSON string)
+        if not isinstance(spec, str):
+            return None
+        return orjson.dumps(spec) if isinstance(doc, str) else spec.encode()
     prefix = None
     payload = doc
     if set(doc) == {"schema", "payload"}:
@@ -164,6 +171,7 @@ def key_history(kafka: Kafka, topic: str, key: Mapping[str, str] | str) -> KeyHi
             chosen = partition_for_key(rebuilt, len(ranges))
             order = [[chosen], [p for p in sorted(by_partition) if p != chosen]]
     events: list[ChangeEvent] = []
+    records: list[Undecodable] = []
     scanned = 0
     read: list[int] = []
     for group in order:
@@ -177,13 +185,17 @@ def key_history(kafka: Kafka, topic: str, key: Mapping[str, str] | str) -> KeyHi
             if not filt.may_match_raw(raw):
                 continue
             item = decode(raw)
-            if isinstance(item, ChangeEvent) and filt.matches(item):
-                events.append(item)
-        if events:
+            if isinstance(item, ChangeEvent):
+                if filt.matches(item):
+                    events.append(item)
+            elif filt.matches_record(item):
+                records.append(item)
+        if events or records:
             break
         if len(order) > 1 and group is order[0]:
             notes.append(
                 f"key not in partition {group[0]} (murmur2 of the key): read the others too"
             )
     events.sort(key=lambda e: (e.partition, e.offset))
-    return KeyHistory(topic, read, scanned, timeline(events), notes)
+    records.sort(key=lambda r: (r.raw.partition, r.raw.offset))
+    return KeyHistory(topic, read, scanned, timeline(events), notes, records)

@@ -50,13 +50,13 @@ def parse_from(text: str | None) -> StartAt:
 
 
 def keep(filt: EventFilter, record: RawRecord) -> Item | None:
-    """The decoded record if the filter keeps it. Records that are not change events are
-    kept (so a reader sees them) only when there is no filter."""
+    """The decoded record if the filter keeps it: a change event by `matches`, any other
+    record (a domain event, a heartbeat, garbage) by `matches_record`."""
     if not filt.may_match_raw(record):
         return None
     item = decode(record)
     if isinstance(item, Undecodable):
-        return item if filt.empty else None
+        return item if filt.matches_record(item) else None
     return item if filt.matches(item) else None
 
 

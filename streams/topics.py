@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -73,7 +74,9 @@ def list_topics(
 def resolve_topic(kafka: Kafka, name: str) -> str:
     """`name` if it is a topic; else the one topic for a table named `name`
     (`products`, `public.products` or `catalog.public.products`): Debezium names change
-    topics `<topic.prefix>.<schema or database>.<table>`."""
+    topics `<topic.prefix>.<schema or database>.<table>`. When several match (the same table
+    captured from two databases), the error lists each with the shortest name that picks it.
+    """
     names = kafka.topic_names()
     if name in names:
         return name
@@ -81,9 +84,11 @@ def resolve_topic(kafka: Kafka, name: str) -> str:
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
+        picks = [(shortest_name(t, matches), t) for t in matches]
+        choices = ", ".join(short if short == t else f"{short} ({t})" for short, t in picks)
         raise TopicNotFoundError(
-            f"'{name}' matches several topics: {', '.join(matches)}",
-            hint="give the full topic name (or schema.table)",
+            f"'{name}' matches {len(matches)} topics: {', '.join(matches)}",
+            hint=f"name one of them: {choices}",
         )
     raise TopicNotFoundError(
         f"no topic named '{name}' and none for a table of that name on Kafka at "
@@ -91,3 +96,15 @@ def resolve_topic(kafka: Kafka, name: str) -> str:
         hint="list the topics with `seam streams list`; is the connector running? "
         "Check --kafka / SEAM_KAFKA_BOOTSTRAP_SERVERS if this is the wrong cluster",
     )
+
+
+def shortest_name(topic: str, among: Iterable[str]) -> str:
+    """The shortest dot-suffix of `topic` (`public.products`) that no other of `among` ends
+    with: what `resolve_topic` takes for it; the topic itself when no suffix is unique."""
+    others = [t for t in among if t != topic]
+    parts = topic.split(".")
+    for start in range(len(parts) - 1, 0, -1):
+        suffix = ".".join(parts[start:])
+        if not any(t == suffix or t.endswith("." + suffix) for t in others):
+            return suffix
+    return topic

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
+from seam.text import plural
 from seam.transforms.calls import CallInterruptedError, CallTimedOutError, bounded
 
 log = logging.getLogger("seam.transform")
@@ -200,7 +201,7 @@ class Delivery:
         except Exception as exc:
             raise classify(exc) from None
         if remaining:
-            raise BatchFailedError(f"{remaining} records not delivered in time")
+            raise BatchFailedError(f"{plural(remaining, 'record')} not delivered in time")
         if self._errors:
             raise BatchFailedError(self._errors[0])
 

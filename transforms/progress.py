@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from seam.text import plural
+
 
 @dataclass
 class Counts:
@@ -108,7 +110,7 @@ class Progress:
             + f", no event {sum(c.no_event.values())}"
             + (f", re-delivered {c.redelivered}" if c.redelivered else "")
             + " | "
-            f"{self.rate:,.0f} rec/s | lag {lag} | {self.assigned} partitions"
+            f"{self.rate:,.0f} rec/s | lag {lag} | {plural(self.assigned, 'partition')}"
         )
 
 

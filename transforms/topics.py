@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from seam.errors import SeamError
 from seam.streams.kafka import Kafka
+from seam.text import plural
 from seam.transforms.pipeline_file import OutputTopic, PipelineSpec
 
 
@@ -56,7 +57,7 @@ def ensure_outputs(kafka: Kafka, spec: PipelineSpec, default_partitions: int) ->
                 config=_config(out, compact),
             )
         )
-        actions.append(TopicAction(out.topic, "created", f"{partitions} partitions"))
+        actions.append(TopicAction(out.topic, "created", plural(partitions, "partition")))
     if new:
         futures = kafka.call(
             "creating topics", kafka.admin.create_topics, new, request_timeout=kafka.timeout

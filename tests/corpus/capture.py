@@ -8,13 +8,19 @@ from the usual seam settings). It:
    REPLICA IDENTITY FULL) and the MariaDB database `seam_corpus`;
 2. inserts two rows per table so the connectors snapshot them (op=r);
 3. creates one Debezium connector per variant through Connect's REST API: decimal handling
-   `precise` / `string`, JSON values with / without embedded schemas;
+   `precise` / `string`, JSON values with / without embedded schemas, and one variant per
+   flavour with `provide.transaction.metadata=true` and heartbeats (the MariaDB one also
+   with `include.schema.changes=true`);
 4. makes changes: inserts, updates (one leaving the large TOASTed text unchanged), a NUMERIC
    without scale, deletes (delete + tombstone), ALTER TABLE ADD COLUMN mid-stream, a
-   TRUNCATE and a logical decoding message (PostgreSQL);
+   TRUNCATE, a logical decoding message (PostgreSQL) and a transaction of three changes (one
+   with a NUMERIC small enough for scientific notation);
 5. reads every record of the connectors' topics and writes them to `debezium.jsonl`, one
    JSON object a line: variant, topic, partition, offset, timestamp, key, value (UTF-8
-   strings, or null for a null key / tombstone value);
+   strings, or null for a null key / tombstone value). Besides the change topics that is
+   the transaction-metadata topic (`<prefix>.transaction`), the schema-change topic
+   (`<prefix>`), the first heartbeats (`__debezium-heartbeat.<prefix>`) and the schema
+   history of the variants that have them;
 6. deletes the connectors, replication slots, publications, topics and tables.
 """
 
@@ -52,7 +58,13 @@ VARIANTS: dict[str, tuple[str, str, bool]] = {
     "pg_string_bare": ("pg", "string", False),
     "my_precise_schema": ("my", "precise", True),
     "my_string_bare": ("my", "string", False),
+    "pg_txmeta_bare": ("pg", "string", False),
+    "my_txmeta_schema": ("my", "precise", True),
 }
+# Variants that also write transaction metadata, heartbeats and (MariaDB) schema changes.
+METADATA = {"pg_txmeta_bare", "my_txmeta_schema"}
+HEARTBEAT_PREFIX = "__debezium-heartbeat"
+HEARTBEATS_KEPT = 2  # heartbeats keep coming: the first few per topic are enough
 
 
 # Connect keeps a deleted connector's offsets under its name: a fresh name per run makes
@@ -70,7 +82,14 @@ def topic_prefix(variant: str) -> str:
 
 def connector_config(variant: str, settings: Any, server_id: int) -> dict[str, str]:
     flavour, decimals, schemas = VARIANTS[variant]
+    metadata = variant in METADATA
+    extra = (
+        {"provide.transaction.metadata": "true", "heartbeat.interval.ms": "1000"}
+        if metadata
+        else {}
+    )
     common = {
+        **extra,
         "topic.prefix": topic_prefix(variant),
         "decimal.handling.mode": decimals,
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
@@ -97,7 +116,7 @@ def connector_config(variant: str, settings: Any, server_id: int) -> dict[str, s
             "publication.autocreate.mode": "filtered",
             "table.include.list": f"{PG_SCHEMA}\\.products,{PG_SCHEMA}\\.suppliers",
             "skipped.operations": "none",  # keep truncates
-            "provide.transaction.metadata": "false",
+            "provide.transaction.metadata": str(metadata).lower(),
         }
     return {
         **common,
@@ -111,7 +130,10 @@ def connector_config(variant: str, settings: Any, server_id: int) -> dict[str, s
         "table.include.list": f"{MY_DB}\\.products",
         "schema.history.internal.kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
         "schema.history.internal.kafka.topic": f"{topic_prefix(variant)}.schema-history",
-        "include.schema.changes": "false",
+        "include.schema.changes": str(metadata).lower(),
+        # Only the captured tables' DDL in the history: other databases of the stack stay out.
+        "schema.history.internal.store.only.captured.databases.ddl": "true",
+        "schema.history.internal.store.only.captured.tables.ddl": "true",
         "snapshot.locking.mode": "none",
         "skipped.operations": "none",
     }
@@ -209,6 +231,15 @@ def pg_changes(pg: psycopg.Connection[Any]) -> None:
     pg.execute(f"UPDATE {s}.products SET stock = 41, weight = NULL WHERE sku = 'SKU-4'")
     pg.execute("SELECT pg_logical_emit_message(true, 'seam-corpus', 'hello from the corpus')")
     pg.execute(f"TRUNCATE {s}.suppliers")
+    # One transaction of three changes: its events share one transaction.
+    with pg.transaction():
+        # A tiny NUMERIC: Python's str() shows it as -1.23E-10, the database as -0.000000000123.
+        pg.execute(
+            f"INSERT INTO {s}.products (sku, name, price, weight)"
+            " VALUES ('SKU-5', 'Scale', 3, -0.000000000123)"
+        )
+        pg.execute(f"INSERT INTO {s}.products (sku, name, price) VALUES ('SKU-6', 'Sieve', 4)")
+        pg.execute(f"UPDATE {s}.products SET name = 'Big sieve' WHERE sku = 'SKU-6'")
 
 
 def my_setup(my: Any) -> None:
@@ -252,6 +283,12 @@ def my_changes(my: Any) -> None:
         f"INSERT INTO {MY_DB}.products (sku, name, price, stock) VALUES ('SKU-4', 'Mill', 5, 42)"
     )
     cur.execute(f"UPDATE {MY_DB}.products SET stock = 41 WHERE sku = 'SKU-4'")
+    # One transaction of three changes: its events share one transaction.
+    my.begin()
+    cur.execute(f"INSERT INTO {MY_DB}.products (sku, name, price) VALUES ('SKU-5', 'Scale', 3)")
+    cur.execute(f"INSERT INTO {MY_DB}.products (sku, name, price) VALUES ('SKU-6', 'Sieve', 4)")
+    cur.execute(f"UPDATE {MY_DB}.products SET name = 'Big sieve' WHERE sku = 'SKU-6'")
+    my.commit()
 
 
 class Connect:
@@ -299,12 +336,24 @@ class Connect:
             self.http.delete(f"{self.url}/connectors/{name}", timeout=30)
 
 
-def topics_of(admin: AdminClient, prefixes: list[str]) -> list[str]:
+def variant_of(topic: str) -> str | None:
+    """The variant whose connector wrote `topic`, if one did and the corpus keeps it."""
+    for variant in VARIANTS:
+        prefix = topic_prefix(variant)
+        if topic == f"{HEARTBEAT_PREFIX}.{prefix}" or topic == f"{prefix}.schema-history":
+            return variant if variant in METADATA else None
+        if topic == prefix or topic.startswith(prefix + "."):
+            return variant
+    return None
+
+
+def topics_of(admin: AdminClient, prefixes: list[str], heartbeats: bool = True) -> list[str]:
+    """The corpus topics. Heartbeat topics grow forever: left out when counting records."""
     names = admin.list_topics(timeout=10).topics
     return sorted(
         t
         for t in names
-        if any(t.startswith(p + ".") for p in prefixes) and not t.endswith(".schema-history")
+        if variant_of(t) is not None and (heartbeats or not t.startswith(HEARTBEAT_PREFIX))
     )
 
 
@@ -318,6 +367,7 @@ def read_all(bootstrap: str, topics: list[str], idle: float = 5.0) -> list[dict[
         }
     )
     out: list[dict[str, Any]] = []
+    heartbeats: dict[str, int] = {}
     try:
         meta = consumer.list_topics(timeout=10)
         assignment = [
@@ -331,6 +381,11 @@ def read_all(bootstrap: str, topics: list[str], idle: float = 5.0) -> list[dict[
                 continue
             if msg.error():
                 continue
+            topic = msg.topic()
+            if topic.startswith(HEARTBEAT_PREFIX):
+                heartbeats[topic] = heartbeats.get(topic, 0) + 1
+                if heartbeats[topic] > HEARTBEATS_KEPT:
+                    continue  # not a sign of life: heartbeats never stop
             last = time.monotonic()
             key, value = msg.key(), msg.value()
             out.append(
@@ -394,15 +449,15 @@ def main() -> int:
         for variant in VARIANTS:
             connect.wait_running(connector_name(variant))
         # snapshot rows: 4 per PG variant, 2 per MariaDB variant
-        settle(settings.kafka_bootstrap_servers, lambda: topics_of(admin, prefixes), 4 * 4 + 2 * 2)
+        counted = lambda: topics_of(admin, prefixes, heartbeats=False)  # noqa: E731
+        settle(settings.kafka_bootstrap_servers, counted, 5 * 4 + 2 * 3)
         pg_changes(pg)
         my_changes(my)
-        settle(settings.kafka_bootstrap_servers, lambda: topics_of(admin, prefixes), 60)
+        settle(settings.kafka_bootstrap_servers, counted, 90)
         records = read_all(settings.kafka_bootstrap_servers, topics_of(admin, prefixes))
-        by_topic_prefix = {topic_prefix(v): v for v in VARIANTS}
         with OUT.open("w", encoding="utf-8") as fh:
             for rec in records:
-                variant = by_topic_prefix[rec["topic"].split(".", 1)[0]]
+                variant = variant_of(rec["topic"])
                 fh.write(json.dumps({"variant": variant, **rec}, ensure_ascii=False) + "\n")
         print(f"wrote {len(records)} records to {OUT}")
     finally:
@@ -426,7 +481,13 @@ def main() -> int:
         pg.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
         my.cursor().execute(f"DROP DATABASE IF EXISTS {MY_DB}")
         names = admin.list_topics(timeout=10).topics
-        doomed = [t for t in names if any(t.startswith(p + ".") for p in prefixes)]
+        doomed = [
+            t
+            for t in names
+            if any(
+                t == p or t.startswith(p + ".") or t == f"{HEARTBEAT_PREFIX}.{p}" for p in prefixes
+            )
+        ]
         if doomed:
             for future in admin.delete_topics(doomed).values():
                 with contextlib.suppress(Exception):

@@ -350,23 +350,3 @@ def test_stack_logs_rejects_negative_lines(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--stack-dir", str(tmp_path), "stack", "logs", "-n", "-1"])
     assert isinstance(result.exception, StackError)
     assert "--lines must be 0 or more, got -1" in result.exception.message
-
-
-def test_rows_wider_than_the_terminal_become_blocks_with_whole_names(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import os
-    import sys
-
-    from seam.cli import interact
-
-    name = "seam-ct-a-very-long-connector-name-for-an-80-column-terminal-0123456789"
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    monkeypatch.setattr(interact.shutil, "get_terminal_size", lambda: os.terminal_size((80, 24)))
-    interact.print_fitting(
-        None, ["connector", "state", "slot"], [(name, "RUNNING", "seam_" + "x" * 60)]
-    )
-    out = capsys.readouterr().out
-    assert name in out
-    assert "seam_" + "x" * 60 in out
-    assert "…" not in out

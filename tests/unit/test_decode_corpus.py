@@ -1,12 +1,15 @@
 """The decoder on REAL Debezium records captured from the local stack (tests/corpus).
 
-The corpus holds the same changes seen through six connectors: PostgreSQL and MariaDB,
-`decimal.handling.mode` precise / string, JSON values with and without embedded schemas.
+The corpus holds the same changes seen through eight connectors: PostgreSQL and MariaDB,
+`decimal.handling.mode` precise / string, JSON values with and without embedded schemas, and
+one of each flavour with transaction metadata, heartbeats and (MariaDB) schema changes and
+their history.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -19,9 +22,12 @@ import pytest
 from seam.streams.decode import (
     UNAVAILABLE,
     ChangeEvent,
+    ControlRecord,
     Op,
     RawRecord,
+    RecordKind,
     Snapshot,
+    TableRef,
     decode,
     event_as_dict,
     json_default,
@@ -56,15 +62,27 @@ RECORDS = _load()
 
 
 def events(variant: str, table: str | None = "products") -> list[ChangeEvent]:
-    """The variant's decoded events of one table topic, in offset order."""
+    """The variant's decoded events of one table topic (table=None: of every change topic),
+    in offset order."""
     out = []
     for v, record in RECORDS:
         if v != variant or (table is not None and not record.topic.endswith("." + table)):
             continue
         event = decode(record)
+        if table is None and isinstance(event, ControlRecord):
+            continue
         assert isinstance(event, ChangeEvent), event
         out.append(event)
     return sorted(out, key=lambda e: e.offset)
+
+
+def controls(variant: str) -> list[ControlRecord]:
+    out = []
+    for v, record in RECORDS:
+        item = decode(record)
+        if v == variant and isinstance(item, ControlRecord):
+            out.append(item)
+    return out
 
 
 def by_key(evts: list[ChangeEvent], op: Op, **key: Any) -> ChangeEvent:
@@ -73,23 +91,72 @@ def by_key(evts: list[ChangeEvent], op: Op, **key: Any) -> ChangeEvent:
     return found[0]
 
 
-PG = ["pg_precise_schema", "pg_precise_bare", "pg_string_schema", "pg_string_bare"]
-MY = ["my_precise_schema", "my_string_bare"]
+PG = [
+    "pg_precise_schema",
+    "pg_precise_bare",
+    "pg_string_schema",
+    "pg_string_bare",
+    "pg_txmeta_bare",
+]
+MY = ["my_precise_schema", "my_string_bare", "my_txmeta_schema"]
+TX_META = ["pg_txmeta_bare", "my_txmeta_schema"]
 
 
 def test_corpus_has_every_variant_and_operation() -> None:
-    ops = Counter((v, decode(r).op) for v, r in RECORDS)  # type: ignore[union-attr]
+    kinds = Counter(
+        (v, item.op if isinstance(item, ChangeEvent) else getattr(item, "kind", None))
+        for v, item in ((v, decode(r)) for v, r in RECORDS)
+    )
     for variant in PG:
         for op in (Op.READ, Op.CREATE, Op.UPDATE, Op.DELETE, Op.TOMBSTONE, Op.TRUNCATE, Op.MESSAGE):
-            assert ops[(variant, op)] >= 1, (variant, op)
+            assert kinds[(variant, op)] >= 1, (variant, op)
     for variant in MY:
         for op in (Op.READ, Op.CREATE, Op.UPDATE, Op.DELETE, Op.TOMBSTONE):
-            assert ops[(variant, op)] >= 1, (variant, op)
+            assert kinds[(variant, op)] >= 1, (variant, op)
+    for variant in TX_META:
+        for kind in (
+            RecordKind.HEARTBEAT,
+            RecordKind.TRANSACTION_BEGIN,
+            RecordKind.TRANSACTION_END,
+        ):
+            assert kinds[(variant, kind)] >= 1, (variant, kind)
+    assert kinds[("my_txmeta_schema", RecordKind.SCHEMA_CHANGE)] >= 1
+    assert kinds[("my_txmeta_schema", RecordKind.SCHEMA_HISTORY)] >= 1
+    assert not any(kind is None for _variant, kind in kinds)  # nothing real is malformed
+
+
+# Where Debezium writes each kind of record that is not a row change (the corpus's topics).
+def _kind_of_topic(topic: str) -> RecordKind | None:
+    if topic.startswith("__debezium-heartbeat."):
+        return RecordKind.HEARTBEAT
+    if topic.endswith(".schema-history"):
+        return RecordKind.SCHEMA_HISTORY
+    if topic.endswith(".transaction"):
+        return None  # BEGIN or END: see the test below
+    if "." not in topic:
+        return RecordKind.SCHEMA_CHANGE  # the topic named after the connector's prefix
+    return None
 
 
 @pytest.mark.parametrize(("variant", "record"), RECORDS, ids=lambda x: getattr(x, "topic", x))
 def test_every_real_record_decodes_and_serialises(variant: str, record: RawRecord) -> None:
     event = decode(record)
+    if record.topic.endswith(".transaction"):
+        assert isinstance(event, ControlRecord), event
+        assert (
+            event.kind
+            is {
+                "BEGIN": RecordKind.TRANSACTION_BEGIN,
+                "END": RecordKind.TRANSACTION_END,
+            }[event.payload["status"]]
+        )
+        return
+    expected_kind = _kind_of_topic(record.topic)
+    if expected_kind is not None:
+        assert isinstance(event, ControlRecord), event
+        assert event.kind is expected_kind
+        assert event.time_ms is not None
+        return
     assert isinstance(event, ChangeEvent), event
     assert event.topic == record.topic
     assert event.offset == record.offset
@@ -175,7 +242,7 @@ def test_mariadb_values_and_binlog_position() -> None:
     pos = update.position
     assert pos is not None
     assert pos.binlog_file
-    assert pos.binlog_file.startswith("seam-bin.")
+    assert re.fullmatch(r"[\w.-]+\.\d{6}", pos.binlog_file)  # seam-bin.000001, binlog.000001
     assert pos.binlog_pos
     assert pos.binlog_pos > 0
     assert pos.gtid
@@ -292,3 +359,110 @@ def test_schema_and_bare_variants_agree_on_row_values() -> None:
     with_schema = by_key(events("pg_string_schema"), Op.UPDATE, id=4).after
     bare = by_key(events("pg_string_bare"), Op.UPDATE, id=4).after
     assert with_schema == bare  # no time columns set on this row
+
+
+@pytest.mark.parametrize("variant", PG)
+def test_a_key_only_delete_marks_the_other_columns_unavailable(variant: str) -> None:
+    """products has REPLICA IDENTITY DEFAULT: PostgreSQL sent the key only, and Debezium
+    filled the rest in (null, and "" for the NOT NULL sku): never values."""
+    delete = by_key(events(variant), Op.DELETE, id=3)
+    assert delete.before is not None
+    assert delete.before["id"] == 3
+    assert all(v is UNAVAILABLE for col, v in delete.before.items() if col != "id")
+    assert set(delete.before) > {"id", "sku", "name", "price"}  # the columns stay named
+    assert delete.key_only
+    assert delete.changed == ("id",)  # none of the unknown columns is listed as changed
+    data = orjson.loads(orjson.dumps(event_as_dict(delete), default=json_default))
+    assert data["before"]["sku"] == "__debezium_unavailable_value"  # not "" as sent
+    # suppliers has REPLICA IDENTITY FULL: the whole old row, all values.
+    full = by_key(events(variant, "suppliers"), Op.DELETE, code="GLOBEX")
+    assert not full.key_only
+    assert full.before is not None
+    assert full.before["name"] == "Globex"
+    assert full.changed == ("code", "name", "rating")
+
+
+@pytest.mark.parametrize("variant", MY)
+def test_mariadb_deletes_carry_the_whole_row(variant: str) -> None:
+    delete = by_key(events(variant), Op.DELETE, id=3)
+    assert not delete.key_only
+    assert delete.before is not None
+    assert delete.before["sku"] == "SKU-3"
+    assert delete.before["updated_at"] is None  # a NULL of the row, not an unknown
+
+
+@pytest.mark.parametrize("variant", [*PG, *MY])
+def test_a_tombstone_names_the_same_table_as_its_delete(variant: str) -> None:
+    evts = events(variant)
+    delete = by_key(evts, Op.DELETE, id=3)
+    tombstone = by_key(evts, Op.TOMBSTONE, id=3)
+    assert tombstone.table == delete.table
+    assert hash(tombstone.table) == hash(delete.table)
+    assert tombstone.table is not None
+    assert tombstone.table.database is None  # not invented: a tombstone has no source block
+    if variant.startswith("pg"):
+        assert delete.table is not None
+        assert delete.table.database == "catalog"
+    assert TableRef("public", "t", "db1") != TableRef("other", "t", "db1")
+
+
+@pytest.mark.parametrize("variant", TX_META)
+def test_one_transaction_id_per_source_transaction(variant: str) -> None:
+    """SKU-5, SKU-6 and the rename of SKU-6 were one transaction; everything else was one
+    statement per transaction."""
+    evts = [e for e in events(variant) if not e.is_snapshot and e.op is not Op.TOMBSTONE]
+    ids = [e.transaction_id for e in evts]
+    assert all(ids)
+    last_three = evts[-3:]
+    assert [e.op for e in last_three] == [Op.CREATE, Op.CREATE, Op.UPDATE]
+    assert len({e.transaction_id for e in last_three}) == 1
+    assert len(set(ids)) == len(ids) - 2  # every other event has a transaction of its own
+    blocks = {e.transaction["id"] for e in last_three if e.transaction is not None}
+    if variant.startswith("pg"):
+        # What Debezium sends: a block id per event (xid:lsn), the reason for the rule.
+        assert len(blocks) == 3
+        assert last_three[0].transaction_id == str(last_three[0].source["txId"])
+    else:
+        assert blocks == {last_three[0].transaction_id}  # the GTID
+    # The transaction topic's BEGIN and END records of it carry the same id.
+    boundaries = [
+        c
+        for c in controls(variant)
+        if c.kind in (RecordKind.TRANSACTION_BEGIN, RecordKind.TRANSACTION_END)
+        and c.transaction_id == last_three[0].transaction_id
+    ]
+    assert {c.kind for c in boundaries} == {
+        RecordKind.TRANSACTION_BEGIN,
+        RecordKind.TRANSACTION_END,
+    }
+    end = next(c for c in boundaries if c.kind is RecordKind.TRANSACTION_END)
+    assert end.payload["event_count"] == 3
+
+
+def test_control_records_keep_what_identifies_them() -> None:
+    beat = next(c for c in controls("pg_txmeta_bare") if c.kind is RecordKind.HEARTBEAT)
+    assert beat.raw.topic == "__debezium-heartbeat.corpus_pg_txmeta_bare"
+    assert type(beat.payload["ts_ms"]) is int
+    change = [c for c in controls("my_txmeta_schema") if c.kind is RecordKind.SCHEMA_CHANGE]
+    assert any("ADD COLUMN stock" in c.payload["ddl"] for c in change)
+    history = [c for c in controls("my_txmeta_schema") if c.kind is RecordKind.SCHEMA_HISTORY]
+    assert all("position" in c.payload for c in history)
+    assert all(c.raw.key is None for c in history)
+
+
+@pytest.mark.parametrize("variant", ["pg_precise_schema", "pg_precise_bare"])
+def test_a_tiny_decimal_is_shown_in_plain_notation(variant: str) -> None:
+    from seam.streams.filters import EventFilter, parse_where
+    from seam.streams.format import event_text
+
+    scale = by_key(events(variant), Op.CREATE, id=5)
+    assert scale.after is not None
+    weight = scale.after["weight"]
+    assert weight == Decimal("-0.000000000123")
+    assert str(weight) == "-1.23E-10"  # what Python would have shown
+    data = orjson.loads(orjson.dumps(event_as_dict(scale), default=json_default))
+    assert data["after"]["weight"] == "-0.000000000123"
+    assert "+ weight = -0.000000000123" in event_text(scale)
+    # --where with the database's own rendering finds it.
+    where = EventFilter(where=parse_where(["weight=-0.000000000123"]))
+    assert where.matches(scale)

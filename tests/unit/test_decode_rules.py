@@ -17,11 +17,16 @@ from seam.streams.decode import (
     UNAVAILABLE,
     UNAVAILABLE_PLACEHOLDER,
     ChangeEvent,
+    ControlRecord,
     Op,
     RawRecord,
+    RecordKind,
     Undecodable,
+    decimal_text,
     decode,
     decode_key,
+    json_default,
+    transaction_block_id,
 )
 from seam.streams.partitioner import murmur2, partition_for_key
 
@@ -296,20 +301,165 @@ def test_mysql_source_and_transaction_block() -> None:
         (b'{"before": null, "after": {"id"', "not JSON"),
         (b"[1, 2, 3]", "not an object"),
         (b'"just a string"', "not an object"),
-        (b'{"ts_ms": 1700000000000}', "not a Debezium change event"),  # a heartbeat
-        (b'{"status": "BEGIN", "id": "571", "event_count": null}', "not a Debezium change event"),
+        # a heartbeat's value, but not under a heartbeat's key {"serverName": ...}
+        (b'{"ts_ms": 1700000000000}', "not a Debezium change event"),
+        (b'{"status": "BEGIN", "event_count": null}', "not a Debezium change event"),  # no id
+        (b'{"ddl": "DROP TABLE t"}', "not a Debezium change event"),  # no source
         (b'{"op": "c", "source": "nope"}', "not a Debezium change event"),
         (b'{"op": "x", "source": {}}', "not a Debezium change event"),
         (b'{"op": "c", "source": {}, "after": [1]}', "not a JSON object"),
         (b'{"schema": {}, "payload": 5}', "payload is not a JSON object"),
+        # poison the issue found counted as a tombstone and as "no event":
+        (b'{"schema": {}, "payload": null}', "a schema but a null payload"),
+        (b'{"op": "c", "source": {}, "after": {"id": 1}}', "create event without a table"),
+        (b'{"op": "u", "source": {"table": ""}, "after": {"id": 1}}', "without a table"),
+        (b'{"op": "d", "source": {"db": "x"}, "before": {"id": 1}}', "without a table"),
+        (b'{"op": "r", "source": {"table": 5}, "after": {"id": 1}}', "without a table"),
+        (b'{"op": "t", "source": {"db": "x"}}', "truncate event without a table"),
     ],
 )
 def test_not_debezium_is_undecodable_with_a_reason(value: bytes, reason: str) -> None:
     raw = RawRecord(key=b'{"id":1}', value=value, topic="t")
     result = decode(raw)
     assert isinstance(result, Undecodable)
+    assert not isinstance(result, ControlRecord)  # malformed: the dead-letter topic's
     assert reason in result.reason
     assert result.raw is raw
+
+
+def test_a_tombstone_is_a_null_value_and_a_logical_message_needs_no_table() -> None:
+    # What Kafka Connect's JsonConverter writes for a null value: nothing (a real tombstone,
+    # schemas enabled or not); before KAFKA-3832 it wrote a null schema and payload.
+    for value in (None, b'{"schema":null,"payload":null}'):
+        event = decoded(RawRecord(key=b'{"id":3}', value=value, topic="shop.public.products"))
+        assert event.op is Op.TOMBSTONE
+    message = decoded(
+        record(
+            {
+                "op": "m",
+                "source": {**SOURCE, "table": ""},
+                "message": {"prefix": "p", "content": "aGk="},
+            }
+        )
+    )
+    assert message.op is Op.MESSAGE
+    assert message.table is None
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "kind"),
+    [
+        (b'{"ts_ms": 1700000000000}', {"serverName": "shop"}, RecordKind.HEARTBEAT),
+        (
+            b'{"status":"BEGIN","id":"571:2400","event_count":null,"data_collections":null,'
+            b'"ts_ms":1}',
+            {"id": "571:2400"},
+            RecordKind.TRANSACTION_BEGIN,
+        ),
+        (
+            b'{"status":"END","id":"0-1-9","event_count":2,"data_collections":[],"ts_ms":1}',
+            {"id": "0-1-9"},
+            RecordKind.TRANSACTION_END,
+        ),
+        (
+            b'{"source":{"server":"shop"},"position":{"pos":4},"databaseName":"db","ddl":"x"}',
+            None,
+            RecordKind.SCHEMA_HISTORY,
+        ),
+        (
+            b'{"source":{"db":"db"},"databaseName":"db","ddl":"x","tableChanges":[]}',
+            {"databaseName": "db"},
+            RecordKind.SCHEMA_CHANGE,
+        ),
+    ],
+)
+def test_records_of_other_kinds_are_classified(
+    value: bytes, key: dict[str, Any] | None, kind: RecordKind
+) -> None:
+    result = decode(RawRecord(key=None if key is None else orjson.dumps(key), value=value))
+    assert isinstance(result, ControlRecord)
+    assert result.kind is kind
+    assert kind.value in result.reason
+
+
+def test_transaction_ids_are_one_per_source_transaction() -> None:
+    assert transaction_block_id("571:2400") == "571"  # PostgreSQL: xid:lsn of the event
+    assert transaction_block_id("0-1-9") == "0-1-9"  # MariaDB GTID
+    gtid = "3E11FA47-71CA-11E1-9E33-C80AA9429562:23"  # MySQL GTID: kept whole
+    assert transaction_block_id(gtid) == gtid
+    ids = set()
+    for lsn in (2400, 2560):
+        payload = {
+            **envelope({"id": 1}),
+            "transaction": {"id": f"7:{lsn}", "total_order": 1, "data_collection_order": 1},
+        }
+        ids.add(decoded(record(payload)).transaction_id)
+    assert ids == {"7"}
+
+
+def test_decimal_text_is_plain_but_bounded() -> None:
+    assert decimal_text(Decimal("-1.23E-10")) == "-0.000000000123"
+    assert decimal_text(Decimal("19.90")) == "19.90"
+    assert decimal_text(Decimal("1E+3")) == "1000"
+    assert decimal_text(Decimal("NaN")) == "NaN"
+    forged = Decimal("1E-1000000000")  # a scale no database has: not a billion zeros
+    assert decimal_text(forged) == "1E-1000000000"
+    assert json_default(Decimal("5E-7")) == "0.0000005"
+
+
+def delete_of(before: dict[str, Any], schema: Any = None, connector: str = "postgresql") -> Any:
+    payload = {"before": before, "after": None, "source": {**SOURCE, "connector": connector}}
+    return decoded(record({**payload, "op": "d"}, key={"id": 1}, schema=schema))
+
+
+@pytest.mark.parametrize(
+    "fill_ins",
+    [
+        {"name": None, "sku": ""},
+        {"qty": 0, "ratio": 0.0, "active": False, "price": "AA==", "cost": "0.00"},
+        {"born": 0, "at": "1970-01-01T00:00:00Z", "opens": "00:00:00Z", "day": "1970-01-01Z"},
+        {"tags": [], "attrs": {}, "doc": "{}", "weight": {"scale": 0, "value": "AA=="}},
+    ],
+)
+def test_a_key_only_delete_without_schema(fill_ins: dict[str, Any]) -> None:
+    event = delete_of({"id": 1, **fill_ins})
+    assert event.key_only
+    assert event.before == {"id": 1, **dict.fromkeys(fill_ins, UNAVAILABLE)}
+    assert event.changed == ("id",)
+
+
+def test_a_delete_with_values_is_a_whole_row() -> None:
+    for before in ({"id": 1, "name": "x", "sku": ""}, {"id": 1, "qty": 2}, {"id": 1}):
+        event = delete_of(before)
+        assert not event.key_only
+        assert event.before == before
+    # MySQL/MariaDB always send the whole row (binlog_row_image=FULL): nulls are NULLs.
+    assert not delete_of({"id": 1, "name": None}, connector="mariadb").key_only
+    # Without the key column in `before`, nothing says which columns were sent.
+    assert not decoded(record(envelope(None, {"pk": 1, "name": None}, "d"), key={"id": 1})).key_only
+
+
+def test_a_key_only_delete_with_schema_checks_each_column() -> None:
+    fields = [
+        {"type": "int32", "optional": False, "field": "id"},
+        {"type": "string", "optional": False, "field": "sku"},
+        {"type": "string", "optional": False, "default": "A", "field": "status"},
+        {"type": "string", "optional": True, "field": "name"},
+    ]
+    schema = schema_for(fields)
+    key_only = delete_of({"id": 1, "sku": "", "status": "A", "name": None}, schema)
+    assert key_only.key_only
+    assert key_only.before == {
+        "id": 1,
+        "sku": UNAVAILABLE,
+        "status": UNAVAILABLE,
+        "name": UNAVAILABLE,
+    }
+    # An optional column's fill-in is null: "" there is a value, so the row is whole.
+    whole = delete_of({"id": 1, "sku": "", "status": "A", "name": ""}, schema)
+    assert not whole.key_only
+    # A default other than the value: a value.
+    assert not delete_of({"id": 1, "sku": "", "status": "D", "name": None}, schema).key_only
 
 
 def test_tombstones() -> None:

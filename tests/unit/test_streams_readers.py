@@ -184,7 +184,7 @@ def test_key_bytes_are_rebuilt_exactly_like_debezium_writes_them() -> None:
     assert rebuilt == with_schema.replace(b'{"id":1}', b'{"id":99}')
     assert key_bytes_like(b'{"id":7}', "not-a-number") is None
     assert key_bytes_like(b'{"a":1,"b":2}', "1") is None  # bare value for a two-column key
-    assert key_bytes_like(b"garbage", "1") is None
+    assert key_bytes_like(b"garbage", "1") == b"1"  # a plain text key, as it is
     assert partition_for_key(key_bytes_like(b'{"id":7}', "42") or b"", 3) == partition_for_key(
         b'{"id":42}', 3
     )
@@ -251,3 +251,192 @@ def test_json_records_that_are_not_change_events_show_as_json() -> None:
     assert isinstance(garbage, Undecodable)
     assert undecodable_text(garbage).startswith("undecodable  [")
     assert "undecodable" in orjson.loads(event_json(garbage))
+
+
+DEAD_LETTER_HEADERS = (
+    ("seam.pipeline", b"catalog"),
+    ("seam.stage", b"clean"),
+    ("seam.reason", b"products: status_cd: unknown status code 'Q' (expected one of A, D, X)"),
+)
+
+
+def test_dead_letters_show_their_stage_and_reason() -> None:
+    """A dead letter holds the original record: often a valid change event, sometimes not
+    JSON at all. Text and JSON both show why it is there."""
+    from seam.streams.format import undecodable_text
+
+    payload = {"before": None, "after": {"id": 1}, "source": SOURCE, "op": "c"}
+    change = decode(
+        RawRecord(b'{"id":1}', orjson.dumps(payload), "dlq", 0, 4, None, DEAD_LETTER_HEADERS)
+    )
+    assert isinstance(change, ChangeEvent)
+    text = event_text(change)
+    assert "header seam.stage: clean" in text
+    assert "header seam.reason: products: status_cd: unknown status code 'Q'" in text
+    assert "(expected one of A, D, X)" in text  # whole, not cut
+    assert orjson.loads(event_json(change))["headers"]["seam.stage"] == "clean"
+    garbage = decode(RawRecord(b"\xff\x01", b"\xffgarbage", "dlq", 0, 5, None, DEAD_LETTER_HEADERS))
+    assert "header seam.reason: products" in undecodable_text(garbage)
+    data = orjson.loads(event_json(garbage))
+    assert data["headers"]["seam.reason"].startswith("products: status_cd")
+    assert data["key_b64"] == "/wE="  # the key is kept, exactly
+    assert data["value_b64"] == "/2dhcmJhZ2U="
+    assert "undecodable" in data
+
+
+def test_json_output_keeps_the_whole_key_of_any_record() -> None:
+    long_key = b"k" * 200
+    item = decode(RawRecord(long_key, b"not json", "t", 0, 1))
+    assert orjson.loads(event_json(item))["key"] == long_key.decode()
+    domain = decode(RawRecord(b"42", b'{"event_type":"ProductRenamed"}', "events", 0, 2))
+    assert orjson.loads(event_json(domain))["key"] == "42"
+
+
+def test_records_of_other_kinds_show_by_kind() -> None:
+    from seam.streams.format import undecodable_text
+
+    begin = decode(
+        RawRecord(
+            b'{"id":"1052:45517480"}',
+            b'{"status":"BEGIN","id":"1052:45517480","event_count":null,'
+            b'"data_collections":null,"ts_ms":1796155628153}',
+            "shop.transaction",
+            0,
+            20,
+        )
+    )
+    end = decode(
+        RawRecord(
+            b'{"id":"1052:45517960"}',
+            b'{"status":"END","id":"1052:45517960","event_count":3,"data_collections":'
+            b'[{"data_collection":"public.products","event_count":3}],"ts_ms":1796155628153}',
+            "shop.transaction",
+            0,
+            21,
+        )
+    )
+    beat = decode(
+        RawRecord(b'{"serverName":"shop"}', b'{"ts_ms":1796155621542}', "__debezium-heartbeat.shop")
+    )
+    begin_text, end_text = undecodable_text(begin), undecodable_text(end)
+    assert begin_text.startswith("transaction BEGIN  id=1052  2026-")
+    assert end_text.startswith("transaction END  id=1052  3 events (public.products 3)  2026-")
+    assert undecodable_text(beat).startswith("heartbeat  shop  2026-")
+    data = orjson.loads(event_json(end))
+    assert data["kind"] == "transaction END"
+    assert data["transaction_id"] == "1052"  # as the transaction's change events give it
+    assert data["key"] == {"id": "1052:45517960"}
+    assert data["value"]["event_count"] == 3
+    # Kept when there is no filter, like any record that is not a change event.
+    assert keep(EventFilter(), begin.raw) is not None
+
+
+def test_a_key_only_delete_reads_as_one() -> None:
+    delete = event("d", before={"id": 3, "sku": UNAVAILABLE, "name": UNAVAILABLE})
+    text = event_text(delete)
+    assert "- id=3  (only the key was sent" in text
+    assert "sku" not in text
+    full = event_text(event("d", before={"id": 3, "sku": "A-1", "name": None}))
+    assert "- id=3, sku='A-1', name=null" in full
+
+
+def test_plural() -> None:
+    from seam.text import plural
+    from seam.transforms.progress import Counts, Progress
+
+    assert plural(1, "event") == "1 event"
+    assert plural(0, "event") == "0 events"
+    assert plural(2, "partition") == "2 partitions"
+    assert plural(2, "entry", "entries") == "2 entries"
+    line = Progress("p", "exactly_once", Counts(), started=0.0, assigned=1).line()
+    assert line.endswith("| 1 partition")
+
+
+def test_domain_event_topics_match_plain_keys() -> None:
+    """seam's history and latest topics are keyed by the entity id as plain text."""
+    from seam.streams.filters import key_matches, record_key
+
+    renamed = b'{"event_type":"ProductRenamed","product_id":42,"data":{"new_name":"Pan"}}'
+    raw = RawRecord(b"42", renamed, "catalog.product-events", 1, 7)
+    assert record_key(b"42") == "42"
+    assert record_key(b'"sku-1"') == "sku-1"  # a JSON string key, without its quotes
+    assert record_key(b'{"id": 1}') == {"id": 1}  # Debezium's keys stay what they were
+    assert record_key(None) is None
+    assert key_matches("42", "42")
+    assert not key_matches({"id": "42"}, "42")
+    assert keep(EventFilter(key=parse_key("42")), raw) is not None
+    assert keep(EventFilter(key=parse_key("43")), raw) is None
+    assert keep(EventFilter(key=parse_key("4")), raw) is None
+    assert keep(EventFilter(ops=parse_ops("c"), key=parse_key("42")), raw) is None
+    where = EventFilter(where=parse_where(["event_type=ProductRenamed", "data.new_name=Pan"]))
+    assert keep(where, raw) is not None
+    assert keep(EventFilter(where=parse_where(["data.new_name=Pot"])), raw) is None
+    assert keep(EventFilter(where=parse_where(["data.missing=null"])), raw) is None
+
+
+def test_plain_key_bytes_are_rebuilt_for_the_partition() -> None:
+    assert key_bytes_like(b"42", "42") == b"42"
+    assert key_bytes_like(b'"sku-1"', "sku-2") == b'"sku-2"'
+    assert key_bytes_like(b"42", {"id": "42"}) is None
+    assert partition_for_key(key_bytes_like(b"7", "42") or b"", 3) == partition_for_key(b"42", 3)
+
+
+def test_an_ambiguous_table_name_lists_the_name_that_picks_each() -> None:
+    from seam.streams.kafka import TopicNotFoundError
+    from seam.streams.topics import resolve_topic, shortest_name
+
+    raw_topics = ["catalog.public.products", "catalog_mariadb.catalog.products"]
+    assert shortest_name(raw_topics[0], raw_topics) == "public.products"
+    assert shortest_name(raw_topics[1], raw_topics) == "catalog.products"
+    assert shortest_name("a.x.t", ["a.x.t", "b.x.t"]) == "a.x.t"
+
+    class Topics:
+        bootstrap_servers = "k:9092"
+
+        def topic_names(self) -> dict[str, int]:
+            return dict.fromkeys([*raw_topics, "catalog.product-events"], 1)
+
+    kafka: Any = Topics()
+    assert resolve_topic(kafka, "public.products") == "catalog.public.products"
+    with pytest.raises(TopicNotFoundError) as err:
+        resolve_topic(kafka, "products")
+    assert "'products' matches 2 topics" in str(err.value)
+    assert err.value.hint is not None
+    assert "public.products (catalog.public.products)" in err.value.hint
+    assert "catalog.products (catalog_mariadb.catalog.products)" in err.value.hint
+
+
+def test_the_readme_history_examples_name_one_topic_of_the_quickstart() -> None:
+    """The quickstart captures the catalog from PostgreSQL and MariaDB, so `products` alone
+    names two topics: the README's examples must each pick one."""
+    import re
+    from pathlib import Path
+
+    from seam.connectors.render import captured_tables
+    from seam.connectors.spec import load_specs
+    from seam.streams.kafka import TopicNotFoundError
+    from seam.streams.topics import resolve_topic
+    from seam.transforms.pipeline_file import load_pipeline
+
+    repo = Path(__file__).resolve().parents[2]
+    topics = [
+        f"{spec.topic_prefix}.{table}"
+        for spec in load_specs([repo / "examples" / "connectors"])
+        for table in captured_tables(spec, "catalog")
+    ]
+    for pipeline in sorted((repo / "pipelines").glob("*.yaml")):
+        topics.extend(out.topic for out in load_pipeline(pipeline).outputs)
+
+    class Quickstart:
+        bootstrap_servers = "k:9092"
+
+        def topic_names(self) -> dict[str, int]:
+            return dict.fromkeys(topics, 1)
+
+    kafka: Any = Quickstart()
+    examples = re.findall(r"seam streams history (\S+) (\S+)", (repo / "README.md").read_text())
+    assert examples
+    for name, _key in examples:
+        assert resolve_topic(kafka, name) in topics
+    with pytest.raises(TopicNotFoundError):
+        resolve_topic(kafka, "products")

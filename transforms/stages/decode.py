@@ -1,9 +1,14 @@
 """decode: the raw Kafka record -> a decoded Debezium change (seam.streams.decode).
 
 Contract: one item in, the same item out with `change` and `table` set (an item that
-arrives decoded, `change` already set by the worker, keeps it). A record that is
-not a Debezium change event (not JSON, JSON but not an envelope, a tombstone without a
-key) is rejected with the decoder's reason.
+arrives decoded, `change` already set by the worker, keeps it). A Debezium record
+that carries no row change (a heartbeat, a transaction BEGIN/END record, a schema change or a
+schema-history entry: a pipeline may read such a topic) yields no event: the item comes out
+with no `change` and a `note` naming its kind ("heartbeat record", ...), counted by the
+worker; the built-in stages after this one pass such an item on untouched. A record that is
+not a Debezium record, or a malformed one (not JSON, JSON but not an envelope, an envelope
+with a schema and no payload, a row change without a table, a tombstone without a key), is
+rejected with the decoder's reason: it goes to the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from seam.keys import check_known_keys
-from seam.streams.decode import Undecodable, decode
+from seam.streams.decode import ControlRecord, Undecodable, decode
 from seam.transforms.model import Item, Reject
 
 
@@ -21,6 +26,9 @@ class DecodeStage:
 
     def process(self, item: Item) -> Iterable[Item]:
         result = item.change if item.change is not None else decode(item.raw)
+        if isinstance(result, ControlRecord):
+            item.note = f"{result.kind.value} record"  # counted: "heartbeat record", ...
+            return (item,)
         if isinstance(result, Undecodable):
             raise Reject(result.reason)
         item.change = result

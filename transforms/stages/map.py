@@ -189,8 +189,8 @@ class MapStage:
 
     def process(self, item: Item) -> Iterable[Item]:
         change = item.change
-        if change is None:
-            item.note = "not decoded"
+        if change is None:  # decode's note (a heartbeat record, ...) stays
+            item.note = item.note or "not decoded"
             return (item,)
         op = change.op
         if op is Op.TOMBSTONE:
