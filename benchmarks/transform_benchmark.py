@@ -242,7 +242,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--modes", default="passthrough,at_least_once,exactly_once,output_floor")
-    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=PipelineSpec.batch_size,
+        help="the most records per batch (default: the pipelines' default)",
+    )
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per mode, taking turns; figures are medians"
@@ -307,7 +312,7 @@ def main() -> None:
             data["processing"] = {
                 "guarantee": "at_least_once" if mode != "exactly_once" else "exactly_once",
                 "batch_size": args.batch_size,
-                "batch_timeout_ms": 100,
+                "batch_timeout_ms": PipelineSpec.batch_timeout_ms,
             }
             spec = parse_pipeline(data, f"bench-{mode}")
             pipeline = Pipeline([]) if mode == "passthrough" else None

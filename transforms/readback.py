@@ -92,16 +92,25 @@ def _headers(raw: Any) -> dict[str, bytes | None]:
 
 
 def watermarks(consumer: Any, tp: Any, timeout: float) -> tuple[int, int]:
-    """(low, high) of a partition, retrying while a new topic's leader is being elected."""
-    from confluent_kafka import KafkaException
+    """(low, high) of a partition, retrying while a new topic's leader is being elected
+    (or its metadata has not reached the client yet)."""
+    from confluent_kafka import KafkaError, KafkaException
 
+    not_yet = {
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
     deadline = time.monotonic() + timeout
     while True:
         try:
             lo, hi = consumer.get_watermark_offsets(tp, timeout=max(1.0, min(10.0, timeout)))
             return int(lo), int(hi)
         except KafkaException as exc:
-            if time.monotonic() > deadline or not exc.args[0].retriable():
+            error = exc.args[0]
+            if time.monotonic() > deadline or not (error.retriable() or error.code() in not_yet):
                 raise
             time.sleep(0.2)
 

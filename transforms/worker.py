@@ -401,6 +401,10 @@ class Worker:
             if self._broker_answers():
                 log.info("the broker answers again")
                 self._down_since = None
+                # Batches that failed during the outage do not count against the next ones:
+                # after a broker's return, broker_timeout runs from the first new failure.
+                self._failing_since = None
+                self._failures = 0
                 return
         down = now - self._down_since
         if down >= self.options.broker_timeout:
