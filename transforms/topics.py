@@ -124,8 +124,17 @@ def delete_group(kafka: Kafka, group: str) -> bool:
             if name in ("GROUP_ID_NOT_FOUND",):
                 return False
             detail = error.str() if hasattr(error, "str") else str(exc)
+            if name == "NON_EMPTY_GROUP":
+                raise TopicSetupError(
+                    f"cannot delete consumer group '{group}': it has members ({detail})",
+                    hint="stop every worker of the pipeline first (a group with members cannot be deleted)",
+                ) from None
+            if isinstance(exc, TimeoutError) or name in ("_TIMED_OUT", "_TRANSPORT"):
+                raise kafka.unreachable(
+                    f"deleting consumer group '{group}' failed ({detail})"
+                ) from None
             raise TopicSetupError(
                 f"cannot delete consumer group '{group}': {detail}",
-                hint="stop every worker of the pipeline first (a group with members cannot be deleted)",
+                hint="check the broker's log; the group's offsets were not deleted",
             ) from None
     return True
