@@ -283,3 +283,23 @@ def test_reference_data_follows_changes(pipeline: Pipeline) -> None:
     out = run(pipeline, "r", None, ROW)
     assert out.events[0].state is not None
     assert out.events[0].state["category"] == {"id": 3}
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "rule"),
+    [
+        ({"prod_name": "A" * 200_000}, "prod_name", "longer than 200 characters"),
+        ({"sku": "S" * 5_000}, "sku", "longer than 32 characters"),
+        ({"prod_name": "Mug\x00"}, "prod_name", "control character U+0000"),
+        ({"prod_name": "Mug\x07"}, "prod_name", "control character U+0007"),
+    ],
+)
+def test_the_poison_of_issue_10_is_rejected_by_clean(
+    pipeline: Pipeline, change: dict[str, Any], column: str, rule: str
+) -> None:
+    key, value = envelope("products", "c", None, {**ROW, **change}, 600)
+    outcome = pipeline.run(RawRecord(key, value, topic="c.public.products"))
+    assert isinstance(outcome, Rejected)
+    assert outcome.stage == "clean"
+    assert outcome.reason.startswith(f"products: {column}: {rule}")
+    assert len(outcome.reason) < 200
