@@ -905,19 +905,20 @@ struct Provenance<'a> {
     source_ts: Option<String>,
 }
 
-/// `map._ref`: `{"id": .., "name": ..}`, or `{"id": ..}` when the name is unknown.
 /// `{"product": <the state>}`.
 fn product<'a>(state: &Rc<Part<'a>>) -> Doc<'a> {
     Doc::Obj(vec![("product", Doc::Shared(state.clone()))])
 }
 
+/// `map._ref`: `{"id": .., "name": ..}`, or `{"id": .., "resolved": false}` when the name
+/// is unknown (an orphan, or a row not seen yet).
 fn reference(id: Option<i64>, name: &Option<String>) -> Doc<'_> {
     let Some(id) = id else {
         return Doc::Null;
     };
     match name {
         Some(n) => Doc::Obj(vec![("id", Doc::Int(id)), ("name", Doc::text(n))]),
-        None => Doc::Obj(vec![("id", Doc::Int(id))]),
+        None => Doc::Obj(vec![("id", Doc::Int(id)), ("resolved", Doc::Bool(false))]),
     }
 }
 
