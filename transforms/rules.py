@@ -60,6 +60,8 @@ _CONTROL_BUT_LF: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 
 def _no_control(text: str, control: re.Pattern[str] = _CONTROL) -> None:
+    """Unfixable when `text` holds a character of `control`. (Callers first ask
+    `str.isprintable()`, a quick scan in C: a printable text holds no control character.)"""
     found = control.search(text)
     if found is not None:
         raise Unfixable(
@@ -67,9 +69,8 @@ def _no_control(text: str, control: re.Pattern[str] = _CONTROL) -> None:
         )
 
 
-def _within(text: str, max_length: int | None) -> None:
-    if max_length is not None and len(text) > max_length:
-        raise Unfixable(f"longer than {max_length} characters: {shown(text)}")
+def _too_long(text: str, max_length: int) -> Unfixable:
+    return Unfixable(f"longer than {max_length} characters: {shown(text)}")
 
 
 # --------------------------------------------------------------------------- text
@@ -106,8 +107,10 @@ def clean_name(value: Any, max_length: int | None = None) -> str:
     text = text.strip()
     if not text:
         raise Unfixable("empty")
-    _within(text, max_length)
-    _no_control(text)
+    if max_length is not None and len(text) > max_length:
+        raise _too_long(text, max_length)
+    if not text.isprintable():
+        _no_control(text)
     return text
 
 
@@ -135,8 +138,10 @@ def clean_description(value: Any, max_length: int | None = None) -> str | None:
         text = "\n".join(_SPACES.sub(" ", line).strip() for line in text.split("\n")).strip()
     if not text:
         return None
-    _within(text, max_length)
-    _no_control(text, _CONTROL_BUT_LF)
+    if max_length is not None and len(text) > max_length:
+        raise _too_long(text, max_length)
+    if not text.isprintable():
+        _no_control(text, _CONTROL_BUT_LF)
     return text
 
 
@@ -148,10 +153,14 @@ def clean_sku(value: Any, max_length: int | None = None) -> str:
     sku = value.strip().upper()
     if not sku:
         raise Unfixable("empty")
-    _within(sku, max_length)
-    if _ALL_WS.search(sku):
+    if max_length is not None and len(sku) > max_length:
+        raise _too_long(sku, max_length)
+    if not sku.isprintable():  # a printable text holds no whitespace but spaces, no controls
+        if _ALL_WS.search(sku):
+            raise Unfixable(f"whitespace inside {shown(sku)}")
+        _no_control(sku)
+    elif " " in sku:
         raise Unfixable(f"whitespace inside {shown(sku)}")
-    _no_control(sku)
     return sku
 
 

@@ -94,7 +94,9 @@ def test_sku(raw: str, clean: str) -> None:
     assert rules.clean_sku(raw) == clean
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "AB 12", None, 5])
+@pytest.mark.parametrize(
+    "bad", ["", "   ", "AB 12", "AB\u00a012", "AB\u200312", "AB\x1f12", None, 5]
+)
 def test_sku_unfixable(bad: Any) -> None:
     with pytest.raises(rules.Unfixable):
         rules.clean_sku(bad)
