@@ -12,7 +12,7 @@ datetime, None): anything unexpected is `Unfixable`, never an uncaught exception
 Limits: a clean value must fit the legacy column it comes from (`seam.legacy_db.models`), so
 that a consumer of the clean topics can rely on the bounds the domain schemas state. Text
 rules take the column's width as `max_length` (characters, declared per field in the clean
-stage); identifiers and cents must fit INTEGER. Names, SKUs and codes hold no control
+stage); identifiers and cents must fit INTEGER. Names and SKUs hold no control
 characters (C0, DEL); a description keeps its line feeds and nothing else of C0. Every
 reason quotes the offending value shortened (`shown`): a 200,000-character value must not
 become a 200,000-character dead-letter header.
