@@ -81,7 +81,7 @@ def check_schemas(
             f"schemas in {schemas.root}",
             ["schema", "versions", "result"],
             [
-                (r.name, ", ".join(f"v{v}" for v in r.versions), "; ".join(r.problems) or "ok")
+                (r.name, ", ".join(f"v{v}" for v in r.versions), "; ".join(r.problems) or _ok(r))
                 for r in reports
             ],
         )
@@ -91,6 +91,13 @@ def check_schemas(
             + ", ".join(r.name for r in bad),
             hint="keep the old fields and types; add new fields as optional, or publish a new event type",
         )
+
+
+def _ok(report: Any) -> str:
+    """'ok', and how many tightenings its versions declare (x-seam-tightened; `-o json`
+    lists them)."""
+    declared = len(report.declared)
+    return f"ok, {declared} declared tightening{'s' * (declared != 1)}" if declared else "ok"
 
 
 def _progress_printer(interactive: bool) -> Any:

@@ -9,6 +9,15 @@ Fine: adding an optional property, widening a type (integer -> number, adding "n
 adding enum values, dropping a `required` entry, relaxing bounds, documentation changes.
 Not fine: removing a property, changing its type, adding a required property, narrowing an
 enum or const, tightening bounds/patterns/formats, closing `additionalProperties`.
+
+One exception, declared and exact: a new version may tighten a bound or a pattern (the
+value constraints `_LOWER`, `_UPPER`, `pattern`) at the paths it lists in its top-level
+`x-seam-tightened` (`{"reason": "...", "paths": ["/properties/name", ...]}`). That is for
+limits the data could never legitimately break, such as the width of the legacy column a
+value comes from: an old event beyond it was poison, which a replay drops. The shape of
+an event (properties, types, required, enums) never changes that way, and the list must be
+exactly the tightenings the version makes (a path that tightens nothing is reported), so
+every break is named in the schema and shown by `seam transform check-schemas`.
 """
 
 from __future__ import annotations
@@ -25,6 +34,9 @@ _DOC_KEYS: Final = frozenset(
 _LOWER: Final = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
 _UPPER: Final = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
 _EXACT: Final = ("pattern", "format", "multipleOf", "$ref", "uniqueItems")
+# The changes a version may declare in DECLARED (value constraints, not the event's shape).
+_DECLARABLE: Final = frozenset({*_LOWER, *_UPPER, "pattern"})
+DECLARED: Final = "x-seam-tightened"
 _HANDLED: Final = frozenset(
     {
         "type",
@@ -49,6 +61,7 @@ _HANDLED: Final = frozenset(
 class Incompatibility:
     path: str  # JSON pointer-ish path in the schema
     message: str
+    keyword: str | None = None  # the value constraint tightened, when that is the problem
 
     def __str__(self) -> str:
         return f"{self.path or '/'}: {self.message}"
@@ -104,13 +117,13 @@ def check_compatible(old: Any, new: Any, path: str = "") -> list[Incompatibility
 
     for key in _LOWER:
         if key in new and (key not in old or new[key] > old[key]):
-            out.append(Incompatibility(path, f"{key} tightened to {new[key]!r}"))
+            out.append(Incompatibility(path, f"{key} tightened to {new[key]!r}", key))
     for key in _UPPER:
         if key in new and (key not in old or new[key] < old[key]):
-            out.append(Incompatibility(path, f"{key} tightened to {new[key]!r}"))
+            out.append(Incompatibility(path, f"{key} tightened to {new[key]!r}", key))
     for key in _EXACT:
         if key in new and new.get(key) != old.get(key):
-            out.append(Incompatibility(path, f"{key} changed to {new[key]!r}"))
+            out.append(Incompatibility(path, f"{key} changed to {new[key]!r}", key))
 
     old_required = set(old.get("required", ()))
     added = sorted(set(new.get("required", ())) - old_required)
@@ -153,8 +166,14 @@ def check_compatible(old: Any, new: Any, path: str = "") -> list[Incompatibility
         if name in old.get("$defs", {}):
             out.extend(check_compatible(old["$defs"][name], sub, f"{path}/$defs/{name}"))
 
+    # `x-...` keywords are annotations (draft 2020-12 validates nothing by an unknown key).
     unknown = sorted(
-        k for k in new if k not in _HANDLED and k not in _DOC_KEYS and new[k] != old.get(k)
+        k
+        for k in new
+        if k not in _HANDLED
+        and k not in _DOC_KEYS
+        and not k.startswith("x-")
+        and new[k] != old.get(k)
     )
     if unknown:
         out.append(
@@ -170,6 +189,38 @@ class SchemaReport:
     name: str
     versions: list[int]
     problems: list[str]
+    declared: list[str]  # tightenings a version declares (DECLARED), accepted
+
+
+def _declared_paths(doc: Any) -> tuple[set[str], list[str]]:
+    """The paths `doc` declares tightened, and what is wrong with the declaration."""
+    found = doc.get(DECLARED) if isinstance(doc, Mapping) else None
+    if found is None:
+        return set(), []
+    paths = found.get("paths") if isinstance(found, Mapping) else None
+    reason = found.get("reason") if isinstance(found, Mapping) else None
+    if not isinstance(reason, str) or not reason.strip():
+        return set(), [f"{DECLARED} needs a reason (why no valid old event breaks the limits)"]
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        return set(), [f"{DECLARED}.paths must be a list of schema paths"]
+    return set(paths), []
+
+
+def compare_versions(old: Any, new: Any) -> tuple[list[Incompatibility], list[Incompatibility]]:
+    """(problems, declared tightenings) of `new` against `old`: a tightening of a value
+    constraint at a path `new` lists in DECLARED is accepted; a listed path that tightens
+    nothing is a problem, so the list stays exact."""
+    declared, wrong = _declared_paths(new)
+    problems: list[Incompatibility] = [Incompatibility("", w) for w in wrong]
+    accepted: list[Incompatibility] = []
+    for issue in check_compatible(old, new):
+        if issue.keyword in _DECLARABLE and (issue.path or "/") in declared:
+            accepted.append(issue)
+        else:
+            problems.append(issue)
+    for path in sorted(declared - {i.path or "/" for i in accepted}):
+        problems.append(Incompatibility(path, f"declared in {DECLARED} but not tightened"))
+    return problems, accepted
 
 
 def check_schema_set(versions_by_name: Mapping[str, Mapping[int, Any]]) -> list[SchemaReport]:
@@ -198,8 +249,13 @@ def check_schema_set(versions_by_name: Mapping[str, Mapping[int, Any]]) -> list[
                 problems.append(
                     f"v{number}: $schema must be draft 2020-12, got {doc.get('$schema')!r}"
                 )
+        declared: list[str] = []
         for prev, cur in itertools.pairwise(numbers):
-            for issue in check_compatible(versions[prev], versions[cur]):
-                problems.append(f"v{cur} breaks v{prev}: {issue}")
-        reports.append(SchemaReport(name, numbers, problems))
+            broken, accepted = compare_versions(versions[prev], versions[cur])
+            problems += [f"v{cur} breaks v{prev}: {issue}" for issue in broken]
+            declared += [f"v{cur} tightens v{prev} (declared): {issue}" for issue in accepted]
+        first = versions[numbers[0]] if numbers else None
+        if isinstance(first, Mapping) and DECLARED in first:
+            problems.append(f"v{numbers[0]}: {DECLARED} in a first version tightens nothing")
+        reports.append(SchemaReport(name, numbers, problems, declared))
     return reports

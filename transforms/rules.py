@@ -8,6 +8,14 @@ separators) say so in their docstring.
 
 All rules are pure and total over the values Debezium can send (str, int, float, Decimal,
 datetime, None): anything unexpected is `Unfixable`, never an uncaught exception.
+
+Limits: a clean value must fit the legacy column it comes from (`seam.legacy_db.models`), so
+that a consumer of the clean topics can rely on the bounds the domain schemas state. Text
+rules take the column's width as `max_length` (characters, declared per field in the clean
+stage); identifiers and cents must fit INTEGER. Names and SKUs hold no control
+characters (C0, DEL); a description keeps its line feeds and nothing else of C0. Every
+reason quotes the offending value shortened (`shown`): a 200,000-character value must not
+become a 200,000-character dead-letter header.
 """
 
 from __future__ import annotations
@@ -22,10 +30,47 @@ LEGACY_TZ: Final = ZoneInfo("Europe/Berlin")
 CURRENCY: Final = "EUR"
 _EPOCH: Final = datetime(1970, 1, 1)
 _CENT: Final = Decimal("0.01")
+# Every integer column of the catalog is INTEGER: 32 bits, signed.
+MAX_INT: Final = 2**31 - 1
+# price_cents is INTEGER: a price it cannot hold cannot be the product's price.
+MAX_PRICE: Final = (Decimal(MAX_INT) / 100).quantize(_CENT)
 
 
 class Unfixable(ValueError):  # noqa: N818 - a verdict on a value, read as "raise Unfixable"
     """The value breaks the rule and no repair applies."""
+
+
+_SHOWN: Final = 40  # characters of a value a reason quotes
+
+
+def shown(value: Any) -> str:
+    """`value` as a reason quotes it: its repr, text cut to its first 40 characters (the
+    length said), integers beyond 64 bits by their size."""
+    if type(value) is str and len(value) > _SHOWN:
+        return f"{value[:_SHOWN]!r}... ({len(value)} characters)"
+    if type(value) is int and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
+
+
+# Control characters: C0 and DEL. (C1 is left alone: JSON needs no escape for it, and the
+# latin-1 mojibake of W9 can hold it.)
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_LF: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+
+
+def _no_control(text: str, control: re.Pattern[str] = _CONTROL) -> None:
+    """Unfixable when `text` holds a character of `control`. (Callers first ask
+    `str.isprintable()`, a quick scan in C: a printable text holds no control character.)"""
+    found = control.search(text)
+    if found is not None:
+        raise Unfixable(
+            f"control character U+{ord(found.group()):04X} at {found.start()} in {shown(text)}"
+        )
+
+
+def _too_long(text: str, max_length: int) -> Unfixable:
+    return Unfixable(f"longer than {max_length} characters: {shown(text)}")
 
 
 # --------------------------------------------------------------------------- text
@@ -50,9 +95,10 @@ _SPACES: Final = re.compile(r"[ \t\u00a0]+")
 _ALL_WS: Final = re.compile(r"\s+")
 
 
-def clean_name(value: Any) -> str:
+def clean_name(value: Any, max_length: int | None = None) -> str:
     """W9 + whitespace (repair): mojibake repaired, whitespace runs (CR/LF included) folded
-    to one space, ends stripped. Unfixable: not text, or nothing left."""
+    to one space, ends stripped. Unfixable: not text, nothing left, longer than
+    `max_length`, or a control character left."""
     if type(value) is not str:
         raise Unfixable(f"expected text, got {type(value).__name__}")
     text = repair_mojibake(value)
@@ -61,6 +107,10 @@ def clean_name(value: Any) -> str:
     text = text.strip()
     if not text:
         raise Unfixable("empty")
+    if max_length is not None and len(text) > max_length:
+        raise _too_long(text, max_length)
+    if not text.isprintable():
+        _no_control(text)
     return text
 
 
@@ -74,9 +124,10 @@ def optional_text(value: Any) -> str | None:
     return text or None
 
 
-def clean_description(value: Any) -> str | None:
+def clean_description(value: Any, max_length: int | None = None) -> str | None:
     """W5/W9 (repair): '' -> None; mojibake repaired; CRLF and lone CR -> LF; runs of
-    spaces folded to one; each line and the whole text stripped."""
+    spaces and tabs folded to one space; each line and the whole text stripped.
+    Unfixable: longer than `max_length`, or a control character other than LF left."""
     text = optional_text(value)
     if text is None:
         return None
@@ -85,18 +136,31 @@ def clean_description(value: Any) -> str | None:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "  " in text or "\t" in text or "\u00a0" in text or "\n" in text:
         text = "\n".join(_SPACES.sub(" ", line).strip() for line in text.split("\n")).strip()
-    return text or None
+    if not text:
+        return None
+    if max_length is not None and len(text) > max_length:
+        raise _too_long(text, max_length)
+    if not text.isprintable():
+        _no_control(text, _CONTROL_BUT_LF)
+    return text
 
 
-def clean_sku(value: Any) -> str:
-    """W3 (repair): `sku.strip().upper()`. Unfixable: not text, empty, or inner whitespace."""
+def clean_sku(value: Any, max_length: int | None = None) -> str:
+    """W3 (repair): `sku.strip().upper()`. Unfixable: not text, empty, longer than
+    `max_length`, inner whitespace or a control character."""
     if type(value) is not str:
         raise Unfixable(f"expected text, got {type(value).__name__}")
     sku = value.strip().upper()
     if not sku:
         raise Unfixable("empty")
-    if _ALL_WS.search(sku):
-        raise Unfixable(f"whitespace inside {sku!r}")
+    if max_length is not None and len(sku) > max_length:
+        raise _too_long(sku, max_length)
+    if not sku.isprintable():  # a printable text holds no whitespace but spaces, no controls
+        if _ALL_WS.search(sku):
+            raise Unfixable(f"whitespace inside {shown(sku)}")
+        _no_control(sku)
+    elif " " in sku:
+        raise Unfixable(f"whitespace inside {shown(sku)}")
     return sku
 
 
@@ -109,7 +173,7 @@ def clean_ean(value: Any) -> str | None:
     if text is None:
         return None
     if not _EAN.fullmatch(text):
-        raise Unfixable(f"not 8-14 digits: {text!r}")
+        raise Unfixable(f"not 8-14 digits: {shown(text)}")
     return text
 
 
@@ -129,7 +193,7 @@ def clean_status(value: Any) -> ProductStatus:
         status = _STATUS.get(value.strip().upper())
         if status is not None:
             return status
-    raise Unfixable(f"unknown status code {value!r} (expected one of A, D, X)")
+    raise Unfixable(f"unknown status code {shown(value)} (expected one of A, D, X)")
 
 
 def clean_deleted_flag(value: Any) -> bool:
@@ -142,7 +206,7 @@ def clean_deleted_flag(value: Any) -> bool:
             return True
         if flag in ("N", ""):
             return False
-    raise Unfixable(f"unknown deletion flag {value!r} (expected Y, N or NULL)")
+    raise Unfixable(f"unknown deletion flag {shown(value)} (expected Y, N or NULL)")
 
 
 _COUNTRIES: Final = {
@@ -177,7 +241,7 @@ def clean_country(value: Any) -> str | None:
         return code
     if _ISO2.fullmatch(key):
         return key
-    raise Unfixable(f"unknown country {text!r}")
+    raise Unfixable(f"unknown country {shown(text)}")
 
 
 def clean_email(value: Any) -> str | None:
@@ -186,7 +250,7 @@ def clean_email(value: Any) -> str | None:
     if text is None:
         return None
     if "@" not in text or _ALL_WS.search(text):
-        raise Unfixable(f"not an e-mail address: {text!r}")
+        raise Unfixable(f"not an e-mail address: {shown(text)}")
     return text.lower()
 
 
@@ -194,19 +258,21 @@ def clean_email(value: Any) -> str | None:
 
 
 def clean_id(value: Any) -> int:
-    """A key column: a positive integer. Unfixable: anything else."""
-    if type(value) is int and value > 0:
+    """A key column: a positive INTEGER. Unfixable: anything else."""
+    if type(value) is int and 0 < value <= MAX_INT:
         return value
-    raise Unfixable(f"expected a positive integer id, got {value!r}")
+    raise Unfixable(f"expected a positive integer id up to {MAX_INT} (INTEGER), got {shown(value)}")
 
 
 def zero_is_absent(value: Any) -> int | None:
-    """W6: 0 (and NULL) mean 'none' -> None; else a positive integer. Unfixable: others."""
+    """W6: 0 (and NULL) mean 'none' -> None; else a positive INTEGER. Unfixable: others."""
     if value is None or value == 0:
         return None
-    if type(value) is int and value > 0:
+    if type(value) is int and 0 < value <= MAX_INT:
         return value
-    raise Unfixable(f"expected a positive integer or 0, got {value!r}")
+    raise Unfixable(
+        f"expected a positive integer up to {MAX_INT} (INTEGER) or 0, got {shown(value)}"
+    )
 
 
 def optional_id(value: Any) -> int | None:
@@ -231,7 +297,8 @@ def parse_price_text(value: Any) -> Decimal | None:
     '1,234.50' (any currency mark means EUR: '$' was a UI bug). '' and NULL -> None (no
     price). A separator followed by exactly three digits and nothing else ('1,234' or
     '1.234') is ambiguous (thousands or decimals?) and Unfixable, as is anything else that
-    is not a non-negative amount in whole cents.
+    is not a non-negative amount in whole cents, and an amount beyond MAX_PRICE (more than
+    price_cents, INTEGER, can hold).
     """
     if value is None:
         return None
@@ -240,7 +307,7 @@ def parse_price_text(value: Any) -> Decimal | None:
     text = _CURRENCY_TOKENS.sub("", value).strip()
     if not text:
         if value.strip():
-            raise Unfixable(f"no amount in {value!r}")
+            raise Unfixable(f"no amount in {shown(value)}")
         return None
     if _PLAIN.fullmatch(text):
         number = text.replace(",", ".")
@@ -249,19 +316,23 @@ def parse_price_text(value: Any) -> Decimal | None:
     elif _THOUSANDS_DE.fullmatch(text) and "," in text:
         number = text.replace(".", "").replace(",", ".")
     elif _THOUSANDS_EN.fullmatch(text) or _THOUSANDS_DE.fullmatch(text):
-        raise Unfixable(f"ambiguous price {value!r}: thousands or decimal separator?")
+        raise Unfixable(f"ambiguous price {shown(value)}: thousands or decimal separator?")
     else:
-        raise Unfixable(f"unreadable price {value!r}")
-    return Decimal(number).quantize(_CENT)
+        raise Unfixable(f"unreadable price {shown(value)}")
+    amount = Decimal(number)
+    if amount > MAX_PRICE:
+        raise Unfixable(f"price {shown(value)} is more than price_cents can hold ({MAX_PRICE})")
+    return amount.quantize(_CENT)
 
 
 def price_from_cents(value: Any) -> Decimal | None:
-    """W2: integer cents -> Decimal euros; NULL -> None. Unfixable: negative or not int."""
+    """W2: integer cents -> Decimal euros; NULL -> None. Unfixable: negative, beyond
+    INTEGER, or not int."""
     if value is None:
         return None
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value <= MAX_INT:
         return (Decimal(value) / 100).quantize(_CENT)
-    raise Unfixable(f"expected non-negative integer cents, got {value!r}")
+    raise Unfixable(f"expected integer cents from 0 to {MAX_INT} (INTEGER), got {shown(value)}")
 
 
 def price_of(price_txt: Any, price_cents: Any) -> Decimal | None:
@@ -273,7 +344,7 @@ def price_of(price_txt: Any, price_cents: Any) -> Decimal | None:
     if cents is None:
         return text
     if text is not None and text != cents:
-        raise Unfixable(f"price_txt {price_txt!r} disagrees with price_cents {price_cents!r}")
+        raise Unfixable(f"price_txt {shown(price_txt)} disagrees with price_cents {price_cents!r}")
     return cents
 
 
@@ -286,7 +357,7 @@ def amount_of(value: Any) -> Decimal:
             return Decimal(value.strip())
         except InvalidOperation:
             pass
-    raise Unfixable(f"expected a decimal amount, got {value!r}")
+    raise Unfixable(f"expected a decimal amount, got {shown(value)}")
 
 
 def currency_of(value: Any) -> str:
@@ -295,7 +366,7 @@ def currency_of(value: Any) -> str:
         code = value.strip().upper()
         if len(code) == 3 and code.isalpha():
             return code
-    raise Unfixable(f"expected a three-letter currency code, got {value!r}")
+    raise Unfixable(f"expected a three-letter currency code, got {shown(value)}")
 
 
 # --------------------------------------------------------------------------- time
@@ -330,14 +401,14 @@ def to_utc_iso(value: Any, unit: TimestampUnit) -> str | None:
                 timedelta(microseconds=value) if unit == "us" else timedelta(milliseconds=value)
             )
         except OverflowError as exc:
-            raise Unfixable(f"timestamp {value} out of range") from exc
+            raise Unfixable(f"timestamp {shown(value)} out of range") from exc
     elif isinstance(value, datetime):
         naive = value
     elif type(value) is str:
         try:
             naive = datetime.fromisoformat(value.strip())
         except ValueError as exc:
-            raise Unfixable(f"unreadable timestamp {value!r}") from exc
+            raise Unfixable(f"unreadable timestamp {shown(value)}") from exc
     else:
         raise Unfixable(f"expected a timestamp, got {type(value).__name__}")
     aware = naive.astimezone(UTC) if naive.tzinfo is not None else local_to_utc(naive)

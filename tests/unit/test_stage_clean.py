@@ -94,7 +94,9 @@ def test_sku(raw: str, clean: str) -> None:
     assert rules.clean_sku(raw) == clean
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "AB 12", None, 5])
+@pytest.mark.parametrize(
+    "bad", ["", "   ", "AB 12", "AB\u00a012", "AB\u200312", "AB\x1f12", None, 5]
+)
 def test_sku_unfixable(bad: Any) -> None:
     with pytest.raises(rules.Unfixable):
         rules.clean_sku(bad)
@@ -275,3 +277,145 @@ def test_stage_uses_connector_units_and_toast_placeholder() -> None:
     assert item.before is not None
     assert item.after["description"] == "Hand wash.\nOnly."  # unchanged TOASTed value kept
     assert item.after["created_at"] == "2024-03-01T09:11:12Z"  # postgresql: microseconds
+
+
+# ----------------------------------------------------------------- limits (issue 10, §3)
+
+
+def test_reasons_quote_values_shortened() -> None:
+    assert rules.shown("Mug") == "'Mug'"
+    assert rules.shown("A" * 200_000) == f"{'A' * 40!r}... (200000 characters)"
+    assert rules.shown(2**70) == "an integer of 71 bits"
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "rule"),
+    [
+        ("prod_name", "A" * 200_000, "longer than 200 characters"),
+        ("prod_name", "N" * 201, "longer than 200 characters"),
+        ("sku", "S" * 5_000, "longer than 32 characters"),
+        ("sku", "AB-" + "1" * 30, "longer than 32 characters"),
+        ("prod_name", "Mug\x00", "control character U+0000 at 3"),
+        ("prod_name", "Mug\x07 blue", "control character U+0007 at 3"),
+        ("prod_name", "Mug\x7f", "control character U+007F"),
+        ("prod_name", "Mug\x0bblue", "control character U+000B"),  # VT is not folded
+        ("sku", "AB-1\x00", "control character U+0000"),
+        ("descr", "Dishwasher\x07 safe.", "control character U+0007"),
+        ("descr", "D" * 65_536, "longer than 65535 characters"),
+        ("prod_id", 2**31, "up to 2147483647 (INTEGER)"),
+        ("cat_id", 2**31, "up to 2147483647 (INTEGER)"),
+        ("supp_id", 2**63, "up to 2147483647 (INTEGER)"),
+        ("price_cents", 2**31, "from 0 to 2147483647 (INTEGER)"),
+    ],
+)
+def test_a_value_beyond_its_column_is_rejected_naming_column_rule_and_value(
+    column: str, value: Any, rule: str
+) -> None:
+    row = {**ROW, column: value}
+    if column == "price_cents":
+        row["price_txt"] = ""
+    with pytest.raises(Reject) as info:
+        clean_row("products", row, "us", strict=True)
+    reason = info.value.reason
+    assert reason.startswith("products: ")
+    assert column in reason.split(": ")[1]  # the column ("price_txt/price_cents" for a price)
+    assert rule in reason
+    assert rules.shown(value) in reason  # the value, shortened
+    assert len(reason) < 250
+
+
+def test_values_at_the_limits_are_kept() -> None:
+    row = {
+        **ROW,
+        "prod_id": 2**31 - 1,
+        "sku": " ab-" + "1" * 29 + " ",  # 32 once stripped
+        "prod_name": "  " + "é" * 200 + "  ",
+        "descr": "Line one.\r\n" + "d" * 65_525,  # 65,535 once CRLF is LF
+        "cat_id": 2**31 - 1,
+        "price_txt": "21.474.836,47 €",
+        "price_cents": 2**31 - 1,
+    }
+    clean, _ = clean_row("products", row, "us", strict=True)
+    assert len(clean["sku"]) == 32
+    assert clean["name"] == "é" * 200
+    assert len(clean["description"]) == 65_535
+    assert clean["description"].startswith("Line one.\nddd")  # LF kept, CR cleaned
+    assert clean["price"] == Decimal("21474836.47")
+    assert clean["product_id"] == clean["category_id"] == 2**31 - 1
+
+
+def test_the_repairs_still_apply_before_the_limits() -> None:
+    # Mojibake and whitespace shrink a name: the limit is on the clean value.
+    name = mojibake("Café") + "   " + "x" * 193  # 201 raw, 198 clean
+    assert len(name) == 201
+    assert rules.clean_name(name, max_length=200) == "Café " + "x" * 193
+    assert rules.clean_name("Mug\tblue\r\n", max_length=200) == "Mug blue"
+    assert rules.clean_description("a\tb\r\nc", max_length=5) == "a b\nc"
+
+
+@pytest.mark.parametrize("text", ["1" * 40, "1" * 5_000 + ",00", "21474836.48", "99.999.999,00"])
+def test_a_price_beyond_the_cents_column_is_unfixable_not_a_crash(text: str) -> None:
+    with pytest.raises(rules.Unfixable, match="more than price_cents can hold"):
+        rules.parse_price_text(text)
+
+
+def test_an_old_row_beyond_the_limits_makes_the_old_value_unknown() -> None:
+    old = {**ROW, "prod_name": "N" * 300, "sku": "AB-1\x07"}
+    row, problems = clean_row("products", old, "us", strict=False)
+    assert row["name"] is None
+    assert row["sku"] is None
+    assert [p.split(":")[0] for p in problems] == ["sku", "prod_name"]
+
+
+def test_reference_rows_have_their_limits_too() -> None:
+    category = {
+        "cat_id": 3,
+        "parent_id": 0,
+        "cat_name": "T" * 101,
+        "descr": "ok",
+        "created_at": None,
+    }
+    with pytest.raises(Reject, match="cat_name: longer than 100"):
+        clean_row("categories", category, "us", strict=True)
+    supplier = {
+        "supp_id": 4,
+        "supp_name": "Rossi\x00 AG",
+        "email": None,
+        "phone": None,
+        "country": None,
+        "created_at": None,
+    }
+    with pytest.raises(Reject, match="supp_name: control character"):
+        clean_row("suppliers", supplier, "us", strict=True)
+
+
+def test_declared_widths_are_the_legacy_column_types() -> None:
+    from sqlalchemy import Text
+
+    from seam.legacy_db.models import Base
+    from seam.transforms.stages.clean import TABLES
+
+    declared = 0
+    for table, fields in TABLES.items():
+        for field in fields:
+            if field.max_length is None:
+                continue
+            (column,) = field.columns
+            kind = Base.metadata.tables[table].c[column].type
+            width = 65_535 if isinstance(kind, Text) else kind.length  # type: ignore[attr-defined]
+            assert field.max_length == width, (table, column)
+            declared += 1
+    # Every text field that reaches a domain event declares its width.
+    assert declared == 6
+
+
+def test_long_values_are_not_remembered() -> None:
+    from seam.transforms.stages import clean as stage
+
+    stage._STEPS.clear()
+    clean_row("products", {**ROW, "prod_name": "A" * 200_000}, "us", strict=False)
+    clean_row("products", {**ROW, "prod_name": "Short"}, "us", strict=False)
+    memo = next(s.memo for s in stage._steps("products", "us") if s.name == "name")
+    assert memo is not None
+    assert "Short" in memo
+    assert all(len(k) <= 1_000 for k in memo)

@@ -91,7 +91,7 @@ def test_snapshot_lists_with_enriched_state(pipeline: Pipeline) -> None:
     (item,) = out.events
     assert item.event is not None
     assert item.event["event_type"] == "ProductListed"
-    assert item.event["schema_version"] == 1
+    assert item.event["schema_version"] == 2
     assert item.latest_key == "7"
     assert item.state == {
         "product_id": 7,
@@ -137,8 +137,11 @@ def test_snapshot_lists_with_enriched_state(pipeline: Pipeline) -> None:
         ),
         (
             {"cat_id": 999},
-            ["ProductRecategorized"],  # W10: an orphan keeps its id, no name
-            {"old_category": {"id": 3, "name": "Tea 3"}, "new_category": {"id": 999}},
+            ["ProductRecategorized"],  # W10: an orphan keeps its id, marked unresolved
+            {
+                "old_category": {"id": 3, "name": "Tea 3"},
+                "new_category": {"id": 999, "resolved": False},
+            },
         ),
         (
             {"supp_id": 0},
@@ -282,4 +285,62 @@ def test_reference_data_follows_changes(pipeline: Pipeline) -> None:
     pipeline.observe(RawRecord(key, value, topic="c.public.categories"))
     out = run(pipeline, "r", None, ROW)
     assert out.events[0].state is not None
-    assert out.events[0].state["category"] == {"id": 3}
+    assert out.events[0].state["category"] == {"id": 3, "resolved": False}
+
+
+def test_unknown_references_are_kept_and_marked_unresolved(pipeline: Pipeline) -> None:
+    # W10: about 0.5% of products name a category that does not exist; a supplier may be
+    # unknown too (its row not seen yet). Neither is dropped, both say so.
+    out = run(pipeline, "r", None, {**ROW, "cat_id": 999, "supp_id": 998})
+    (item,) = out.events
+    assert item.event is not None
+    assert item.event["event_type"] == "ProductListed"
+    assert item.state is not None
+    assert item.state["category"] == {"id": 999, "resolved": False}
+    assert item.state["supplier"] == {"id": 998, "resolved": False}
+    assert item.event["data"]["product"] is item.state
+    # A known one carries its name and no mark; none at all (NULL, W6's 0) is left out.
+    known = run(pipeline, "r", None, {**ROW, "supp_id": 0}).events[0].state
+    assert known is not None
+    assert known["category"] == {"id": 3, "name": "Tea 3"}
+    assert "supplier" not in known
+
+
+def test_an_unknown_old_supplier_is_marked_in_the_event(pipeline: Pipeline) -> None:
+    out = run(pipeline, "u", {**ROW, "supp_id": 77}, ROW)
+    assert out.events[0].event is not None
+    assert out.events[0].event["data"] == {
+        "old_supplier": {"id": 77, "resolved": False},
+        "new_supplier": {"id": 4, "name": "Rossi AG"},
+    }
+
+
+def test_a_category_row_its_rules_reject_leaves_its_references_unresolved(
+    pipeline: Pipeline,
+) -> None:
+    row = {"cat_id": 6, "parent_id": 0, "cat_name": "Tea\x07", "descr": None, "created_at": None}
+    key, value = envelope("categories", "r", None, row, 4000)
+    pipeline.observe(RawRecord(key, value, topic="c.public.categories"))
+    state = run(pipeline, "r", None, {**ROW, "cat_id": 6}).events[0].state
+    assert state is not None
+    assert state["category"] == {"id": 6, "resolved": False}
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "rule"),
+    [
+        ({"prod_name": "A" * 200_000}, "prod_name", "longer than 200 characters"),
+        ({"sku": "S" * 5_000}, "sku", "longer than 32 characters"),
+        ({"prod_name": "Mug\x00"}, "prod_name", "control character U+0000"),
+        ({"prod_name": "Mug\x07"}, "prod_name", "control character U+0007"),
+    ],
+)
+def test_the_poison_of_issue_10_is_rejected_by_clean(
+    pipeline: Pipeline, change: dict[str, Any], column: str, rule: str
+) -> None:
+    key, value = envelope("products", "c", None, {**ROW, **change}, 600)
+    outcome = pipeline.run(RawRecord(key, value, topic="c.public.products"))
+    assert isinstance(outcome, Rejected)
+    assert outcome.stage == "clean"
+    assert outcome.reason.startswith(f"products: {column}: {rule}")
+    assert len(outcome.reason) < 200

@@ -41,7 +41,7 @@ def event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "event_id": "0b7c0b4e-3c1f-5d0a-9a53-1f2e3d4c5b6a",
         "event_type": event_type,
-        "schema_version": 1,
+        "schema_version": 2,
         "entity": "product",
         "product_id": 1,
         "occurred_at": "2026-01-01T00:00:00Z",
@@ -63,6 +63,26 @@ VALID = [
     ),
     event("ProductDelisted", {"reason": "deleted"}),
     event("ProductDiscontinued", {"previous_status": "active"}),
+    # v2: the legacy columns' limits, exactly; LF in a description; unresolved references.
+    event(
+        "ProductListed",
+        {
+            "product": {
+                **STATE,
+                "product_id": 2**31 - 1,
+                "sku": "S" * 32,
+                "name": "\u00e9" * 200,
+                "description": "Line one.\nLine two." + "d" * 65_515,
+                "category": {"id": 999, "resolved": False},
+                "supplier": {"id": 2**31 - 1, "name": "R" * 120},
+                "price": {"amount": "21474836.47", "currency": "EUR"},
+            }
+        },
+    ),
+    event(
+        "ProductRecategorized", {"old_category": None, "new_category": {"id": 9, "resolved": False}}
+    ),
+    {**event("ProductRenamed", {"old_name": None, "new_name": "x"}), "schema_version": 1},  # v1's
 ]
 
 
@@ -89,6 +109,22 @@ INVALID = [
     broken(VALID[4], ["data", "reason"], "whim"),
     broken(VALID[5], ["event_type"], "ProductRenamed"),  # const
     broken(VALID[0], ["provenance", "snapshot"], "no"),
+    # v2's limits: what the legacy columns cannot hold, and control characters.
+    broken(VALID[0], ["data", "product", "name"], "N" * 201),
+    broken(VALID[0], ["data", "product", "name"], "Mug\x00"),
+    broken(VALID[0], ["data", "product", "name"], "Mug\x07 blue"),
+    broken(VALID[0], ["data", "product", "sku"], "S" * 33),
+    broken(VALID[0], ["data", "product", "sku"], "AB-1\x7f"),
+    broken(VALID[0], ["data", "product", "description"], "Bell\x07"),
+    broken(VALID[0], ["data", "product", "description"], "d" * 65_536),
+    broken(VALID[0], ["data", "product", "product_id"], 2**31),
+    broken(VALID[0], ["product_id"], 2**31),
+    broken(VALID[0], ["data", "product", "price", "amount"], "100000000.00"),
+    broken(VALID[0], ["data", "product", "category"], {"id": 3, "name": "C" * 101}),
+    broken(VALID[0], ["data", "product", "category"], {"id": 3, "resolved": True}),
+    broken(VALID[1], ["data", "new_name"], "x\x1b[31m"),
+    broken(VALID[3], ["data", "new_category"], {"id": 2**31, "name": "Tea"}),
+    broken(VALID[1], ["schema_version"], 3),
 ]
 
 
@@ -115,10 +151,64 @@ def test_stage_rejects_invalid_and_unknown_types(schemas: SchemaSet) -> None:
     raw = RawRecord(None, None)
     (item,) = stage.process(Item(raw, event=copy.deepcopy(VALID[1])))
     assert item.event is not None
-    assert item.event["schema_version"] == 1
-    with pytest.raises(Reject, match="ProductListed v1 invalid"):
+    assert item.event["schema_version"] == 2
+    with pytest.raises(Reject, match="ProductListed v2 invalid"):
         list(stage.process(Item(raw, event=copy.deepcopy(INVALID[0]))))
     with pytest.raises(Reject, match="no schema"):
         list(stage.process(Item(raw, event={**VALID[1], "event_type": "ProductTeleported"})))
     with pytest.raises(Reject, match="ProductState"):
         list(stage.process(Item(raw, latest_key="1", state={**STATE, "status": "?"})))
+
+
+def test_a_reason_quotes_a_huge_value_shortened(schemas: SchemaSet) -> None:
+    stage = ValidateStage(CompiledSchemas(schemas))
+    huge = broken(VALID[1], ["data", "new_name"], "N" * 200_000)
+    with pytest.raises(Reject) as info:
+        list(stage.process(Item(RawRecord(None, None), event=huge)))
+    assert "longer than 200 characters" in info.value.reason
+    assert len(info.value.reason) < 400
+
+
+def test_the_schemas_state_the_limits_the_clean_stage_enforces(schemas: SchemaSet) -> None:
+    """Schemas, clean.TABLES and (test_stage_clean) the legacy columns agree on every limit."""
+    from seam.transforms.rules import MAX_INT
+    from seam.transforms.stages.clean import TABLES
+
+    width = {(t, f.name): f.max_length for t, fields in TABLES.items() for f in fields}
+
+    def latest(name: str) -> dict[str, Any]:
+        found = schemas.latest(name)
+        assert found is not None
+        return dict(found[1])
+
+    def at(doc: dict[str, Any], *path: str) -> dict[str, Any]:
+        for name in path:
+            doc = doc["properties"][name]
+        return doc
+
+    state = latest("ProductState")
+    assert at(state, "sku")["maxLength"] == width[("products", "sku")]
+    assert at(state, "name")["maxLength"] == width[("products", "name")]
+    assert at(state, "description")["maxLength"] == width[("products", "description")]
+    assert at(state, "category", "name")["maxLength"] == width[("categories", "name")]
+    assert at(state, "supplier", "name")["maxLength"] == width[("suppliers", "name")]
+    for ident in (("product_id",), ("category", "id"), ("supplier", "id")):
+        assert at(state, *ident)["maximum"] == MAX_INT
+    events = {
+        ("ProductRenamed", "new_name"): ("products", "name"),
+        ("ProductRenamed", "old_name"): ("products", "name"),
+        ("ProductIdentifiersChanged", "new_sku"): ("products", "sku"),
+        ("ProductIdentifiersChanged", "old_sku"): ("products", "sku"),
+        ("ProductDescriptionChanged", "new_description"): ("products", "description"),
+        ("ProductDescriptionChanged", "old_description"): ("products", "description"),
+    }
+    for (event_type, field), column in events.items():
+        assert at(latest(event_type), "data", field)["maxLength"] == width[column]
+    for side in ("old", "new"):
+        recategorized = at(latest("ProductRecategorized"), "data", f"{side}_category", "name")
+        assert recategorized["maxLength"] == width[("categories", "name")]
+        supplier = at(latest("ProductSupplierChanged"), "data", f"{side}_supplier", "name")
+        assert supplier["maxLength"] == width[("suppliers", "name")]
+    for name in schemas.versions:
+        if name != "ProductState":
+            assert at(latest(name), "product_id")["maximum"] == MAX_INT, name

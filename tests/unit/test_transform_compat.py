@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from seam.cli.main import app
-from seam.transforms.compat import check_compatible, check_schema_set
+from seam.transforms.compat import DECLARED, check_compatible, check_schema_set, compare_versions
 from seam.transforms.schemas import SchemaSet
 
 pytestmark = pytest.mark.unit
@@ -98,6 +98,70 @@ def test_repository_schemas_pass() -> None:
     assert all(not r.problems for r in reports)
 
 
+def declaring(doc: dict[str, Any], *paths: str, reason: str = "the column is VARCHAR(5)") -> Any:
+    return {**doc, DECLARED: {"reason": reason, "paths": list(paths)}}
+
+
+def test_a_declared_tightening_is_accepted_and_named() -> None:
+    new = declaring(INCOMPATIBLE["bound tightened"][0], "/properties/note")
+    problems, accepted = compare_versions(V1, new)
+    assert problems == []
+    assert [str(a) for a in accepted] == ["/properties/note: maxLength tightened to 5"]
+    (report,) = check_schema_set({"Thing": {1: V1, 2: new}})
+    assert report.problems == []
+    assert report.declared == [
+        "v2 tightens v1 (declared): /properties/note: maxLength tightened to 5"
+    ]
+
+
+def test_a_pattern_added_may_be_declared_too() -> None:
+    new = declaring(INCOMPATIBLE["pattern added"][0], "/properties/note")
+    assert compare_versions(V1, new)[0] == []
+
+
+def test_an_undeclared_tightening_still_breaks() -> None:
+    both = changed(lambda d: d["properties"]["note"].update(maxLength=5, pattern="^a"))
+    both["properties"]["id"]["maximum"] = 9
+    problems, accepted = compare_versions(V1, declaring(both, "/properties/note"))
+    assert len(accepted) == 2
+    assert [str(p) for p in problems] == ["/properties/id: maximum tightened to 9"]
+
+
+@pytest.mark.parametrize("name", ["retyped", "required added", "enum narrowed", "property removed"])
+def test_the_shape_of_an_event_cannot_be_declared_away(name: str) -> None:
+    new, expected = INCOMPATIBLE[name]
+    paths = {p.path or "/" for p in check_compatible(V1, new)}
+    problems, accepted = compare_versions(V1, declaring(new, *paths))
+    assert accepted == []
+    assert any(expected in str(p) for p in problems)
+
+
+def test_a_declaration_must_be_exact_and_give_a_reason() -> None:
+    # A path that tightens nothing: the list would hide the next real break there.
+    problems, _ = compare_versions(V1, declaring(V1, "/properties/id"))
+    assert [str(p) for p in problems] == [
+        f"/properties/id: declared in {DECLARED} but not tightened"
+    ]
+    problems, _ = compare_versions(
+        V1, declaring(INCOMPATIBLE["bound tightened"][0], "/properties/note", reason="")
+    )
+    assert any("needs a reason" in str(p) for p in problems)
+    (report,) = check_schema_set({"Thing": {1: declaring(V1, "/properties/id")}})
+    assert any("first version" in p for p in report.problems)
+
+
+def test_repository_declarations_list_exactly_what_each_version_tightens() -> None:
+    schemas = SchemaSet.load()
+    declared = 0
+    for name, versions in schemas.versions.items():
+        for number in sorted(versions)[1:]:
+            problems, accepted = compare_versions(versions[number - 1], versions[number])
+            assert problems == [], (name, number, problems)
+            assert {a.keyword for a in accepted} <= {"maxLength", "maximum", "pattern"}
+            declared += len(accepted)
+    assert declared
+
+
 def _write(root: Path, name: str, version: int, doc: dict[str, Any]) -> None:
     (root / name).mkdir(exist_ok=True)
     (root / name / f"v{version}.json").write_text(json.dumps(doc))
@@ -109,6 +173,13 @@ def test_cli_fails_on_a_breaking_version(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["transform", "check-schemas", "--dir", str(tmp_path)])
     assert ok.exit_code == 0, ok.output
+    assert "declared" not in ok.output
+    tightened = declaring(COMPATIBLE["optional property added"], "/properties/note")
+    tightened["properties"]["note"]["maxLength"] = 5
+    _write(tmp_path, "Thing", 2, tightened)
+    ok = runner.invoke(app, ["transform", "check-schemas", "--dir", str(tmp_path)])
+    assert ok.exit_code == 0, ok.output
+    assert "1 declared tightening" in ok.output
     _write(tmp_path, "Thing", 3, INCOMPATIBLE["enum narrowed"][0])
     bad = runner.invoke(app, ["transform", "check-schemas", "--dir", str(tmp_path), "-o", "json"])
     assert bad.exit_code != 0

@@ -24,7 +24,7 @@ def test_the_events_that_embed_the_state_are_found() -> None:
 def test_an_event_whose_embedded_state_differs_is_validated_in_full(tmp_path: Path) -> None:
     copy = tmp_path / "schemas"
     shutil.copytree(SCHEMAS, copy)
-    listed = copy / "ProductListed" / "v1.json"
+    listed = max((copy / "ProductListed").glob("v*.json"), key=lambda p: int(p.stem[1:]))
     doc = json.loads(listed.read_text())
     product = doc["properties"]["data"]["properties"]["product"]
     product["required"] = [*product["required"], "extra"]

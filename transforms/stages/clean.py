@@ -12,6 +12,12 @@ An unfixable value in the OLD row (`before`) never rejects: the old value become
 (None) and is listed in `item.extra["before_unknown"]`. Otherwise a bad value once written
 would dead-letter every later fix of it too.
 
+Limits: a text field declares the width of its legacy column (`max_length`, characters:
+VARCHAR(n)/CHAR(n) -> n, TEXT -> 65,535, the smaller TEXT of the two flavours); its rule
+makes a longer clean value unfixable, like a control character (see `rules`). The domain
+schemas state the same limits, and a unit test keeps the three (models, this table,
+schemas) in step.
+
 Timestamps: naive Europe/Berlin wall-clock (W7) -> UTC ISO 8601; integers are microseconds
 from PostgreSQL and milliseconds from MySQL/MariaDB (option `timestamp_unit`: auto, us, ms).
 """
@@ -43,34 +49,35 @@ class Field:
     policy: Policy = "reject"
     timestamp: bool = False  # the rule takes the timestamp unit as its last argument
     memo: bool = False  # remember results (costly rules on values that repeat)
+    max_length: int | None = None  # the legacy column's width; the rule takes it
 
 
 TABLES: Final[dict[str, tuple[Field, ...]]] = {
     "products": (
         Field("product_id", ("prod_id",), rules.clean_id),
         # sku and ean repeat in every change of a product, and their rules run regexes.
-        Field("sku", ("sku",), rules.clean_sku, memo=True),
-        Field("name", ("prod_name",), rules.clean_name, memo=True),
+        Field("sku", ("sku",), rules.clean_sku, memo=True, max_length=32),
+        Field("name", ("prod_name",), rules.clean_name, memo=True, max_length=200),
         Field("price", ("price_txt", "price_cents"), rules.price_of, memo=True),
         Field("category_id", ("cat_id",), rules.zero_is_absent),  # orphans (W10) kept
         Field("supplier_id", ("supp_id",), rules.zero_is_absent),
         Field("status", ("status_cd",), rules.clean_status),
         Field("deleted", ("is_deleted",), rules.clean_deleted_flag),
         Field("ean", ("ean",), rules.clean_ean, memo=True),
-        Field("description", ("descr",), rules.clean_description, memo=True),
+        Field("description", ("descr",), rules.clean_description, memo=True, max_length=65_535),
         Field("created_at", ("created_at",), rules.to_utc_iso, timestamp=True, memo=True),
         Field("updated_at", ("updated_at",), rules.to_utc_iso, timestamp=True, memo=True),
     ),
     "categories": (
         Field("category_id", ("cat_id",), rules.clean_id),
         Field("parent_id", ("parent_id",), rules.zero_is_absent),
-        Field("name", ("cat_name",), rules.clean_name),
-        Field("description", ("descr",), rules.clean_description, "absent"),
+        Field("name", ("cat_name",), rules.clean_name, max_length=100),
+        Field("description", ("descr",), rules.clean_description, "absent", max_length=255),
         Field("created_at", ("created_at",), rules.to_utc_iso, "absent", timestamp=True),
     ),
     "suppliers": (
         Field("supplier_id", ("supp_id",), rules.clean_id),
-        Field("name", ("supp_name",), rules.clean_name),
+        Field("name", ("supp_name",), rules.clean_name, max_length=120),
         Field("email", ("email",), rules.clean_email, "absent"),
         Field("phone", ("phone",), rules.optional_text, "absent"),
         Field("country", ("country",), rules.clean_country, "absent"),
@@ -101,6 +108,9 @@ def timestamp_unit(connector: str | None, option: str) -> rules.TimestampUnit:
 # three types cannot collide with each other.
 _MEMO_TYPES: Final = frozenset({str, int, type(None)})
 _MEMO_LIMIT: Final = 50_000  # per field: cleared when full (a bound on memory, not an LRU)
+# Longer texts are not remembered: 50,000 poison values of 200,000 characters would hold
+# gigabytes, and a rule's cost on such a text is small beside its decoding.
+_MEMO_MAX_CHARS: Final = 1_000
 
 
 class _Step(NamedTuple):
@@ -127,7 +137,7 @@ def _steps(table: str, unit: rules.TimestampUnit) -> tuple[_Step, ...]:
                 spec.name,
                 spec.columns[0],
                 spec.columns if len(spec.columns) > 1 else None,
-                partial(spec.rule, unit=unit) if spec.timestamp else spec.rule,
+                _bound(spec, unit),
                 spec.policy == "reject",
                 {} if spec.memo else None,
             )
@@ -136,12 +146,32 @@ def _steps(table: str, unit: rules.TimestampUnit) -> tuple[_Step, ...]:
     return found
 
 
+def _bound(spec: Field, unit: rules.TimestampUnit) -> Rule:
+    """`spec.rule` with its declared arguments (timestamp unit, column width) bound."""
+    bound: dict[str, Any] = {}
+    if spec.timestamp:
+        bound["unit"] = unit
+    if spec.max_length is not None:
+        bound["max_length"] = spec.max_length
+    return partial(spec.rule, **bound) if bound else spec.rule
+
+
 def _run(step: _Step, args: tuple[Any, ...]) -> Any:
     """The rule's result for `args`, or the Unfixable it raised (returned, not raised)."""
     try:
         return step.rule(*args)
     except rules.Unfixable as exc:
         return exc
+
+
+def _remember(memo: dict[Any, Any], step: _Step, key: Any, args: tuple[Any, ...]) -> Any:
+    """`_run`, its result kept in `memo` under `key` unless `key` holds a long text."""
+    result = _run(step, args)
+    if not any(type(v) is str and len(v) > _MEMO_MAX_CHARS for v in args):
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = result
+    return result
 
 
 _NAMES: Final = {table: tuple(f.name for f in fields) for table, fields in TABLES.items()}
@@ -218,9 +248,7 @@ def clean_row(
                 try:
                     result = memo[key]
                 except KeyError:
-                    if len(memo) >= _MEMO_LIMIT:
-                        memo.clear()
-                    result = memo[key] = _run(step, (key,))
+                    result = _remember(memo, step, key, (key,))
             else:
                 result = _run(step, (key,))
         else:
@@ -229,9 +257,7 @@ def clean_row(
                 try:
                     result = memo[key]
                 except KeyError:
-                    if len(memo) >= _MEMO_LIMIT:
-                        memo.clear()
-                    result = memo[key] = _run(step, args)
+                    result = _remember(memo, step, key, args)
             else:
                 result = _run(step, args)
         if type(result) is unfixable:

@@ -4,9 +4,13 @@ Contract: one cleaned item in, the same item out with
 * `provenance` set: source database, connector, table, log position (PostgreSQL lsn/txId,
   MySQL/MariaDB binlog file/pos/row/GTID), source time, snapshot flag, and the raw record's
   topic/partition/offset;
-* for products, `category_name` / `supplier_name` added to the clean `before`/`after` rows
-  when the referenced row is known (a product naming a category that does not exist, W10,
-  keeps its id without a name: nothing is invented).
+* for products, `category_name` / `supplier_name` added to the clean `before`/`after` rows:
+  the referenced row's name, or None when the id is unknown here. An unknown reference is
+  kept, never dead-lettered: about 0.5% of legacy products name a category that does not
+  exist (W10), and a referenced row may only arrive later on its own topic. The map stage
+  marks it (`{"id": 42, "resolved": false}`), so a consumer can tell it from a known one;
+  nothing is invented. A category or supplier row that its own rules reject (a name too
+  long or with control characters) is not used, so the references to it are unresolved.
 
 The names come from the categories and suppliers change topics (options `categories`,
 `suppliers`): every worker reads them in full before its first record and keeps them

@@ -58,9 +58,11 @@ def _price(amount: Decimal | None) -> dict[str, str] | None:
 
 
 def _ref(ident: int | None, name: str | None) -> dict[str, Any] | None:
+    """A category or supplier reference: its id and name, or, when the enrich stage did not
+    know the id (a W10 orphan, or a row not seen yet), its id marked `"resolved": false`."""
     if ident is None:
         return None
-    return {"id": ident, "name": name} if name is not None else {"id": ident}
+    return {"id": ident, "name": name} if name is not None else {"id": ident, "resolved": False}
 
 
 def product_state(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from seam.keys import check_known_keys
 from seam.transforms.model import Item, Reject
@@ -46,15 +46,29 @@ class ValidateStage:
             if not found[1].is_valid(event):
                 result = self.schemas.errors(event_type, event)
                 if result and result[1]:
-                    raise Reject(f"{event_type} v{result[0]} invalid: " + "; ".join(result[1][:5]))
+                    raise Reject(f"{event_type} v{result[0]} invalid: " + _listed(result[1]))
             if event_type in self.embeds_state and _embedded_state(event) is item.state:
                 self._last_state = item.state
         if item.state is not None and self._check_state and item.state is not self._last_state:
             result = self.schemas.errors(STATE_SCHEMA, item.state)
             if result and result[1]:
-                raise Reject(f"{STATE_SCHEMA} v{result[0]} invalid: " + "; ".join(result[1][:5]))
+                raise Reject(f"{STATE_SCHEMA} v{result[0]} invalid: " + _listed(result[1]))
             self._last_state = item.state
         return (item,)
+
+
+_MESSAGE: Final = 200  # characters of one validation message a reason keeps
+
+
+def _listed(messages: list[str]) -> str:
+    """The first five messages, each cut short in its middle: a validator quotes the whole
+    value before naming the rule ('"NNN..." is longer than 200 characters'), and a
+    200,000-character value must not become a dead-letter header."""
+    half = _MESSAGE // 2
+    return "; ".join(
+        m if len(m) <= _MESSAGE else f"{m[:half]}...({len(m) - 2 * half} characters)...{m[-half:]}"
+        for m in messages[:5]
+    )
 
 
 def _embedded_state(event: Mapping[str, Any]) -> object:
@@ -67,8 +81,10 @@ _ANNOTATIONS = frozenset({"$schema", "$id", "title", "description", "$comment", 
 
 
 def _checks(schema: Any) -> Any:
+    """`schema` without its annotations (`x-...` keywords too: draft 2020-12 validates
+    nothing by an unknown keyword)."""
     return (
-        {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
+        {k: v for k, v in schema.items() if k not in _ANNOTATIONS and not k.startswith("x-")}
         if type(schema) is dict
         else schema
     )

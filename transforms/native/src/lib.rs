@@ -642,14 +642,14 @@ impl Engine {
         Some(Row {
             product_id: rules::clean_id(&row.prod_id)?,
             sku: rules::clean_sku(&row.sku)?,
-            name: rules::clean_name(&row.prod_name)?,
+            name: rules::clean_name(&row.prod_name, rules::NAME_WIDTH)?,
             price: rules::price_of(&row.price_txt, &row.price_cents)?,
             category_id,
             supplier_id,
             status: rules::clean_status(&row.status_cd)?,
             deleted: rules::clean_deleted_flag(&row.is_deleted)?,
             ean: rules::clean_ean(&row.ean)?,
-            description: rules::clean_description(&row.descr)?,
+            description: rules::clean_description(&row.descr, rules::DESCRIPTION_WIDTH)?,
             created_at: rules::to_utc_iso(&row.created_at, unit)?,
             updated_at: rules::to_utc_iso(&row.updated_at, unit)?,
             category_name,
@@ -1001,19 +1001,20 @@ struct Provenance<'a> {
     source_ts: Option<String>,
 }
 
-/// `map._ref`: `{"id": .., "name": ..}`, or `{"id": ..}` when the name is unknown.
 /// `{"product": <the state>}`.
 fn product<'a>(state: &Rc<Part<'a>>) -> Doc<'a> {
     Doc::Obj(vec![("product", Doc::Shared(state.clone()))])
 }
 
+/// `map._ref`: `{"id": .., "name": ..}`, or `{"id": .., "resolved": false}` when the name
+/// is unknown (an orphan, or a row not seen yet).
 fn reference(id: Option<i64>, name: &Option<String>) -> Doc<'_> {
     let Some(id) = id else {
         return Doc::Null;
     };
     match name {
         Some(n) => Doc::Obj(vec![("id", Doc::Int(id)), ("name", Doc::text(n))]),
-        None => Doc::Obj(vec![("id", Doc::Int(id))]),
+        None => Doc::Obj(vec![("id", Doc::Int(id)), ("resolved", Doc::Bool(false))]),
     }
 }
 

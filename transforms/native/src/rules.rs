@@ -9,6 +9,16 @@ use std::borrow::Cow;
 use crate::cell::Cell;
 use crate::clock;
 
+/// The legacy columns' limits: INTEGER (`rules.MAX_INT`, ids and cents) and the widths, in
+/// characters, that `seam.transforms.stages.clean.TABLES` declares. A text is taken only
+/// when its raw form has no more BYTES than the width has characters: cleaning never
+/// lengthens a name or a description, and a longer text (multi-byte characters, or too
+/// long) is Python's to judge. The parity tests probe both sides of each limit.
+pub const MAX_INT: i64 = 2_147_483_647;
+pub const SKU_WIDTH: usize = 32;
+pub const NAME_WIDTH: usize = 200;
+pub const DESCRIPTION_WIDTH: usize = 65_535;
+
 /// What Python's `str.isspace()` (and so the regex `\s` and `str.strip()`) calls
 /// whitespace.
 fn py_space(c: char) -> bool {
@@ -115,7 +125,7 @@ fn fold(text: &str, is_space: impl Fn(char) -> bool) -> String {
 
 fn positive_int(value: &Cell) -> Option<i64> {
     match value {
-        Cell::Int(n) if *n > 0 => Some(*n),
+        Cell::Int(n) if (1..=MAX_INT).contains(n) => Some(*n),
         _ => None,
     }
 }
@@ -132,9 +142,14 @@ pub fn zero_is_absent(value: &Cell) -> Option<Option<i64>> {
     }
 }
 
-/// `rules.clean_name`: mojibake repaired, whitespace runs folded, stripped.
-pub fn clean_name(value: &Cell) -> Option<String> {
-    let repaired = repair_mojibake(text(value)?);
+/// `rules.clean_name`: mojibake repaired, whitespace runs folded, stripped; at most
+/// `width` bytes raw.
+pub fn clean_name(value: &Cell, width: usize) -> Option<String> {
+    let raw = text(value)?;
+    if raw.len() > width {
+        return None;
+    }
+    let repaired = repair_mojibake(raw);
     let folded =
         if !repaired.is_ascii() || repaired.contains("  ") || repaired.contains(['\t', '\n', '\r'])
         {
@@ -158,8 +173,12 @@ fn optional_text<'a>(value: &'a Cell) -> Option<Option<&'a str>> {
 }
 
 /// `rules.clean_description`: mojibake repaired, CRLF/CR -> LF, runs of spaces, tabs and
-/// NBSPs folded, every line and the whole stripped; blank -> None.
-pub fn clean_description(value: &Cell) -> Option<Option<String>> {
+/// NBSPs folded, every line and the whole stripped; blank -> None; at most `width` bytes
+/// raw.
+pub fn clean_description(value: &Cell, width: usize) -> Option<Option<String>> {
+    if text(value).is_some_and(|raw| raw.len() > width) {
+        return None;
+    }
     let Some(stripped) = optional_text(value)? else {
         return Some(None);
     };
@@ -186,9 +205,10 @@ fn ascii_code<'a>(value: &'a Cell) -> Option<&'a str> {
     (code.is_ascii() && !has_control(code, false)).then_some(code)
 }
 
+/// `rules.clean_sku` (ASCII only: upper-casing keeps its length, so the limit is exact).
 pub fn clean_sku(value: &Cell) -> Option<String> {
     let sku = ascii_code(value)?.to_ascii_uppercase();
-    (!sku.is_empty() && !sku.contains(py_space)).then_some(sku)
+    (!sku.is_empty() && sku.len() <= SKU_WIDTH && !sku.contains(py_space)).then_some(sku)
 }
 
 pub fn clean_ean(value: &Cell) -> Option<Option<String>> {
@@ -319,15 +339,16 @@ fn price_text(value: &Cell) -> Option<Option<i64>> {
 }
 
 /// W1 + W2: the price in cents; cents win, a price text holding another amount is left to
-/// Python (it rejects the disagreement).
+/// Python (it rejects the disagreement, as it rejects a price beyond INTEGER cents).
 pub fn price_of(price_txt: &Cell, price_cents: &Cell) -> Option<Option<i64>> {
     let cents = match price_cents {
         Cell::Null => None,
-        Cell::Int(c) if (0..10_i64.pow(MAX_DIGITS as u32)).contains(c) => Some(*c),
+        Cell::Int(c) if (0..=MAX_INT).contains(c) => Some(*c),
         _ => return None,
     };
     let text = price_text(price_txt)?;
     match (cents, text) {
+        (None, Some(t)) if t > MAX_INT => None,
         (None, text) => Some(text),
         (Some(c), Some(t)) if t != c => None,
         (Some(c), _) => Some(Some(c)),
@@ -395,18 +416,43 @@ mod tests {
 
     #[test]
     fn texts() {
-        assert_eq!(clean_name(&s("  a   b ")), Some("a b".to_string()));
-        assert_eq!(clean_name(&s("a\tb")), Some("a b".to_string()));
+        assert_eq!(clean_name(&s("  a   b "), 9), Some("a b".to_string()));
+        assert_eq!(clean_name(&s("a\tb"), 9), Some("a b".to_string()));
         assert_eq!(
-            clean_name(&s("Caf\u{c3}\u{a9}")),
+            clean_name(&s("Caf\u{c3}\u{a9}"), 9),
             Some("Caf\u{e9}".to_string())
         );
+        assert_eq!(clean_name(&s("abc"), 2), None);
+        assert_eq!(clean_name(&s("Mug\u{7}"), 9), None);
         assert_eq!(clean_sku(&s(" ab-1 ")), Some("AB-1".to_string()));
         assert_eq!(clean_ean(&s("")), Some(None));
         assert_eq!(clean_ean(&s("1234567")), None);
         assert_eq!(
-            clean_description(&s(" a\r\n  b ")),
+            clean_description(&s(" a\r\n  b "), 8),
             Some(Some("a\nb".to_string()))
         );
+        assert_eq!(clean_description(&s(" a\r\n  b "), 7), None);
+        assert_eq!(
+            clean_sku(&s(&"A".repeat(SKU_WIDTH))),
+            Some("A".repeat(SKU_WIDTH))
+        );
+        assert_eq!(clean_sku(&s(&"A".repeat(SKU_WIDTH + 1))), None);
+    }
+
+    #[test]
+    fn integer_limits() {
+        assert_eq!(clean_id(&Cell::Int(MAX_INT)), Some(MAX_INT));
+        assert_eq!(clean_id(&Cell::Int(MAX_INT + 1)), None);
+        assert_eq!(zero_is_absent(&Cell::Int(MAX_INT + 1)), None);
+        assert_eq!(
+            price_of(&Cell::Null, &Cell::Int(MAX_INT)),
+            Some(Some(MAX_INT))
+        );
+        assert_eq!(price_of(&Cell::Null, &Cell::Int(MAX_INT + 1)), None);
+        assert_eq!(
+            price_of(&s("21474836.47"), &Cell::Null),
+            Some(Some(MAX_INT))
+        );
+        assert_eq!(price_of(&s("21474836.48"), &Cell::Null), None);
     }
 }
