@@ -42,7 +42,9 @@ def _next(raw: Raw, op: str, before: Any, after: Any) -> tuple[bytes, bytes]:
 
 
 def test_poison_values_are_dead_lettered_and_unknown_references_marked(raw: Raw) -> None:
-    good = list(changes(raw, 20))  # products 1..20 listed
+    # In source-log order (positions only grow along the stream, as Debezium writes it):
+    # ten products listed, the poison, an orphan, ten more products, a move.
+    good = list(changes(raw, 10))
     poison = {
         pid: _next(raw, "c", None, {**product(pid, "Mug"), **row})
         for pid, (row, _c, _r) in POISON.items()
@@ -53,11 +55,12 @@ def test_poison_values_are_dead_lettered_and_unknown_references_marked(raw: Raw)
         None,
         {**product(950, "Orphan mug"), "cat_id": UNKNOWN_CATEGORY, "supp_id": UNKNOWN_SUPPLIER},
     )
+    more = list(changes(raw, 10))
     # Product 1 moves to a category that does not exist (an update: ProductRecategorized).
     moved = _next(
         raw, "u", product(1, "Mug 0"), {**product(1, "Mug 0"), "cat_id": UNKNOWN_CATEGORY}
     )
-    records = good[:10] + list(poison.values()) + [orphan] + good[10:] + [moved]
+    records = good + list(poison.values()) + [orphan] + more + [moved]
     send(raw, records)
 
     worker, thread, errors = run_in_thread(raw, "poison-values", stop_when_caught_up=True)
