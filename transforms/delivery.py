@@ -90,9 +90,6 @@ class Delivery:
         self._interrupt = interrupt
         self.producer: Any = None
         self._errors: list[str] = []
-        # Producers whose call never returned: kept referenced, never closed (closing one
-        # would block too); their threads end with the process.
-        self._abandoned: list[Any] = []
         self._in_transaction = False
 
     def _call(self, what: str, call: Callable[..., Any], *args: Any) -> Any:
@@ -118,20 +115,25 @@ class Delivery:
         try:
             self._call("initialising transactions", producer.init_transactions, self.timeout)
         except Exception as exc:
-            self._drop(abandon=isinstance(exc, CallTimedOutError))
+            self._drop()
             raise classify(exc) from None
 
     def renew(self, reason: str) -> None:
         """Replace a producer that cannot be used again; raises what `start` raises."""
         log.warning("replacing the producer: %s", reason)
-        self._drop(abandon=True)
+        self._drop()
         self.start()
 
-    def _drop(self, *, abandon: bool) -> None:
-        if self.producer is not None and abandon:
-            self._abandoned.append(self.producer)
-        self.producer = None
+    def _drop(self) -> None:
+        """Let go of the producer, off the worker's thread: destroying a client waits for
+        its threads, and one whose call never returned may never let them finish. (A call
+        still blocked in it keeps it alive; it goes when that call returns, if ever.)"""
+        holder, self.producer = [self.producer], None
         self._in_transaction = False
+        if holder[0] is not None:
+            threading.Thread(
+                target=holder.clear, name="seam: releasing a producer", daemon=True
+            ).start()
 
     def begin(self) -> None:
         self._errors.clear()
@@ -214,7 +216,7 @@ class Delivery:
             self._in_transaction = False
         except Exception as exc:
             log.warning("aborting the transaction failed (%s): the producer is replaced", exc)
-            self._drop(abandon=True)
+            self._drop()
 
     def close(self) -> None:
         """Abort an open transaction, or deliver what is queued; bounded. Drops the producer."""

@@ -126,6 +126,7 @@ class Worker:
         self._stop = threading.Event()
         self._interrupt = threading.Event()  # a second signal: give up on a stuck call
         self._down_since: float | None = None
+        self._renew_producer = False  # replace the producer before the next batch
         self._last_probe = 0.0
         self._fatal: str | None = None
         self.counts = Counts()
@@ -341,7 +342,8 @@ class Worker:
             # In order: a partition's EOF event follows its last record of the same poll.
             records = [m for m in messages if self._usable(m)]
             if records:
-                self._down_since = None
+                if self._down_since is not None:
+                    self._broker_back()
                 last_input = time.monotonic()
                 self._process_batch(records)
                 if (
@@ -399,16 +401,23 @@ class Worker:
         if now - self._last_probe >= _PROBE_INTERVAL:
             self._last_probe = now
             if self._broker_answers():
-                log.info("the broker answers again")
-                self._down_since = None
-                # Batches that failed during the outage do not count against the next ones:
-                # after a broker's return, broker_timeout runs from the first new failure.
-                self._failing_since = None
-                self._failures = 0
+                self._broker_back()
                 return
         down = now - self._down_since
         if down >= self.options.broker_timeout:
             raise self._unreachable(f"no broker reachable for {down:.0f}s")
+
+    def _broker_back(self) -> None:
+        log.info("the broker answers again")
+        self._down_since = None
+        # Batches that failed during the outage do not count against the next ones: after a
+        # broker's return, broker_timeout runs from the first new failure.
+        self._failing_since = None
+        self._failures = 0
+        # A transactional producer that lived through the outage may still hold the group
+        # coordinator it knew before; its next send_offsets_to_transaction can then block
+        # (librdkafka #5511) until the bound gives up on it. A new one looks it up afresh.
+        self._renew_producer = self.eos
 
     def _broker_answers(self) -> bool:
         """Whether a metadata request of the consumer gets an answer (quickly)."""
@@ -436,7 +445,10 @@ class Worker:
         first = {tp: span[0] for tp, span in spans.items()}
         batch = Counts()
         try:
-            if not self._delivery.ready:
+            if self._renew_producer:
+                self._renew_producer = False
+                self._delivery.renew("the broker came back after an outage")
+            elif not self._delivery.ready:
                 self._delivery.start()
             self._load_marks(spans)
             marks = self._marks.copy()

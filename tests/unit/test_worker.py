@@ -269,3 +269,28 @@ def test_at_least_once_commits_offsets_with_marks_after_flushing() -> None:
     assert cluster.calls.index("flush") < cluster.calls.index("commit")
     assert cluster.committed[(RAW, 0)][0] == 5
     assert "marks" in (cluster.committed[(RAW, 0)][1] or "")
+
+
+def test_after_an_outage_the_next_batch_gets_a_new_producer() -> None:
+    """The producer that lived through an outage may hold a stale group coordinator (its
+    send_offsets_to_transaction then blocks, librdkafka #5511): it is replaced up front."""
+    cluster = cluster_with([])
+    worker = Worker(
+        spec(),
+        "fake:9092",
+        WorkerOptions(instance_id="w1", broker_timeout=5.0, idle_timeout=1.0),
+        pipeline=Pipeline([DecodeStage(), OneEventPerChange()]),
+        clients=FakeClients(cluster),
+    )
+
+    def outage_then_changes() -> None:
+        worker._error_cb(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+        time.sleep(0.5)  # the probe finds the broker back meanwhile
+        for key, value in [change(i, 100 + i) for i in range(1, 4)]:
+            cluster.append(RAW, 0, key, value)
+
+    threading.Timer(0.2, outage_then_changes).start()
+    worker.run()
+    assert cluster.producers_made == 2
+    assert len(history(cluster)) == 3
+    assert worker.progress.aborted_batches == 0
