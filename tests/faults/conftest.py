@@ -74,6 +74,7 @@ def catalog(private_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -
         topic = NewTopic(f"{prefix}.public.products", num_partitions=3, replication_factor=1)
         for future in admin.create_topics([topic]).values():
             future.result(timeout=30)
+        del admin  # a live client would log every failed reconnect while the broker is down
         spec = yaml.safe_load(
             (REPO / "examples" / "connectors" / "catalog-postgres.yaml").read_text()
         )
@@ -119,6 +120,7 @@ def pipelines(catalog: Catalog, tmp_path: Path) -> Iterator[Callable[..., Pipeli
         return pipeline
 
     yield make
+    catalog.settle()
     topics = []
     for p in made:
         topics += [*p.outputs, *(f"{t}.replay" for t in p.outputs)]

@@ -241,6 +241,7 @@ class Catalog:
     prefix: str
     initial: dict[int, dict[str, Any]]
     operations: list[Any] = field(default_factory=list)
+    running: list[Workload] = field(default_factory=list)  # not yet recorded
     _seeds: Iterator[int] = field(default_factory=lambda: itertools.count(101))
 
     @property
@@ -256,7 +257,15 @@ class Catalog:
 
     def workload(self, log_dir: Path, *, count: int, rate: float) -> Workload:
         """`seam legacy workload` in the background; `Workload.wait` records what it did."""
-        return Workload(self, log_dir, count=count, rate=rate, seed=next(self._seeds))
+        workload = Workload(self, log_dir, count=count, rate=rate, seed=next(self._seeds))
+        self.running.append(workload)
+        return workload
+
+    def settle(self) -> None:
+        """Every workload started ended and recorded, also after a test that failed half-way:
+        the next test's expectations start from the database as it is."""
+        for workload in list(self.running):
+            workload.wait()
 
     def pipeline(self, directory: Path, label: str, *, inputs: list[str] | None = None) -> Pipeline:
         """pipelines/catalog.yaml on this catalog's topics, with a group and outputs of its own."""
@@ -336,49 +345,55 @@ class Workload:
             _, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.communicate()
-            raise AssertionError(f"the workload did not end within {timeout:g}s") from None
-        assert self.proc.returncode == 0, err.decode()[-2000:]
+            _, err = self.proc.communicate()
+        # Recorded even if it failed: they are in the database. (A workload killed or cut
+        # off by a fault could leave one operation whose commit it never learnt of.)
         ops = [
             types.SimpleNamespace(**json.loads(line))
             for line in self.report.read_text().splitlines()
             if line.strip()
         ]
-        self.catalog.operations.extend(ops)
+        if self in self.catalog.running:
+            self.catalog.running.remove(self)
+            self.catalog.operations.extend(ops)
+        assert self.proc.returncode == 0, err.decode()[-2000:]
         return len(ops)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
 
 
 # --------------------------------------------------------------------------- the checks
 
 
-def group_caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
-    """Whether `group` has committed every partition of `topics` up to its end."""
+def offsets(bootstrap: str, topic: str, group: str | None = None) -> dict[int, int]:
+    """Per partition of `topic`: its end offset, or with `group` the group's committed offset
+    (-1: none). Raises while the broker does not answer."""
     from confluent_kafka import Consumer, TopicPartition
 
     from seam.transforms.readback import watermarks
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group or "seam-fault-ends"})
     try:
         tps = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in consumer.list_topics(t, timeout=10).topics[t].partitions
+            TopicPartition(topic, p)
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ]
-        committed = consumer.committed(tps, timeout=10)
-        for tp in committed:
-            _lo, hi = watermarks(consumer, tp, 10)
-            if hi > 0 and tp.offset < hi:
+        if group is not None:
+            return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
+        return {tp.partition: watermarks(consumer, tp, 10)[1] for tp in tps}
+    finally:
+        consumer.close()
+
+
+def group_caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """Whether `group` has committed every partition of `topics` up to its end."""
+    try:
+        for topic in topics:
+            ends = offsets(bootstrap, topic)
+            committed = offsets(bootstrap, topic, group)
+            if any(end > 0 and committed.get(p, -1) < end for p, end in ends.items()):
                 return False
         return True
     except Exception:  # the broker coming back
         return False
-    finally:
-        consumer.close()
 
 
 def wait_caught_up(
@@ -387,6 +402,8 @@ def wait_caught_up(
     """Until the worker has committed everything the connector wrote for the workloads so
     far: the history holds at least the events they imply, and the group's offsets are at
     the end of the raw topic."""
+    from confluent_kafka import KafkaException
+
     from seam.streams.kafka import TopicNotFoundError
     from seam.transforms.readback import read_to_end
 
@@ -397,7 +414,7 @@ def wait_caught_up(
             raise AssertionError(f"the worker exited ({worker.proc.returncode}):\n{worker.tail()}")
         try:
             enough = len(read_to_end(catalog.bootstrap, pipeline.history, timeout=30)) >= want
-        except (TopicNotFoundError, TimeoutError):
+        except (TopicNotFoundError, TimeoutError, KafkaException):  # a broker coming back
             return False
         return enough and group_caught_up(catalog.bootstrap, pipeline.group, pipeline.inputs)
 

@@ -7,6 +7,7 @@ during an outage. Afterwards the outputs are exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Callable
@@ -23,17 +24,19 @@ from tests.faults.kit import (
     assert_balanced,
     assert_one_clear_error,
     check_exactly_once,
+    group_caught_up,
+    offsets,
     wait_caught_up,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
-BROKER_TIMEOUT = 30.0
-# A call the broker never answers is given up broker_timeout + GRACE (5 s) after it began,
-# which is before the broker's return; then a new producer and the batch again. The slack
-# covers that and a loaded 2-core machine.
-RESUME_BOUND = BROKER_TIMEOUT + 15.0
-ROUNDS = 3
+BROKER_TIMEOUT = 20.0  # longer than most outages here (a restart takes ~10-15 s)
+# A broker call that never returns (librdkafka #5456/#5511) is given up broker_timeout + 5 s
+# after it began, and it begins only once the worker is back in its group, some seconds
+# after the broker's return: the bound for "never hangs" allows for that.
+NEVER_HANGS = BROKER_TIMEOUT + 5.0 + 20.0
+ROUNDS = 2
 
 
 def _worker(pipeline: Pipeline, tmp_path: Path) -> WorkerProcess:
@@ -53,20 +56,28 @@ def _busy(worker: WorkerProcess) -> None:
     worker.wait(lambda lines: bool(lines) and lines[-1]["batches"] >= start + 2, 120, "batches")
 
 
-def _resumed_or_exited(worker: WorkerProcess, before: int, ready: float) -> str:
-    """After the broker's return at `ready` (monotonic): 'resumed in N s' once the worker
-    has committed two batches more than `before`, or 'exited: <its error>'; a worker that
-    does neither within RESUME_BOUND hung (killed, and the test fails)."""
-    while time.monotonic() - ready < RESUME_BOUND:
+def _resumed_or_exited(
+    worker: WorkerProcess, catalog: Catalog, pipeline: Pipeline, ends: dict[int, int], ready: float
+) -> str:
+    """After the broker's return at `ready` (monotonic): 'resumed after N s' once the worker
+    has committed the raw topic up to an end beyond `ends` (its end at the kill: so it
+    committed after the return), or 'exited: <its error>'. A worker that does neither within
+    NEVER_HANGS hung (it is killed, and the test fails)."""
+    while time.monotonic() - ready < NEVER_HANGS:
         if not worker.alive():
             assert worker.proc.returncode != 0, worker.tail()
             return f"exited after {time.monotonic() - ready:.1f}s: {assert_one_clear_error(worker)}"
-        if _batches(worker) >= before + 2:
-            return f"resumed after {time.monotonic() - ready:.1f}s"
-        time.sleep(0.2)
+        with contextlib.suppress(Exception):  # the broker still coming back
+            now = offsets(catalog.bootstrap, catalog.raw_topic)
+            committed = offsets(catalog.bootstrap, catalog.raw_topic, pipeline.group)
+            if sum(now.values()) > sum(ends.values()) and all(
+                committed[p] >= end for p, end in now.items()
+            ):
+                return f"resumed after {time.monotonic() - ready:.1f}s"
+        time.sleep(0.5)
     worker.kill()
     raise AssertionError(
-        f"the worker neither resumed nor exited within {RESUME_BOUND:g}s of the broker's "
+        f"the worker neither resumed nor exited within {NEVER_HANGS:g}s of the broker's "
         f"return (hung):\n{worker.tail()}"
     )
 
@@ -83,22 +94,27 @@ def test_broker_killed_under_a_busy_worker_it_never_hangs(
                 worker = _worker(pipeline, tmp_path)
             # A burst of legacy changes: the worker is busy when the broker dies, and has the
             # rest of them to do when it returns.
-            burst = catalog.workload(tmp_path, count=150, rate=30)
+            burst = catalog.workload(tmp_path, count=200, rate=25)
             _busy(worker)
-            before = _batches(worker)
+            ends = offsets(catalog.bootstrap, catalog.raw_topic)
             killed = time.monotonic()
             faults.kill("kafka")
-            time.sleep(2)
+            time.sleep(1)
             ready = faults.restart("kafka")
-            outcome = _resumed_or_exited(worker, before, ready)
-            report.append(f"outage {ready - killed:.1f}s, {outcome}")
+            outcome = _resumed_or_exited(worker, catalog, pipeline, ends, ready)
+            stuck = worker.text().count(
+                "batch failed (adding the input offsets to the transaction did not return"
+            )
+            report.append(
+                f"outage {ready - killed:.1f}s, {outcome} (send_offsets given up so far: {stuck})"
+            )
             burst.wait()
 
         # SIGTERM during an outage: acted on at once; the batch in progress cannot finish,
         # so the worker stops once its broker call gives up (a second signal: at once).
         if not worker.alive():
             worker = _worker(pipeline, tmp_path)
-        burst = catalog.workload(tmp_path, count=150, rate=30)
+        burst = catalog.workload(tmp_path, count=200, rate=25)
         _busy(worker)
         faults.kill("kafka")
         time.sleep(2)
@@ -110,13 +126,15 @@ def test_broker_killed_under_a_busy_worker_it_never_hangs(
             "the worker to act on SIGTERM",
             step=0.1,
         )
+        signals = 1
         if worker.alive():
             time.sleep(5)
             if worker.alive():
                 worker.signal(signal.SIGTERM)
+                signals = 2
         worker.wait_exit(20, "SIGTERM (twice)")
         report.append(
-            f"SIGTERM during the outage: exit {worker.proc.returncode} "
+            f"SIGTERM during the outage ({signals}x): exit {worker.proc.returncode} "
             f"after {time.monotonic() - signalled:.1f}s"
         )
         if worker.proc.returncode != 0:
@@ -137,20 +155,55 @@ def test_broker_killed_under_a_busy_worker_it_never_hangs(
 def test_broker_outage_does_not_stop_an_idle_worker(
     catalog: Catalog, pipelines: Callable[..., Pipeline], faults: StackFaults, tmp_path: Path
 ) -> None:
+    timeout = 30.0  # the default; well above the outage
     pipeline = pipelines("broker-idle")
-    with _worker(pipeline, tmp_path) as worker:
+    with WorkerProcess(pipeline.path, "w1", tmp_path, "--broker-timeout", f"{timeout:g}") as worker:
         wait_caught_up(worker, catalog, pipeline)  # then idle: no input
+        killed = time.monotonic()
         faults.kill("kafka")
-        time.sleep(3)
+        time.sleep(1)
         ready = faults.restart("kafka")
-        # Past broker_timeout after the broker's return, the worker still runs.
-        while time.monotonic() - ready < BROKER_TIMEOUT + 10:
-            assert worker.alive(), f"the idle worker exited after the outage:\n{worker.tail()}"
+        # It used to exit "cannot reach Kafka" broker_timeout after the outage began although
+        # the broker was back. Past broker_timeout after the broker's return, it still runs.
+        while time.monotonic() - ready < timeout + 5:
+            assert worker.alive(), (
+                f"the idle worker exited {time.monotonic() - ready:.1f}s after the broker's "
+                f"return (outage {ready - killed:.1f}s):\n{worker.tail()}"
+            )
             time.sleep(0.5)
         assert "cannot reach Kafka" not in worker.text()
         # ... and still works.
         catalog.workload(tmp_path, count=40, rate=0).wait()
         wait_caught_up(worker, catalog, pipeline)
         summary = worker.stop()
+    print(f"idle worker: outage {ready - killed:.1f}s, still running {timeout + 5:g}s after it")
     assert_balanced(summary)
     check_exactly_once(catalog, pipeline)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 10 §1: the first send_offsets_to_transaction of a producer that lived "
+    "through a broker restart blocks (librdkafka #5456/#5511) until the worker gives it up "
+    "broker_timeout + 5 s later: the first change after an outage waits that long",
+)
+def test_first_change_after_a_broker_restart_is_published_promptly(
+    catalog: Catalog, pipelines: Callable[..., Pipeline], faults: StackFaults, tmp_path: Path
+) -> None:
+    pipeline = pipelines("broker-prompt")
+    with WorkerProcess(pipeline.path, "w1", tmp_path, "--broker-timeout", "30") as worker:
+        wait_caught_up(worker, catalog, pipeline)
+        faults.kill("kafka")
+        time.sleep(1)
+        faults.restart("kafka")
+        wait_for(
+            lambda: worker.text().count(" INFO assigned ") >= 2, 30, "the worker back in its group"
+        )
+        catalog.workload(tmp_path, count=5, rate=0).wait()
+        # Normally 1-2 s (Debezium's leg, then one transaction).
+        wait_for(
+            lambda: group_caught_up(catalog.bootstrap, pipeline.group, pipeline.inputs),
+            10,
+            "the changes made after the broker's return to be published",
+            step=0.2,
+        )

@@ -32,15 +32,12 @@ def test_connect_killed_redelivered_changes_are_dropped(
     with WorkerProcess(pipeline.path, "w1", tmp_path) as worker:
         worker.wait(lambda lines: any(p["batches"] >= 1 for p in lines), 90, "a first batch")
         workload = catalog.workload(tmp_path, count=400, rate=40)
-        try:
-            time.sleep(4)  # Debezium streams the workload
-            faults.kill("connect")
-            time.sleep(1)
-            faults.restart("connect")
-            catalog.wait_connector()
-            workload.wait()
-        finally:
-            workload.stop()
+        time.sleep(4)  # Debezium streams the workload
+        faults.kill("connect")
+        time.sleep(1)
+        faults.restart("connect")
+        catalog.wait_connector()
+        workload.wait()
         wait_caught_up(worker, catalog, pipeline, timeout=180)
         summary = worker.stop()
     assert_balanced(summary)

@@ -34,21 +34,16 @@ def test_worker_killed_inside_open_transactions_loses_and_repeats_nothing(
     # worker works through it, with a transaction open nearly all the time.
     workload = catalog.workload(tmp_path, count=600, rate=20)
     killed_at = []
-    try:
-        for _ in range(KILLS):
-            with WorkerProcess(
-                pipeline.path, "w1", tmp_path, "--batch-size", "50", interval=0.2
-            ) as w:
-                w.wait(lambda lines: any(p["batches"] >= 1 for p in lines), 90, "a first batch")
-                # A progress line comes at most 0.2 s after a batch: the backlog is not done.
-                w.kill()
-                killed_at.append(w.progress()[-1])
-        workload.wait()
-        with WorkerProcess(pipeline.path, "w1", tmp_path) as worker:
-            wait_caught_up(worker, catalog, pipeline)
-            summary = worker.stop()
-    finally:
-        workload.stop()
+    for _ in range(KILLS):
+        with WorkerProcess(pipeline.path, "w1", tmp_path, "--batch-size", "50", interval=0.2) as w:
+            w.wait(lambda lines: any(p["batches"] >= 1 for p in lines), 90, "a first batch")
+            # A progress line comes at most 0.2 s after a batch: the backlog is not done.
+            w.kill()
+            killed_at.append(w.progress()[-1])
+    workload.wait()
+    with WorkerProcess(pipeline.path, "w1", tmp_path) as worker:
+        wait_caught_up(worker, catalog, pipeline)
+        summary = worker.stop()
     assert_balanced(summary)
     outcome = check_exactly_once(catalog, pipeline)
     lags = [p["lag"] for p in killed_at]
