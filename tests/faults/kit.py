@@ -428,6 +428,7 @@ def wait_caught_up(
 class Outcome:
     events: int
     aborted: int  # records of aborted transactions in the outputs (read_uncommitted only)
+    repeats: int  # raw records Debezium wrote twice, all faults so far (`raw_repeats`)
     replay: dict[str, Any]
 
 
@@ -463,7 +464,8 @@ def check_exactly_once(catalog: Catalog, pipeline: Pipeline, *, dead_letters: in
     * history: no event id twice; the same event ids as the replay's history (nothing lost,
       nothing extra); the (product, event type) pairs the snapshot and the workloads imply;
     * latest: equal to the legacy products table cleaned, and to the replay's latest;
-    * dead letters: as many as expected, from the same source records as the replay's.
+    * dead letters: as many as expected, from the same source records as the replay's;
+    * the replay dropped exactly the raw records Debezium wrote twice.
     """
     from seam.transforms.readback import compacted, read_to_end
 
@@ -486,6 +488,9 @@ def check_exactly_once(catalog: Catalog, pipeline: Pipeline, *, dead_letters: in
     suffix = ".replay"
     summary = replay(pipeline, suffix)
     assert_balanced(summary)
+    # The replay reads the raw topic from its start: it drops exactly what Debezium wrote twice.
+    repeats = raw_repeats(bootstrap, catalog.raw_topic)
+    assert summary["redelivered"] == repeats, summary
     replayed = read_to_end(bootstrap, pipeline.history + suffix)
     replay_ids = _ids(replayed)
     assert not _twice(replay_ids), "the replay published an event id twice"
@@ -505,7 +510,7 @@ def check_exactly_once(catalog: Catalog, pipeline: Pipeline, *, dead_letters: in
         - len(read_to_end(bootstrap, topic))
         for topic in pipeline.outputs
     )
-    return Outcome(events=len(ids), aborted=aborted, replay=summary)
+    return Outcome(events=len(ids), aborted=aborted, repeats=repeats, replay=summary)
 
 
 def raw_repeats(bootstrap: str, topic: str) -> int:

@@ -178,7 +178,8 @@ def test_broker_outage_does_not_stop_an_idle_worker(
         summary = worker.stop()
     print(f"idle worker: outage {ready - killed:.1f}s, still running {timeout + 5:g}s after it")
     assert_balanced(summary)
-    check_exactly_once(catalog, pipeline)
+    outcome = check_exactly_once(catalog, pipeline)
+    assert summary["redelivered"] == outcome.repeats, summary
 
 
 @pytest.mark.xfail(
