@@ -109,9 +109,6 @@ def catalog(private_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -
 def pipelines(catalog: Catalog, tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
     """Factory of pipelines on the catalog's topics; their outputs (and their replays'),
     groups and extra input topics are deleted after the test."""
-    from seam.streams.kafka import Kafka
-    from seam.transforms.topics import delete_group
-
     made: list[Pipeline] = []
 
     def make(label: str, *, inputs: list[str] | None = None) -> Pipeline:
@@ -121,13 +118,4 @@ def pipelines(catalog: Catalog, tmp_path: Path) -> Iterator[Callable[..., Pipeli
 
     yield make
     catalog.settle()
-    topics = []
-    for p in made:
-        topics += [*p.outputs, *(f"{t}.replay" for t in p.outputs)]
-        topics += [t for t in p.inputs if t != catalog.raw_topic]
-    delete_topics(catalog.settings, topics, "seam-fault-no-prefix")
-    with Kafka(catalog.bootstrap) as kafka:
-        for p in made:
-            for group in (p.group, f"{p.group}.replay"):
-                with contextlib.suppress(Exception):
-                    delete_group(kafka, group)
+    catalog.remove(made)

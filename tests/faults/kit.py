@@ -32,7 +32,7 @@ import orjson
 import yaml
 
 from seam.settings import Settings
-from tests.catalog_checks import expected_events, legacy_latest, wait_for
+from tests.catalog_checks import delete_topics, expected_events, legacy_latest, wait_for
 from tests.conftest import start_transform_worker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -292,6 +292,22 @@ class Catalog:
             names["dead_letter"],
             doc["inputs"],
         )
+
+    def remove(self, pipelines: list[Pipeline]) -> None:
+        """Delete the pipelines' outputs (and their replays'), groups and own input topics."""
+        from seam.streams.kafka import Kafka
+        from seam.transforms.topics import delete_group
+
+        topics = []
+        for p in pipelines:
+            topics += [*p.outputs, *(f"{t}.replay" for t in p.outputs)]
+            topics += [t for t in p.inputs if t != self.raw_topic]
+        delete_topics(self.settings, topics, "seam-fault-no-prefix")
+        with Kafka(self.bootstrap) as kafka:
+            for p in pipelines:
+                for group in (p.group, f"{p.group}.replay"):
+                    with contextlib.suppress(Exception):
+                        delete_group(kafka, group)
 
     def connector_running(self) -> bool:
         from seam.connectors.client import ConnectClient
