@@ -34,8 +34,8 @@ def drop_slots(url: str, dbname: str) -> None:
             drop_slot(url, slot.name, wait_s=30)
 
 
-def delete_topics(stack: Settings, names: list[str], prefix: str) -> None:
-    """The named topics and every other one the connector made under `prefix`."""
+def delete_topics(stack: Settings, names: list[str], prefix: str | None = None) -> None:
+    """The named topics and every other one a connector made under `prefix`."""
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
@@ -43,7 +43,8 @@ def delete_topics(stack: Settings, names: list[str], prefix: str) -> None:
     doomed = [
         n
         for n in existing
-        if n in names or n.startswith(f"{prefix}.") or n == f"__debezium-heartbeat.{prefix}"
+        if n in names
+        or (prefix and (n.startswith(f"{prefix}.") or n == f"__debezium-heartbeat.{prefix}"))
     ]
     if doomed:
         for future in admin.delete_topics(doomed).values():

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import types
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -120,10 +121,6 @@ class WorkerProcess:
     def __exit__(self, *exc: object) -> None:
         if self.proc.poll() is None:
             self.kill()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -269,8 +266,6 @@ class Catalog:
 
     def pipeline(self, directory: Path, label: str, *, inputs: list[str] | None = None) -> Pipeline:
         """pipelines/catalog.yaml on this catalog's topics, with a group and outputs of its own."""
-        import uuid
-
         tag = f"{label}-{uuid.uuid4().hex[:6]}"
         doc = yaml.safe_load((REPO / "pipelines" / "catalog.yaml").read_text())
         doc["group"] = f"seam-fault-{tag}"
@@ -302,7 +297,7 @@ class Catalog:
         for p in pipelines:
             topics += [*p.outputs, *(f"{t}.replay" for t in p.outputs)]
             topics += [t for t in p.inputs if t != self.raw_topic]
-        delete_topics(self.settings, topics, "seam-fault-no-prefix")
+        delete_topics(self.settings, topics)
         with Kafka(self.bootstrap) as kafka:
             for p in pipelines:
                 for group in (p.group, f"{p.group}.replay"):
@@ -317,8 +312,10 @@ class Catalog:
         except Exception:  # Connect restarting
             return False
         tasks = status.get("tasks", [])
-        return status["connector"]["state"] == "RUNNING" and all(
-            t["state"] == "RUNNING" for t in tasks
+        return (
+            status["connector"]["state"] == "RUNNING"
+            and bool(tasks)
+            and all(t["state"] == "RUNNING" for t in tasks)
         )
 
     def wait_connector(self, timeout: float = 120.0) -> float:
