@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh), checks lint and types, then runs every test tier.
-# The integration tests start a private local stack for the session and stop it at the end.
+# The integration tests start a private local stack for the session and stop it at the end;
+# the fault tier (tests/faults, last) kills and restarts that stack's parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

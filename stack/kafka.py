@@ -67,6 +67,16 @@ def _megabytes(size: str) -> int:
     return int(float(size[:-1]) * units[unit]) if unit in units else int(size) // (1024 * 1024)
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id as Kafka makes them (`Uuid.randomUuid`): URL-safe base64 of
+    16 random bytes, never starting with '-' (`kafka-storage format -t -xyz...` would read it
+    as an option and fail: one stack start in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class Broker(_JvmPart):
     name = "kafka"
 
@@ -114,7 +124,7 @@ class Broker(_JvmPart):
         scratch.mkdir(parents=True)
         config = self.paths.run(self.name) / "format.properties"
         _write_properties(config, self._properties(scratch))
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         args = self._java_args(
             "256m", "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
         )

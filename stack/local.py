@@ -223,6 +223,13 @@ class LocalStack:
         """The part's ports on which something accepts connections."""
         return [port for port in part.ports().values() if port_open(self.settings.host, port)]
 
+    def recorded(self, name: str) -> process.Recorded | None:
+        """The process of part `name` as this stack recorded it (PID and start time), while
+        it is still that process; None when it does not run. For whoever must signal a part
+        itself (the fault-injection tests kill -9 it) without ever hitting a reused PID."""
+        (part,) = self._parts(resolve=False, names=known_parts([name]))
+        return part.running()
+
     def log_file(self, name: str) -> Path:
         known_parts([name])
         return self.paths.log(name)

@@ -53,6 +53,23 @@ class Recorded:
         return _start_time(self.pid, zombies=True) != self.start_time
 
 
+def children(pid: int) -> list[Recorded]:
+    """The live processes whose parent is `pid` (a PostgreSQL postmaster's backends: after
+    the postmaster is killed they end on their own, and a new one cannot start beside them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 19 and fields[1] == str(pid) and fields[0] != "Z":
+            found.append(Recorded(pid=int(entry.name), start_time=fields[19]))
+    return found
+
+
 def read_pidfile(path: Path) -> Recorded | None:
     """The process recorded in `path`, if the file exists and is well formed."""
     try:

@@ -18,6 +18,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -25,10 +26,16 @@ from seam.settings import Settings, StackSettings, load_settings
 
 
 def start_transform_worker(
-    pipeline: Path, instance: str, *options: str, capture_stdout: bool = True
+    pipeline: Path,
+    instance: str,
+    *options: str,
+    capture_stdout: bool = True,
+    stdout: IO[bytes] | None = None,
+    stderr: IO[bytes] | None = None,
 ) -> subprocess.Popen[bytes]:
     """`seam transform run PIPELINE --instance-id INSTANCE OPTIONS...` in its own process,
-    as an operator runs it (stderr always captured, for the failure message)."""
+    as an operator runs it (stderr always captured, for the failure message: to a pipe, or
+    to `stderr`, a file, for a worker that runs long; `stdout` likewise)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -41,8 +48,8 @@ def start_transform_worker(
             instance,
             *options,
         ],
-        stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=stdout or (subprocess.PIPE if capture_stdout else subprocess.DEVNULL),
+        stderr=stderr or subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
@@ -60,6 +67,12 @@ def private_stack_config(root: Path) -> Path:
     config = root / "seam.toml"
     config.write_text("\n".join(lines) + "\n")
     return config
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The fault tier kills and restarts the parts of the session's private stack: it runs
+    # after every other test of the session (the sort is stable: the rest keep their order).
+    items.sort(key=lambda item: item.get_closest_marker("faults") is not None)
 
 
 @pytest.fixture(scope="session")

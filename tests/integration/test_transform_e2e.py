@@ -23,6 +23,15 @@ import pytest
 import yaml
 
 from seam.settings import Settings
+from tests.catalog_checks import (
+    delete_topics,
+    drop_slots,
+    expected_events,
+    expected_latest,
+    legacy_names,
+    legacy_products,
+    wait_for,
+)
 from tests.conftest import start_transform_worker
 
 pytestmark = pytest.mark.integration
@@ -42,31 +51,6 @@ class Catalog:
     history: str
     latest: str
     dead_letter: str
-
-
-def _drop_slots(url: str, dbname: str) -> None:
-    from seam.connectors.database import drop_slot, list_slots
-
-    for slot in list_slots(url):
-        if slot.database == dbname:
-            drop_slot(url, slot.name, wait_s=30)
-
-
-def _delete_topics(stack: Settings, names: list[str], prefix: str) -> None:
-    """The named topics and every other one the connector made under `prefix`."""
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
-    existing = set(admin.list_topics(timeout=10).topics)
-    doomed = [
-        n
-        for n in existing
-        if n in names or n.startswith(f"{prefix}.") or n == f"__debezium-heartbeat.{prefix}"
-    ]
-    if doomed:
-        for future in admin.delete_topics(doomed).values():
-            with contextlib.suppress(Exception):
-                future.result(timeout=30)
 
 
 @pytest.fixture(scope="module", params=["postgres", "mariadb"])
@@ -163,120 +147,20 @@ def catalog(
             time.sleep(0.5)
         time.sleep(3)
         if flavour == "postgres":
-            _drop_slots(url, name)
+            drop_slots(url, name)
         drop_database(url)
         with connect(admin_url, isolation_level="AUTOCOMMIT") as conn:
             if flavour == "postgres":
                 conn.execute(text(f"DROP ROLE IF EXISTS {user}"))
             else:
                 conn.execute(text(f"DROP USER IF EXISTS '{user}'@'%'"))
-        _delete_topics(stack, [*topics, *outputs, f"_seam.schema-history.{connector}"], prefix)
+        delete_topics(stack, [*topics, *outputs, f"_seam.schema-history.{connector}"], prefix)
         with contextlib.suppress(Exception):
             from seam.streams.kafka import Kafka
             from seam.transforms.topics import delete_group
 
             with Kafka(stack.kafka_bootstrap_servers) as kafka:
                 delete_group(kafka, f"seam-tx-{suffix}")
-
-
-def _products(url: str) -> dict[int, dict[str, Any]]:
-    from sqlalchemy import select
-
-    from seam.legacy_db.engine import connect
-    from seam.legacy_db.models import products
-
-    with connect(url) as conn:
-        return {r["prod_id"]: dict(r) for r in conn.execute(select(products)).mappings()}
-
-
-def _names(url: str, table: str, key: str, name: str) -> dict[int, str]:
-    from sqlalchemy import text
-
-    from seam.legacy_db.engine import connect
-    from seam.transforms.rules import clean_name
-
-    with connect(url) as conn:
-        return {
-            r[0]: clean_name(r[1]) for r in conn.execute(text(f"SELECT {key}, {name} FROM {table}"))
-        }
-
-
-def _listed(row: dict[str, Any] | None) -> bool:
-    return (
-        row is not None
-        and (row["is_deleted"] or "N").upper() != "Y"
-        and row["status_cd"].upper() != "X"
-    )
-
-
-def expected_events(
-    initial: dict[int, dict[str, Any]], operations: list[Any]
-) -> Counter[tuple[int, str]]:
-    """(product id, event type) the snapshot and the workload imply, from the legacy rows
-    and the workload's own report (independent of the stages' code)."""
-    from seam.transforms.rules import clean_name
-
-    want: Counter[tuple[int, str]] = Counter(
-        (pid, "ProductListed") for pid, row in initial.items() if _listed(row)
-    )
-    model = {pid: dict(row) for pid, row in initial.items()}
-    kinds = {
-        "price_change": "ProductPriceChanged",
-        "recategorize": "ProductRecategorized",
-        "soft_delete": "ProductDelisted",
-        "hard_delete": "ProductDelisted",
-    }
-    for op in operations:
-        pid = op.key["prod_id"]
-        before = model.get(pid)
-        if op.op == "insert":
-            model[pid] = {c: ch["new"] for c, ch in op.changes.items()}
-            want[(pid, "ProductListed")] += 1
-            continue
-        assert before is not None
-        was = _listed(before)
-        if op.op == "hard_delete":
-            del model[pid]
-        else:
-            model[pid] = {**before, **{c: ch["new"] for c, ch in op.changes.items()}}
-        if not was:
-            continue
-        if op.op in kinds:
-            want[(pid, kinds[op.op])] += 1
-        elif op.op == "rename":
-            if clean_name(before["prod_name"]) != clean_name(model[pid]["prod_name"]):
-                want[(pid, "ProductRenamed")] += 1
-        elif op.op == "discontinue" and before["status_cd"].upper() == "A":
-            want[(pid, "ProductDiscontinued")] += 1
-    return want
-
-
-def expected_latest(
-    rows: Any, categories: dict[int, str], suppliers: dict[int, str]
-) -> dict[str, dict[str, Any]]:
-    """The legacy products table read straight from the database (not through Debezium),
-    cleaned by the same rules: what the latest topic must hold, listed products only."""
-    from seam.transforms.stages.clean import clean_row
-    from seam.transforms.stages.map import is_listed, product_state
-
-    out = {}
-    for row in rows:
-        clean, _ = clean_row("products", row, "us", strict=True)
-        if not is_listed(clean):
-            continue
-        clean["category_name"] = categories.get(clean["category_id"])
-        clean["supplier_name"] = suppliers.get(clean["supplier_id"])
-        out[str(clean["product_id"])] = product_state(clean)
-    return out
-
-
-def _wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_worker(pipeline: Path) -> subprocess.Popen[bytes]:
@@ -291,8 +175,8 @@ def test_end_to_end_history_and_latest_match_the_legacy_tables(
     from seam.transforms.readback import compacted, read_to_end
 
     bootstrap = stack.kafka_bootstrap_servers
-    initial = _products(catalog.url)
-    _wait_for(
+    initial = legacy_products(catalog.url)
+    wait_for(
         lambda: len(read_to_end(bootstrap, catalog.raw_topic)) >= len(initial),
         90,
         "the snapshot",
@@ -309,7 +193,7 @@ def test_end_to_end_history_and_latest_match_the_legacy_tables(
             except TopicNotFoundError:  # the worker has not made it yet
                 return False
 
-        _wait_for(history_complete, 120, f"{sum(want.values())} events")
+        wait_for(history_complete, 120, f"{sum(want.values())} events")
         time.sleep(3)  # anything beyond the expected would show up now
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -348,9 +232,9 @@ def test_end_to_end_history_and_latest_match_the_legacy_tables(
     assert all(lsns == sorted(lsns) for lsns in by_key.values())
 
     latest = compacted(read_to_end(bootstrap, catalog.latest))
-    rows = _products(catalog.url)
-    categories = _names(catalog.url, "categories", "cat_id", "cat_name")
-    suppliers = _names(catalog.url, "suppliers", "supp_id", "supp_name")
+    rows = legacy_products(catalog.url)
+    categories = legacy_names(catalog.url, "categories", "cat_id", "cat_name")
+    suppliers = legacy_names(catalog.url, "suppliers", "supp_id", "supp_name")
     expected = expected_latest(rows.values(), categories, suppliers)
     assert {k.decode(): v for k, v in latest.items()} == expected
     assert read_to_end(bootstrap, catalog.dead_letter) == []

@@ -51,3 +51,15 @@ def test_only_the_named_parts_programs_are_looked_up(monkeypatch: pytest.MonkeyP
     assert programs.java == prereqs.Path("/usr/bin/java")
     with pytest.raises(PrerequisiteError):
         prereqs.find_programs(["postgres"])
+
+
+@pytest.mark.unit
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kafka-storage format -t -xyz` reads the id as an option: such ids are drawn again."""
+    import uuid
+
+    from seam.stack import kafka
+
+    drawn = iter([uuid.UUID(bytes=b"\xfb" + bytes(15)), uuid.UUID(bytes=bytes(16))])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(drawn))
+    assert kafka.new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"

@@ -1,0 +1,160 @@
+"""What the catalog pipeline's outputs must hold, worked out from the legacy database and the
+workload's own report (independent of the stages' code), and the clean-up of a catalog made
+for one test. Shared by the end-to-end test (tests/integration) and the fault tier
+(tests/faults).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from seam.settings import Settings
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, step: float = 1.0) -> float:
+    """Wait until `predicate()` holds, at most `timeout` seconds; returns the seconds it took."""
+    start = time.monotonic()
+    deadline = start + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def drop_slots(url: str, dbname: str) -> None:
+    from seam.connectors.database import drop_slot, list_slots
+
+    for slot in list_slots(url):
+        if slot.database == dbname:
+            drop_slot(url, slot.name, wait_s=30)
+
+
+def delete_topics(stack: Settings, names: list[str], prefix: str | None = None) -> None:
+    """The named topics and every other one a connector made under `prefix`."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    existing = set(admin.list_topics(timeout=10).topics)
+    doomed = [
+        n
+        for n in existing
+        if n in names
+        or (prefix and (n.startswith(f"{prefix}.") or n == f"__debezium-heartbeat.{prefix}"))
+    ]
+    if doomed:
+        for future in admin.delete_topics(doomed).values():
+            with contextlib.suppress(Exception):
+                future.result(timeout=30)
+
+
+def legacy_products(url: str) -> dict[int, dict[str, Any]]:
+    """The legacy products table, read straight from the database, by id."""
+    from sqlalchemy import select
+
+    from seam.legacy_db.engine import connect
+    from seam.legacy_db.models import products
+
+    with connect(url) as conn:
+        return {r["prod_id"]: dict(r) for r in conn.execute(select(products)).mappings()}
+
+
+def legacy_names(url: str, table: str, key: str, name: str) -> dict[int, str]:
+    from sqlalchemy import text
+
+    from seam.legacy_db.engine import connect
+    from seam.transforms.rules import clean_name
+
+    with connect(url) as conn:
+        return {
+            r[0]: clean_name(r[1]) for r in conn.execute(text(f"SELECT {key}, {name} FROM {table}"))
+        }
+
+
+def _listed(row: dict[str, Any] | None) -> bool:
+    return (
+        row is not None
+        and (row["is_deleted"] or "N").strip().upper() != "Y"
+        and row["status_cd"].strip().upper() != "X"
+    )
+
+
+def expected_events(
+    initial: dict[int, dict[str, Any]], operations: list[Any]
+) -> Counter[tuple[int, str]]:
+    """(product id, event type) the snapshot and the workload imply, from the legacy rows
+    and the workload's own report (`Operation`s, or anything with their `op`, `key` and
+    `changes`)."""
+    from seam.transforms.rules import clean_name
+
+    want: Counter[tuple[int, str]] = Counter(
+        (pid, "ProductListed") for pid, row in initial.items() if _listed(row)
+    )
+    model = {pid: dict(row) for pid, row in initial.items()}
+    kinds = {
+        "price_change": "ProductPriceChanged",
+        "recategorize": "ProductRecategorized",
+        "soft_delete": "ProductDelisted",
+        "hard_delete": "ProductDelisted",
+    }
+    for op in operations:
+        pid = op.key["prod_id"]
+        before = model.get(pid)
+        if op.op == "insert":
+            model[pid] = {c: ch["new"] for c, ch in op.changes.items()}
+            if _listed(model[pid]):
+                want[(pid, "ProductListed")] += 1
+            continue
+        assert before is not None
+        was = _listed(before)
+        if op.op == "hard_delete":
+            del model[pid]
+        else:
+            model[pid] = {**before, **{c: ch["new"] for c, ch in op.changes.items()}}
+        now = op.op != "hard_delete" and _listed(model[pid])
+        if not was:
+            if now:  # e.g. a delisted (status X) product discontinued: listed again
+                want[(pid, "ProductRelisted")] += 1
+            continue
+        if not now and op.op != "hard_delete":
+            want[(pid, "ProductDelisted")] += 1
+        elif op.op in kinds:
+            want[(pid, kinds[op.op])] += 1
+        elif op.op == "rename":
+            if clean_name(before["prod_name"]) != clean_name(model[pid]["prod_name"]):
+                want[(pid, "ProductRenamed")] += 1
+        elif op.op == "discontinue" and before["status_cd"].strip().upper() == "A":
+            want[(pid, "ProductDiscontinued")] += 1
+    return want
+
+
+def expected_latest(
+    rows: Any, categories: dict[int, str], suppliers: dict[int, str]
+) -> dict[str, dict[str, Any]]:
+    """The legacy products table read straight from the database (not through Debezium),
+    cleaned by the same rules: what the latest topic must hold, listed products only."""
+    from seam.transforms.stages.clean import clean_row
+    from seam.transforms.stages.map import is_listed, product_state
+
+    out = {}
+    for row in rows:
+        clean, _ = clean_row("products", row, "us", strict=True)
+        if not is_listed(clean):
+            continue
+        clean["category_name"] = categories.get(clean["category_id"])
+        clean["supplier_name"] = suppliers.get(clean["supplier_id"])
+        out[str(clean["product_id"])] = product_state(clean)
+    return out
+
+
+def legacy_latest(url: str) -> dict[str, dict[str, Any]]:
+    """`expected_latest` of the legacy tables as they are now."""
+    return expected_latest(
+        legacy_products(url).values(),
+        legacy_names(url, "categories", "cat_id", "cat_name"),
+        legacy_names(url, "suppliers", "supp_id", "supp_name"),
+    )
