@@ -223,12 +223,6 @@ def test_broker_outage_does_not_stop_an_idle_worker(
     assert summary["redelivered"] == outcome.repeats, summary
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 §1: after a broker restart, the first send_offsets_to_transaction of the "
-    "producer that lived through it blocks (librdkafka #5456/#5511) until the worker gives it "
-    "up, broker_timeout + 5 s later: the first changes after an outage wait that long",
-)
 def test_first_changes_after_a_broker_outage_are_published_promptly(
     idle_outage: IdleOutage,
 ) -> None:

@@ -146,11 +146,6 @@ def test_poison_records_are_dead_lettered_with_their_reason(
     _check(catalog, pipeline, summary, at, good)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 §3: an envelope with op but no table is counted as 'no event' and "
-    "{'schema':{},'payload':null} as a tombstone; both belong in the dead-letter topic",
-)
 def test_malformed_envelopes_are_dead_lettered(
     catalog: Catalog, pipelines: Callable[..., Pipeline], tmp_path: Path
 ) -> None:
