@@ -175,6 +175,9 @@ class Connect(_JvmPart):
             "plugin.path": str(self.jars.plugin_path),
             # Every bundle ships ServiceLoader manifests; skipping the reflective scan halves start-up.
             "plugin.discovery": "service_load",
+            # seam renders the connector task's producer tuning as producer.override.*
+            # (connectors/render.py); All is Kafka's default since 3.0, set here so it stays.
+            "connector.client.config.override.policy": "All",
             "config.providers": "env,file",
             "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
             "config.providers.env.param.allowlist.pattern": "^SEAM_.*",
