@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ from cdc_bench import (
     CpuMeter,
     LegacyDatabase,
     Run,
+    jvm_gc_seconds,
     machine_cpu,
     maybe_private_stack,
     median_range,
@@ -73,6 +75,12 @@ class Result:
     worker_cpu: float = 0.0  # CPU seconds of the worker from its start to done
     machine_busy_worker: float = 0.0  # all processes' CPU seconds over the same interval
     wall: float = 0.0
+    rows_read: int = 0  # rows of the tables whose snapshot was done when the run ended
+    connect_gc: float | None = None  # seconds Connect's JVM spent collecting garbage
+
+    def per_row(self, part: str) -> float:
+        """CPU microseconds of `part` per snapshotted row."""
+        return self.cpu.get(part, 0.0) / max(1, self.rows_read) * 1e6
 
 
 class Probe:
@@ -149,15 +157,20 @@ def one_run(
             worker_cpu_at, machine_at = 0.0, machine_cpu()[0]
             return proc
 
+        gc_before = jvm_gc_seconds(pids["connect"]) if "connect" in pids else None
         meter.start()
         t0 = time.monotonic()
         run.apply(spec, wait=False)
         print(f"  applied {run.name} in {time.monotonic() - t0:.1f}s", flush=True)
         pending = {t: n for t, n in rows.items() if n > 0}
         deadline = t0 + args.timeout
+        checked = 0.0
         while time.monotonic() < deadline:
             now = time.monotonic() - t0
             meter.sample()
+            if now - checked > 2.0:
+                checked = now
+                run.check_connector()
             if worker is not None:
                 worker_cpu_at = process_cpu(worker.pid) or worker_cpu_at
             ends = {t: probe.end(run.topics.raw(t)) for t in list(pending)}
@@ -199,7 +212,11 @@ def one_run(
             else:
                 worker.wait(60)
             result.worker_exited = time.monotonic() - t0
+        result.rows_read = sum(n for table, n in rows.items() if table not in pending)
         result.cpu = meter.stop()
+        gc_after = jvm_gc_seconds(pids["connect"]) if "connect" in pids else None
+        if gc_before is not None and gc_after is not None:
+            result.connect_gc = gc_after - gc_before
         result.wall = meter.wall
         if worker is not None:
             print(f"  worker: {run.worker_log().strip().splitlines()[-1:]}")
@@ -237,10 +254,12 @@ def report(result: Result, rows: dict[str, int], args: argparse.Namespace) -> No
             f"target <= {TARGET_S:.0f}s: {verdict}"
         )
     parts = [
-        f"{name} {used:.1f}s ({used / total_rows * 1e6:.1f} us/row)"
+        f"{name} {used:.1f}s ({result.per_row(name):.1f} us/row)"
         for name, used in result.cpu.items()
     ]
-    print(f"  CPU over {result.wall:.1f}s: " + "; ".join(parts))
+    print(f"  CPU over {result.wall:.1f}s, {result.rows_read:,} rows read: " + "; ".join(parts))
+    if result.connect_gc is not None:
+        print(f"  Connect's JVM spent {result.connect_gc:.1f}s collecting garbage")
 
 
 def main() -> None:
@@ -284,15 +303,23 @@ def main() -> None:
         "--private-stack", action="store_true", help="start a stack of its own, wiped at the end"
     )
     parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    parser.add_argument(
+        "--seeded",
+        default="",
+        metavar="DBNAME",
+        help="use the database an earlier --keep run seeded (skips the seed; kept)",
+    )
     args = parser.parse_args()
     overrides = parse_overrides(args.override)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress, when piped
 
     with (
         maybe_private_stack(args.private_stack),
-        LegacyDatabase(args.database, label="bf", keep=args.keep) as db,
+        LegacyDatabase(args.database, label="bf", keep=args.keep, existing=args.seeded) as db,
     ):
-        seeded = db.seed(args.products)
+        seeded = 0.0 if args.seeded else db.seed(args.products)
         rows = {table: db.count(table) for table in TABLES}
+        args.products = rows["products"]
         print(
             f"seeded {args.products:,} products ({sum(rows.values()):,} rows in "
             f"{len(rows)} tables) into {db.dbname} in {seeded:.1f}s; worker: {args.worker}"
@@ -333,9 +360,11 @@ def summarise(
         print(f"  worker time              {median_range(took)}")
         print(f"  worker CPU us/record     {median_range(us)}")
         print(f"  last domain event        {median_range(values('worker_done'))}")
-    total = sum(rows.values())
+    gc = [r.connect_gc for r in results if r.connect_gc is not None]
+    if gc:
+        print(f"  Connect GC seconds       {median_range(gc)}")
     for part in ("connect", "kafka", "postgres", "mariadb", "machine"):
-        used = [r.cpu[part] / total * 1e6 for r in results if part in r.cpu]
+        used = [r.per_row(part) for r in results if part in r.cpu]
         if used:
             print(f"  {part + ' CPU us/row':24} {median_range(used)}")
 

@@ -106,6 +106,25 @@ def machine_cpu() -> tuple[float, float]:
     return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
+def jvm_gc_seconds(pid: int) -> float | None:
+    """Seconds the JVM `pid` has spent in garbage collection (`jstat`), None without a JDK."""
+    jstat = shutil.which("jstat")
+    if jstat is None:
+        return None
+    try:
+        out = subprocess.run(
+            [jstat, "-gcutil", str(pid)], capture_output=True, text=True, timeout=20, check=False
+        ).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    # The header's last column is GCT (total GC seconds); the values follow the header.
+    try:
+        half = len(out) // 2
+        return float(out[half:][out[:half].index("GCT")])
+    except (ValueError, IndexError):
+        return None
+
+
 def stack_pids(settings: Settings) -> dict[str, int]:
     """PIDs of the local stack's parts (from `seam stack up`'s pid files) that are alive."""
     pids = {}
@@ -143,15 +162,17 @@ class CpuMeter:
         self._last.clear()
         self._machine = machine_cpu()
         self._started = time.monotonic()
-        self.sample()
+        self.sample(starting=True)
 
-    def sample(self) -> None:
+    def sample(self, *, starting: bool = False) -> None:
         for name, pid in self.pids.items():
             procs = [pid, *(children(pid) if name in self.with_children else [])]
             for proc in procs:
                 cpu = process_cpu(proc)
                 if cpu:
-                    self._first.setdefault((name, proc), cpu if proc == pid else 0.0)
+                    # A process first seen after the start began within the interval.
+                    first = cpu if starting or proc == pid else 0.0
+                    self._first.setdefault((name, proc), first)
                     self._last[(name, proc)] = cpu
 
     def stop(self) -> dict[str, float]:
@@ -270,21 +291,25 @@ class Topics:
 class LegacyDatabase(contextlib.ExitStack):
     """A fresh catalog database (`<label>_<id>`) on the stack's server; dropped on exit."""
 
-    def __init__(self, flavour: str, *, label: str = "bench", keep: bool = False) -> None:
+    def __init__(
+        self, flavour: str, *, label: str = "bench", keep: bool = False, existing: str = ""
+    ) -> None:
         super().__init__()
         if flavour not in EXAMPLE_SPECS:
             raise SystemExit(f"unknown database flavour {flavour!r}: postgres or mariadb")
         self.flavour = flavour
         self.settings = load_settings()
         self.label = label
-        self.keep = keep
-        self.dbname = f"{label}_{uuid.uuid4().hex[:8]}"
+        self.existing = bool(existing)  # an earlier run's database: neither made nor dropped
+        self.keep = keep or self.existing
+        self.dbname = existing or f"{label}_{uuid.uuid4().hex[:8]}"
         self.admin_url = self.settings.database_url(flavour)
         self.url = _with_path(self.admin_url, self.dbname)
 
     def __enter__(self) -> LegacyDatabase:
         super().__enter__()
-        self._admin_execute(f"CREATE DATABASE {self.dbname}")
+        if not self.existing:
+            self._admin_execute(f"CREATE DATABASE {self.dbname}")
         if not self.keep:
             self.callback(self._drop)
         return self
@@ -314,13 +339,7 @@ class LegacyDatabase(contextlib.ExitStack):
 
     def connect(self) -> Any:
         """A DB-API connection (autocommit off) as the legacy application's user."""
-        if self.flavour == "postgres":
-            import psycopg
-
-            return psycopg.connect(self.url)
-        conn = mysql_connection(self.url)
-        conn.autocommit(False)
-        return conn
+        return connect_database(self.flavour, self.url)
 
     def count(self, table: str) -> int:
         conn = self.connect()
@@ -331,6 +350,17 @@ class LegacyDatabase(contextlib.ExitStack):
             return int(row[0]) if row else 0
         finally:
             conn.close()
+
+
+def connect_database(flavour: str, url: str) -> Any:
+    """A DB-API connection to `url` with autocommit off."""
+    if flavour == "postgres":
+        import psycopg
+
+        return psycopg.connect(url)
+    conn = mysql_connection(url)
+    conn.autocommit(False)
+    return conn
 
 
 def mysql_connection(url: str) -> Any:
@@ -384,6 +414,20 @@ class Run(contextlib.ExitStack):
         """`seam connectors apply SPEC` (and `--wait`); the connector is deleted on exit."""
         self.callback(self._remove_connector)
         seam("connectors", "apply", str(spec), *(["--wait"] if wait else []), timeout=300)
+
+    def check_connector(self) -> None:
+        """Stop the benchmark with Connect's own reason if the connector or its task FAILED
+        (a failed snapshot never fills its topic: waiting would only run into a timeout)."""
+        from seam.connectors.client import ConnectClient
+        from seam.connectors.plan import connector_failures
+
+        try:
+            status = ConnectClient.from_settings(self.settings).status(self.name)
+        except Exception:  # not there yet, or Connect busy: look again later
+            return
+        failures = connector_failures(status)
+        if failures:
+            raise SystemExit(f"connector {self.name} failed: " + "; ".join(failures))
 
     def _remove_connector(self) -> None:
         """The connector (and its slot), then the run's topics: in that order, or Connect
