@@ -67,6 +67,10 @@ SPEED_DEFAULTS: Final = {
     # this adds no latency); the queue holds four batches.
     "max.batch.size": "8192",
     "max.queue.size": "32768",
+    # Debezium's four context headers on every record (connector name, task, run id): nothing
+    # in seam reads them (the value's `source` block says the same), and building them was a
+    # quarter of Connect's CPU per snapshot row (44 -> 33 us).
+    "extended.headers.enabled": "false",
 }
 # The connector task's Kafka producer, through Connect's per-connector client overrides
 # (the Connect worker must allow them: connector.client.config.override.policy=All, the

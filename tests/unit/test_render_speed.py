@@ -38,6 +38,7 @@ def test_every_flavour_renders_for_low_latency_and_a_fast_snapshot(flavour: str)
     assert int(config["poll.interval.ms"]) <= 50
     assert int(config["max.batch.size"]) > 2048  # Debezium's default
     assert int(config["max.queue.size"]) > int(config["max.batch.size"])
+    assert config["extended.headers.enabled"] == "false"  # Debezium's per-record context headers
     # Connect's source producer: one request in flight, so the batch size sets the pace.
     assert int(config["producer.override.batch.size"]) >= 512 * 1024
     assert config["producer.override.compression.type"] == "lz4"
