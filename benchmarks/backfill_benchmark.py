@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/backfill_benchmark.py --private-stack            # 1,000,000 products
     .venv/bin/python benchmarks/backfill_benchmark.py --private-stack --worker none --repeat 3
-    .venv/bin/python benchmarks/backfill_benchmark.py --worker after --override snapshot.max.threads=1
+    .venv/bin/python benchmarks/backfill_benchmark.py --worker after --worker-args "--batch-size 5000"
     .venv/bin/python benchmarks/backfill_benchmark.py --worker none --repeat 3 \
-        --variant "" --variant "producer.override.linger.ms=50,snapshot.fetch.size=20000"
+        --variant "" --variant "poll.interval.ms=500,extended.headers.enabled=true"
+    .venv/bin/python benchmarks/backfill_benchmark.py --keep ...   # then --seeded bf_1234abcd
 
 Seeds `--products` products into a fresh database on the stack of the settings (SEAM_CONFIG,
 or `--private-stack` for a stack of its own: use one for 1M rows, not a shared stack) with
@@ -30,8 +31,9 @@ each variant's overrides on top, the variants taking turns) and times, from just
                       are then readable with read_committed); target <= 60 s for 1M rows
 
 and the CPU of Connect, the broker, PostgreSQL/MariaDB and the worker over the run (the pid
-files of `seam stack up`: a stack started otherwise shows the machine total only). Prints
-medians and ranges over the runs. Everything it started is stopped: worker, connector (its
+files of `seam stack up`: a stack started otherwise shows the machine total only), per row
+(steadier than times on a shared machine), and the seconds Connect's JVM spent collecting
+garbage (with a JDK's `jstat`). Prints medians and ranges over the runs. Everything it started is stopped: worker, connector (its
 slot dropped), topics, group, database, and the private stack.
 """
 

@@ -261,11 +261,18 @@ class PrivateStack:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        seam("stack", "down", "--wipe", check=False, timeout=300)
+        down = seam("stack", "down", "--wipe", "--yes", check=False, timeout=300)
         if self._previous is None:
             os.environ.pop("SEAM_CONFIG", None)
         else:
             os.environ["SEAM_CONFIG"] = self._previous
+        if down.returncode != 0:  # keep the directory: its pid files say what still runs
+            print(
+                f"the private stack did not stop: {(down.stdout + down.stderr).strip()}\n"
+                f"stop it with: SEAM_CONFIG={self.config} {SEAM} stack down --wipe --yes",
+                file=sys.stderr,
+            )
+            return
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -430,11 +437,27 @@ class Run(contextlib.ExitStack):
             raise SystemExit(f"connector {self.name} failed: " + "; ".join(failures))
 
     def _remove_connector(self) -> None:
-        """The connector (and its slot), then the run's topics: in that order, or Connect
-        would make the raw topics again."""
+        """The connector (and its slot), then the run's topics once its task has stopped:
+        a task still snapshotting would make the raw topics again."""
+        from seam.connectors.client import ConnectClient
+
         seam("connectors", "delete", self.name, check=False, timeout=120)
-        if not self.keep:
-            self.delete_topics()
+        if self.keep:
+            return
+        client = ConnectClient.from_settings(self.settings)
+
+        def gone() -> bool:
+            try:
+                return self.name not in client.list_connectors(expand=False)
+            except Exception:  # Connect busy: ask again
+                return False
+
+        with contextlib.suppress(SystemExit):
+            wait_for(f"Connect to drop {self.name}", gone, 60, every=0.5)
+        for _ in range(3):  # a task's last records may still make a topic after its delete
+            if not self.delete_topics():
+                break
+            time.sleep(3)
 
     # The pipeline and its worker ----------------------------------------------------
 
@@ -474,11 +497,13 @@ class Run(contextlib.ExitStack):
 
     # Kafka --------------------------------------------------------------------------
 
-    def delete_topics(self) -> None:
+    def delete_topics(self) -> list[str]:
+        """Delete the run's topics and group; the topics there were."""
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         group = f"seam-transform-{self.name}"
+        names: list[str] = []
         with contextlib.suppress(Exception):
             names = [
                 t
@@ -495,6 +520,7 @@ class Run(contextlib.ExitStack):
                     future.result(60)
         with contextlib.suppress(Exception):
             admin.delete_consumer_groups([group])[group].result(30)
+        return names
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 30.0) -> int | None:

@@ -407,7 +407,6 @@ def main() -> None:
             flush=True,
         )
         run.apply(spec)
-        worker = run.start_worker(pipeline, *shlex.split(args.worker_args))
         raw_topic = run.topics.raw("products")
         bootstrap = run.bootstrap
         products = db.count("products")
@@ -417,16 +416,15 @@ def main() -> None:
             return sum(end_offsets(bootstrap, raw_topic).values()) >= products
 
         wait_for("the snapshot of products", snapshot_done, 600, every=0.5)
-        wait_for(
-            "the worker to catch up with the snapshot",
-            lambda: (
-                worker.poll() is None and committed(bootstrap, data["group"], raw_topic) >= products
-            ),
-            600,
-            every=0.5,
-        )
-        if worker.poll() is not None:
-            raise SystemExit(f"the worker exited ({worker.returncode}):\n{run.worker_log()}")
+        # Started once its input topic exists (a worker refuses a missing topic).
+        worker = run.start_worker(pipeline, *shlex.split(args.worker_args))
+
+        def caught_up() -> bool:
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker exited ({worker.returncode}):\n{run.worker_log()}")
+            return committed(bootstrap, data["group"], raw_topic) >= products
+
+        wait_for("the worker to catch up with the snapshot", caught_up, 600, every=0.5)
         ids = listed_products(bootstrap, data["outputs"]["latest"]["topic"])
         if not ids:
             raise SystemExit("the latest topic lists no product to rename")
