@@ -33,8 +33,9 @@ each variant's overrides on top, the variants taking turns) and times, from just
 and the CPU of Connect, the broker, PostgreSQL/MariaDB and the worker over the run (the pid
 files of `seam stack up`: a stack started otherwise shows the machine total only), per row
 (steadier than times on a shared machine), and the seconds Connect's JVM spent collecting
-garbage (with a JDK's `jstat`). Prints medians and ranges over the runs. Everything it started is stopped: worker, connector (its
-slot dropped), topics, group, database, and the private stack.
+garbage (with a JDK's `jstat`). Prints medians and ranges over the runs. Everything it
+started is stopped: worker, connector (its slot dropped), topics, group, database, and the
+private stack.
 """
 
 from __future__ import annotations
@@ -264,17 +265,19 @@ def report(result: Result, rows: dict[str, int], args: argparse.Namespace) -> No
         print(f"  Connect's JVM spent {result.connect_gc:.1f}s collecting garbage")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written, and each option's default."""
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--products", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--products", type=int, default=1_000_000, help="products seeded")
     parser.add_argument("--database", choices=("postgres", "mariadb"), default="postgres")
     parser.add_argument(
         "--worker",
         choices=("concurrent", "after", "none"),
         default="concurrent",
-        help="start the worker with the connector, after the products snapshot, or not at all",
+        help="start the worker with the first product record, after the last, or not at all",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs on the one seeded database")
     parser.add_argument(

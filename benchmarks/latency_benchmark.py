@@ -361,10 +361,12 @@ def print_cpu(title: str, cpu: dict[str, float], seconds: float, commits: int = 
 # --- the run ----------------------------------------------------------------------------
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written, and each option's default."""
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--rate", type=float, default=200.0, help="legacy commits per second")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds driven, not counted")
