@@ -374,6 +374,7 @@ def validate_configs(client: ConnectClient, rendered: Iterable[RenderedConnector
     """
     problems: list[str] = []
     missing: dict[str, list[str]] = {}
+    client_overrides = False
     for item in rendered:
         result = client.validate(item.connector_class, {**item.config, "name": item.name})
         if not result.get("error_count"):
@@ -382,6 +383,7 @@ def validate_configs(client: ConnectClient, rendered: Iterable[RenderedConnector
             value = entry.get("value") or {}
             for error in value.get("errors") or []:
                 problems.append(f"{item.name}: {value.get('name')}: {clean_message(str(error))}")
+                client_overrides |= str(value.get("name", "")).startswith("producer.override.")
         for var, keys in env_references(item.config).items():
             if worker_lacks_env(client, item.connector_class, var):
                 missing.setdefault(var, []).extend(f"{item.name} {k}" for k in keys)
@@ -400,9 +402,16 @@ def validate_configs(client: ConnectClient, rendered: Iterable[RenderedConnector
             "nothing was applied",
         )
     if problems:
+        hint = "fix the spec (or its overrides); nothing was applied"
+        if client_overrides:
+            # seam renders producer.override.* itself (render.PRODUCER_DEFAULTS).
+            hint = (
+                "the Connect workers forbid per-connector producer settings: add "
+                "'producer_overrides: false' to the spec, or allow them on the workers with "
+                "connector.client.config.override.policy=All; nothing was applied"
+            )
         raise ValidationFailedError(
-            "Kafka Connect rejected the config: " + "; ".join(problems),
-            hint="fix the spec (or its overrides); nothing was applied",
+            "Kafka Connect rejected the config: " + "; ".join(problems), hint=hint
         )
 
 

@@ -10,8 +10,9 @@ One connector per file, or a YAML list of them (or several YAML documents). Exam
     tables: [products, categories, suppliers]
     topic_prefix: catalog
     snapshot_mode: initial
+    producer_overrides: true       # false: the Connect cluster forbids producer.override.*
     overrides:                     # raw Debezium / Connect keys, applied last
-      max.batch.size: 4096
+      poll.interval.ms: 100
 
 Secrets are references, never values: `{env: VAR}` becomes `${env:VAR}` and
 `{file: PATH, key: KEY}` becomes `${file:PATH:KEY}` in the connector config, which the
@@ -97,6 +98,7 @@ SPEC_KEYS: Final = (
     "heartbeat_table",
     "signal_table",
     "schemas",
+    "producer_overrides",
     "topics",
     "tasks_max",
     "overrides",
@@ -197,6 +199,9 @@ class ConnectorSpec:
     heartbeat_table: str | None = DEFAULT_HEARTBEAT_TABLE
     signal_table: str | None = DEFAULT_SIGNAL_TABLE
     schemas: bool = False
+    # Render the Connect producer tuning (`producer.override.*`); false for Connect clusters
+    # whose connector.client.config.override.policy forbids per-connector client settings.
+    producer_overrides: bool = True
     topics: TopicDefaults = field(default_factory=TopicDefaults)
     tasks_max: int = 1
     connect_host: str | None = None
@@ -342,6 +347,11 @@ def parse_spec(data: Any, source: str = "<spec>") -> ConnectorSpec:
     schemas = data.get("schemas", False)
     if not isinstance(schemas, bool):
         raise ConfigError(f"{at('schemas')}: connector '{name}': 'schemas' must be true or false")
+    producer_overrides = data.get("producer_overrides", True)
+    if not isinstance(producer_overrides, bool):
+        raise ConfigError(
+            f"{at('producer_overrides')}: connector '{name}': 'producer_overrides' must be true or false"
+        )
     return ConnectorSpec(
         name=name,
         flavour=flavour,
@@ -358,6 +368,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> ConnectorSpec:
         heartbeat_table=opt_str("heartbeat_table", DEFAULT_HEARTBEAT_TABLE),
         signal_table=opt_str("signal_table", DEFAULT_SIGNAL_TABLE),
         schemas=schemas,
+        producer_overrides=producer_overrides,
         topics=topics,
         tasks_max=opt_int("tasks_max", 1) or 1,
         connect_host=opt_str("connect_host"),

@@ -24,7 +24,7 @@ from seam.connectors.client import ConnectClient, RetryPolicy
 from seam.connectors.errors import ConnectNotFoundError, ConnectUnreachableError
 from seam.connectors.operate import reset_offsets, snapshot_tables, statuses
 from seam.connectors.plan import ValidationFailedError, apply_plan, make_plan, wait_running
-from seam.connectors.render import RenderedConnector, render
+from seam.connectors.render import SPEED_DEFAULTS, RenderedConnector, render
 from seam.connectors.spec import parse_specs
 from seam.errors import ConfigError
 from seam.settings import Settings
@@ -221,7 +221,10 @@ def test_apply_snapshot_reapply_diff_and_reset(
     diff_plan = make_plan([changed], client.list_connectors())
     (action,) = [a for a in diff_plan.actions if a.name == item.name]
     assert action.kind == "update"
-    assert [(c.key, c.old, c.new) for c in action.changes] == [("max.batch.size", None, "1024")]
+    rendered_default = SPEED_DEFAULTS["max.batch.size"]  # an override replaces seam's default
+    assert [(c.key, c.old, c.new) for c in action.changes] == [
+        ("max.batch.size", rendered_default, "1024")
+    ]
     apply_plan(diff_plan, client, stack, wait=True, wait_timeout=90)
     assert client.get_config(item.name)["max.batch.size"] == "1024"
     assert not make_plan([changed], client.list_connectors()).has_changes

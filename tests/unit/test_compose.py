@@ -62,6 +62,20 @@ def test_connect_has_the_config_providers_seam_renders_secrets_for(compose: dict
     assert "SEAM_CDC_PASSWORD" in env
 
 
+def test_connect_allows_the_producer_overrides_seam_renders(compose: dict[str, Any]) -> None:
+    from seam.connectors.render import PRODUCER_DEFAULTS
+    from seam.stack.jars import JarLayout
+    from seam.stack.kafka import Connect
+    from seam.stack.part import StackPaths
+
+    assert all(key.startswith("producer.override.") for key in PRODUCER_DEFAULTS)
+    env = compose["services"]["connect"]["environment"]
+    assert env["CONNECT_CONNECTOR_CLIENT_CONFIG_OVERRIDE_POLICY"] == "All"
+    jars = JarLayout(kafka_classpath=Path("/jars/kafka"), plugin_path=Path("/jars/plugins"))
+    local = Connect(StackSettings(), StackPaths(Path("/stack")), jars, Path("/usr/bin/java"))
+    assert local._properties()["connector.client.config.override.policy"] == "All"
+
+
 def test_documented_settings_reach_the_compose_services(compose: dict[str, Any]) -> None:
     settings = load_settings(config_file=ROOT / "examples" / "compose.toml", env={})
     services = compose["services"]

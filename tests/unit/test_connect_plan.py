@@ -82,12 +82,17 @@ def test_reordered_table_list_and_typed_values_are_no_diff() -> None:
 
 def test_changed_spec_shows_field_level_diff() -> None:
     before = rendered()
-    after = rendered(extra="snapshot_mode: no_data\noverrides:\n  max.batch.size: 1024\n")
+    after = rendered(
+        extra="snapshot_mode: no_data\noverrides:\n  provide.transaction.metadata: true\n"
+    )
     live = {"pg": live_entry(as_connect_returns(before.config, "pg"))}
     (action,) = make_plan([after], live).actions
     assert action.kind == "update"
     changes = {c.key: (c.old, c.new) for c in action.changes}
-    assert changes == {"snapshot.mode": ("initial", "no_data"), "max.batch.size": (None, "1024")}
+    assert changes == {
+        "snapshot.mode": ("initial", "no_data"),
+        "provide.transaction.metadata": (None, "true"),
+    }
 
 
 def test_secret_values_are_masked_in_diffs() -> None:
