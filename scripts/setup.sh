@@ -36,7 +36,9 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+# strict: a tree of links under build/ that type checkers can read (the default editable
+# finder is an import hook mypy cannot follow); a new module needs this script run again.
+.venv/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict
 # Rebuilt only when its sources changed (cargo is incremental in transforms/native/target).
 if ! .venv/bin/python -m pip install -q ./transforms/native; then
   echo "building transforms/native failed: it needs Rust 1.82+ (rustup) and crates.io" >&2
