@@ -26,7 +26,8 @@ from typing import Any
 
 import orjson
 
-from seam.streams.decode import RawRecord, decode
+from seam.changes import RawRecord
+from seam.streams.decode import decode
 
 SOURCE = {
     "version": "3.5.0.Final",

@@ -49,8 +49,8 @@ from typing import Any
 
 import yaml
 
+from seam.changes import RawRecord
 from seam.settings import load_settings
-from seam.streams.decode import RawRecord
 from seam.transforms.fast_path import fast_path_for
 from seam.transforms.outputs import Publication
 from seam.transforms.pipeline import Pipeline

@@ -106,7 +106,7 @@ def list_cmd(
 
 
 def _printer(output: Output) -> Callable[[Any], None]:
-    from seam.streams.decode import Undecodable
+    from seam.changes import Undecodable
     from seam.streams.format import event_json, event_text, raw_json, undecodable_text
 
     def show(item: Any) -> None:
@@ -186,7 +186,7 @@ def history(
 
     On a topic of other records (seam's domain events or latest states: plain text keys
     like 42) it is every record of that key, oldest first."""
-    from seam.streams.decode import ChangeEvent, Undecodable
+    from seam.changes import ChangeEvent, Undecodable
     from seam.streams.filters import parse_key
     from seam.streams.format import (
         event_json,

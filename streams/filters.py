@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import orjson
 
-from seam.streams.decode import (
+from seam.changes import (
     UNAVAILABLE,
     ChangeEvent,
     ControlRecord,
@@ -26,9 +26,8 @@ from seam.streams.decode import (
     RawRecord,
     Undecodable,
     decimal_text,
-    decode_key,
-    json_object,
 )
+from seam.streams.decode import decode_key, json_object
 from seam.streams.kafka import StreamsUsageError
 
 _OP_NAMES: Final[dict[str, Op]] = {

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import orjson
 
-from seam.streams.decode import (
+from seam.changes import (
     UNAVAILABLE,
     ChangeEvent,
     ControlRecord,
@@ -19,11 +19,10 @@ from seam.streams.decode import (
     RecordKind,
     Undecodable,
     decimal_text,
-    decode_key,
     event_as_dict,
     json_default,
-    json_object,
 )
+from seam.streams.decode import decode_key, json_object
 from seam.streams.history import UNKNOWN, HistoryEntry
 from seam.text import plural
 

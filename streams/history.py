@@ -19,7 +19,8 @@ from typing import Any, Final
 
 import orjson
 
-from seam.streams.decode import UNAVAILABLE, ChangeEvent, Op, RawRecord, Undecodable, decode
+from seam.changes import UNAVAILABLE, ChangeEvent, Op, RawRecord, Undecodable
+from seam.streams.decode import decode
 from seam.streams.filters import EventFilter
 from seam.streams.kafka import Kafka, PartitionRange, read_ranges
 from seam.streams.partitioner import partition_for_key

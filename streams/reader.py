@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from seam.streams.decode import ChangeEvent, RawRecord, Undecodable, decode
+from seam.changes import ChangeEvent, RawRecord, Undecodable
+from seam.streams.decode import decode
 from seam.streams.filters import EventFilter
 from seam.streams.kafka import Kafka, PartitionRange, StreamsUsageError, read_ranges
 

@@ -21,7 +21,7 @@ import json
 import logging
 from typing import Any
 
-from seam.streams.decode import RawRecord
+from seam.changes import RawRecord
 from seam.transforms.outputs import Publication
 from seam.transforms.pipeline import Pipeline
 from seam.transforms.pipeline_file import PipelineSpec

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from seam.streams.decode import ChangeEvent, RawRecord
+from seam.changes import ChangeEvent, RawRecord
 
 
 class Reject(Exception):  # noqa: N818 - a verdict, not an error condition of the caller

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from seam.streams.decode import json_default
+from seam.changes import json_default
 from seam.transforms.pipeline import Produced
 
 Headers = list[tuple[str, bytes]]

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from seam.changes import ChangeEvent, RawRecord
 from seam.errors import SeamError
-from seam.streams.decode import ChangeEvent, RawRecord
 from seam.transforms.model import Item, ObservesReference, Reject, Stage
 
 NO_OUTPUT: Final = "no output from stage"

@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import orjson
 
-from seam.streams.decode import ChangeEvent, Op, Snapshot
+from seam.changes import ChangeEvent, Op, Snapshot
 
 Mark = tuple[int, ...]
 # (input topic, input partition, source stream)

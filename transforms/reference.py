@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from seam.streams.decode import RawRecord
+from seam.changes import RawRecord
 from seam.transforms.pipeline import Pipeline
 from seam.transforms.readback import watermarks
 

@@ -45,8 +45,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from seam.changes import ChangeEvent, RawRecord
 from seam.errors import SeamError
-from seam.streams.decode import ChangeEvent, RawRecord, decode
+from seam.streams.decode import decode
 from seam.streams.kafka import KAFKA_HINT, KafkaUnavailableError
 from seam.transforms.calls import CallInterruptedError, CallTimedOutError, bounded
 from seam.transforms.clients import Clients, KafkaClients

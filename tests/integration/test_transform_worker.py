@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from seam.changes import RawRecord
 from seam.settings import Settings
-from seam.streams.decode import RawRecord
 from seam.streams.kafka import Kafka
 from seam.transforms.pipeline import Produced
 from seam.transforms.pipeline_file import PipelineSpec, parse_pipeline

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from seam.streams.decode import (
+from seam.changes import (
     UNAVAILABLE,
     ChangeEvent,
     ControlRecord,
@@ -28,10 +28,10 @@ from seam.streams.decode import (
     RecordKind,
     Snapshot,
     TableRef,
-    decode,
     event_as_dict,
     json_default,
 )
+from seam.streams.decode import decode
 
 pytestmark = pytest.mark.unit
 

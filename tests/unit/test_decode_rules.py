@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seam.streams.decode import (
+from seam.changes import (
     UNAVAILABLE,
     UNAVAILABLE_PLACEHOLDER,
     ChangeEvent,
@@ -23,11 +23,10 @@ from seam.streams.decode import (
     RecordKind,
     Undecodable,
     decimal_text,
-    decode,
-    decode_key,
     json_default,
     transaction_block_id,
 )
+from seam.streams.decode import decode, decode_key
 from seam.streams.partitioner import murmur2, partition_for_key
 
 pytestmark = pytest.mark.unit

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seam.streams.decode import RawRecord
+from seam.changes import RawRecord
 from seam.transforms.fast_path import FastPath, fast_path_for
 from seam.transforms.outputs import publication
 from seam.transforms.pipeline import Pipeline, Produced

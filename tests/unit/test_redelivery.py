@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seam.streams.decode import ChangeEvent, RawRecord, decode
+from seam.changes import ChangeEvent, RawRecord
+from seam.streams.decode import decode
 from seam.transforms.pipeline_file import load_pipeline
 from seam.transforms.progress import Counts
 from seam.transforms.redelivery import Marks, parse_metadata, source_mark

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from seam.changes import RawRecord
 from seam.legacy_db.generator import format_price_text, mojibake
-from seam.streams.decode import RawRecord
 from seam.transforms import rules
 from seam.transforms.model import Item, Reject
 from seam.transforms.stages.clean import CleanStage, clean_row

@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from seam.streams.decode import ControlRecord, RawRecord, decode
+from seam.changes import ControlRecord, RawRecord
+from seam.streams.decode import decode
 from seam.transforms.fast_path import fast_path_for
 from seam.transforms.outputs import publication
 from seam.transforms.pipeline import Pipeline, Produced, Rejected

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from seam.streams.decode import RawRecord
+from seam.changes import RawRecord
 from seam.transforms.pipeline import Pipeline, Produced, Rejected
 from seam.transforms.stages import clean, decode, enrich, map, validate
 from seam.transforms.synthetic import envelope, micros

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-from seam.streams.decode import RawRecord
+from seam.changes import RawRecord
 from seam.transforms.model import Item, Reject
 from seam.transforms.schemas import CompiledSchemas, SchemaSet
 from seam.transforms.stages.validate import ValidateStage

@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from seam.streams.decode import UNAVAILABLE, ChangeEvent, Op, RawRecord, decode, json_default
+from seam.changes import UNAVAILABLE, ChangeEvent, Op, RawRecord, json_default
+from seam.streams.decode import decode
 from seam.streams.filters import EventFilter, as_text, parse_key, parse_ops, parse_where
 from seam.streams.format import event_json, event_text, history_text, raw_json, value_text
 from seam.streams.history import UNKNOWN, key_bytes_like, timeline
@@ -237,7 +238,7 @@ def test_internal_topics() -> None:
 
 
 def test_json_records_that_are_not_change_events_show_as_json() -> None:
-    from seam.streams.decode import Undecodable
+    from seam.changes import Undecodable
     from seam.streams.format import undecodable_text
 
     event = b'{"event_type":"ProductRenamed","product_id":7,"data":{"new_name":"Pan"}}'

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from seam.changes import RawRecord
 from seam.errors import ConfigError
-from seam.streams.decode import RawRecord
 from seam.transforms.model import Item, Reject
 from seam.transforms.pipeline import Produced, Rejected
 from seam.transforms.pipeline_file import load_pipeline, parse_pipeline

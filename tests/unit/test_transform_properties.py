@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seam.streams.decode import RawRecord
+from seam.changes import RawRecord
 from seam.transforms.pipeline import Pipeline, Produced, Rejected
 from seam.transforms.pipeline_file import load_pipeline
 from seam.transforms.schemas import schema_dir

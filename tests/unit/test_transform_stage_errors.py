@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seam.streams.decode import RawRecord
+from seam.changes import RawRecord
 from seam.transforms.model import Item, Reject
 from seam.transforms.pipeline import Pipeline, Rejected, StageErrorLimitError, StageErrors
 from seam.transforms.pipeline_file import load_pipeline

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, Literal, NamedTuple
 
+from seam.changes import UNAVAILABLE
 from seam.errors import ConfigError
 from seam.keys import check_known_keys
-from seam.streams.decode import UNAVAILABLE
 from seam.transforms import rules
 from seam.transforms.model import Item, Reject
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from seam.changes import ControlRecord, Undecodable
 from seam.keys import check_known_keys
-from seam.streams.decode import ControlRecord, Undecodable, decode
+from seam.streams.decode import decode
 from seam.transforms.model import Item, Reject
 
 

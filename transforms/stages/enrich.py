@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from seam.changes import ChangeEvent, Op, RawRecord, Undecodable
 from seam.keys import check_known_keys
-from seam.streams.decode import ChangeEvent, Op, RawRecord, Undecodable, decode
+from seam.streams.decode import decode
 from seam.transforms import rules
 from seam.transforms.model import Item, Reject
 from seam.transforms.stages.clean import clean_row, timestamp_unit
@@ -98,7 +99,7 @@ def source_ts(change: ChangeEvent) -> str | None:
 
 def provenance(change: ChangeEvent) -> dict[str, Any]:
     """Where the change comes from, as plain JSON data (the position with the field names
-    of `seam.streams.decode.SourcePosition`)."""
+    of `seam.changes.SourcePosition`)."""
     source = change.source
     fields = _PG_POSITION if "lsn" in source or "txId" in source else _BINLOG_POSITION
     position: dict[str, Any] = {}

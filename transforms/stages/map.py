@@ -39,8 +39,8 @@ from typing import Any, Final
 
 import orjson
 
+from seam.changes import Op
 from seam.keys import check_known_keys
-from seam.streams.decode import Op
 from seam.transforms.model import Item, Reject
 from seam.transforms.rules import CURRENCY
 
