@@ -40,12 +40,12 @@ from seam.settings import Settings, StackSettings, load_settings
 ROOT = Path(__file__).resolve().parents[1]
 SEAM = str(Path(sys.executable).with_name("seam"))
 EXAMPLE_SPECS = {
-    "postgres": ROOT / "examples" / "connectors" / "catalog-postgres.yaml",
-    "mariadb": ROOT / "examples" / "connectors" / "catalog-mariadb.yaml",
+    "postgres": ROOT / "legacy_db" / "connectors" / "catalog-postgres.yaml",
+    "mariadb": ROOT / "legacy_db" / "connectors" / "catalog-mariadb.yaml",
 }
 EXAMPLE_PIPELINES = {
-    "postgres": ROOT / "pipelines" / "catalog.yaml",
-    "mariadb": ROOT / "pipelines" / "catalog-mariadb.yaml",
+    "postgres": ROOT / "legacy_db" / "pipelines" / "catalog.yaml",
+    "mariadb": ROOT / "legacy_db" / "pipelines" / "catalog-mariadb.yaml",
 }
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -49,15 +49,15 @@ from typing import Any
 
 import yaml
 
+from seam.legacy_db.fast_path import fast_path_for
+from seam.legacy_db.files import folder
+from seam.legacy_db.synthetic import envelope, reference_rows, typical_changes
 from seam.settings import load_settings
 from seam.streams.decode import RawRecord
-from seam.transforms.fast_path import fast_path_for
 from seam.transforms.outputs import Publication
 from seam.transforms.pipeline import Pipeline
 from seam.transforms.pipeline_file import PipelineSpec, parse_pipeline
 from seam.transforms.progress import Counts, Progress
-from seam.transforms.schemas import schema_dir
-from seam.transforms.synthetic import envelope, reference_rows, typical_changes
 from seam.transforms.worker import Worker, WorkerOptions
 
 POOL = 20_000
@@ -76,9 +76,7 @@ def pool() -> list[tuple[bytes, bytes]]:
 
 
 def catalog_data() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(
-        (schema_dir().parent / "pipelines" / "catalog.yaml").read_text()
-    )
+    data: dict[str, Any] = yaml.safe_load((folder("pipelines") / "catalog.yaml").read_text())
     return data
 
 

@@ -1,7 +1,7 @@
 """`seam transform ...`: run pipelines of raw change events to domain events.
 
     seam transform check PIPELINE          load the pipeline file and build its stages
-    seam transform check-schemas           schemas valid, each version compatible with the last
+    seam transform check-schemas [DIR]     schemas valid, each version compatible with the last
     seam transform run PIPELINE            run a worker (exactly once unless --at-least-once)
     seam transform replay PIPELINE         rebuild the outputs from offset 0
 
@@ -31,7 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-PIPELINE = typer.Argument(..., help="Pipeline file (YAML), e.g. pipelines/catalog.yaml.")
+PIPELINE = typer.Argument(..., help="Pipeline file (YAML), e.g. pipelines/orders.yaml.")
 
 
 @app.command("check")
@@ -52,17 +52,25 @@ def check(pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
         "dead_letter": spec.dead_letter.topic,
         "guarantee": spec.guarantee,
         "max_stage_errors": spec.max_stage_errors,
+        "fast_path": spec.fast_path,
     }
     if output == Output.json:
         print_json(data)
     else:
-        print_mapping({k: ", ".join(v) if isinstance(v, list) else v for k, v in data.items()})
+        print_mapping(
+            {
+                k: ", ".join(v) if isinstance(v, list) else "-" if v is None else v
+                for k, v in data.items()
+            }
+        )
 
 
 @app.command("check-schemas")
 def check_schemas(
-    directory: Path | None = typer.Option(
-        None, "--dir", help="Schema folder (default: the repository's schemas/)."
+    directory: Path = typer.Argument(
+        Path("schemas"),
+        help="Schema folder of <EventType>/v<N>.json files (default: ./schemas).",
+        show_default=False,
     ),
     output: Output = OUTPUT,
 ) -> None:

@@ -47,7 +47,7 @@ class Item:
 
     raw: RawRecord
     change: ChangeEvent | None = None  # set by decode
-    table: str | None = None  # the captured table's plain name (products, categories, ...)
+    table: str | None = None  # the captured table's plain name (orders, customers, ...)
     before: dict[str, Any] | None = None  # cleaned old row (None: unknown or create)
     after: dict[str, Any] | None = None  # cleaned new row (None: delete or tombstone)
     provenance: dict[str, Any] | None = None  # set by enrich

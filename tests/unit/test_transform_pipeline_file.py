@@ -10,23 +10,23 @@ import pytest
 import yaml
 
 from seam.errors import ConfigError
+from seam.legacy_db.files import folder, pipeline_document
 from seam.streams.decode import RawRecord
 from seam.transforms.model import Item, Reject
 from seam.transforms.pipeline import Produced, Rejected
 from seam.transforms.pipeline_file import load_pipeline, parse_pipeline
-from seam.transforms.schemas import schema_dir
 
 pytestmark = pytest.mark.unit
 
-REPO = schema_dir().parent
-
 
 def base() -> dict[str, Any]:
-    return yaml.safe_load((REPO / "pipelines" / "catalog.yaml").read_text())
+    return pipeline_document()
 
 
 def test_the_example_pipelines_load_and_build() -> None:
-    for path in (REPO / "pipelines").glob("*.yaml"):
+    paths = sorted(folder("pipelines").glob("*.yaml"))
+    assert len(paths) == 2
+    for path in paths:
         spec = load_pipeline(path)
         built = spec.build()
         assert [s.name for s in built.stages] == ["decode", "clean", "enrich", "map", "validate"]
@@ -55,7 +55,10 @@ def test_the_example_pipelines_load_and_build() -> None:
             "cannot import nosuch.module: no module named 'nosuch'",
         ),
         (lambda d: d["stages"].append({"use": "no_colon"}), "package.module:callable"),
-        (lambda d: d["stages"].append({"use": "enrihc"}), "'enrihc' (did you mean 'enrich'?)"),
+        (
+            lambda d: d["stages"].append({"use": "valdiate"}),
+            "'valdiate' (did you mean 'validate'?)",
+        ),
         (lambda d: d["processing"].update(max_stage_errors=-2), "whole number >= -1, got -2"),
     ],
 )
@@ -89,7 +92,7 @@ def make_shout(options: Mapping[str, Any]) -> Shout:
 
 
 def test_user_stage_by_import_path(tmp_path: Path) -> None:
-    from seam.transforms.synthetic import envelope, micros
+    from seam.legacy_db.synthetic import envelope, micros
 
     data = base()
     data["stages"].insert(4, {"use": f"{__name__}:make_shout", "with": {"suffix": "!"}})

@@ -40,9 +40,9 @@ from typing import Any, Final
 import orjson
 
 from seam.keys import check_known_keys
+from seam.legacy_db.rules import CURRENCY
 from seam.streams.decode import Op
 from seam.transforms.model import Item, Reject
-from seam.transforms.rules import CURRENCY
 
 EVENT_NAMESPACE: Final = uuid.UUID("5b0c7f2e-6d1a-4f52-9a43-2f1e0c3d9b71")
 _NAMESPACE_BYTES: Final = EVENT_NAMESPACE.bytes

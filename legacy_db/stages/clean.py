@@ -31,8 +31,8 @@ from typing import Any, Final, Literal, NamedTuple
 
 from seam.errors import ConfigError
 from seam.keys import check_known_keys
+from seam.legacy_db import rules
 from seam.streams.decode import UNAVAILABLE
-from seam.transforms import rules
 from seam.transforms.model import Item, Reject
 
 Policy = Literal["reject", "absent"]
