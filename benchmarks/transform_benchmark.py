@@ -50,7 +50,7 @@ from typing import Any
 import yaml
 
 from seam.legacy_db.fast_path import fast_path_for
-from seam.legacy_db.files import folder
+from seam.legacy_db.files import pipeline_document
 from seam.legacy_db.synthetic import envelope, reference_rows, typical_changes
 from seam.settings import load_settings
 from seam.streams.decode import RawRecord
@@ -76,8 +76,7 @@ def pool() -> list[tuple[bytes, bytes]]:
 
 
 def catalog_data() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((folder("pipelines") / "catalog.yaml").read_text())
-    return data
+    return pipeline_document()
 
 
 def pool_in_process(data: dict[str, Any]) -> tuple[Pipeline, list[RawRecord]]:
