@@ -37,10 +37,12 @@ PIPELINE = typer.Argument(..., help="Pipeline file (YAML), e.g. pipelines/orders
 @app.command("check")
 def check(pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
     """Load the pipeline file and build every stage (imports, options, schemas)."""
+    from seam.transforms.fast_path import load_fast_path
     from seam.transforms.pipeline_file import load_pipeline
 
     spec = load_pipeline(pipeline)
     built = spec.build()
+    fast = load_fast_path(spec, built)  # a declared one must load; it may decline (None)
     data = {
         "name": spec.name,
         "group": spec.group,
@@ -53,6 +55,7 @@ def check(pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
         "guarantee": spec.guarantee,
         "max_stage_errors": spec.max_stage_errors,
         "fast_path": spec.fast_path,
+        "fast_path_on": fast is not None,
     }
     if output == Output.json:
         print_json(data)

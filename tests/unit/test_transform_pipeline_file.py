@@ -136,3 +136,88 @@ def test_a_stage_bug_becomes_a_dead_letter_not_a_crash() -> None:
 
     out = Pipeline([Broken()]).run(RawRecord(b"k", b"v"))
     assert out == Rejected("broken", "stage raised ZeroDivisionError: oops", "ZeroDivisionError")
+
+
+# --------------------------------------------------------------- the toolkit's hooks
+
+
+def test_the_fast_path_is_declared_and_loaded() -> None:
+    from seam.transforms.fast_path import load_fast_path
+
+    spec = parse_pipeline(base(), "p.yaml")
+    assert spec.fast_path == "seam.legacy_db.fast_path:fast_path_for"
+    pipeline = spec.build()
+    assert load_fast_path(spec, pipeline) is not None
+    # Declared but declined (another chain of stages): no fast path, no error.
+    data = base()
+    data["stages"].pop(3)  # no map stage
+    declined = parse_pipeline(data, "p.yaml")
+    assert load_fast_path(declined, declined.build()) is None
+    # Not declared: none, whatever the stages.
+    data = base()
+    del data["processing"]["fast_path"]
+    plain = parse_pipeline(data, "p.yaml")
+    assert plain.fast_path is None
+    assert load_fast_path(plain, plain.build()) is None
+
+
+def test_a_fast_path_that_cannot_load_is_one_clear_error() -> None:
+    from seam.transforms.fast_path import load_fast_path
+
+    for target, message in (
+        ("nosuch.native:make", "cannot import nosuch.native: no module named 'nosuch'"),
+        ("seam.legacy_db.fast_path:fast_path_fro", "(did you mean 'fast_path_for'?)"),
+        (f"{__name__}:raising_fast_path", "raised RuntimeError: no engine"),
+    ):
+        data = base()
+        data["processing"]["fast_path"] = target
+        spec = parse_pipeline(data, "p.yaml")
+        with pytest.raises(ConfigError) as info:
+            load_fast_path(spec, spec.build())
+        assert info.value.message.startswith(f"p.yaml: processing.fast_path '{target}': ")
+        assert message in info.value.message
+        assert info.value.hint
+
+
+def raising_fast_path(pipeline: object) -> None:
+    raise RuntimeError("no engine")
+
+
+@pytest.mark.parametrize("value", ["no_colon", 42, "a:b:c"])
+def test_a_malformed_fast_path_is_reported_at_its_line(value: object) -> None:
+    data = base()
+    data["processing"]["fast_path"] = value
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline(data, "p.yaml")
+    assert "processing.fast_path: expected package.module:callable" in info.value.message
+
+
+def test_history_records_are_keyed_by_the_declared_event_field() -> None:
+    """`outputs.history.key` names the event field; without it, the entity's latest_key."""
+    from seam.transforms.outputs import publication
+
+    raw = RawRecord(None, None)
+    event = {"event_type": "Thing", "event_id": "e", "schema_version": 1, "thing_no": 7}
+    outcome = Produced([Item(raw, event=event, latest_key="k-7", state={"a": 1})])
+    assert publication(outcome, "thing_no").history[0][0] == b"7"
+    assert publication(outcome).history[0][0] == b"k-7"
+    assert publication(outcome).latest == (b"k-7", b'{"a":1}')
+    assert parse_pipeline(base(), "p.yaml").history.key == "product_id"
+    data = base()
+    data["outputs"]["latest"]["key"] = "product_id"  # only the history takes a key
+    with pytest.raises(ConfigError, match=r"outputs\.latest: unknown key 'key'"):
+        parse_pipeline(data, "p.yaml")
+
+
+def test_the_schema_folder_is_relative_to_the_pipeline_file(tmp_path: Path) -> None:
+    """Written next to its schemas, a pipeline finds them whatever the current directory."""
+    import shutil
+
+    shutil.copytree(folder("schemas"), tmp_path / "events")
+    data = base()
+    path = tmp_path / "sub" / "p.yaml"
+    path.parent.mkdir()
+    data["stages"][-1]["with"]["schemas"] = "../events"
+    path.write_text(yaml.safe_dump(data))
+    validate = load_pipeline(path).build().stages[-1]
+    assert validate.schemas.validators  # type: ignore[attr-defined]
