@@ -5,7 +5,9 @@
 `stage_import_path`), so a stage module next to the file needs no install. Whatever goes
 wrong (no such module, a syntax error, a module or a factory that raises, no stage returned)
 is one ConfigError naming the pipeline file's line, the stage and the cause (the file and
-line in the user's module), and the fix: never a traceback.
+line in the user's module), and the fix: never a traceback. A path in a stage's options is
+relative to the pipeline file (`relative_to_pipeline`), so a pipeline and the files it names
+move together.
 """
 
 from __future__ import annotations
