@@ -431,7 +431,7 @@ class _Reader:
             replication_factor=-1 if replication is None else replication,
             retention_ms=self.integer(data, "retention_ms", f"{what}.retention_ms", -1, None),
             config={str(k): str(v) for k, v in config.items()},
-            key=self.string(data, "key", f"{what}.key") or None if "key" in data else None,
+            key=(self.string(data, "key", f"{what}.key") or None) if "key" in data else None,
         )
 
     def processing(self, top: Mapping[str, Any]) -> dict[str, Any]:
