@@ -122,7 +122,7 @@ def build_stage(spec: StageSpec, folder: Path | None = None) -> Stage:
         with stage_import_path(folder):  # a factory may import lazily
             stage = factory(spec.options)
     except SeamError as exc:  # the factory's own message, e.g. a bad option
-        named = exc.message.startswith(f"stage '{spec.use}'")  # as the built-in ones are
+        named = exc.message.startswith("stage '")  # a factory that names its stage, as seam's do
         raise ConfigError(
             f"{spec.where if named else where}: {exc.message}", hint=exc.hint
         ) from None

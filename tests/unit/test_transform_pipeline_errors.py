@@ -299,6 +299,17 @@ def test_a_misspelt_factory_and_a_factory_returning_no_stage(tmp_path: Path) -> 
     )
 
 
+def test_a_stage_option_error_names_the_stage_once(tmp_path: Path) -> None:
+    """A factory's own message that names its stage ('stage ...: ...') is kept as it is."""
+    path = pipeline(
+        tmp_path, "  - use: seam.legacy_db.stages.clean:create\n    with: {timestamp_unit: hours}\n"
+    )
+    error = error_of(path)
+    assert error.message == (
+        f"{path}:6:10: stage 'clean': timestamp_unit must be auto, us or ms, got 'hours'"
+    )
+
+
 def test_a_built_in_stage_option_error_points_at_the_stage(tmp_path: Path) -> None:
     (tmp_path / "schemas" / "Thing").mkdir(parents=True)
     (tmp_path / "schemas" / "Thing" / "v1.json").write_text('{"type": "object"}')
