@@ -35,18 +35,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from seam.legacy_db.files import pipeline_document
 from seam.settings import Settings, StackSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SEAM = str(Path(sys.executable).with_name("seam"))
 EXAMPLE_SPECS = {
-    "postgres": ROOT / "examples" / "connectors" / "catalog-postgres.yaml",
-    "mariadb": ROOT / "examples" / "connectors" / "catalog-mariadb.yaml",
+    "postgres": ROOT / "legacy_db" / "connectors" / "catalog-postgres.yaml",
+    "mariadb": ROOT / "legacy_db" / "connectors" / "catalog-mariadb.yaml",
 }
-EXAMPLE_PIPELINES = {
-    "postgres": ROOT / "pipelines" / "catalog.yaml",
-    "mariadb": ROOT / "pipelines" / "catalog-mariadb.yaml",
-}
+EXAMPLE_PIPELINES = {"postgres": "catalog", "mariadb": "catalog-mariadb"}  # legacy_db/pipelines
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -468,7 +466,8 @@ class Run(contextlib.ExitStack):
         old_namespace = (
             "public" if self.flavour == "postgres" else urlsplit(self.db.admin_url).path.lstrip("/")
         )
-        text = EXAMPLE_PIPELINES[self.flavour].read_text()
+        # Its schema folder made absolute: the variant is written to a folder of its own.
+        text = yaml.safe_dump(pipeline_document(EXAMPLE_PIPELINES[self.flavour]), sort_keys=False)
         text = text.replace(f"{old_prefix}.{old_namespace}.", self.topics.raw(""))
         text = re.sub(rf"\b{re.escape(old_prefix)}\.", f"{self.topics.prefix}.", text)
         data = yaml.safe_load(text)

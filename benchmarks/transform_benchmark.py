@@ -50,14 +50,14 @@ from typing import Any
 import yaml
 
 from seam.changes import RawRecord
+from seam.legacy_db.fast_path import fast_path_for
+from seam.legacy_db.files import pipeline_document
+from seam.legacy_db.synthetic import envelope, reference_rows, typical_changes
 from seam.settings import load_settings
-from seam.transforms.fast_path import fast_path_for
 from seam.transforms.outputs import Publication
 from seam.transforms.pipeline import Pipeline
 from seam.transforms.pipeline_file import PipelineSpec, parse_pipeline
 from seam.transforms.progress import Counts, Progress
-from seam.transforms.schemas import schema_dir
-from seam.transforms.synthetic import envelope, reference_rows, typical_changes
 from seam.transforms.worker import Worker, WorkerOptions
 
 POOL = 20_000
@@ -76,10 +76,7 @@ def pool() -> list[tuple[bytes, bytes]]:
 
 
 def catalog_data() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(
-        (schema_dir().parent / "pipelines" / "catalog.yaml").read_text()
-    )
-    return data
+    return pipeline_document()
 
 
 def pool_in_process(data: dict[str, Any]) -> tuple[Pipeline, list[RawRecord]]:

@@ -1,23 +1,16 @@
-"""`seam legacy ...`: the legacy product catalog (seed it, run its application, ready it for CDC).
+"""`seam legacy prepare-cdc`: ready the example's database for Debezium.
 
-Heavy imports (SQLAlchemy, the drivers) happen inside the commands so `seam --help` stays fast.
+Kept here until CDC readiness becomes a toolkit command (issue 11): the example's command
+plugin (`seam.legacy_db.cli`) registers it on `seam legacy`. Heavy imports happen inside
+the command so `seam --help` stays fast.
 """
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import typer
 
 from seam.cli.context import settings
 from seam.cli.render import OUTPUT, Output
-from seam.errors import ConfigError
-
-app = typer.Typer(
-    help="The legacy product catalog: seed it, run its workload, prepare it for CDC.",
-    no_args_is_help=True,
-)
 
 _DATABASE_HELP = (
     "Database: a name from the settings (postgres, mariadb, or one under \\[databases]) or a URL "
@@ -25,114 +18,6 @@ _DATABASE_HELP = (
 )
 
 
-def _rate(text: str) -> float:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/s)?\s*", text)
-    if not match:
-        raise ConfigError(
-            f"--rate: expected operations per second like 10 or 10/s, got {text!r}",
-            hint="use 0 for as fast as possible",
-        )
-    return float(match[1])
-
-
-@app.command()
-def seed(
-    ctx: typer.Context,
-    database: str = typer.Option("postgres", "--database", "-d", help=_DATABASE_HELP),
-    products: int = typer.Option(10_000, "--products", "-n", min=0, help="Number of products."),
-    seed: int = typer.Option(1, "--seed", help="Random seed: same seed and size, same data."),
-    drop: bool = typer.Option(False, "--drop", help="Drop existing catalog tables first."),
-    keep_existing: bool = typer.Option(
-        False, "--keep-existing", help="Leave an existing catalog as it is and succeed."
-    ),
-    output: Output = OUTPUT,
-) -> None:
-    """Create the catalog schema and fill it with deterministic, warty data (bulk load)."""
-    from seam.cli.render import print_json, print_mapping, print_table
-    from seam.legacy_db.seed import CatalogExistsError
-    from seam.legacy_db.seed import seed as run_seed
-
-    url = settings(ctx).database_url(database)
-    try:
-        report = run_seed(url, products=products, seed=seed, drop=drop)
-    except CatalogExistsError as exc:
-        if not keep_existing:
-            raise
-        typer.echo(f"kept: {exc.message}")
-        return
-    if output is Output.json:
-        print_json(report.as_dict())
-        return
-    data = report.as_dict()
-    print_table(None, ["table", "rows"], [(t, f"{n:,}") for t, n in report.rows.items()])
-    print_mapping(
-        {
-            "database": report.database,
-            "dropped": ", ".join(report.dropped) or "-",
-            "seconds": f"{report.seconds:.2f}",
-            "rows/s": f"{data['rows_per_second']:,}",
-            "products/s": f"{data['products_per_second']:,}",
-        }
-    )
-    for note in report.notes:
-        typer.echo(f"note: {note}")
-
-
-@app.command()
-def workload(
-    ctx: typer.Context,
-    database: str = typer.Option("postgres", "--database", "-d", help=_DATABASE_HELP),
-    rate: str = typer.Option("10/s", "--rate", help="Target operations per second (0: flat out)."),
-    duration: float | None = typer.Option(None, "--duration", help="Run for this many seconds."),
-    count: int | None = typer.Option(None, "--count", help="Run this many operations."),
-    seed: int = typer.Option(1, "--seed", help="Random seed of the operation mix."),
-    report_file: Path | None = typer.Option(
-        None, "--report", help="Write every operation to this file as JSON lines."
-    ),
-    output: Output = OUTPUT,
-) -> None:
-    """Play the legacy application: inserts, price changes, renames, deletes, ..."""
-    from seam.cli.render import print_json, print_mapping, print_table
-    from seam.legacy_db.workload import run_workload
-
-    url = settings(ctx).database_url(database)
-    target = _rate(rate)
-    if report_file is not None:
-        try:
-            log = report_file.open("w", encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"--report: cannot write {report_file}: {exc.strerror}") from None
-        with log:
-            report = run_workload(
-                url,
-                rate=target,
-                duration=duration,
-                count=count,
-                seed=seed,
-                log=log,
-                keep_operations=False,
-            )
-    else:
-        report = run_workload(
-            url, rate=target, duration=duration, count=count, seed=seed, keep_operations=False
-        )
-    summary = report.summary()
-    if output is Output.json:
-        print_json(summary)
-        return
-    print_table(None, ["operation", "count"], list(report.counts.items()))
-    print_mapping(
-        {
-            "database": report.database,
-            "total": report.total,
-            "seconds": f"{report.seconds:.2f}",
-            "rate": f"{report.achieved_rate:.1f}/s (target {target:g}/s)",
-            "report": str(report_file) if report_file else "-",
-        }
-    )
-
-
-@app.command("prepare-cdc")
 def prepare_cdc(
     ctx: typer.Context,
     database: str = typer.Option("postgres", "--database", "-d", help=_DATABASE_HELP),

@@ -1,18 +1,27 @@
 """The `seam` command: one typer sub-app per noun, and the one boundary that turns
-seam's errors into a clear line on stderr and a non-zero exit code."""
+seam's errors into a clear line on stderr and a non-zero exit code.
+
+Nouns beyond the toolkit's come from plugins: every entry point of the group `seam.commands`
+(an installed package's metadata, e.g. `legacy = "seam.legacy_db.cli:app"` in pyproject.toml)
+names a typer app added under the entry point's name. A plugin that fails to load costs its
+own noun only: the noun stays listed, and using it says why it failed and how to fix it.
+"""
 
 from __future__ import annotations
 
 import sys
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import typer
 
 from seam import __version__
-from seam.cli import connectors, legacy, stack, streams, transform
+from seam.cli import connectors, stack, streams, transform
 from seam.cli.context import CliState
-from seam.errors import SeamError
+from seam.errors import ConfigError, SeamError
+
+PLUGIN_GROUP: Final = "seam.commands"
 
 app = typer.Typer(
     name="seam",
@@ -22,10 +31,51 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(stack.app, name="stack")
-app.add_typer(legacy.app, name="legacy")
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(streams.app, name="streams")
 app.add_typer(transform.app, name="transform")
+
+
+def _add_broken(root: typer.Typer, entry: EntryPoint, error: str) -> None:
+    """A stand-in for a plugin that did not load: listed, and it says why when used."""
+
+    def fail() -> None:
+        raise ConfigError(
+            f"the command plugin '{entry.name}' ({entry.value}) failed to load: {error}",
+            hint=f"reinstall the package that provides it (its entry point in group "
+            f"{PLUGIN_GROUP}), or fix the error above",
+        )
+
+    root.command(
+        entry.name,
+        help=f"(not available: the plugin {entry.value} failed to load)",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )(fail)
+
+
+def add_plugins(root: typer.Typer, plugins: list[EntryPoint] | None = None) -> None:
+    """Add the typer app of every `seam.commands` entry point under its name (a plugin that
+    fails to load: a stand-in that reports the failure when used). A toolkit noun keeps its
+    name."""
+    taken = {group.name for group in root.registered_groups}
+    taken |= {c.name or getattr(c.callback, "__name__", "") for c in root.registered_commands}
+    found = plugins if plugins is not None else list(entry_points(group=PLUGIN_GROUP))
+    for entry in sorted(found, key=lambda e: e.name):
+        if entry.name in taken:
+            continue
+        taken.add(entry.name)
+        try:
+            plugin = entry.load()
+            if not isinstance(plugin, typer.Typer):
+                raise TypeError(f"expected a typer.Typer, got {type(plugin).__name__}")
+        except Exception as exc:  # any import error of someone else's package
+            _add_broken(root, entry, f"{type(exc).__name__}: {exc}")
+            continue
+        root.add_typer(plugin, name=entry.name)
+
+
+add_plugins(app)
 
 
 def _version(value: bool) -> None:

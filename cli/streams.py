@@ -126,7 +126,7 @@ def _printer(output: Output) -> Callable[[Any], None]:
 @app.command()
 def tail(
     ctx: typer.Context,
-    topic: str = typer.Argument(..., help="A topic, or a table name (products, public.products)."),
+    topic: str = typer.Argument(..., help="A topic, or a table name (orders, public.orders)."),
     start: str | None = typer.Option(
         None,
         "--from",
@@ -177,7 +177,7 @@ def tail(
 @app.command()
 def history(
     ctx: typer.Context,
-    topic: str = typer.Argument(..., help="A topic, or a table name (products, public.products)."),
+    topic: str = typer.Argument(..., help="A topic, or a table name (orders, public.orders)."),
     key: str = typer.Argument(..., help='The row\'s key: 42, id=42, or {"id": 42}.'),
     output: Output = typer.Option(Output.text, "--output", "-o", help="text, json or raw."),
     timeout: float = TIMEOUT,

@@ -1,7 +1,7 @@
 """`seam transform ...`: run pipelines of raw change events to domain events.
 
     seam transform check PIPELINE          load the pipeline file and build its stages
-    seam transform check-schemas           schemas valid, each version compatible with the last
+    seam transform check-schemas [DIR]     schemas valid, each version compatible with the last
     seam transform run PIPELINE            run a worker (exactly once unless --at-least-once)
     seam transform replay PIPELINE         rebuild the outputs from offset 0
 
@@ -31,16 +31,18 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-PIPELINE = typer.Argument(..., help="Pipeline file (YAML), e.g. pipelines/catalog.yaml.")
+PIPELINE = typer.Argument(..., help="Pipeline file (YAML), e.g. pipelines/orders.yaml.")
 
 
 @app.command("check")
 def check(pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
     """Load the pipeline file and build every stage (imports, options, schemas)."""
+    from seam.transforms.fast_path import load_fast_path
     from seam.transforms.pipeline_file import load_pipeline
 
     spec = load_pipeline(pipeline)
     built = spec.build()
+    fast = load_fast_path(spec, built)  # a declared one must load; it may decline (None)
     data = {
         "name": spec.name,
         "group": spec.group,
@@ -52,17 +54,26 @@ def check(pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
         "dead_letter": spec.dead_letter.topic,
         "guarantee": spec.guarantee,
         "max_stage_errors": spec.max_stage_errors,
+        "fast_path": spec.fast_path,
+        "fast_path_on": fast is not None,
     }
     if output == Output.json:
         print_json(data)
     else:
-        print_mapping({k: ", ".join(v) if isinstance(v, list) else v for k, v in data.items()})
+        print_mapping(
+            {
+                k: ", ".join(v) if isinstance(v, list) else "-" if v is None else v
+                for k, v in data.items()
+            }
+        )
 
 
 @app.command("check-schemas")
 def check_schemas(
-    directory: Path | None = typer.Option(
-        None, "--dir", help="Schema folder (default: the repository's schemas/)."
+    directory: Path = typer.Argument(
+        Path("schemas"),
+        help="Schema folder of <EventType>/v<N>.json files (default: ./schemas).",
+        show_default=False,
     ),
     output: Output = OUTPUT,
 ) -> None:

@@ -2,13 +2,13 @@
 
 One connector per file, or a YAML list of them (or several YAML documents). Example:
 
-    name: catalog-postgres
+    name: shop-postgres
     flavour: postgres              # postgres | mysql | mariadb
     database: postgres             # a database name from seam's settings, or a URL
     user: seam_cdc                 # the CDC user the connector logs in as
     password: {env: SEAM_CDC_PASSWORD}   # or {file: /etc/seam/cdc.properties, key: password}
-    tables: [products, categories, suppliers]
-    topic_prefix: catalog
+    tables: [orders, customers]
+    topic_prefix: shop
     snapshot_mode: initial
     producer_overrides: true       # false: the Connect cluster forbids producer.override.*
     overrides:                     # raw Debezium / Connect keys, applied last

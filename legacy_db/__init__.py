@@ -1,4 +1,5 @@
-"""The legacy product catalog that seam migrates away from, and the tools to play it.
+"""The worked example: the legacy product catalog that seam migrates away from, the tools to
+play it, and its transform (stages, pipelines, schemas, compiled fast path). See README.md.
 
 - `models`:    SQLAlchemy 2.0 models; the module docstring lists every data wart (the contract
                the transform stages clean).
@@ -10,6 +11,11 @@
                legacy application and returns a `WorkloadReport` of every operation.
 - `cdc`:       `prepare_cdc(url, cdc_user=..., password=...)` readies the database for
                Debezium and returns a `CdcReport`.
+- `cli`:       the `seam legacy` commands (a plugin: entry-point group `seam.commands`).
+- `stages/`, `rules`: the catalog's clean, enrich and map stages and its cleaning rules.
+- `files`:     its pipelines/, schemas/ and connectors/ (package data); `export(dir)`.
+- `fast_path`: the compiled fast path of its chain (the Rust crate in native/).
+- `synthetic`: Debezium-shaped change records of generated rows (tests, benchmarks).
 
 Submodules import SQLAlchemy; this package itself imports nothing, so `seam --help` stays fast.
 """

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # seam's main job on the embedded local stack, from nothing: install what is missing, bring
 # the stack up, seed the legacy catalog in PostgreSQL and MariaDB, make both ready for CDC,
-# provision the Debezium connectors from examples/connectors/, turn the captured changes into
+# provision the Debezium connectors from legacy_db/connectors/, turn the captured changes into
 # validated domain events (one transform pass per database, exactly once, until caught up),
 # and show what runs and what the topics hold.
 # Safe to run again: every step is idempotent (an existing catalog is kept).
@@ -18,9 +18,9 @@ for db in postgres mariadb; do
   $seam legacy seed --database "$db" --products "$products" --keep-existing
   $seam legacy prepare-cdc --database "$db"
 done
-$seam connectors apply --wait examples/connectors
-$seam transform check-schemas
-for pipeline in pipelines/catalog.yaml pipelines/catalog-mariadb.yaml; do
+$seam connectors apply --wait legacy_db/connectors
+$seam transform check-schemas legacy_db/schemas
+for pipeline in legacy_db/pipelines/catalog.yaml legacy_db/pipelines/catalog-mariadb.yaml; do
   $seam transform run "$pipeline" --until-caught-up --instance-id quickstart
 done
 $seam stack status

@@ -73,7 +73,7 @@ def list_topics(
 
 def resolve_topic(kafka: Kafka, name: str) -> str:
     """`name` if it is a topic; else the one topic for a table named `name`
-    (`products`, `public.products` or `catalog.public.products`): Debezium names change
+    (`orders`, `public.orders` or `shop.public.orders`): Debezium names change
     topics `<topic.prefix>.<schema or database>.<table>`. When several match (the same table
     captured from two databases), the error lists each with the shortest name that picks it.
     """
@@ -99,7 +99,7 @@ def resolve_topic(kafka: Kafka, name: str) -> str:
 
 
 def shortest_name(topic: str, among: Iterable[str]) -> str:
-    """The shortest dot-suffix of `topic` (`public.products`) that no other of `among` ends
+    """The shortest dot-suffix of `topic` (`public.orders`) that no other of `among` ends
     with: what `resolve_topic` takes for it; the topic itself when no suffix is unique."""
     others = [t for t in among if t != topic]
     parts = topic.split(".")

@@ -67,7 +67,7 @@ def legacy_names(url: str, table: str, key: str, name: str) -> dict[int, str]:
     from sqlalchemy import text
 
     from seam.legacy_db.engine import connect
-    from seam.transforms.rules import clean_name
+    from seam.legacy_db.rules import clean_name
 
     with connect(url) as conn:
         return {
@@ -89,7 +89,7 @@ def expected_events(
     """(product id, event type) the snapshot and the workload imply, from the legacy rows
     and the workload's own report (`Operation`s, or anything with their `op`, `key` and
     `changes`)."""
-    from seam.transforms.rules import clean_name
+    from seam.legacy_db.rules import clean_name
 
     want: Counter[tuple[int, str]] = Counter(
         (pid, "ProductListed") for pid, row in initial.items() if _listed(row)
@@ -137,8 +137,8 @@ def expected_latest(
 ) -> dict[str, dict[str, Any]]:
     """The legacy products table read straight from the database (not through Debezium),
     cleaned by the same rules: what the latest topic must hold, listed products only."""
-    from seam.transforms.stages.clean import clean_row
-    from seam.transforms.stages.map import is_listed, product_state
+    from seam.legacy_db.stages.clean import clean_row
+    from seam.legacy_db.stages.map import is_listed, product_state
 
     out = {}
     for row in rows:

@@ -1,67 +1,51 @@
-"""The compiled fast path: the built-in catalog chain, natively, for a batch at a time.
+"""The fast-path hook: a pipeline may name a compiled implementation of its whole chain.
 
-When a pipeline's stages are exactly the built-in decode, clean, enrich, map and validate
-(as in pipelines/catalog.yaml), the worker hands its batch to `seam_native.Engine`
-(transforms/native, Rust), which decodes, cleans, enriches, maps, validates and encodes
-each record and produces the very records the Python stages and `outputs.publication`
-would have produced, byte for byte (`publish`). At the first record it is not sure about
-(a value a rule would repair in an unusual way or reject, a tombstone, another table, an
-embedded schema, an invalid event) it stops; the worker runs that record through the
-Python stages, which stay the reference and write the dead letters, and hands the rest
-back. `process` is the same for one record, returning its `Publication` (tests, the
-benchmark). tests/unit/test_fast_path.py holds both paths to the same output.
+A pipeline file declares it under `processing`:
 
-Without the native module (not built), or for any other chain of stages, there is no fast
-path and every record takes the Python stages: slower, same results.
+    processing:
+      fast_path: package.module:callable
+
+The callable takes the built `Pipeline` and returns a `FastPath`, or None when it cannot
+serve this chain of stages (a stage it does not know, its compiled module not built). A
+fast path produces, for each record it is sure about, the very records the Python stages
+and `outputs.publication` would have produced, byte for byte; at the first record it is not
+sure about it stops, and the worker runs that record through the Python stages (which stay
+the reference and write the dead letters). Without a declaration, or when the callable
+returns None, every record takes the Python stages: slower, same results.
+
+The worked example's pipelines (legacy_db/pipelines) name
+`seam.legacy_db.fast_path:fast_path_for`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from seam.changes import RawRecord
+from seam.errors import ConfigError
 from seam.transforms.outputs import Publication
-from seam.transforms.pipeline import Pipeline
-from seam.transforms.pipeline_file import PipelineSpec
-from seam.transforms.progress import Counts
-from seam.transforms.redelivery import Marks
-from seam.transforms.rules import CURRENCY
-from seam.transforms.schemas import STATE_SCHEMA
-from seam.transforms.stages.clean import CleanStage
-from seam.transforms.stages.decode import DecodeStage
-from seam.transforms.stages.enrich import EnrichStage
-from seam.transforms.stages.map import ENTITY, EVENT_NAMESPACE, MapStage
-from seam.transforms.stages.validate import ValidateStage
+from seam.transforms.pipeline import Pipeline, error_text
+from seam.transforms.stage_loader import load_callable
+
+if TYPE_CHECKING:
+    from seam.transforms.pipeline_file import PipelineSpec
+    from seam.transforms.progress import Counts
+    from seam.transforms.redelivery import Marks
 
 log = logging.getLogger("seam.transform")
 
-CHAIN = (DecodeStage, CleanStage, EnrichStage, MapStage, ValidateStage)
-TABLE = "products"
+FAST_PATH_HINT = (
+    "name a function as package.module:callable that takes the built pipeline and returns "
+    "a fast path or None (see seam.transforms.fast_path)"
+)
 
 
-class FastPath:
-    """`publish` (the worker) and `process` (one record: its Publication, or None to take
-    the Python stages)."""
-
-    def __init__(self, engine: Any, enrich: EnrichStage) -> None:
-        self._process = engine.process
-        self._publish = engine.publish
-        self._reference = enrich.reference  # read at each call: it changes as the worker runs
+class FastPath(Protocol):
+    """A compiled implementation of a pipeline's chain of stages."""
 
     def process(self, raw: RawRecord) -> Publication | None:
-        if raw.value is None:
-            return None
-        out: Publication | None = self._process(
-            raw.value,
-            raw.topic,
-            raw.partition,
-            raw.offset,
-            self._reference.categories,
-            self._reference.suppliers,
-        )
-        return out
+        """One record's publication, or None: the record takes the Python stages."""
 
     def publish(
         self,
@@ -72,57 +56,24 @@ class FastPath:
         batch: Counts,
         marks: Marks,
     ) -> int:
-        """Produce the publications of `messages[start:]`, in order, until a record needs
-        the Python stages; returns its index (len(messages) when all are done) and adds
-        what was published to `batch`. Re-delivered changes are dropped, and `marks` move,
-        as `Marks.redelivered` does it."""
-        stop, records, with_events, events, latest, no_event, redelivered = self._publish(
-            messages,
-            start,
-            producer,
-            spec.history.topic,
-            spec.latest.topic,
-            self._reference.categories,
-            self._reference.suppliers,
-            marks.table,
-        )
-        batch.records_in += records + redelivered
-        batch.native += records + redelivered
-        batch.redelivered += redelivered
-        batch.records_with_events += with_events
-        batch.events_out += events
-        batch.latest_out += latest
-        for reason, n in no_event.items():
-            batch.no_event[reason] = batch.no_event.get(reason, 0) + n
-        return int(stop)
+        """Produce the publications of `messages[start:]` (consumed Kafka messages), in
+        order, until a record needs the Python stages; return its index (len(messages) when
+        all are done), add what was published to `batch` and move `marks` as
+        `Marks.redelivered` does (re-delivered changes are dropped)."""
 
 
-def fast_path_for(pipeline: Pipeline) -> FastPath | None:
-    """The fast path for `pipeline`, or None (other stages, or the module is not built)."""
-    stages = pipeline.stages
-    if tuple(type(s) for s in stages) != CHAIN:
+def load_fast_path(spec: PipelineSpec, pipeline: Pipeline) -> FastPath | None:
+    """The fast path `spec` declares for `pipeline` (built from it), or None (none declared,
+    or the declared one cannot serve it). A ConfigError when the declaration cannot be
+    imported or its callable raises."""
+    if spec.fast_path is None:
         return None
+    where = f"{spec.source}: processing.fast_path '{spec.fast_path}'"
+    factory = load_callable(spec.fast_path, where, spec.folder, FAST_PATH_HINT)
     try:
-        import seam_native
-    except ImportError:
-        log.info("native module seam_native not installed: every record takes the Python stages")
-        return None
-    _decode, clean, enrich, _map, validate = stages
-    assert isinstance(clean, CleanStage)
-    assert isinstance(enrich, EnrichStage)
-    assert isinstance(validate, ValidateStage)
-    schemas = {
-        name: (version, json.dumps(doc))
-        for name, (version, doc) in validate.schemas.documents.items()
-    }
-    engine = seam_native.Engine(
-        schemas,
-        STATE_SCHEMA,
-        sorted(validate.embeds_state),
-        clean.unit,
-        EVENT_NAMESPACE.bytes,
-        ENTITY,
-        CURRENCY,
-        TABLE,
-    )
-    return FastPath(engine, enrich)
+        fast: FastPath | None = factory(pipeline)
+    except Exception as exc:
+        raise ConfigError(f"{where}: raised {error_text(exc)}", hint=FAST_PATH_HINT) from None
+    if fast is None:
+        log.info("%s: no fast path for this pipeline; every record takes the Python stages", where)
+    return fast

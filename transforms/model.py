@@ -47,12 +47,14 @@ class Item:
 
     raw: RawRecord
     change: ChangeEvent | None = None  # set by decode
-    table: str | None = None  # the captured table's plain name (products, categories, ...)
+    table: str | None = None  # the captured table's plain name (orders, customers, ...)
     before: dict[str, Any] | None = None  # cleaned old row (None: unknown or create)
     after: dict[str, Any] | None = None  # cleaned new row (None: delete or tombstone)
     provenance: dict[str, Any] | None = None  # set by enrich
     event: dict[str, Any] | None = None  # a domain event (set by map)
-    latest_key: str | None = None  # write `state` under this key to the latest topic
+    # The entity's key: `state` is written under it to the latest topic, and it keys the
+    # event on the history topic unless the pipeline names an event field (outputs.history.key).
+    latest_key: str | None = None
     state: dict[str, Any] | None = None  # the entity's new state; None with a key: tombstone
     note: str | None = None  # why this record yields no event (counted by the worker)
     extra: dict[str, Any] = field(default_factory=dict)  # for user stages

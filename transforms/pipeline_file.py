@@ -1,16 +1,16 @@
-"""The pipeline declaration: a YAML file (see pipelines/catalog.yaml).
+"""The pipeline declaration: a YAML file (the README's "Pipeline files" has a whole one).
 
-    name: catalog
-    group: seam-transform-catalog       # consumer group
-    inputs: [catalog.public.products]   # consumed by the group (split between workers)
+    name: orders
+    group: seam-transform-orders        # consumer group
+    inputs: [shop.public.orders]        # consumed by the group (split between workers)
     stages:                             # in order; `use` is a built-in name or module:callable
       - use: decode
-      - use: enrich
-        with: {categories: catalog.public.categories}
       - use: mypackage.stages:make_stage
-        with: {...}                     # passed to the factory as a mapping
+        with: {customers: shop.public.customers}   # passed to the factory as a mapping
+      - use: validate
+        with: {schemas: schemas, state_schema: OrderState}  # paths: relative to this file
     outputs:
-      history:     {topic: ..., partitions: 3, retention_ms: -1}
+      history:     {topic: ..., partitions: 3, retention_ms: -1, key: order_id}
       latest:      {topic: ..., partitions: 3}          # always cleanup.policy=compact
       dead_letter: {topic: ..., partitions: 1, retention_ms: 1209600000}
     processing:
@@ -18,6 +18,10 @@
       batch_size: 5000                  # at most, per batch (and transaction)
       batch_timeout_ms: 200             # the longest a poll waits for a first record
       max_stage_errors: 100             # -1: never stop (see below)
+      fast_path: mypackage.native:fast_path_for   # optional, see seam.transforms.fast_path
+
+`outputs.history.key` names the event field that keys history records (default: the item's
+`latest_key`, the entity's key; see `seam.transforms.outputs`).
 
 Errors point at the file, line and column, with a `fix:`; every problem of a file is
 reported at once, in file order. Unknown keys name the closest valid one, unknown stages the
@@ -62,11 +66,18 @@ _TOP: Final = ("name", "group", "inputs", "stages", "outputs", "processing")
 _STAGE: Final = ("use", "with", "name")
 _OUTPUTS: Final = ("history", "latest", "dead_letter")
 _OUTPUT: Final = ("topic", "partitions", "replication_factor", "retention_ms", "config")
-_PROCESSING: Final = ("guarantee", "batch_size", "batch_timeout_ms", "max_stage_errors")
+_HISTORY: Final = (*_OUTPUT, "key")
+_PROCESSING: Final = (
+    "guarantee",
+    "batch_size",
+    "batch_timeout_ms",
+    "max_stage_errors",
+    "fast_path",
+)
 DEFAULT_MAX_STAGE_ERRORS: Final = 100
 _WRITE_ALL: Final = (
     "write name, group, inputs, stages and outputs as 'key: value' lines; "
-    "see pipelines/catalog.yaml for a complete pipeline file"
+    'see the README\'s "Pipeline files" for a complete pipeline file'
 )
 _REQUIRED: Final = {
     "name": "add 'name: <pipeline name>' (it names the pipeline in logs and metrics)",
@@ -84,6 +95,7 @@ class OutputTopic:
     replication_factor: int = -1  # the broker's default
     retention_ms: int | None = None
     config: dict[str, str] = field(default_factory=dict)
+    key: str | None = None  # history only: the event field that keys its records
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,7 @@ class PipelineSpec:
     batch_size: int = 5000
     batch_timeout_ms: int = 200
     max_stage_errors: int = DEFAULT_MAX_STAGE_ERRORS  # -1: never stop
+    fast_path: str | None = None  # package.module:callable (seam.transforms.fast_path)
     source: str = "<pipeline>"
     folder: Path | None = None  # the pipeline file's folder: stage modules beside it import
 
@@ -155,7 +168,7 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
     except OSError as exc:
         raise ConfigError(
             f"cannot read pipeline file {path}: {exc.strerror or exc}",
-            hint="pass the path of a pipeline YAML file, e.g. pipelines/catalog.yaml",
+            hint="pass the path of a pipeline YAML file, e.g. pipelines/orders.yaml",
         ) from None
     except UnicodeDecodeError:
         raise ConfigError(
@@ -406,7 +419,8 @@ class _Reader:
         if data is None:
             return _NO_OUTPUT
         hint = f"add 'topic: <topic name>' under {what}"
-        self.missing(data, "topic", what, hint, self.keys(data, _OUTPUT, what))
+        valid = _HISTORY if name == "history" else _OUTPUT
+        self.missing(data, "topic", what, hint, self.keys(data, valid, what))
         config = data.get("config") or {}
         if self.mapping(config, value_mark(data, "config"), f"{what}.config") is None:
             config = {}
@@ -417,6 +431,7 @@ class _Reader:
             replication_factor=-1 if replication is None else replication,
             retention_ms=self.integer(data, "retention_ms", f"{what}.retention_ms", -1, None),
             config={str(k): str(v) for k, v in config.items()},
+            key=(self.string(data, "key", f"{what}.key") or None) if "key" in data else None,
         )
 
     def processing(self, top: Mapping[str, Any]) -> dict[str, Any]:
@@ -438,6 +453,21 @@ class _Reader:
                     "processing.guarantee",
                     f"expected exactly_once or at_least_once, got {_kind(guarantee)}",
                     hint="exactly_once (the default) or at_least_once (faster, duplicates possible)",
+                )
+        if "fast_path" in data:
+            target = data["fast_path"]
+            module_name, sep, attr = (
+                target.partition(":") if isinstance(target, str) else ("", "", "")
+            )
+            if sep and module_name.strip() and attr.strip() and ":" not in attr:
+                found["fast_path"] = target.strip()
+            else:
+                self.add(
+                    value_mark(data, "fast_path"),
+                    "processing.fast_path",
+                    f"expected package.module:callable, got {_kind(target)}",
+                    hint="name the function that returns the pipeline's fast path, e.g. "
+                    "mypackage.native:fast_path_for, or remove the line",
                 )
         for key, minimum, hint in (
             ("batch_size", 1, "the most records per batch (and transaction), e.g. 5000"),

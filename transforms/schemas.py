@@ -1,8 +1,9 @@
-"""The versioned JSON Schemas of the domain events: `schemas/<EventType>/v<N>.json`.
+"""The versioned JSON Schemas of the domain events: `<folder>/<EventType>/v<N>.json`.
 
-`SchemaSet.load(dir)` reads every version; events are validated against the highest
-version of their type, with validators compiled once (jsonschema-rs). `schema_dir()` is the
-repository's `schemas/` folder, the default everywhere.
+`SchemaSet.load(folder)` reads every version; events are validated against the highest
+version of their type, with validators compiled once (jsonschema-rs). A pipeline names its
+folder (the validate stage's `schemas` option); `seam transform check-schemas FOLDER`
+checks one.
 """
 
 from __future__ import annotations
@@ -17,12 +18,6 @@ from typing import Any, Final
 from seam.errors import ConfigError
 
 _VERSION_FILE: Final = re.compile(r"v(\d+)\.json")
-STATE_SCHEMA: Final = "ProductState"
-
-
-def schema_dir() -> Path:
-    """The repository's schemas/ folder (transforms/ and schemas/ are siblings)."""
-    return Path(__file__).resolve().parent.parent / "schemas"
 
 
 @dataclass
@@ -33,12 +28,12 @@ class SchemaSet:
     versions: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root: Path | None = None) -> SchemaSet:
-        root = root or schema_dir()
+    def load(cls, root: Path) -> SchemaSet:
         if not root.is_dir():
             raise ConfigError(
                 f"schema folder {root} does not exist",
-                hint="point the validate stage's `schemas` option at the folder of <EventType>/v<N>.json files",
+                hint="name a folder of <EventType>/v<N>.json files (the validate stage's `schemas` "
+                "option, relative to the pipeline file; or `seam transform check-schemas DIR`)",
             )
         found = cls(root)
         for path in sorted(root.glob("*/v*.json")):

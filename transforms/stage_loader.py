@@ -5,12 +5,15 @@
 `stage_import_path`), so a stage module next to the file needs no install. Whatever goes
 wrong (no such module, a syntax error, a module or a factory that raises, no stage returned)
 is one ConfigError naming the pipeline file's line, the stage and the cause (the file and
-line in the user's module), and the fix: never a traceback.
+line in the user's module), and the fix: never a traceback. A path in a stage's options is
+relative to the pipeline file (`relative_to_pipeline`), so a pipeline and the files it names
+move together.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import sys
 import traceback
@@ -41,6 +44,20 @@ class StageSpec:
     where: str = "<pipeline>"  # file:line:column of the stage, for errors
 
 
+_FOLDER: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "pipeline_folder", default=None
+)
+
+
+def relative_to_pipeline(path: str | Path) -> Path:
+    """`path` as a stage option means it: a relative path is relative to the folder of the
+    pipeline file whose stages are being built (so a pipeline and the files it names move
+    together), else to the current directory. Call it in a stage factory."""
+    path = Path(path).expanduser()
+    folder = _FOLDER.get()
+    return path if path.is_absolute() or folder is None else folder / path
+
+
 @contextlib.contextmanager
 def stage_import_path(folder: Path | None) -> Iterator[None]:
     """`folder` first on sys.path for the duration (a script's folder is, in Python), then
@@ -58,18 +75,18 @@ def stage_import_path(folder: Path | None) -> Iterator[None]:
             sys.path.remove(entry)
 
 
-def build_stage(spec: StageSpec, folder: Path | None = None) -> Stage:
-    """Import and call the stage factory `spec.use` names (`folder`, the pipeline file's,
-    first on the import path). Whatever goes wrong (no such module, a syntax error, an
-    import or a factory that raises, not a stage) is one ConfigError naming the pipeline
-    file, the stage and the cause, with a fix."""
-    target = BUILTIN.get(spec.use, spec.use)
-    where = f"{spec.where}: stage '{spec.use}'"
+def load_callable(
+    target: str, where: str, folder: Path | None, hint: str, *, user: bool = True
+) -> Any:
+    """Import `target` (package.module:callable) with `folder` first on the import path and
+    return its callable: a ConfigError starting with `where` when the module cannot be
+    imported or has no such callable. `user`: the module may be the user's (the error then
+    says where it was looked for)."""
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
-        raise ConfigError(f"{where}: expected package.module:callable", hint=STAGE_HINT)
+        raise ConfigError(f"{where}: expected package.module:callable", hint=hint)
     with stage_import_path(folder):
-        module = _import(module_name, where, folder if spec.use not in BUILTIN else None)
+        module = _import(module_name, where, folder if user else None)
     factory = getattr(module, attr, None)
     if not callable(factory):
         names = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
@@ -77,14 +94,35 @@ def build_stage(spec: StageSpec, folder: Path | None = None) -> Stage:
         raise ConfigError(
             f"{where}: {module_name} ({_origin(module)}) has no callable '{attr}'"
             + (f" (did you mean '{guess}'?)" if guess else ""),
-            hint=f"name a function of {module_name} that takes the stage's `with:` options "
-            "and returns a stage",
+            hint=hint,
         )
+    return factory
+
+
+def build_stage(spec: StageSpec, folder: Path | None = None) -> Stage:
+    """Import and call the stage factory `spec.use` names (`folder`, the pipeline file's,
+    first on the import path). Whatever goes wrong (no such module, a syntax error, an
+    import or a factory that raises, not a stage) is one ConfigError naming the pipeline
+    file, the stage and the cause, with a fix."""
+    target = BUILTIN.get(spec.use, spec.use)
+    where = f"{spec.where}: stage '{spec.use}'"
+    attr = target.partition(":")[2]
+    module_name = target.partition(":")[0]
+    factory = load_callable(
+        target,
+        where,
+        folder,
+        f"name a function of {module_name} that takes the stage's `with:` options and "
+        "returns a stage",
+        user=spec.use not in BUILTIN,
+    )
+    module = sys.modules.get(module_name)
+    token = _FOLDER.set(folder)
     try:
         with stage_import_path(folder):  # a factory may import lazily
             stage = factory(spec.options)
     except SeamError as exc:  # the factory's own message, e.g. a bad option
-        named = exc.message.startswith(f"stage '{spec.use}'")  # as the built-in ones are
+        named = exc.message.startswith("stage '")  # a factory that names its stage, as seam's do
         raise ConfigError(
             f"{spec.where if named else where}: {exc.message}", hint=exc.hint
         ) from None
@@ -96,6 +134,8 @@ def build_stage(spec: StageSpec, folder: Path | None = None) -> Stage:
             + (f" at {at[0]} line {at[1]}" if at else "")
             + f", or the stage's `with:` options in {spec.where.rsplit(':', 2)[0]}",
         ) from None
+    finally:
+        _FOLDER.reset(token)
     if not callable(getattr(stage, "process", None)) or not isinstance(
         getattr(stage, "name", None), str
     ):

@@ -59,7 +59,7 @@ from seam.transforms.delivery import (
     classify,
     describe,
 )
-from seam.transforms.fast_path import FastPath, fast_path_for
+from seam.transforms.fast_path import FastPath, load_fast_path
 from seam.transforms.outputs import Publication, publication
 from seam.transforms.pipeline import Pipeline, Produced
 from seam.transforms.pipeline_file import PipelineSpec
@@ -117,7 +117,7 @@ class Worker:
         self.clients: Clients = clients or KafkaClients(bootstrap_servers)
         self.pipeline = pipeline if pipeline is not None else spec.build()
         self._fast: FastPath | None = (
-            fast_path_for(self.pipeline) if self.options.fast_path else None
+            load_fast_path(spec, self.pipeline) if self.options.fast_path else None
         )
         log.info("compiled fast path: %s", "on" if self._fast is not None else "off")
         self.on_progress = on_progress
@@ -638,7 +638,7 @@ class Worker:
         else:
             outcome = self.pipeline.run(raw)
         if isinstance(outcome, Produced):
-            self._publish(publication(outcome), batch, produce)
+            self._publish(publication(outcome, self.spec.history.key), batch, produce)
             return
         headers = [
             *raw.headers,

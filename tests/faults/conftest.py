@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from seam.legacy_db.files import folder
 from seam.settings import Settings
 from tests.catalog_checks import delete_topics, drop_slots, legacy_products, wait_for
-from tests.faults.kit import REPO, Catalog, Pipeline, StackFaults, seam
+from tests.faults.kit import Catalog, Pipeline, StackFaults, seam
 
 PRODUCTS = 300
 
@@ -47,7 +48,7 @@ def faults(private_stack: Settings) -> Iterator[StackFaults]:
 @pytest.fixture(scope="session")
 def catalog(private_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
     """A catalog seeded into a database of its own with `seam legacy seed`, prepared with
-    `seam legacy prepare-cdc`, captured by examples/connectors/catalog-postgres.yaml (its
+    `seam legacy prepare-cdc`, captured by legacy_db/connectors/catalog-postgres.yaml (its
     name, database, user and topic prefix made unique) through `seam connectors apply`."""
     from confluent_kafka.admin import AdminClient, NewTopic
     from sqlalchemy import text
@@ -75,9 +76,7 @@ def catalog(private_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -
         for future in admin.create_topics([topic]).values():
             future.result(timeout=30)
         del admin  # a live client would log every failed reconnect while the broker is down
-        spec = yaml.safe_load(
-            (REPO / "examples" / "connectors" / "catalog-postgres.yaml").read_text()
-        )
+        spec = yaml.safe_load((folder("connectors") / "catalog-postgres.yaml").read_text())
         spec.update(name=connector, database=url, user=user, topic_prefix=prefix)
         spec_path = tmp_path_factory.mktemp("connector") / f"{connector}.yaml"
         spec_path.write_text(yaml.safe_dump(spec))

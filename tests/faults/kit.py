@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 import yaml
 
+from seam.legacy_db.files import pipeline_document
 from seam.settings import Settings
 from tests.catalog_checks import delete_topics, expected_events, legacy_latest, wait_for
 from tests.conftest import start_transform_worker
@@ -265,9 +266,9 @@ class Catalog:
             workload.wait()
 
     def pipeline(self, directory: Path, label: str, *, inputs: list[str] | None = None) -> Pipeline:
-        """pipelines/catalog.yaml on this catalog's topics, with a group and outputs of its own."""
+        """The example pipeline (legacy_db/pipelines/catalog.yaml) on this catalog's topics, with a group and outputs of its own."""
         tag = f"{label}-{uuid.uuid4().hex[:6]}"
-        doc = yaml.safe_load((REPO / "pipelines" / "catalog.yaml").read_text())
+        doc = pipeline_document()
         doc["group"] = f"seam-fault-{tag}"
         doc["inputs"] = inputs or [self.raw_topic]
         doc["stages"][2]["with"] = {

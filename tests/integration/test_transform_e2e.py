@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from seam.legacy_db.files import pipeline_document
 from seam.settings import Settings
 from tests.catalog_checks import (
     delete_topics,
@@ -127,7 +128,7 @@ def catalog(
             wait_timeout=120,
         )
 
-        pipeline = yaml.safe_load((REPO / "pipelines" / "catalog.yaml").read_text())
+        pipeline = pipeline_document()
         pipeline["group"] = f"seam-tx-{suffix}"
         pipeline["inputs"] = [topics[0]]
         pipeline["stages"][2]["with"] = {"categories": topics[1], "suppliers": topics[2]}

@@ -14,9 +14,10 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
+from seam.legacy_db.files import folder
+from seam.legacy_db.synthetic import envelope
 from seam.transforms.readback import compacted, read_to_end
 from seam.transforms.schemas import SchemaSet
-from seam.transforms.synthetic import envelope
 from tests.integration import test_transform_worker as worker_tests
 from tests.integration.test_transform_worker import Raw, changes, product, run_in_thread, send
 
@@ -102,7 +103,7 @@ def test_poison_values_are_dead_lettered_and_unknown_references_marked(raw: Raw)
     assert not {str(pid).encode() for pid in POISON} & set(latest)
 
     # What a consumer reads can be trusted: every event valid against the latest schemas.
-    schemas = SchemaSet.load()
+    schemas = SchemaSet.load(folder("schemas"))
     for event in events:
         found = schemas.latest(event["event_type"])
         assert found is not None

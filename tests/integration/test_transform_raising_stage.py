@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 import yaml
 
+from seam.legacy_db.files import pipeline_document
+from seam.legacy_db.synthetic import envelope, micros, reference_rows
 from seam.settings import Settings
 from seam.streams.kafka import Kafka
 from seam.transforms.pipeline_file import PipelineSpec, load_pipeline
 from seam.transforms.readback import Record, read_to_end
-from seam.transforms.synthetic import envelope, micros, reference_rows
 from seam.transforms.topics import delete_group
 from seam.transforms.worker import Worker, WorkerOptions
 from tests.conftest import start_transform_worker
@@ -141,9 +142,7 @@ def setup(stack: Settings, tmp_path: Path) -> Iterator[Setup]:
     # The catalog pipeline with the flaky stage after map, its module beside the file.
     module = f"flaky_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text(textwrap.dedent(STAGE_MODULE))
-    data = yaml.safe_load(
-        (REPO / "pipelines" / "catalog.yaml").read_text().replace("catalog.", f"{prefix}.")
-    )
+    data = yaml.safe_load(yaml.safe_dump(pipeline_document()).replace("catalog.", f"{prefix}."))
     data["group"] = f"{prefix}-group"
     data["stages"].insert(4, {"use": f"{module}:make"})
     data["processing"].update(batch_size=20, max_stage_errors=3)

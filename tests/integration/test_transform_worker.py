@@ -24,12 +24,13 @@ import pytest
 import yaml
 
 from seam.changes import RawRecord
+from seam.legacy_db.files import pipeline_document
+from seam.legacy_db.synthetic import envelope, micros, reference_rows
 from seam.settings import Settings
 from seam.streams.kafka import Kafka
 from seam.transforms.pipeline import Produced
 from seam.transforms.pipeline_file import PipelineSpec, parse_pipeline
 from seam.transforms.readback import compacted, read_to_end
-from seam.transforms.synthetic import envelope, micros, reference_rows
 from seam.transforms.topics import delete_group
 from seam.transforms.worker import Worker, WorkerOptions
 from tests.conftest import free_port, start_transform_worker
@@ -123,9 +124,7 @@ def raw(stack: Settings, tmp_path: Path) -> Iterator[Raw]:
         [NewTopic(t, num_partitions=n, replication_factor=1) for t, n in inputs.items()]
     ).values():
         future.result(timeout=30)
-    data = yaml.safe_load(
-        (REPO / "pipelines" / "catalog.yaml").read_text().replace("catalog.", f"{prefix}.")
-    )
+    data = yaml.safe_load(yaml.safe_dump(pipeline_document()).replace("catalog.", f"{prefix}."))
     data["group"] = f"{prefix}-group"
     data["processing"]["batch_size"] = 200
     path = tmp_path / "pipeline.yaml"

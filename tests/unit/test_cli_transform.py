@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from seam.cli.main import app
 from seam.errors import SeamError
-from seam.transforms.schemas import schema_dir
+from seam.legacy_db.files import folder
 
 pytestmark = pytest.mark.unit
 
-CATALOG = schema_dir().parent / "pipelines" / "catalog.yaml"
+CATALOG = folder("pipelines") / "catalog.yaml"
 NO_BROKER = ("--kafka", "127.0.0.1:1")
 
 

@@ -20,13 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seam.changes import RawRecord
-from seam.transforms.fast_path import FastPath, fast_path_for
+from seam.legacy_db.fast_path import NativeFastPath as FastPath
+from seam.legacy_db.fast_path import fast_path_for
+from seam.legacy_db.files import folder, pipeline_document
+from seam.legacy_db.synthetic import envelope, product_rows, reference_rows, typical_changes
 from seam.transforms.outputs import publication
 from seam.transforms.pipeline import Pipeline, Produced
 from seam.transforms.pipeline_file import load_pipeline
 from seam.transforms.redelivery import Marks
-from seam.transforms.schemas import schema_dir
-from seam.transforms.synthetic import envelope, product_rows, reference_rows, typical_changes
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +40,7 @@ def build(schemas: Path | None = None) -> tuple[Pipeline, FastPath]:
     if schemas is not None:
         for stage in data["stages"]:
             if stage["use"] == "validate":
-                stage["with"] = {"schemas": str(schemas)}
+                stage["with"] = {**stage["with"], "schemas": str(schemas)}
     from seam.transforms.pipeline_file import parse_pipeline
 
     pipeline = parse_pipeline(data, "fast-path-test").build()
@@ -53,12 +54,7 @@ def build(schemas: Path | None = None) -> tuple[Pipeline, FastPath]:
 
 
 def _catalog() -> dict[str, Any]:
-    import yaml
-
-    loaded: dict[str, Any] = yaml.safe_load(
-        (schema_dir().parent / "pipelines" / "catalog.yaml").read_text()
-    )
-    return loaded
+    return pipeline_document()
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +234,7 @@ def latest_file(schemas: Path, name: str) -> Path:
 
 def test_a_stricter_schema_is_enforced_on_the_fast_path(tmp_path: Path) -> None:
     schemas = tmp_path / "schemas"
-    shutil.copytree(schema_dir(), schemas)
+    shutil.copytree(folder("schemas"), schemas)
     state_file = latest_file(schemas, "ProductState")
     state = json.loads(state_file.read_text())
     state["properties"]["name"]["maxLength"] = 5
@@ -455,7 +451,7 @@ def _shared() -> tuple[Pipeline, FastPath]:
 
 
 def test_loads_from_the_example_pipeline_file() -> None:
-    pipeline = load_pipeline(schema_dir().parent / "pipelines" / "catalog.yaml").build()
+    pipeline = load_pipeline(folder("pipelines") / "catalog.yaml").build()
     assert fast_path_for(pipeline) is not None
     assert fast_path_for(Pipeline(pipeline.stages[:-1])) is None  # another chain: no fast path
 
@@ -521,7 +517,7 @@ def test_publish_produces_what_process_returns_in_order_and_stops_for_python(
     records = list(raws(typical_changes(40, seed=11)))
     bad_key, bad_value = envelope("products", "c", None, product(status_cd="Q"), 99)
     records.insert(25, RawRecord(bad_key, bad_value, TOPIC, 0, 999))  # takes the Python path
-    spec = load(schema_dir().parent / "pipelines" / "catalog.yaml")
+    spec = load(folder("pipelines") / "catalog.yaml")
     producer = RecordingProducer(full_on={3, 17})
     batch = Counts()
     messages = [FakeMessage(r) for r in records]

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from seam.cli.legacy import _rate
 from seam.errors import ConfigError
+from seam.legacy_db.cli import _rate
 from seam.legacy_db.workload import KINDS, MIX, Operation, RowChange, operation_json, run_workload
 
 pytestmark = pytest.mark.unit

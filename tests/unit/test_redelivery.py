@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seam.changes import ChangeEvent, RawRecord
+from seam.legacy_db.files import folder
+from seam.legacy_db.synthetic import envelope, typical_changes
 from seam.streams.decode import decode
 from seam.transforms.pipeline_file import load_pipeline
 from seam.transforms.progress import Counts
 from seam.transforms.redelivery import Marks, parse_metadata, source_mark
-from seam.transforms.schemas import schema_dir
-from seam.transforms.synthetic import envelope, typical_changes
 from seam.transforms.worker import Worker, WorkerOptions
 from tests.unit.fake_kafka import FakeClients, FakeCluster, FakeMessage
 
@@ -186,9 +186,7 @@ def transform(
     """What the worker's transform step publishes for `records` (one batch, at least once)
     with or without the compiled fast path, its counts and the marks it leaves."""
     if fast_path not in _workers:  # built once: building compiles every schema
-        spec = load_pipeline(schema_dir().parent / "pipelines" / "catalog.yaml").with_guarantee(
-            "at_least_once"
-        )
+        spec = load_pipeline(folder("pipelines") / "catalog.yaml").with_guarantee("at_least_once")
         cluster = FakeCluster()
         options = WorkerOptions(fast_path=fast_path)
         worker = Worker(spec, "fake:9092", options, clients=FakeClients(cluster))

@@ -3,7 +3,6 @@ changes them (no I/O)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,12 +11,13 @@ from seam.connectors.plan import ValidationFailedError, validate_configs
 from seam.connectors.render import PRODUCER_DEFAULTS, SPEED_DEFAULTS, render
 from seam.connectors.spec import load_specs, parse_specs
 from seam.errors import ConfigError
+from seam.legacy_db.files import folder
 from seam.settings import load_settings
 
 pytestmark = pytest.mark.unit
 
 SETTINGS = load_settings(env={})
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "connectors"
+EXAMPLES = folder("connectors")
 
 SPECS = {
     "postgres": "name: pg\nflavour: postgres\ndatabase: postgres\ntables: [products]\n",

@@ -15,6 +15,7 @@ from seam.connectors.render import (
 )
 from seam.connectors.spec import SecretRef, load_specs, parse_specs
 from seam.errors import ConfigError
+from seam.legacy_db.files import folder
 from seam.secrets import MASK
 from seam.settings import load_settings
 
@@ -235,7 +236,7 @@ def test_heartbeat_query_matches_legacy_prepare_cdc() -> None:
 
 
 def test_examples_parse_and_render() -> None:
-    root = Path(__file__).resolve().parents[2] / "examples" / "connectors"
+    root = folder("connectors")
     specs = load_specs([root])
     assert {s.name for s in specs} >= {"catalog-postgres", "catalog-mariadb"}
     for spec in specs:

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from seam.changes import RawRecord
+from seam.legacy_db import rules
 from seam.legacy_db.generator import format_price_text, mojibake
-from seam.transforms import rules
+from seam.legacy_db.stages.clean import CleanStage, clean_row
+from seam.legacy_db.synthetic import envelope, micros
 from seam.transforms.model import Item, Reject
-from seam.transforms.stages.clean import CleanStage, clean_row
 from seam.transforms.stages.decode import DecodeStage
-from seam.transforms.synthetic import envelope, micros
 
 pytestmark = pytest.mark.unit
 
@@ -393,7 +393,7 @@ def test_declared_widths_are_the_legacy_column_types() -> None:
     from sqlalchemy import Text
 
     from seam.legacy_db.models import Base
-    from seam.transforms.stages.clean import TABLES
+    from seam.legacy_db.stages.clean import TABLES
 
     declared = 0
     for table, fields in TABLES.items():
@@ -410,7 +410,7 @@ def test_declared_widths_are_the_legacy_column_types() -> None:
 
 
 def test_long_values_are_not_remembered() -> None:
-    from seam.transforms.stages import clean as stage
+    from seam.legacy_db.stages import clean as stage
 
     stage._STEPS.clear()
     clean_row("products", {**ROW, "prod_name": "A" * 200_000}, "us", strict=False)

@@ -11,14 +11,14 @@ import orjson
 import pytest
 
 from seam.changes import ControlRecord, RawRecord
+from seam.legacy_db.fast_path import fast_path_for
+from seam.legacy_db.files import folder
+from seam.legacy_db.synthetic import envelope, micros
 from seam.streams.decode import decode
-from seam.transforms.fast_path import fast_path_for
 from seam.transforms.outputs import publication
 from seam.transforms.pipeline import Pipeline, Produced, Rejected
 from seam.transforms.pipeline_file import load_pipeline
-from seam.transforms.schemas import schema_dir
 from seam.transforms.stages import decode as decode_stage
-from seam.transforms.synthetic import envelope, micros
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +45,7 @@ def corpus() -> list[RawRecord]:
 
 @pytest.fixture(scope="module")
 def catalog() -> Pipeline:
-    return load_pipeline(schema_dir().parent / "pipelines" / "catalog.yaml").build()
+    return load_pipeline(folder("pipelines") / "catalog.yaml").build()
 
 
 def test_records_of_other_kinds_are_counted_no_events(catalog: Pipeline) -> None:

@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 
 from seam.changes import RawRecord
+from seam.legacy_db.files import folder
+from seam.legacy_db.stages import clean, enrich, map
+from seam.legacy_db.synthetic import envelope, micros
 from seam.transforms.pipeline import Pipeline, Produced, Rejected
-from seam.transforms.stages import clean, decode, enrich, map, validate
-from seam.transforms.synthetic import envelope, micros
+from seam.transforms.stages import decode, validate
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +39,7 @@ def pipeline() -> Pipeline:
         clean.create({}),
         enrich.create({"categories": "c.public.categories", "suppliers": "c.public.suppliers"}),
         map.create({}),
-        validate.create({}),
+        validate.create({"schemas": str(folder("schemas")), "state_schema": "ProductState"}),
     ]
     p = Pipeline(stages)
     for table, row, lsn in (

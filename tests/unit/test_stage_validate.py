@@ -10,6 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from seam.changes import RawRecord
+from seam.legacy_db.files import folder
 from seam.transforms.model import Item, Reject
 from seam.transforms.schemas import CompiledSchemas, SchemaSet
 from seam.transforms.stages.validate import ValidateStage
@@ -130,7 +131,7 @@ INVALID = [
 
 @pytest.fixture(scope="module")
 def schemas() -> SchemaSet:
-    return SchemaSet.load()
+    return SchemaSet.load(folder("schemas"))
 
 
 @pytest.mark.parametrize("doc", VALID + INVALID)
@@ -147,7 +148,7 @@ def test_compiled_and_reference_validators_agree(schemas: SchemaSet, doc: dict[s
 
 
 def test_stage_rejects_invalid_and_unknown_types(schemas: SchemaSet) -> None:
-    stage = ValidateStage(CompiledSchemas(schemas))
+    stage = ValidateStage(CompiledSchemas(schemas), state_schema="ProductState")
     raw = RawRecord(None, None)
     (item,) = stage.process(Item(raw, event=copy.deepcopy(VALID[1])))
     assert item.event is not None
@@ -161,7 +162,7 @@ def test_stage_rejects_invalid_and_unknown_types(schemas: SchemaSet) -> None:
 
 
 def test_a_reason_quotes_a_huge_value_shortened(schemas: SchemaSet) -> None:
-    stage = ValidateStage(CompiledSchemas(schemas))
+    stage = ValidateStage(CompiledSchemas(schemas), state_schema="ProductState")
     huge = broken(VALID[1], ["data", "new_name"], "N" * 200_000)
     with pytest.raises(Reject) as info:
         list(stage.process(Item(RawRecord(None, None), event=huge)))
@@ -171,8 +172,8 @@ def test_a_reason_quotes_a_huge_value_shortened(schemas: SchemaSet) -> None:
 
 def test_the_schemas_state_the_limits_the_clean_stage_enforces(schemas: SchemaSet) -> None:
     """Schemas, clean.TABLES and (test_stage_clean) the legacy columns agree on every limit."""
-    from seam.transforms.rules import MAX_INT
-    from seam.transforms.stages.clean import TABLES
+    from seam.legacy_db.rules import MAX_INT
+    from seam.legacy_db.stages.clean import TABLES
 
     width = {(t, f.name): f.max_length for t, fields in TABLES.items() for f in fields}
 

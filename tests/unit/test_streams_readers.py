@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from seam.changes import UNAVAILABLE, ChangeEvent, Op, RawRecord, json_default
+from seam.legacy_db.files import folder
 from seam.streams.decode import decode
 from seam.streams.filters import EventFilter, as_text, parse_key, parse_ops, parse_where
 from seam.streams.format import event_json, event_text, history_text, raw_json, value_text
@@ -422,10 +423,10 @@ def test_the_readme_history_examples_name_one_topic_of_the_quickstart() -> None:
     repo = Path(__file__).resolve().parents[2]
     topics = [
         f"{spec.topic_prefix}.{table}"
-        for spec in load_specs([repo / "examples" / "connectors"])
+        for spec in load_specs([folder("connectors")])
         for table in captured_tables(spec, "catalog")
     ]
-    for pipeline in sorted((repo / "pipelines").glob("*.yaml")):
+    for pipeline in sorted(folder("pipelines").glob("*.yaml")):
         topics.extend(out.topic for out in load_pipeline(pipeline).outputs)
 
     class Quickstart:

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from seam.cli.main import app
+from seam.legacy_db.files import folder
 from seam.transforms.compat import DECLARED, check_compatible, check_schema_set, compare_versions
 from seam.transforms.schemas import SchemaSet
 
@@ -93,7 +94,7 @@ def test_version_gaps_and_invalid_schemas_are_reported() -> None:
 
 
 def test_repository_schemas_pass() -> None:
-    reports = check_schema_set(SchemaSet.load().versions)
+    reports = check_schema_set(SchemaSet.load(folder("schemas")).versions)
     assert reports
     assert all(not r.problems for r in reports)
 
@@ -151,7 +152,7 @@ def test_a_declaration_must_be_exact_and_give_a_reason() -> None:
 
 
 def test_repository_declarations_list_exactly_what_each_version_tightens() -> None:
-    schemas = SchemaSet.load()
+    schemas = SchemaSet.load(folder("schemas"))
     declared = 0
     for name, versions in schemas.versions.items():
         for number in sorted(versions)[1:]:
@@ -171,16 +172,16 @@ def test_cli_fails_on_a_breaking_version(tmp_path: Path) -> None:
     _write(tmp_path, "Thing", 1, V1)
     _write(tmp_path, "Thing", 2, COMPATIBLE["optional property added"])
     runner = CliRunner()
-    ok = runner.invoke(app, ["transform", "check-schemas", "--dir", str(tmp_path)])
+    ok = runner.invoke(app, ["transform", "check-schemas", str(tmp_path)])
     assert ok.exit_code == 0, ok.output
     assert "declared" not in ok.output
     tightened = declaring(COMPATIBLE["optional property added"], "/properties/note")
     tightened["properties"]["note"]["maxLength"] = 5
     _write(tmp_path, "Thing", 2, tightened)
-    ok = runner.invoke(app, ["transform", "check-schemas", "--dir", str(tmp_path)])
+    ok = runner.invoke(app, ["transform", "check-schemas", str(tmp_path)])
     assert ok.exit_code == 0, ok.output
     assert "1 declared tightening" in ok.output
     _write(tmp_path, "Thing", 3, INCOMPATIBLE["enum narrowed"][0])
-    bad = runner.invoke(app, ["transform", "check-schemas", "--dir", str(tmp_path), "-o", "json"])
+    bad = runner.invoke(app, ["transform", "check-schemas", str(tmp_path), "-o", "json"])
     assert bad.exit_code != 0
     assert "v3 breaks v2" in bad.output

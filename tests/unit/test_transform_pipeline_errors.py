@@ -109,7 +109,7 @@ def test_every_problem_at_its_line_and_column_in_file_order(tmp_path: Path) -> N
     # Each problem is followed by its own fix; the last one's is the hint the CLI prints.
     assert sum(line.startswith("  fix: ") for line in lines) == len(problems) - 1
     assert lines[1] == "  fix: valid keys: name, group, inputs, stages, outputs, processing"
-    assert "built-in stage (decode, clean, enrich, map, validate)" in lines[3]
+    assert "built-in stage (decode, validate)" in lines[3]
     # 'gruop' was meant as 'group': no second problem saying 'group' is missing.
     assert "missing 'group'" not in message
 
@@ -117,12 +117,11 @@ def test_every_problem_at_its_line_and_column_in_file_order(tmp_path: Path) -> N
 def test_cli_prints_the_problems_and_a_fix_line_no_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = pipeline(tmp_path, "  - use: mpa\n")
+    path = pipeline(tmp_path, "  - use: valdiate\n")
     err = cli(capsys, monkeypatch, "transform", "check", str(path))
     assert err.splitlines() == [
-        f"error: {path}:6:10: stages[1].use: unknown stage 'mpa' (did you mean 'map'?)",
-        "  fix: use a built-in stage (decode, clean, enrich, map, validate) or your own as "
-        "package.module:callable",
+        f"error: {path}:6:10: stages[1].use: unknown stage 'valdiate' (did you mean 'validate'?)",
+        "  fix: use a built-in stage (decode, validate) or your own as package.module:callable",
     ]
 
 
@@ -300,10 +299,23 @@ def test_a_misspelt_factory_and_a_factory_returning_no_stage(tmp_path: Path) -> 
     )
 
 
-def test_a_built_in_stage_option_error_points_at_the_stage(tmp_path: Path) -> None:
-    path = pipeline(tmp_path, "  - use: clean\n    with: {timestamp_unit: hours}\n")
+def test_a_stage_option_error_names_the_stage_once(tmp_path: Path) -> None:
+    """A factory's own message that names its stage ('stage ...: ...') is kept as it is."""
+    path = pipeline(
+        tmp_path, "  - use: seam.legacy_db.stages.clean:create\n    with: {timestamp_unit: hours}\n"
+    )
     error = error_of(path)
     assert error.message == (
         f"{path}:6:10: stage 'clean': timestamp_unit must be auto, us or ms, got 'hours'"
+    )
+
+
+def test_a_built_in_stage_option_error_points_at_the_stage(tmp_path: Path) -> None:
+    (tmp_path / "schemas" / "Thing").mkdir(parents=True)
+    (tmp_path / "schemas" / "Thing" / "v1.json").write_text('{"type": "object"}')
+    path = pipeline(tmp_path, "  - use: validate\n    with: {state_schema: Nope}\n")
+    error = error_of(path)
+    assert error.message == (
+        f"{path}:6:10: stage 'validate': state_schema 'Nope' is not in {tmp_path / 'schemas'}"
     )
     assert error.hint  # the stage's own fix is kept

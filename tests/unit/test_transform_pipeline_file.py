@@ -11,22 +11,22 @@ import yaml
 
 from seam.changes import RawRecord
 from seam.errors import ConfigError
+from seam.legacy_db.files import folder, pipeline_document
 from seam.transforms.model import Item, Reject
 from seam.transforms.pipeline import Produced, Rejected
 from seam.transforms.pipeline_file import load_pipeline, parse_pipeline
-from seam.transforms.schemas import schema_dir
 
 pytestmark = pytest.mark.unit
 
-REPO = schema_dir().parent
-
 
 def base() -> dict[str, Any]:
-    return yaml.safe_load((REPO / "pipelines" / "catalog.yaml").read_text())
+    return pipeline_document()
 
 
 def test_the_example_pipelines_load_and_build() -> None:
-    for path in (REPO / "pipelines").glob("*.yaml"):
+    paths = sorted(folder("pipelines").glob("*.yaml"))
+    assert len(paths) == 2
+    for path in paths:
         spec = load_pipeline(path)
         built = spec.build()
         assert [s.name for s in built.stages] == ["decode", "clean", "enrich", "map", "validate"]
@@ -55,7 +55,10 @@ def test_the_example_pipelines_load_and_build() -> None:
             "cannot import nosuch.module: no module named 'nosuch'",
         ),
         (lambda d: d["stages"].append({"use": "no_colon"}), "package.module:callable"),
-        (lambda d: d["stages"].append({"use": "enrihc"}), "'enrihc' (did you mean 'enrich'?)"),
+        (
+            lambda d: d["stages"].append({"use": "valdiate"}),
+            "'valdiate' (did you mean 'validate'?)",
+        ),
         (lambda d: d["processing"].update(max_stage_errors=-2), "whole number >= -1, got -2"),
     ],
 )
@@ -89,7 +92,7 @@ def make_shout(options: Mapping[str, Any]) -> Shout:
 
 
 def test_user_stage_by_import_path(tmp_path: Path) -> None:
-    from seam.transforms.synthetic import envelope, micros
+    from seam.legacy_db.synthetic import envelope, micros
 
     data = base()
     data["stages"].insert(4, {"use": f"{__name__}:make_shout", "with": {"suffix": "!"}})
@@ -133,3 +136,88 @@ def test_a_stage_bug_becomes_a_dead_letter_not_a_crash() -> None:
 
     out = Pipeline([Broken()]).run(RawRecord(b"k", b"v"))
     assert out == Rejected("broken", "stage raised ZeroDivisionError: oops", "ZeroDivisionError")
+
+
+# --------------------------------------------------------------- the toolkit's hooks
+
+
+def test_the_fast_path_is_declared_and_loaded() -> None:
+    from seam.transforms.fast_path import load_fast_path
+
+    spec = parse_pipeline(base(), "p.yaml")
+    assert spec.fast_path == "seam.legacy_db.fast_path:fast_path_for"
+    pipeline = spec.build()
+    assert load_fast_path(spec, pipeline) is not None
+    # Declared but declined (another chain of stages): no fast path, no error.
+    data = base()
+    data["stages"].pop(3)  # no map stage
+    declined = parse_pipeline(data, "p.yaml")
+    assert load_fast_path(declined, declined.build()) is None
+    # Not declared: none, whatever the stages.
+    data = base()
+    del data["processing"]["fast_path"]
+    plain = parse_pipeline(data, "p.yaml")
+    assert plain.fast_path is None
+    assert load_fast_path(plain, plain.build()) is None
+
+
+def test_a_fast_path_that_cannot_load_is_one_clear_error() -> None:
+    from seam.transforms.fast_path import load_fast_path
+
+    for target, message in (
+        ("nosuch.native:make", "cannot import nosuch.native: no module named 'nosuch'"),
+        ("seam.legacy_db.fast_path:fast_path_fro", "(did you mean 'fast_path_for'?)"),
+        (f"{__name__}:raising_fast_path", "raised RuntimeError: no engine"),
+    ):
+        data = base()
+        data["processing"]["fast_path"] = target
+        spec = parse_pipeline(data, "p.yaml")
+        with pytest.raises(ConfigError) as info:
+            load_fast_path(spec, spec.build())
+        assert info.value.message.startswith(f"p.yaml: processing.fast_path '{target}': ")
+        assert message in info.value.message
+        assert info.value.hint
+
+
+def raising_fast_path(pipeline: object) -> None:
+    raise RuntimeError("no engine")
+
+
+@pytest.mark.parametrize("value", ["no_colon", 42, "a:b:c"])
+def test_a_malformed_fast_path_is_reported_at_its_line(value: object) -> None:
+    data = base()
+    data["processing"]["fast_path"] = value
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline(data, "p.yaml")
+    assert "processing.fast_path: expected package.module:callable" in info.value.message
+
+
+def test_history_records_are_keyed_by_the_declared_event_field() -> None:
+    """`outputs.history.key` names the event field; without it, the entity's latest_key."""
+    from seam.transforms.outputs import publication
+
+    raw = RawRecord(None, None)
+    event = {"event_type": "Thing", "event_id": "e", "schema_version": 1, "thing_no": 7}
+    outcome = Produced([Item(raw, event=event, latest_key="k-7", state={"a": 1})])
+    assert publication(outcome, "thing_no").history[0][0] == b"7"
+    assert publication(outcome).history[0][0] == b"k-7"
+    assert publication(outcome).latest == (b"k-7", b'{"a":1}')
+    assert parse_pipeline(base(), "p.yaml").history.key == "product_id"
+    data = base()
+    data["outputs"]["latest"]["key"] = "product_id"  # only the history takes a key
+    with pytest.raises(ConfigError, match=r"outputs\.latest: unknown key 'key'"):
+        parse_pipeline(data, "p.yaml")
+
+
+def test_the_schema_folder_is_relative_to_the_pipeline_file(tmp_path: Path) -> None:
+    """Written next to its schemas, a pipeline finds them whatever the current directory."""
+    import shutil
+
+    shutil.copytree(folder("schemas"), tmp_path / "events")
+    data = base()
+    path = tmp_path / "sub" / "p.yaml"
+    path.parent.mkdir()
+    data["stages"][-1]["with"]["schemas"] = "../events"
+    path.write_text(yaml.safe_dump(data))
+    validate = load_pipeline(path).build().stages[-1]
+    assert validate.schemas.validators  # type: ignore[attr-defined]

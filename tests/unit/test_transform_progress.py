@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from seam.legacy_db.files import folder
 from seam.transforms.pipeline_file import load_pipeline
 from seam.transforms.progress import Counts, Progress, prometheus_text
-from seam.transforms.schemas import schema_dir
 from seam.transforms.worker import transactional_id
 
 pytestmark = pytest.mark.unit
@@ -42,7 +42,7 @@ def test_prometheus_text() -> None:
 
 
 def test_replay_suffix_renames_outputs_and_group_not_inputs() -> None:
-    spec = load_pipeline(schema_dir().parent / "pipelines" / "catalog.yaml")
+    spec = load_pipeline(folder("pipelines") / "catalog.yaml")
     again = spec.with_suffix(".v2")
     assert again.inputs == spec.inputs
     assert again.group == spec.group + ".v2"

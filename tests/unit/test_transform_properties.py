@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seam.changes import RawRecord
+from seam.legacy_db.files import folder
+from seam.legacy_db.synthetic import envelope, product_rows, reference_rows
 from seam.transforms.pipeline import Pipeline, Produced, Rejected
 from seam.transforms.pipeline_file import load_pipeline
-from seam.transforms.schemas import schema_dir
-from seam.transforms.synthetic import envelope, product_rows, reference_rows
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +25,7 @@ _pipeline: Pipeline | None = None
 def pipeline() -> Pipeline:
     global _pipeline
     if _pipeline is None:
-        _pipeline = load_pipeline(schema_dir().parent / "pipelines" / "catalog.yaml").build()
+        _pipeline = load_pipeline(folder("pipelines") / "catalog.yaml").build()
     return _pipeline
 
 
@@ -93,7 +93,7 @@ def test_any_bytes_give_a_dead_letter_or_an_outcome(value: bytes, key: bytes | N
 
 
 def test_every_seeded_row_cleans() -> None:
-    p = load_pipeline(schema_dir().parent / "pipelines" / "catalog.yaml").build()
+    p = load_pipeline(folder("pipelines") / "catalog.yaml").build()
     for i, (table, row) in enumerate(reference_rows(6000)):
         key, value = envelope(table, "r", None, row, i)
         p.observe(RawRecord(key, value, topic=f"catalog.public.{table}"))

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 
 from seam.changes import RawRecord
+from seam.legacy_db.files import folder
 from seam.transforms.model import Item, Reject
 from seam.transforms.pipeline import Pipeline, Rejected, StageErrorLimitError, StageErrors
 from seam.transforms.pipeline_file import load_pipeline
 from seam.transforms.progress import Counts, Progress, prometheus_text
-from seam.transforms.schemas import schema_dir
 
 pytestmark = pytest.mark.unit
 
-CATALOG = schema_dir().parent / "pipelines" / "catalog.yaml"
+CATALOG = folder("pipelines") / "catalog.yaml"
 
 
 class Buggy:

@@ -9,16 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from seam.legacy_db.files import folder
 from seam.transforms.schemas import SchemaSet
 from seam.transforms.stages.validate import state_embedding
 
 pytestmark = pytest.mark.unit
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = folder("schemas")
 
 
 def test_the_events_that_embed_the_state_are_found() -> None:
-    assert {"ProductListed", "ProductRelisted"} <= state_embedding(SchemaSet.load(SCHEMAS))
+    assert {"ProductListed": "product", "ProductRelisted": "product"}.items() <= state_embedding(
+        SchemaSet.load(SCHEMAS), "ProductState"
+    ).items()
 
 
 def test_an_event_whose_embedded_state_differs_is_validated_in_full(tmp_path: Path) -> None:
@@ -30,6 +33,6 @@ def test_an_event_whose_embedded_state_differs_is_validated_in_full(tmp_path: Pa
     product["required"] = [*product["required"], "extra"]
     listed.write_text(json.dumps(doc))
 
-    embedded = state_embedding(SchemaSet.load(copy))
+    embedded = state_embedding(SchemaSet.load(copy), "ProductState")
     assert "ProductListed" not in embedded
     assert "ProductRelisted" in embedded

@@ -15,13 +15,13 @@ import orjson
 import pytest
 from confluent_kafka import KafkaError
 
+from seam.legacy_db.synthetic import envelope
 from seam.streams.kafka import KafkaUnavailableError
 from seam.transforms.clients import Member
 from seam.transforms.model import Item
 from seam.transforms.pipeline import Pipeline
 from seam.transforms.pipeline_file import PipelineSpec, parse_pipeline
 from seam.transforms.stages.decode import DecodeStage
-from seam.transforms.synthetic import envelope
 from seam.transforms.worker import Worker, WorkerError, WorkerOptions
 from tests.unit.fake_kafka import FakeClients, FakeCluster, kafka_error
 

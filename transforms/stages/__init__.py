@@ -1,5 +1,5 @@
 """The built-in stages, one module each. A pipeline file names them by their short name
-(`decode`, `clean`, `enrich`, `map`, `validate`) or any stage by `package.module:callable`.
+(`decode`, `validate`) or any stage by `package.module:callable`.
 
 Every stage module has `create(options) -> Stage`; see `seam.transforms.model` for the
 contract.
@@ -11,8 +11,5 @@ from typing import Final
 
 BUILTIN: Final[dict[str, str]] = {
     "decode": "seam.transforms.stages.decode:create",
-    "clean": "seam.transforms.stages.clean:create",
-    "enrich": "seam.transforms.stages.enrich:create",
-    "map": "seam.transforms.stages.map:create",
     "validate": "seam.transforms.stages.validate:create",
 }

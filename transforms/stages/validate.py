@@ -2,36 +2,46 @@
 
 Contract: one item in, the same item out. An item with an event gets `schema_version` set
 to the highest version of its type's schema, then must be valid against it; so must its
-`state` against `ProductState` when that schema exists. A failure, or an event type with
-no schema, rejects the record (all its events: a record is published whole or not at
-all). Items without an event or state pass untouched.
+`state` against the schema the option `state_schema` names, when given. A failure, or an
+event type with no schema, rejects the record (all its events: a record is published whole
+or not at all). Items without an event or state pass untouched.
 
-Option `schemas`: the schema folder (default: the repository's schemas/).
+Options:
+* `schemas`: the schema folder of `<EventType>/v<N>.json` files, relative to the pipeline
+  file (default: `schemas` beside it);
+* `state_schema`: the schema every latest-topic state must satisfy (default: none).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any, Final
 
+from seam.errors import ConfigError
 from seam.keys import check_known_keys
 from seam.transforms.model import Item, Reject
-from seam.transforms.schemas import STATE_SCHEMA, CompiledSchemas, SchemaSet
+from seam.transforms.schemas import CompiledSchemas, SchemaSet
+from seam.transforms.stage_loader import relative_to_pipeline
 
 
 class ValidateStage:
     name = "validate"
 
-    def __init__(self, schemas: CompiledSchemas, embedding: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        schemas: CompiledSchemas,
+        embedding: Mapping[str, str] | None = None,
+        state_schema: str | None = None,
+    ) -> None:
         self.schemas = schemas
-        self._check_state = STATE_SCHEMA in schemas.validators
+        self.state_schema = state_schema
+        self._check_state = state_schema is not None and state_schema in schemas.validators
         # The events of one record share one state object: validate it once.
         self._last_state: object = None
-        # Event types whose `data.product` is checked against a copy of the state schema:
-        # when such an event carries the item's very state object and is valid, the state
-        # is valid too, and a second validation of it would only repeat the same checks.
-        self.embeds_state = embedding
+        # Event type -> the property of its `data` checked against a copy of the state
+        # schema: when such an event carries the item's very state object there and is
+        # valid, the state is valid too, and a second validation would only repeat the checks.
+        self.embeds_state: dict[str, str] = dict(embedding or {})
 
     def process(self, item: Item) -> Iterable[Item]:
         event = item.event
@@ -47,12 +57,14 @@ class ValidateStage:
                 result = self.schemas.errors(event_type, event)
                 if result and result[1]:
                     raise Reject(f"{event_type} v{result[0]} invalid: " + _listed(result[1]))
-            if event_type in self.embeds_state and _embedded_state(event) is item.state:
+            embedded = self.embeds_state.get(event_type)
+            if embedded is not None and _embedded_state(event, embedded) is item.state:
                 self._last_state = item.state
         if item.state is not None and self._check_state and item.state is not self._last_state:
-            result = self.schemas.errors(STATE_SCHEMA, item.state)
+            state_schema = str(self.state_schema)
+            result = self.schemas.errors(state_schema, item.state)
             if result and result[1]:
-                raise Reject(f"{STATE_SCHEMA} v{result[0]} invalid: " + _listed(result[1]))
+                raise Reject(f"{state_schema} v{result[0]} invalid: " + _listed(result[1]))
             self._last_state = item.state
         return (item,)
 
@@ -71,9 +83,9 @@ def _listed(messages: list[str]) -> str:
     )
 
 
-def _embedded_state(event: Mapping[str, Any]) -> object:
+def _embedded_state(event: Mapping[str, Any], field: str) -> object:
     data = event.get("data")
-    return data.get("product") if type(data) is dict else None
+    return data.get(field) if type(data) is dict else None
 
 
 # Keywords that only annotate: two schemas differing in these accept the same instances.
@@ -100,30 +112,42 @@ def _has_ref(schema: Any) -> bool:
     return False
 
 
-def state_embedding(schemas: SchemaSet) -> frozenset[str]:
-    """The event types whose latest schema checks `data.product` with exactly the latest
-    state schema's checks: same dialect, equal keywords, no references whose targets could
-    differ. Then equal dicts accept the same instances."""
-    state = schemas.latest(STATE_SCHEMA)
+def state_embedding(schemas: SchemaSet, state_schema: str | None) -> dict[str, str]:
+    """Event type -> the property of `data` that its latest schema checks with exactly the
+    latest state schema's checks: same dialect, equal keywords, no references whose targets
+    could differ. Then equal dicts accept the same instances."""
+    state = schemas.latest(state_schema) if state_schema is not None else None
     if state is None or _has_ref(state[1]):
-        return frozenset()
+        return {}
     wanted = _checks(state[1])
-    found = set()
+    found: dict[str, str] = {}
     for name in schemas.versions:
         latest = schemas.latest(name)
-        if name == STATE_SCHEMA or latest is None or _has_ref(latest[1]):
+        if name == state_schema or latest is None or _has_ref(latest[1]):
             continue
         if latest[1].get("$schema") != state[1].get("$schema"):
             continue
         data = (latest[1].get("properties") or {}).get("data")
-        product = (data.get("properties") or {}).get("product") if type(data) is dict else None
-        if product is not None and _checks(product) == wanted:
-            found.add(name)
-    return frozenset(found)
+        properties = (data.get("properties") or {}) if type(data) is dict else {}
+        for field, schema in properties.items():
+            if _checks(schema) == wanted:
+                found[name] = field
+                break
+    return found
 
 
 def create(options: Mapping[str, Any]) -> ValidateStage:
-    check_known_keys(options, ("schemas",), "stage 'validate' options")
-    folder = options.get("schemas")
-    schemas = SchemaSet.load(Path(folder) if folder else None)
-    return ValidateStage(CompiledSchemas(schemas), state_embedding(schemas))
+    check_known_keys(options, ("schemas", "state_schema"), "stage 'validate' options")
+    schemas = SchemaSet.load(relative_to_pipeline(str(options.get("schemas") or "schemas")))
+    state_schema = options.get("state_schema")
+    if state_schema is not None:
+        state_schema = str(state_schema)
+        if state_schema not in schemas.versions:
+            raise ConfigError(
+                f"stage 'validate': state_schema {state_schema!r} is not in {schemas.root}",
+                hint=f"name one of {', '.join(sorted(schemas.versions))}, or add "
+                f"{state_schema}/v1.json to {schemas.root}",
+            )
+    return ValidateStage(
+        CompiledSchemas(schemas), state_embedding(schemas, state_schema), state_schema
+    )

@@ -1,4 +1,4 @@
-//! The catalog's cleaning rules (`seam.transforms.rules`) for the values the fast path is
+//! The catalog's cleaning rules (`seam.legacy_db.rules`) for the values the fast path is
 //! sure about. Every function returns None where the Python rule would raise `Unfixable`,
 //! or where the value is unusual enough (non-ASCII text, control characters, floats,
 //! huge numbers, dates outside 1996..=2037) that only the Python rule may decide: the
@@ -10,7 +10,7 @@ use crate::cell::Cell;
 use crate::clock;
 
 /// The legacy columns' limits: INTEGER (`rules.MAX_INT`, ids and cents) and the widths, in
-/// characters, that `seam.transforms.stages.clean.TABLES` declares. A text is taken only
+/// characters, that `seam.legacy_db.stages.clean.TABLES` declares. A text is taken only
 /// when its raw form has no more BYTES than the width has characters: cleaning never
 /// lengthens a name or a description, and a longer text (multi-byte characters, or too
 /// long) is Python's to judge. The parity tests probe both sides of each limit.

@@ -22,15 +22,14 @@ day the change happened; event ids do not depend on them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 from seam.changes import ChangeEvent, Op, RawRecord, Undecodable
 from seam.keys import check_known_keys
+from seam.legacy_db.stages.clean import clean_row, timestamp_unit
 from seam.streams.decode import decode
-from seam.transforms import rules
 from seam.transforms.model import Item, Reject
-from seam.transforms.stages.clean import clean_row, timestamp_unit
+from seam.transforms.provenance import provenance
 
 
 class ReferenceData:
@@ -66,63 +65,6 @@ class ReferenceData:
             self.ignored += 1
             return
         target[row[id_field]] = row["name"]
-
-
-_PG_POSITION: Final = (("lsn", "lsn"), ("txId", "tx_id"), ("sequence", "sequence"))
-_BINLOG_POSITION: Final = (
-    ("file", "binlog_file"),
-    ("pos", "binlog_pos"),
-    ("row", "binlog_row"),
-    ("gtid", "gtid"),
-    ("server_id", "server_id"),
-)
-
-
-# Below this many microseconds since the epoch (about the year 2096) a float number of
-# seconds still resolves every microsecond exactly, so integer arithmetic gives the very same
-# time as `ChangeEvent.source_time` (which goes through a float) at a fraction of the cost.
-_EXACT_US: Final = 4_000_000_000_000_000
-_EPOCH: Final = datetime(1970, 1, 1)
-
-
-def source_ts(change: ChangeEvent) -> str | None:
-    """When the change happened, as ISO 8601 UTC text ('...Z'), or None when unknown."""
-    ns = change.source_ts_ns
-    if ns is None:
-        return None
-    us = ns // 1000
-    if 0 <= us < _EXACT_US:
-        return (_EPOCH + timedelta(microseconds=us)).isoformat() + "Z"
-    ts = change.source_time
-    return rules.iso_utc(ts) if ts is not None else None
-
-
-def provenance(change: ChangeEvent) -> dict[str, Any]:
-    """Where the change comes from, as plain JSON data (the position with the field names
-    of `seam.changes.SourcePosition`)."""
-    source = change.source
-    fields = _PG_POSITION if "lsn" in source or "txId" in source else _BINLOG_POSITION
-    position: dict[str, Any] = {}
-    for field_name, out_name in fields:
-        value = source.get(field_name)
-        if value is not None and type(value) in (int, str):
-            position[out_name] = value
-    db = source.get("db")
-    name = source.get("name")
-    connector = source.get("connector")
-    raw = change.raw
-    return {
-        "source_db": db if type(db) is str else None,
-        "connector": connector if type(connector) is str else None,
-        "server_name": name if type(name) is str else None,
-        "table": change.table.qualified if change.table is not None else None,
-        "position": position,
-        "source_ts": source_ts(change),
-        "snapshot": source.get("snapshot") not in (None, False, "false"),
-        "topic": raw.topic,
-        "partition": raw.partition,
-        "offset": raw.offset,
-    }
 
 
 class EnrichStage:

@@ -657,7 +657,7 @@ impl Engine {
         })
     }
 
-    /// `seam.transforms.stages.enrich.provenance`, and the parts of it event ids hang on.
+    /// `seam.transforms.provenance.provenance`, and the parts of it event ids hang on.
     fn provenance<'a>(
         &self,
         source: &'a Source<'a>,
@@ -762,7 +762,7 @@ impl Engine {
         }
     }
 
-    /// `seam.transforms.stages.map.product_state`.
+    /// `seam.legacy_db.stages.map.product_state`.
     fn state<'a>(&'a self, row: &'a Row) -> Doc<'a> {
         let mut state = vec![
             ("product_id", Doc::Int(row.product_id)),
@@ -792,7 +792,7 @@ impl Engine {
         Doc::Obj(state)
     }
 
-    /// `seam.transforms.stages.map._diff_events`.
+    /// `seam.legacy_db.stages.map._diff_events`.
     fn differences<'a>(&'a self, old: &'a Row, new: &'a Row) -> Vec<(&'static str, Doc<'a>)> {
         let text = |t: &'a Option<String>| Doc::opt_str(t.as_deref());
         let mut out = Vec::new();
@@ -875,7 +875,7 @@ impl Engine {
         out
     }
 
-    /// `seam.transforms.stages.map.MapStage.process` + validate + the worker's encoding.
+    /// `seam.legacy_db.stages.map.MapStage.process` + validate + the worker's encoding.
     fn map(&self, before: Option<Row>, after: Option<Row>, prov: Provenance) -> Option<Outcome> {
         let product_id = after.as_ref().or(before.as_ref())?.product_id;
         let key = product_id.to_string();
@@ -967,7 +967,7 @@ impl Engine {
         })
     }
 
-    /// `seam.transforms.stages.map.event_id`: UUIDv5 of db | table | position | key | type.
+    /// `seam.legacy_db.stages.map.event_id`: UUIDv5 of db | table | position | key | type.
     fn event_id(&self, prov: &Provenance, key: &str, kind: &str) -> String {
         let mut sha = Sha1::new();
         sha.update(&self.namespace);
@@ -1018,7 +1018,7 @@ fn reference(id: Option<i64>, name: &Option<String>) -> Doc<'_> {
     }
 }
 
-/// `seam.transforms.stages.enrich.source_ts`: the source block's time as ISO 8601 UTC
+/// `seam.transforms.provenance.source_ts`: the source block's time as ISO 8601 UTC
 /// (Some(None): unknown); None (Python path) outside the range where both compute the
 /// same instant.
 fn source_ts(source: &Source) -> Option<Option<String>> {

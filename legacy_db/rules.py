@@ -26,6 +26,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
+from seam.transforms.provenance import iso_utc
+
 LEGACY_TZ: Final = ZoneInfo("Europe/Berlin")
 CURRENCY: Final = "EUR"
 _EPOCH: Final = datetime(1970, 1, 1)
@@ -413,9 +415,3 @@ def to_utc_iso(value: Any, unit: TimestampUnit) -> str | None:
         raise Unfixable(f"expected a timestamp, got {type(value).__name__}")
     aware = naive.astimezone(UTC) if naive.tzinfo is not None else local_to_utc(naive)
     return iso_utc(aware)
-
-
-def iso_utc(moment: datetime) -> str:
-    """ISO 8601 in UTC with a 'Z', microseconds only when there are any."""
-    text = moment.astimezone(UTC).replace(tzinfo=None).isoformat()
-    return text + "Z"

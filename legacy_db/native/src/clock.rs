@@ -1,5 +1,5 @@
 //! Naive timestamps as Debezium sends them -> ISO 8601 UTC text, the way
-//! `seam.transforms.rules.to_utc_iso` and `seam.transforms.stages.enrich.source_ts` write it.
+//! `seam.legacy_db.rules.to_utc_iso` and `seam.transforms.provenance.source_ts` write it.
 //!
 //! Only the years whose Europe/Berlin rules are the EU's (1996..=2037) are handled here;
 //! anything else returns None and the record takes the Python path.

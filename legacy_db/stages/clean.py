@@ -32,7 +32,7 @@ from typing import Any, Final, Literal, NamedTuple
 from seam.changes import UNAVAILABLE
 from seam.errors import ConfigError
 from seam.keys import check_known_keys
-from seam.transforms import rules
+from seam.legacy_db import rules
 from seam.transforms.model import Item, Reject
 
 Policy = Literal["reject", "absent"]

@@ -41,8 +41,8 @@ import orjson
 
 from seam.changes import Op
 from seam.keys import check_known_keys
+from seam.legacy_db.rules import CURRENCY
 from seam.transforms.model import Item, Reject
-from seam.transforms.rules import CURRENCY
 
 EVENT_NAMESPACE: Final = uuid.UUID("5b0c7f2e-6d1a-4f52-9a43-2f1e0c3d9b71")
 _NAMESPACE_BYTES: Final = EVENT_NAMESPACE.bytes

@@ -1,4 +1,4 @@
-# Types of the compiled fast path (src/lib.rs); used through seam.transforms.fast_path.
+# Types of the compiled fast path (src/lib.rs); used through seam.legacy_db.fast_path.
 
 from typing import Any
 
