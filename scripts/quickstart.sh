@@ -16,8 +16,8 @@ seam=.venv/bin/seam
 $seam stack up
 for db in postgres mariadb; do
   $seam legacy seed --database "$db" --products "$products" --keep-existing
-  $seam legacy prepare-cdc --database "$db"
 done
+$seam connectors prepare --yes examples/connectors
 $seam connectors apply --wait examples/connectors
 $seam transform check-schemas
 for pipeline in pipelines/catalog.yaml pipelines/catalog-mariadb.yaml; do
