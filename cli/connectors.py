@@ -260,8 +260,7 @@ def prepare(
     if not all(r.ok for r in reports):
         if not quiet:
             typer.secho(
-                "error: not ready for CDC: the checks marked FAIL need what seam does not "
-                "change (see each fix)",
+                "error: not ready for CDC: see the failed checks above and their fixes",
                 fg="red",
                 err=True,
             )

@@ -243,23 +243,16 @@ def _privileges(
             if not scalar(conn, "SELECT has_schema_privilege(:u, :s, 'USAGE')", {"u": user, "s": s})
         ]
         no_select = _lacking(conn, user, present, "SELECT") + new
-        hb = [t for t in present if t == target.heartbeat_table]
-        no_write = [
-            (t, p)
-            for t, privileges in (
-                *((h, ("INSERT", "UPDATE")) for h in hb),
-                *((s, ("INSERT",)) for s in present if s == target.signal_table),
-            )
-            for p in privileges
-            if _lacking(conn, user, [t], p)
-        ]
     else:
         no_connect, no_usage, no_select = True, schemas, list(after)
-        no_write = []
-    no_write += [
+    # The heartbeat action query upserts; incremental snapshots insert their watermarks.
+    wanted = [(target.heartbeat_table, ("INSERT", "UPDATE")), (target.signal_table, ("INSERT",))]
+    no_write = [
         (t, p)
-        for t in new
-        for p in (("INSERT", "UPDATE") if t == target.heartbeat_table else ("INSERT",))
+        for t, privileges in wanted
+        if t in after
+        for p in privileges
+        if not exists or t in new or _lacking(conn, user, [t], p)
     ]
     reach: list[Statement] = []
     if no_connect:

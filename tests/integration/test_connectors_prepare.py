@@ -265,3 +265,32 @@ def test_prepare_leaves_what_needs_a_spec_change_and_says_so(
     assert "not applied (needs a change to the spec)" in result.output
     # The rest was fixed: only the missing table is left.
     assert [c.name for c in run_preflight(item, stack).errors] == ["table shop.ghost"]
+
+
+def test_a_second_cdc_user_gets_every_grant_on_helper_tables_that_exist_already(
+    stack: Settings, pg_shop: Shop
+) -> None:
+    """Helper tables made for an earlier user: a new role still needs its writes to them."""
+    from sqlalchemy import text
+
+    from seam.connectors.engine import connect
+
+    assert prepare.apply(pg_shop.rendered(stack), stack).report.ok
+    other = f"{pg_shop.user}_b"
+    pg_shop.spec_path.write_text(
+        pg_shop.spec_path.read_text().replace(f"user: {pg_shop.user}", f"user: {other}")
+    )
+    item = pg_shop.rendered(stack)
+    try:
+        failed = _failed(run_preflight(item, stack))
+        assert "heartbeat/signal writes" in failed
+        done = prepare.apply(item, stack)
+        assert done.report.ok, done.report.summary()
+        assert run_preflight(item, stack).ok
+    finally:
+        with connect(pg_shop.url, isolation_level="AUTOCOMMIT") as conn:
+            if conn.execute(
+                text("SELECT 1 FROM pg_roles WHERE rolname = :u"), {"u": other}
+            ).first():
+                conn.execute(text(f'DROP OWNED BY "{other}"'))
+                conn.execute(text(f'DROP ROLE "{other}"'))

@@ -465,7 +465,7 @@ def test_cli_seed_workload_and_prepare(dbs: dict[str, str], cdc_user: str, tmp_p
     secret = f"pw-{uuid.uuid4().hex}"
     spec = _example_spec("postgres", url, cdc_user, secret, tmp_path)
     done = _seam("connectors", "prepare", "--yes", str(spec))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     assert "publication" in done.stdout
     assert secret not in done.stdout + done.stderr
     again = _seam("connectors", "prepare", str(spec))
