@@ -1,6 +1,4 @@
-"""`seam legacy ...`: the legacy product catalog (seed it, run its application).
-
-Its readiness for CDC is the toolkit's: `seam connectors prepare examples/connectors/...`.
+"""`seam legacy ...`: the legacy product catalog (seed it, run its application, ready it for CDC).
 
 Heavy imports (SQLAlchemy, the drivers) happen inside the commands so `seam --help` stays fast.
 """
@@ -17,7 +15,7 @@ from seam.cli.render import OUTPUT, Output
 from seam.errors import ConfigError
 
 app = typer.Typer(
-    help="The legacy product catalog: seed it and run its workload.",
+    help="The legacy product catalog: seed it, run its workload, prepare it for CDC.",
     no_args_is_help=True,
 )
 
