@@ -76,6 +76,8 @@ class Check:
     statements: tuple[Statement, ...] = ()
     manual: str | None = None
     fixed: bool = False
+    # The check whose fix must run first (grants to a CDC user that prepare creates).
+    requires: str | None = None
 
     @property
     def fixable(self) -> bool:
@@ -109,6 +111,7 @@ def sql_check(
     *,
     severity: Severity = "error",
     why: str | None = None,
+    requires: str | None = None,
 ) -> Check:
     """A check seam can fix: its `fix` text is the statements prepare would run."""
     shown = "; ".join(s.shown() for s in statements)
@@ -120,7 +123,25 @@ def sql_check(
         why=why,
         fix=f"{shown}; (seam connectors prepare runs it)" if statements else None,
         statements=statements if not ok else (),
+        requires=requires,
     )
+
+
+def hold_dependents(checks: list[Check]) -> list[Check]:
+    """The checks with every fix that needs a fix seam cannot make (a CDC user it may not
+    create) held back too, saying which: prepare applies none of it rather than a part."""
+    held = {c.name for c in checks if c.manual and not c.ok}
+    return [
+        replace(
+            c,
+            statements=(),
+            manual=f"needs '{c.requires}' fixed first",
+            fix=f"{'; '.join(s.shown() for s in c.statements)}; once '{c.requires}' is fixed",
+        )
+        if c.fixable and c.requires in held
+        else c
+        for c in checks
+    ]
 
 
 def manual_check(

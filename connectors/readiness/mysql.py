@@ -113,7 +113,7 @@ def probe(conn: Connection, target: Target, login_error: str | None) -> list[Che
         )
     ]
     checks += [_missing_table(target, t) for t in missing]
-    checks += _privileges(target, grants, account, mariadb)
+    checks += _privileges(target, grants, account, mariadb, host is not None)
     return checks
 
 
@@ -244,8 +244,10 @@ def _holds(grants: dict[str, set[str]], obj: str, aliases: tuple[str, ...]) -> b
 
 
 def _privileges(
-    target: Target, grants: dict[str, set[str]], account: str, mariadb: bool
+    target: Target, grants: dict[str, set[str]], account: str, mariadb: bool, exists: bool
 ) -> list[Check]:
+    requires = None if exists else "login"  # grants to an account that prepare creates
+
     def lacking(names: dict[str, tuple[str, ...]]) -> list[str]:
         return [n for n, aliases in names.items() if not _holds(grants, "*.*", aliases)]
 
@@ -277,6 +279,7 @@ def _privileges(
             f"'{target.user}' lacks {', '.join(required)}",
             tuple(statements),
             why="the connector reads tables for the snapshot and the binlog as a replica",
+            requires=requires,
         ),
         sql_check(
             "snapshot grants",
@@ -285,6 +288,7 @@ def _privileges(
             (Statement(f"GRANT {', '.join(snapshot)} ON *.* TO {account}"),) if snapshot else (),
             severity="warning",
             why="without RELOAD / LOCK TABLES the snapshot cannot take a consistent lock",
+            requires=requires,
         ),
         sql_check(
             "signal writes",
@@ -292,5 +296,6 @@ def _privileges(
             f"'{target.user}' cannot INSERT into {signal}",
             (Statement(f"GRANT INSERT ON {my_quote(signal)} TO {account}"),) if signal else (),
             why="incremental snapshots write their watermarks to the signal table",
+            requires=requires,
         ),
     ]

@@ -267,6 +267,7 @@ def _privileges(
     writes: dict[str, list[str]] = {}
     for table, privilege in no_write:
         writes.setdefault(table, []).append(privilege)
+    requires = None if exists else "login"  # grants to a role that prepare creates
     return [
         sql_check(
             "database and schema access",
@@ -274,6 +275,7 @@ def _privileges(
             f"'{user}' lacks {', '.join(lacking)}",
             tuple(reach),
             why="the connector reads the captured tables through these",
+            requires=requires,
         ),
         sql_check(
             "select privilege",
@@ -283,6 +285,7 @@ def _privileges(
             if no_select
             else (),
             why="the initial snapshot reads every captured table",
+            requires=requires,
         ),
         sql_check(
             "heartbeat/signal writes",
@@ -295,6 +298,7 @@ def _privileges(
             ),
             why="the heartbeat action query upserts the heartbeat row; incremental snapshots "
             "write watermarks to the signal table",
+            requires=requires,
         ),
     ]
 

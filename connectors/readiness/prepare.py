@@ -15,7 +15,14 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from seam.connectors.engine import connect
-from seam.connectors.readiness.model import SUPERUSER, Check, Report, Statement, target_for
+from seam.connectors.readiness.model import (
+    SUPERUSER,
+    Check,
+    Report,
+    Statement,
+    hold_dependents,
+    target_for,
+)
 from seam.connectors.readiness.preflight import admin_url, cdc_url, login_error, probe
 from seam.errors import DatabaseError
 from seam.secrets import MASK, mask_url
@@ -86,6 +93,7 @@ def plan(
             else c
             for c in checks
         ]
+    checks = hold_dependents(checks)
     return Prepared(mask_url(admin), Report(target.connector, target.flavour, checks))
 
 

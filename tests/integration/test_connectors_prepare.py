@@ -294,3 +294,59 @@ def test_a_second_cdc_user_gets_every_grant_on_helper_tables_that_exist_already(
             ).first():
                 conn.execute(text(f'DROP OWNED BY "{other}"'))
                 conn.execute(text(f'DROP ROLE "{other}"'))
+
+
+def test_without_a_superuser_prepare_leaves_the_role_and_its_grants_and_says_so(
+    stack: Settings, tmp_path: Path
+) -> None:
+    """An owner that is no superuser cannot give a role REPLICATION: prepare says so, holds
+    back the grants to that role, and applies the rest (its tables, publication, identity)."""
+    from sqlalchemy import text
+
+    from seam.connectors.engine import connect, create_database, drop_database, with_database
+
+    suffix = uuid.uuid4().hex[:10]
+    owner, user, dbname = f"seam_rdy_own_{suffix}", f"seam_rdy_cdc_{suffix}", f"seam_rdy_{suffix}"
+    superuser = stack.database_url("postgres")
+    with connect(superuser, isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"CREATE ROLE {owner} LOGIN CREATEDB PASSWORD 'owner-pw'"))
+    url = with_database(superuser, dbname)
+    parsed = url.split("@", 1)[1]
+    owner_url = f"postgresql://{owner}:owner-pw@{parsed}"
+    create_database(url)
+    try:
+        with connect(url, isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f"ALTER DATABASE {dbname} OWNER TO {owner}"))
+            conn.execute(text(f"ALTER SCHEMA public OWNER TO {owner}"))
+        with connect(owner_url, isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("CREATE TABLE items (id int PRIMARY KEY, name text)"))
+        secret = tmp_path / "cdc.properties"
+        secret.write_text("password=cdc-pw\n")
+        (spec,) = parse_specs(
+            f"name: seam-rdy-{suffix}\nflavour: postgres\ndatabase: {owner_url}\n"
+            f"user: {user}\npassword: {{file: {secret}}}\ntables: [items]\n"
+            f"replica_identity_full: [items]\npublication: seam_rdy_{suffix}\n"
+            "overrides:\n  publication.autocreate.mode: disabled\n",
+            "owner.yaml",
+        )
+        item = render(spec, stack)
+        planned = prepare.plan(item, stack).planned
+        blocked = {c.name: c.manual for c in planned.blocked}
+        assert blocked["login"] == "needs a superuser"
+        assert blocked["select privilege"] == "needs 'login' fixed first"
+        assert "CREATE ROLE" in (planned.checks[1].fix or "")
+        done = prepare.apply(item, stack)
+        assert done.applied  # the helper tables, the publication, the replica identity
+        assert not any(f'"{user}"' in s.shown() for s in done.applied)
+        assert [c.name for c in done.report.fixable] == []
+        assert {c.name for c in done.report.errors} == {
+            "login",
+            "database and schema access",
+            "select privilege",
+            "heartbeat/signal writes",
+        }
+    finally:
+        drop_database(url)
+        with connect(superuser, isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f"DROP ROLE IF EXISTS {owner}"))
+            conn.execute(text(f"DROP ROLE IF EXISTS {user}"))

@@ -210,3 +210,26 @@ def test_the_heartbeat_table_holds_what_the_one_heartbeat_query_writes() -> None
         assert f"{column} " in create
     assert "ON CONFLICT (id)" in query
     assert "ON CONFLICT (id) DO NOTHING" in seed_row
+
+
+def test_fixes_for_a_user_prepare_may_not_create_are_held_back_too() -> None:
+    from dataclasses import replace
+
+    from seam.connectors.readiness.model import SUPERUSER, hold_dependents
+
+    login = sql_check("login", False, "no role", (Statement('CREATE ROLE "u" REPLICATION'),))
+    grant = sql_check(
+        "select privilege",
+        False,
+        "no SELECT",
+        (Statement('GRANT SELECT ON t TO "u"'),),
+        requires="login",
+    )
+    table = sql_check("table t", False, "missing", (Statement("CREATE TABLE t (id int)"),))
+    assert hold_dependents([login, grant, table]) == [login, grant, table]  # all fixable
+    blocked = replace(login, statements=(), manual=SUPERUSER)
+    held = {c.name: c for c in hold_dependents([blocked, grant, table])}
+    assert held["select privilege"].blocked
+    assert held["select privilege"].manual == "needs 'login' fixed first"
+    assert 'GRANT SELECT ON t TO "u"' in (held["select privilege"].fix or "")
+    assert held["table t"].fixable  # independent of the user: still applied
