@@ -246,6 +246,12 @@ def test_cli_prepare_asks_first_shows_no_secret_and_is_idempotent(
     again = runner.invoke(app, ["connectors", "prepare", spec])  # no --yes needed: nothing to do
     assert again.exit_code == 0, again.output
     assert "nothing to do" in again.output
+    as_json = runner.invoke(app, ["connectors", "prepare", "--output", "json", spec])
+    assert as_json.exit_code == 0, as_json.output
+    (entry,) = json.loads(as_json.stdout)
+    assert entry["applied"] == []
+    assert entry["ok"] is True
+    assert entry["blocked"] == []
 
 
 def test_prepare_leaves_what_needs_a_spec_change_and_says_so(
