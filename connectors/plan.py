@@ -437,14 +437,16 @@ def apply_plan(
     result = ApplyResult(plan)
     writes = [a.rendered for a in plan.actions if a.writes and a.rendered is not None]
     if writes:
+        if fix:
+            # Before validation: Connect validates by logging in as the CDC user, which
+            # prepare may be about to create.
+            say("preparing the databases (seam connectors prepare)")
+            for item in writes:
+                prepare.apply(item, settings)
         check_plugins(client, writes)
         say(f"validating {len(writes)} config(s) with Kafka Connect")
         validate_configs(client, writes)
         if preflight:
-            if fix:
-                say("preparing the databases (seam connectors prepare)")
-                for item in writes:
-                    prepare.apply(item, settings)
             say("running preflight checks")
             result.preflight = [run_preflight(r, settings) for r in writes]
             if not all(r.ok for r in result.preflight):

@@ -55,6 +55,9 @@ def _make_shop(stack: Settings, tmp_path: Path, flavour: str) -> Iterator[Shop]:
     password = f"p'w%{secrets.token_hex(6)}:@"
     secret = tmp_path / "cdc.properties"
     secret.write_text(f"password={password}\n")
+    # The Connect worker reads it too (apply validates by logging in).
+    tmp_path.chmod(0o755)
+    secret.chmod(0o644)
     create_database(url)
     try:
         with connect(url, isolation_level="AUTOCOMMIT") as conn:
@@ -356,3 +359,19 @@ def test_without_a_superuser_prepare_leaves_the_role_and_its_grants_and_says_so(
         with connect(superuser, isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f"DROP ROLE IF EXISTS {owner}"))
             conn.execute(text(f"DROP ROLE IF EXISTS {user}"))
+
+
+def test_apply_fix_prepares_through_the_same_code_before_its_preflight(
+    stack: Settings, pg_shop: Shop
+) -> None:
+    from seam.connectors.client import ConnectClient
+    from seam.connectors.plan import apply_plan, make_plan
+
+    client = ConnectClient.from_settings(stack)
+    item = pg_shop.rendered(stack)
+    plan = make_plan([item], client.list_connectors())
+    with pytest.raises(SeamError, match="password authentication failed"):
+        apply_plan(plan, client, stack, dry_run=True)  # Connect's validation logs in first
+    result = apply_plan(plan, client, stack, dry_run=True, fix=True)
+    assert [r.ok for r in result.preflight] == [True]
+    assert item.name not in client.list_connectors(expand=False)  # a dry run
