@@ -1,6 +1,6 @@
 """Connections to a database: one place that turns a user's URL into an engine and every
 connection failure into one clear `DatabaseError`. Toolkit code (readiness, slots, signals)
-and the example (`legacy_db`) both connect through here.
+and the worked example both connect through here.
 
 Users write plain URLs (`postgresql://user:pw@host:5432/catalog`, `mysql://...`,
 `mariadb://...`); SQLAlchemy needs the driver in the scheme. `sqlalchemy_url` is the only
