@@ -52,11 +52,7 @@ def probe(conn: Connection, target: Target, login_error: str | None) -> list[Che
     if exists and not (role[0][1] or role[0][2]):
         checks.append(_replication(target))
     checks += _slots(conn, target)
-    missing = [
-        t
-        for t in target.tables
-        if scalar(conn, "SELECT to_regclass(:t)", {"t": pg_quote(t)}) is None
-    ]
+    missing = [t for t in target.tables if _oid(conn, t) is None]
     checks += [_missing_table(target, t) for t in missing]
     present = [t for t in target.tables if t not in missing]
     # The tables there once prepare has run: seam creates its own helper tables.
@@ -210,14 +206,27 @@ def _missing_table(target: Target, table: str) -> Check:
     )
 
 
+def _oid(conn: Connection, table: str) -> int | None:
+    """The table's oid, from the catalogs: a name lookup (to_regclass, a privilege function
+    given a name) fails outright for a user without USAGE on the table's schema."""
+    schema, _, name = table.partition(".")
+    found = scalar(
+        conn,
+        "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = :s AND c.relname = :t AND c.relkind IN ('r', 'p')",
+        {"s": schema, "t": name},
+    )
+    return None if found is None else int(found)
+
+
 def _lacking(conn: Connection, user: str, tables: list[str], privilege: str) -> list[str]:
     return [
         t
         for t in tables
         if not scalar(
             conn,
-            "SELECT has_table_privilege(:u, :t, :p)",
-            {"u": user, "t": pg_quote(t), "p": privilege},
+            "SELECT has_table_privilege(:u, CAST(:o AS oid), :p)",
+            {"u": user, "o": _oid(conn, t), "p": privilege},
         )
     ]
 
@@ -386,8 +395,8 @@ def _replica_identity(conn: Connection, target: Target, present: list[str]) -> l
             conn,
             "SELECT c.relreplident, EXISTS (SELECT 1 FROM pg_index i "
             "WHERE i.indrelid = c.oid AND i.indisprimary) "
-            "FROM pg_class c WHERE c.oid = to_regclass(:t)",
-            {"t": pg_quote(table)},
+            "FROM pg_class c WHERE c.oid = CAST(:o AS oid)",
+            {"o": _oid(conn, table)},
         )
         if not row:
             continue

@@ -72,11 +72,19 @@ def run_preflight(
     report = Report(connector=target.connector, flavour=target.flavour)
     cdc = cdc_url(rendered, settings, target)
     error = login_error(cdc)
-    if error is None:
-        report.checks = probe(cdc, target, None)
-        return report
     admin = admin_url(rendered, settings)
-    if parse_url(admin).username != target.user:
+    other = parse_url(admin).username != target.user
+    if error is None:
+        try:
+            report.checks = probe(cdc, target, None)
+            return report
+        except DatabaseError:
+            if not other:
+                raise
+            # The CDC user may not even look (no USAGE on a schema): ask as the settings' user.
+            report.checks = probe(admin, target, None)
+            return report
+    if other:
         try:
             report.checks = probe(admin, target, error)
             return report

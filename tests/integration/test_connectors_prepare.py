@@ -375,3 +375,25 @@ def test_apply_fix_prepares_through_the_same_code_before_its_preflight(
     result = apply_plan(plan, client, stack, dry_run=True, fix=True)
     assert [r.ok for r in result.preflight] == [True]
     assert item.name not in client.list_connectors(expand=False)  # a dry run
+
+
+def test_a_cdc_user_without_usage_on_the_schema_gets_a_report_not_an_error(
+    stack: Settings, pg_shop: Shop
+) -> None:
+    from psycopg import sql
+    from sqlalchemy import text
+
+    from seam.connectors.engine import connect
+
+    with connect(pg_shop.url, isolation_level="AUTOCOMMIT") as conn:
+        raw = conn.connection.driver_connection
+        statement = sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
+            sql.Identifier(pg_shop.user), sql.Literal(pg_shop.password)
+        )
+        conn.execute(text(statement.as_string(raw).replace(":", "\\:")))
+    item = pg_shop.rendered(stack)
+    failed = _failed(run_preflight(item, stack))
+    assert "login" not in failed
+    assert "USAGE on schema shop" in failed["database and schema access"].detail  # type: ignore[attr-defined]
+    assert prepare.apply(item, stack).report.ok
+    assert run_preflight(item, stack).ok
