@@ -9,8 +9,8 @@
 
 Seeds `--products` products into a fresh database on the stack of the settings (SEAM_CONFIG,
 or `--private-stack` for a stack of its own: use one for 1M rows, not a shared stack) with
-`seam legacy seed`, prepares it with `seam legacy prepare-cdc`, then for each of `--repeat`
-runs applies the example connector spec under a new name (its own slot and topics, so every
+`seam legacy seed`, then for each of `--repeat` runs prepares (`seam connectors prepare`)
+and applies the example connector spec under a new name (its own slot and topics, so every
 run snapshots afresh; the rendered defaults plus any `--override`; with several `--variant`s,
 each variant's overrides on top, the variants taking turns) and times, from just before
 `seam connectors apply` (t=0):

@@ -1,8 +1,8 @@
 """What the end-to-end benchmarks (latency_benchmark.py, backfill_benchmark.py) share.
 
 Each run gets its own legacy database (a fresh `bench_<id>` database on the stack's server,
-seeded with `seam legacy seed` and prepared with `seam legacy prepare-cdc`), its own
-connector (the example spec under a unique name, topic prefix and slot, applied with
+seeded with `seam legacy seed`), its own connector (the example spec under a unique name,
+topic prefix and slot; its database readied with `seam connectors prepare`, then applied with
 `seam connectors apply`) and its own pipeline copy (the example pipeline on the run's topics,
 with its own group), so a run never meets another run's data or a user's. `Run` records
 everything it creates and undoes it on exit, in reverse: worker stopped, connector deleted
@@ -335,11 +335,10 @@ class LegacyDatabase(contextlib.ExitStack):
             self._admin_execute(f"DROP DATABASE IF EXISTS {self.dbname}{force}")
 
     def seed(self, products: int) -> float:
-        """`seam legacy seed` and `seam legacy prepare-cdc`; the seconds the seed took."""
+        """`seam legacy seed`; the seconds it took."""
         out = seam(
             "legacy", "seed", "--database", self.url, "--products", str(products), "-o", "json"
         )
-        seam("legacy", "prepare-cdc", "--database", self.url)
         return float(json.loads(out.stdout)["seconds"])
 
     def connect(self) -> Any:
@@ -407,12 +406,14 @@ class Run(contextlib.ExitStack):
     # The connector ------------------------------------------------------------------
 
     def write_spec(self, overrides: dict[str, str] | None = None) -> Path:
-        """The example connector spec under this run's name, database and topic prefix."""
+        """The example connector spec under this run's name, database and topic prefix, its
+        database made ready for it (`seam connectors prepare`, idempotent)."""
         spec = yaml.safe_load(EXAMPLE_SPECS[self.flavour].read_text())
         spec.update(name=self.name, database=self.db.url, topic_prefix=self.topics.prefix)
         spec["overrides"] = {**(spec.get("overrides") or {}), **(overrides or {})}
         path = self.dir / f"{self.name}.yaml"
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        seam("connectors", "prepare", "--yes", str(path))
         return path
 
     def apply(self, spec: Path, *, wait: bool = True) -> None:

@@ -15,8 +15,8 @@ import argparse
 import time
 import uuid
 
+from seam.connectors.engine import create_database, drop_database, with_database
 from seam.legacy_db import generator
-from seam.legacy_db.engine import create_database, drop_database, with_database
 from seam.legacy_db.seed import seed
 from seam.settings import load_settings
 

@@ -142,7 +142,7 @@ def _add_clash_checks(ctx: typer.Context, rendered: list[Any], reports: list[Any
     from seam.connectors.client import RetryPolicy
     from seam.connectors.errors import ConnectError
     from seam.connectors.plan import find_clashes
-    from seam.connectors.preflight import Check
+    from seam.connectors.readiness.model import Check
 
     try:
         client = _client(ctx, timeout=5.0, retries=RetryPolicy(attempts=2))
@@ -175,25 +175,95 @@ def _add_clash_checks(ctx: typer.Context, rendered: list[Any], reports: list[Any
 def preflight(
     ctx: typer.Context,
     specs: list[Path] = SPECS,
-    fix: bool = typer.Option(
-        False,
-        "--fix",
-        help="Apply the safe fixes (publication, replica identity, grants on seam's tables).",
-    ),
     output: Output = OUTPUT,
 ) -> None:
-    """Check each spec's database is ready for CDC, as the spec's CDC user."""
+    """Check each spec's database is ready for CDC, as the spec's CDC user.
+
+    Every failed check says why it matters and how to fix it; `seam connectors prepare`
+    applies the fixes seam can make.
+    """
     from seam.cli.render import print_json
-    from seam.connectors.preflight import run_preflight
+    from seam.connectors.readiness.preflight import run_preflight
 
     rendered = _render_all(ctx, specs)
-    reports = [run_preflight(r, settings(ctx), fix=fix) for r in rendered]
+    reports = [run_preflight(r, settings(ctx)) for r in rendered]
     _add_clash_checks(ctx, rendered, reports)
     if output is Output.json:
         print_json([r.as_dict() for r in reports])
     else:
         _print_preflight(reports)
     if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+def _print_prepare_plan(prepared: list[Any]) -> int:
+    """The statements prepare would run and what it leaves to a person; the statement count."""
+    count = 0
+    for item in prepared:
+        report = item.planned
+        typer.secho(f"# {report.connector} ({report.flavour}) on {item.database}", bold=True)
+        fixable, blocked = report.fixable, report.blocked
+        for check in fixable:
+            typer.secho(f"  ~ {check.name}: {check.detail}", fg="yellow")
+            for statement in check.statements:
+                typer.echo(f"      {statement.shown()};")
+                count += 1
+        for check in blocked:
+            typer.secho(f"  ! {check.name}: {check.detail}", fg="red")
+            typer.echo(f"      not applied ({check.manual}): {check.fix}")
+        if not fixable and not blocked:
+            typer.echo("  nothing to do: the database is ready for this connector")
+    return count
+
+
+@app.command()
+def prepare(
+    ctx: typer.Context,
+    specs: list[Path] = SPECS,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    output: Output = OUTPUT,
+) -> None:
+    """Make each spec's database ready for CDC: fix what preflight finds (idempotent).
+
+    Runs preflight's checks as the settings' database user (an owner or administrator) and
+    shows the statements that fix the failing ones: the CDC user and its grants, seam's
+    heartbeat and signal tables, the publication, replica identities. After confirmation it
+    runs them and checks again. What needs a server restart, a superuser or a change to
+    the spec is shown and left alone; the command then exits 1.
+    """
+    from seam.cli.interact import confirm
+    from seam.cli.render import print_json
+    from seam.connectors.readiness import prepare as readiness
+
+    rendered = _render_all(ctx, specs)
+    planned = [readiness.plan(r, settings(ctx)) for r in rendered]
+    quiet = output is Output.json
+    count = sum(len(c.statements) for p in planned for c in p.planned.fixable)
+    if not quiet:
+        _print_prepare_plan(planned)
+    if count and not yes:
+        confirm(f"Run these {count} statement(s)?")
+    # Each connector is planned again right before its fixes run: an earlier one's fixes
+    # (a shared CDC user, a shared publication) may have done part of its work.
+    done = [
+        readiness.apply(r, settings(ctx)) if count else p
+        for r, p in zip(rendered, planned, strict=True)
+    ]
+    reports = [d.report for d in done]
+    if quiet:
+        print_json([d.as_dict() for d in done])
+    else:
+        applied = sum(len(d.applied) for d in done)
+        if applied:
+            typer.secho(f"applied {applied} statement(s); checked again:", fg="green")
+            _print_preflight(reports)
+    if not all(r.ok for r in reports):
+        if not quiet:
+            typer.secho(
+                "error: not ready for CDC: see the failed checks above and their fixes",
+                fg="red",
+                err=True,
+            )
         raise typer.Exit(1)
 
 
@@ -212,7 +282,9 @@ def apply(
     skip_preflight: bool = typer.Option(
         False, "--skip-preflight", help="Do not check the databases first."
     ),
-    fix: bool = typer.Option(False, "--fix", help="Apply safe preflight fixes before applying."),
+    fix: bool = typer.Option(
+        False, "--fix", help="Prepare the databases first (as `seam connectors prepare --yes`)."
+    ),
     keep_slots: bool = typer.Option(
         False, "--keep-slots", help="When pruning, keep the PostgreSQL slots."
     ),

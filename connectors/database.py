@@ -55,7 +55,7 @@ def resolve_reference(value: str, where: str, env: Mapping[str, str] | None = No
 
 
 def _same_server(url: str, host: str, port: int, dbname: str) -> bool:
-    from seam.legacy_db.engine import parse_url
+    from seam.connectors.engine import parse_url
 
     try:
         parsed = parse_url(url)
@@ -131,7 +131,7 @@ def list_slots(url: str, *, connect_timeout: int | None = None) -> list[SlotInfo
     """Every replication slot on the PostgreSQL server of `url`, with its retained WAL."""
     from sqlalchemy import text
 
-    from seam.legacy_db.engine import connect
+    from seam.connectors.engine import connect
 
     kwargs: dict[str, Any] = {}
     if connect_timeout:
@@ -175,7 +175,7 @@ def user_activity(
     after a lost connection holds none (it closes them while it waits out its backoff)."""
     from sqlalchemy import text
 
-    from seam.legacy_db.engine import connect
+    from seam.connectors.engine import connect
 
     with connect(url, connect_args={"connect_timeout": connect_timeout}) as conn:
         if postgres:
@@ -203,7 +203,7 @@ def drop_slot(url: str, slot: str, *, wait_s: float = 15.0) -> bool:
 
     from sqlalchemy import text
 
-    from seam.legacy_db.engine import connect
+    from seam.connectors.engine import connect
 
     deadline = time.monotonic() + wait_s
     with connect(url, isolation_level="AUTOCOMMIT") as conn:
@@ -232,7 +232,7 @@ def send_snapshot_signal(
     """Ask the connector for an incremental snapshot of `collections`; returns the signal id."""
     from sqlalchemy import text
 
-    from seam.legacy_db.engine import connect
+    from seam.connectors.engine import connect
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)*", signal_table):
         raise ConfigError(f"signal table name {signal_table!r} is not a plain identifier")

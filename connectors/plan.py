@@ -30,7 +30,7 @@ from seam.errors import ConfigError, SeamError
 
 if TYPE_CHECKING:
     from seam.connectors.client import ConnectClient
-    from seam.connectors.preflight import PreflightReport
+    from seam.connectors.readiness.model import Report
     from seam.settings import Settings
 
 ActionKind = Literal["create", "update", "unchanged", "delete", "orphan"]
@@ -208,7 +208,7 @@ CLASH_FIXES: Final = {
     "topic.prefix": "set 'topic_prefix:' in the spec of '{name}' to a prefix of its own (both "
     "would write their changes into the same topics)",
     "signal.data.collection": "set 'signal_table:' in the spec of '{name}' to a table of its "
-    "own, e.g. {table} (`seam connectors preflight --fix` creates it): every "
+    "own, e.g. {table} (`seam connectors prepare` creates it): every "
     "connector that reads a signal table acts on its signals",
 }
 _LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
@@ -305,7 +305,7 @@ class ApplyResult:
     plan: Plan
     applied: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    preflight: list[PreflightReport] = field(default_factory=list)
+    preflight: list[Report] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     states: dict[str, str] = field(default_factory=dict)
 
@@ -429,18 +429,26 @@ def apply_plan(
     on_progress: Callable[[str], None] | None = None,
 ) -> ApplyResult:
     """Make the cluster match the plan. Every check runs before the first write."""
-    from seam.connectors.preflight import PreflightError, run_preflight
+    from seam.connectors.readiness import prepare
+    from seam.connectors.readiness.model import PreflightError
+    from seam.connectors.readiness.preflight import run_preflight
 
     say = on_progress or (lambda _msg: None)
     result = ApplyResult(plan)
     writes = [a.rendered for a in plan.actions if a.writes and a.rendered is not None]
     if writes:
+        if fix:
+            # Before validation: Connect validates by logging in as the CDC user, which
+            # prepare may be about to create.
+            say("preparing the databases (seam connectors prepare)")
+            for item in writes:
+                prepare.apply(item, settings)
         check_plugins(client, writes)
         say(f"validating {len(writes)} config(s) with Kafka Connect")
         validate_configs(client, writes)
         if preflight:
             say("running preflight checks")
-            result.preflight = [run_preflight(r, settings, fix=fix) for r in writes]
+            result.preflight = [run_preflight(r, settings) for r in writes]
             if not all(r.ok for r in result.preflight):
                 raise PreflightError(result.preflight)
     if dry_run:

@@ -236,8 +236,8 @@ def signal_table(spec: ConnectorSpec, dbname: str) -> str | None:
 
 def heartbeat_query(table: str) -> str:
     """An upsert of one row: a change in the publication that lets the slot advance."""
-    # The same statement as seam.legacy_db.cdc.heartbeat_action_query (a unit test keeps
-    # them in step), schema-qualified so it does not depend on the CDC role's search_path.
+    # The one copy of the heartbeat SQL (the table it writes: readiness.sql.heartbeat_table_ddl),
+    # schema-qualified so it does not depend on the CDC role's search_path.
     return (
         f"INSERT INTO {table} (id, beat_at) VALUES (1, now()) "
         "ON CONFLICT (id) DO UPDATE SET beat_at = EXCLUDED.beat_at"

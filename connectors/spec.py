@@ -8,6 +8,7 @@ One connector per file, or a YAML list of them (or several YAML documents). Exam
     user: seam_cdc                 # the CDC user the connector logs in as
     password: {env: SEAM_CDC_PASSWORD}   # or {file: /etc/seam/cdc.properties, key: password}
     tables: [orders, customers]
+    replica_identity_full: [orders]   # postgres: updates and deletes carry the whole old row
     topic_prefix: shop
     snapshot_mode: initial
     producer_overrides: true       # false: the Connect cluster forbids producer.override.*
@@ -46,7 +47,7 @@ _FLAVOURS: Final[dict[str, Flavour]] = {
     "mariadb": "mariadb",
 }
 
-# The CDC user `seam legacy prepare-cdc` creates, and its password's env var and local default.
+# The CDC user (`seam connectors prepare` creates it), its password's env var and local default.
 DEFAULT_CDC_USER: Final = "seam_cdc"
 CDC_PASSWORD_ENV: Final = "SEAM_CDC_PASSWORD"
 LOCAL_CDC_PASSWORD: Final = "seam-cdc-local"
@@ -89,6 +90,7 @@ SPEC_KEYS: Final = (
     "user",
     "password",
     "tables",
+    "replica_identity_full",
     "topic_prefix",
     "snapshot_mode",
     "publication",
@@ -134,7 +136,7 @@ class SecretRef:
         if self.kind == "env":
             value = env.get(self.name)
             if value is None and self.name == CDC_PASSWORD_ENV:
-                # The same fallback `seam legacy prepare-cdc` uses for the CDC user.
+                # The local stack's CDC password (stack/kafka.py gives Connect the same).
                 value = LOCAL_CDC_PASSWORD
             if value is None:
                 raise ConfigError(
@@ -207,6 +209,9 @@ class ConnectorSpec:
     connect_host: str | None = None
     connect_port: int | None = None
     overrides: Mapping[str, str | SecretRef] = field(default_factory=dict)
+    # PostgreSQL tables whose change events must carry the whole old row (REPLICA IDENTITY
+    # FULL): what `seam connectors prepare` sets, and preflight requires.
+    replica_identity_full: tuple[str, ...] = ()
     source: str = "<spec>"  # file:line, for messages
 
     @property
@@ -330,8 +335,23 @@ def parse_spec(data: Any, source: str = "<spec>") -> ConnectorSpec:
             f"{at('snapshot_mode')}: connector '{name}': unknown snapshot_mode {snapshot_mode!r}",
             hint=f"expected one of: {', '.join(modes)}",
         )
+    full = data.get("replica_identity_full") or []
+    if isinstance(full, str):
+        full = [t for t in re.split(r"[,\s]+", full) if t]
+    if not isinstance(full, list) or not all(isinstance(t, str) and t for t in full):
+        raise ConfigError(
+            f"{at('replica_identity_full')}: connector '{name}': 'replica_identity_full' must be "
+            "a list of table names"
+        )
+    strangers = [t for t in full if t not in tables]
+    if strangers:
+        raise ConfigError(
+            f"{at('replica_identity_full')}: connector '{name}': {', '.join(strangers)} "
+            "in 'replica_identity_full' but not in 'tables'",
+            hint="name each table as it is written under 'tables'",
+        )
     if flavour != "postgres":
-        for pg_only in ("publication", "slot"):
+        for pg_only in ("publication", "slot", "replica_identity_full"):
             if pg_only in data:
                 raise ConfigError(
                     f"{at(pg_only)}: connector '{name}': '{pg_only}' applies to postgres only"
@@ -357,6 +377,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> ConnectorSpec:
         flavour=flavour,
         database=str(required("database")),
         tables=tuple(str(t) for t in tables),
+        replica_identity_full=tuple(full),
         user=str(data.get("user") or DEFAULT_CDC_USER),
         password=password,
         topic_prefix=opt_str("topic_prefix"),

@@ -13,12 +13,11 @@ from pathlib import Path
 import typer
 
 from seam.cli.context import settings
-from seam.cli.legacy import prepare_cdc
 from seam.cli.render import OUTPUT, Output
 from seam.errors import ConfigError
 
 app = typer.Typer(
-    help="The example legacy product catalog: seed it, run its workload, prepare it for CDC, "
+    help="The example legacy product catalog: seed it, run its workload, "
     "export its pipeline files.",
     no_args_is_help=True,
 )
@@ -160,5 +159,3 @@ def export(
         typer.echo(f"{directory / folder}: {count} files")
 
 
-# Until CDC readiness is a toolkit command (issue 11), `prepare-cdc` lives in seam.cli.legacy.
-app.command("prepare-cdc")(prepare_cdc)

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
+from seam.connectors.engine import Flavour, connect, flavour_of
 from seam.errors import DatabaseError
 from seam.legacy_db import generator
-from seam.legacy_db.engine import Flavour, connect, flavour_of
 from seam.legacy_db.models import CATALOG_TABLES, COLUMNS, Base
 from seam.legacy_db.tsv import decode_line, encode_rows
 from seam.secrets import mask_url
@@ -30,6 +30,8 @@ from seam.secrets import mask_url
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+# The publication of legacy_db/connectors/catalog-postgres.yaml (`seam connectors prepare`).
+CATALOG_PUBLICATION: Final = "seam_catalog"
 # Child rows wait here while products stream; beyond this they spill to disk.
 _SPOOL_BYTES: Final = 64 * 1024 * 1024
 _CHILD_TABLES: Final = ("product_prices", "stock_levels", "product_tags")
@@ -263,11 +265,9 @@ def _fix_sequences(conn: Connection) -> None:
 def _has_publication(conn: Connection) -> bool:
     from sqlalchemy import text
 
-    from seam.legacy_db.cdc import PUBLICATION
-
     return (
         conn.execute(
-            text("SELECT 1 FROM pg_publication WHERE pubname = :p"), {"p": PUBLICATION}
+            text("SELECT 1 FROM pg_publication WHERE pubname = :p"), {"p": CATALOG_PUBLICATION}
         ).first()
         is not None
     )
@@ -321,7 +321,8 @@ def seed(
             conn.commit()
             if had_publication:
                 notes.append(
-                    "the dropped tables left the CDC publication: run `seam legacy prepare-cdc` again"
+                    "the dropped tables left the CDC publication: run `seam connectors prepare "
+                    "legacy_db/connectors/catalog-postgres.yaml` again"
                 )
             # ANALYZE outside the load transaction: planner statistics for the workload.
             conn.execute(text(f"ANALYZE {', '.join(CATALOG_TABLES)}"))

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
+from seam.connectors.engine import Flavour, connect, flavour_of
 from seam.errors import ConfigError, DatabaseError
 from seam.legacy_db import generator
-from seam.legacy_db.engine import Flavour, connect, flavour_of
 from seam.legacy_db.models import product_prices, product_tags, products, stock_levels
 from seam.secrets import mask_url
 

@@ -16,8 +16,8 @@ seam=.venv/bin/seam
 $seam stack up
 for db in postgres mariadb; do
   $seam legacy seed --database "$db" --products "$products" --keep-existing
-  $seam legacy prepare-cdc --database "$db"
 done
+$seam connectors prepare --yes legacy_db/connectors
 $seam connectors apply --wait legacy_db/connectors
 $seam transform check-schemas legacy_db/schemas
 for pipeline in legacy_db/pipelines/catalog.yaml legacy_db/pipelines/catalog-mariadb.yaml; do

@@ -54,8 +54,9 @@ its default or a zero when it is not); without one, null or a zero of any type. 
 IDENTITY FULL delete of a row whose non-key columns really are all NULL or zero is then
 reported as unknown, which is less than it could say but never false. Not recognised: a
 NOT NULL column whose DEFAULT Debezium parsed, without an embedded schema (its fill-in looks
-like a value), and the non-key identity columns of `USING INDEX`. `seam legacy prepare-cdc`
-sets REPLICA IDENTITY FULL, which sends the whole old row.
+like a value), and the non-key identity columns of `USING INDEX`. `seam connectors prepare`
+sets REPLICA IDENTITY FULL (on a spec's `replica_identity_full:` tables and key-less ones),
+which sends the whole old row.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def legacy_products(url: str) -> dict[int, dict[str, Any]]:
     """The legacy products table, read straight from the database, by id."""
     from sqlalchemy import select
 
-    from seam.legacy_db.engine import connect
+    from seam.connectors.engine import connect
     from seam.legacy_db.models import products
 
     with connect(url) as conn:
@@ -66,7 +66,7 @@ def legacy_products(url: str) -> dict[int, dict[str, Any]]:
 def legacy_names(url: str, table: str, key: str, name: str) -> dict[int, str]:
     from sqlalchemy import text
 
-    from seam.legacy_db.engine import connect
+    from seam.connectors.engine import connect
     from seam.legacy_db.rules import clean_name
 
     with connect(url) as conn:

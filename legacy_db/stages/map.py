@@ -226,7 +226,8 @@ class MapStage:
             if before is None:
                 raise Reject(
                     "products: update without the old row: cannot tell what changed "
-                    "(set REPLICA IDENTITY FULL on the table, see `seam legacy prepare-cdc`)"
+                    "(set REPLICA IDENTITY FULL on the table: list it under "
+                    "'replica_identity_full:' in the connector spec, run `seam connectors prepare`)"
                 )
             if after is None:
                 raise Reject("products: update without a new row")

@@ -48,13 +48,14 @@ def faults(private_stack: Settings) -> Iterator[StackFaults]:
 @pytest.fixture(scope="session")
 def catalog(private_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
     """A catalog seeded into a database of its own with `seam legacy seed`, prepared with
-    `seam legacy prepare-cdc`, captured by legacy_db/connectors/catalog-postgres.yaml (its
-    name, database, user and topic prefix made unique) through `seam connectors apply`."""
+    `seam connectors prepare` and captured through `seam connectors apply`, both on
+    legacy_db/connectors/catalog-postgres.yaml (its name, database, user and topic prefix made
+    unique)."""
     from confluent_kafka.admin import AdminClient, NewTopic
     from sqlalchemy import text
 
     from seam.connectors.client import ConnectClient
-    from seam.legacy_db.engine import connect, create_database, drop_database, with_database
+    from seam.connectors.engine import connect, create_database, drop_database, with_database
     from seam.transforms.readback import read_to_end
 
     stack = private_stack
@@ -68,7 +69,6 @@ def catalog(private_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -
     create_database(url)
     try:
         seam("legacy", "seed", "--database", url, "--products", str(PRODUCTS), "--seed", "7")
-        seam("legacy", "prepare-cdc", "--database", url, "--cdc-user", user)
         # Three partitions for the products topic (the connector would make one): the
         # worker's transactions then span partitions, and its marks are per partition.
         admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
@@ -80,6 +80,7 @@ def catalog(private_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -
         spec.update(name=connector, database=url, user=user, topic_prefix=prefix)
         spec_path = tmp_path_factory.mktemp("connector") / f"{connector}.yaml"
         spec_path.write_text(yaml.safe_dump(spec))
+        seam("connectors", "prepare", "--yes", str(spec_path))
         seam("connectors", "apply", "--wait", "--timeout", "120", str(spec_path))
         initial = legacy_products(url)
         wait_for(

@@ -31,7 +31,7 @@ def mariadb_connector(
     """A connector on a private MariaDB database with a CDC user of its own; all removed after."""
     from sqlalchemy import text
 
-    from seam.legacy_db.engine import connect, create_database, drop_database, with_database
+    from seam.connectors.engine import connect, create_database, drop_database, with_database
 
     suffix = uuid.uuid4().hex[:8]
     name, user, password = f"seam_mh_{suffix}", f"seam_mh_{suffix}", secrets.token_hex(12)

@@ -48,10 +48,10 @@ def _admin(stack: Settings) -> str:
 
 @pytest.fixture(scope="module")
 def source_db(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SourceDb]:
-    """A private database prepared for CDC the way `seam legacy prepare-cdc` does it."""
+    """A private database prepared for CDC by hand, the way a DBA might have done it."""
     from sqlalchemy import text
 
-    from seam.legacy_db.engine import connect, create_database, drop_database, with_database
+    from seam.connectors.engine import connect, create_database, drop_database, with_database
 
     suffix = uuid.uuid4().hex[:8]
     name = f"seam_ct_{suffix}"
@@ -132,7 +132,7 @@ def make_spec(stack: Settings, source_db: SourceDb, client: ConnectClient) -> It
         password: str | None = None,
     ) -> RenderedConnector:
         name = name or f"seam-ct-{uuid.uuid4().hex[:8]}"
-        # The publication belongs to the admin, as after `seam legacy prepare-cdc`.
+        # The publication belongs to the admin, as after `seam connectors prepare`.
         merged = {"publication.autocreate.mode": autocreate} if autocreate else {}
         merged.update(overrides or {})
         text = (
@@ -350,7 +350,8 @@ def test_rejected_config_applies_nothing(
 def test_preflight_flags_publication_rewrite_and_apply_refuses(
     stack: Settings, client: ConnectClient, make_spec: SpecFactory
 ) -> None:
-    from seam.connectors.preflight import PreflightError, run_preflight
+    from seam.connectors.readiness.model import PreflightError
+    from seam.connectors.readiness.preflight import run_preflight
 
     item = make_spec(autocreate=None)  # filtered, on a publication owned by the admin
     report = run_preflight(item, stack)
@@ -382,7 +383,7 @@ def _write_wal(url: str, rows: int = 3000) -> None:
     """Changes on a table no connector here captures: the WAL grows, the topics do not."""
     from sqlalchemy import text
 
-    from seam.legacy_db.engine import connect
+    from seam.connectors.engine import connect
 
     with connect(url, isolation_level="AUTOCOMMIT") as conn:
         conn.execute(
@@ -464,7 +465,7 @@ def test_status_says_retrying_while_debezium_waits_to_reconnect(
 ) -> None:
     from sqlalchemy import text
 
-    from seam.legacy_db.engine import connect
+    from seam.connectors.engine import connect
 
     # A long restart wait keeps Debezium in its backoff long enough to look at it.
     item = make_spec({"retriable.restart.connector.wait.ms": "40000"})
@@ -498,18 +499,20 @@ def test_status_says_retrying_while_debezium_waits_to_reconnect(
 def test_each_connector_snapshots_through_its_own_signal_table(
     stack: Settings, client: ConnectClient, make_spec: SpecFactory, source_db: SourceDb
 ) -> None:
-    from seam.connectors.preflight import run_preflight
+    from seam.connectors.readiness import prepare
+    from seam.connectors.readiness.preflight import run_preflight
 
     suffix = uuid.uuid4().hex[:6]
     a = make_spec(signal_table=f"seam_signal_a_{suffix}")
     b = make_spec(signal_table=f"seam_signal_b_{suffix}")
-    # The tables do not exist yet: preflight says so, --fix makes them, grants them and
-    # puts them in the publication (in rounds: the grants need the table first).
+    # The tables do not exist yet: preflight says so, prepare makes them, grants them and
+    # puts them in the publication (one transaction), and preflight then passes.
     assert not run_preflight(a, stack).ok
     for item in (a, b):
-        fixed = run_preflight(item, stack, fix=True)
-        assert fixed.ok, fixed.summary()
-        assert any(c.fixed and c.name.startswith("table ") for c in fixed.checks)
+        fixed = prepare.apply(item, stack)
+        assert fixed.report.ok, fixed.report.summary()
+        assert any(c.fixed and c.name.startswith("table ") for c in fixed.report.checks)
+        assert run_preflight(item, stack).ok
     apply_plan(make_plan([a, b], client.list_connectors()), client, stack, wait=True)
     assert len(consume(stack, topic_of(a), ROWS)) == ROWS
     assert len(consume(stack, topic_of(b), ROWS)) == ROWS

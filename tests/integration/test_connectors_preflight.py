@@ -21,7 +21,8 @@ import pytest
 
 from seam.connectors.client import ConnectClient
 from seam.connectors.plan import apply_plan, make_plan
-from seam.connectors.preflight import run_preflight
+from seam.connectors.readiness import prepare
+from seam.connectors.readiness.preflight import run_preflight
 from seam.connectors.render import render
 from seam.connectors.spec import parse_specs
 from seam.errors import SeamError
@@ -68,7 +69,7 @@ def replica_postgres() -> Iterator[str]:
     """A private PostgreSQL with wal_level=replica; yields an admin URL to database `shop`."""
     from sqlalchemy import text
 
-    from seam.legacy_db.engine import connect
+    from seam.connectors.engine import connect
 
     with _private_server("postgres", {"wal_level": "replica"}) as server:
         admin = f"postgresql://postgres:{LOCAL_PASSWORD}@127.0.0.1:{server.settings.postgres_port}"
@@ -87,7 +88,7 @@ def statement_mariadb() -> Iterator[str]:
     """A private MariaDB with binlog_format=STATEMENT; yields a URL of user `cdc` on `shop`."""
     from sqlalchemy import text
 
-    from seam.legacy_db.engine import connect
+    from seam.connectors.engine import connect
 
     with _private_server("mariadb", {"binlog-format": "STATEMENT", "server-id": "7"}) as server:
         port = server.settings.mariadb_port
@@ -140,16 +141,18 @@ def test_postgres_with_wal_level_replica_fails_with_fix(
     assert no_pk.severity == "error"
     assert "UPDATE and DELETE" in (no_pk.why or "")
     assert failed["replica identity public.products"].severity == "info"
-    assert failed["publication"].fix_sql
+    assert failed["publication"].statements
 
-    # --fix applies the safe fixes (publication, replica identity) as the admin URL; the
-    # server settings stay for the operator.
-    fixed = run_preflight(item, stack, fix=True)
-    now = _failed(fixed)
-    assert "publication" not in now
-    assert "replica identity public.legacy_log" not in now
-    assert "wal_level" in now
-    assert "replication privilege" in now
+    # prepare applies the fixes as the admin URL (a superuser here: it may give the role
+    # REPLICATION); wal_level needs a restart, so it says so and leaves it.
+    planned = prepare.plan(item, stack)
+    assert [c.name for c in planned.planned.blocked] == ["wal_level"]
+    assert "needs a server restart" in (planned.planned.blocked[0].fix or "")
+    fixed = prepare.apply(item, stack)
+    assert fixed.applied
+    assert [c.name for c in fixed.report.errors] == ["wal_level"]
+    assert [c.name for c in run_preflight(item, stack).errors] == ["wal_level"]
+    assert prepare.apply(item, stack).applied == []
 
 
 def test_apply_against_unready_postgres_changes_nothing(
@@ -180,7 +183,7 @@ def test_mariadb_with_statement_binlog_fails_with_fix(
     wrong = _spec(stack, tmp_path, "mysql", statement_mariadb)
     flavour = _failed(run_preflight(wrong, stack))["flavour"]
     assert flavour.detail.startswith("the spec's flavour is 'mysql' but the server is MariaDB")
-    assert flavour.fix == "set 'flavour: mariadb' in the spec"
+    assert flavour.fix == "set 'flavour: mariadb' in the spec (needs a change to the spec)"
 
     clash = _spec(stack, tmp_path, "mariadb", statement_mariadb, server_id="7")
     assert "server id" in _failed(run_preflight(clash, stack))

@@ -18,15 +18,13 @@ from typing import Any
 
 import pytest
 
+from seam.connectors.engine import connect, create_database, drop_database, with_database
 from seam.errors import DatabaseError
 from seam.legacy_db import seed as seed_module
-from seam.legacy_db.cdc import HEARTBEAT_TABLE, PUBLICATION, SIGNAL_TABLE, prepare_cdc
-from seam.legacy_db.engine import connect, create_database, drop_database, with_database
 from seam.legacy_db.generator import CatalogSize
 from seam.legacy_db.models import CATALOG_TABLES, COLUMNS
 from seam.legacy_db.seed import seed
 from seam.legacy_db.workload import read_log, run_workload
-from seam.secrets import Secret
 from seam.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -273,32 +271,59 @@ def test_workload_keeps_to_the_target_rate(dbs: dict[str, str]) -> None:
     assert report.operations == []
 
 
-# --- prepare-cdc ------------------------------------------------------------------------
+# --- readiness for CDC: the example's connector specs, prepared by the toolkit -----------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _example_spec(flavour: str, url: str, user: str, password: str, tmp_path: Path) -> Path:
+    """legacy_db/connectors/catalog-<flavour>.yaml pointed at `url`, as `user`."""
+    import yaml
+
+    name = "catalog-postgres" if flavour == "postgres" else "catalog-mariadb"
+    spec = yaml.safe_load((REPO / "examples" / "connectors" / f"{name}.yaml").read_text())
+    secret = tmp_path / "cdc.properties"
+    secret.write_text(f"password={password}\n")
+    spec.update(database=url, user=user, password={"file": str(secret)})
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _rendered(stack: Settings, path: Path) -> Any:
+    from seam.connectors.render import render
+    from seam.connectors.spec import load_specs
+
+    (spec,) = load_specs([path])
+    return render(spec, stack)
 
 
 def _as_user(url: str, user: str, password: str) -> str:
-    from sqlalchemy.engine import make_url
+    from seam.connectors.engine import parse_url
 
-    from seam.legacy_db.engine import sqlalchemy_url
-
-    parsed = make_url(sqlalchemy_url(url)).set(username=user, password=password)
+    parsed = parse_url(url).set(username=user, password=password)
     return parsed.render_as_string(hide_password=False)
 
 
-def test_prepare_cdc_on_postgres_is_least_privilege_and_idempotent(
-    dbs: dict[str, str], cdc_user: str
+def test_prepare_readies_the_postgres_catalog_least_privilege_and_idempotent(
+    stack: Settings, dbs: dict[str, str], cdc_user: str, tmp_path: Path
 ) -> None:
     from sqlalchemy import text
+
+    from seam.connectors.readiness import prepare
+    from seam.connectors.readiness.preflight import run_preflight
 
     url = dbs["postgres"]
     seed(url, products=300, seed=SEED, drop=True)
     password = f"pw-{uuid.uuid4().hex}"
-    first = prepare_cdc(url, cdc_user=cdc_user, password=Secret(password))
-    assert first.changed
-    assert first.server_ready
-    second = prepare_cdc(url, cdc_user=cdc_user, password=Secret(password))
-    assert not second.changed, [a for a in second.actions if a.status != "already"]
+    item = _rendered(stack, _example_spec("postgres", url, cdc_user, password, tmp_path))
+    first = prepare.apply(item, stack)
+    assert first.applied
+    assert first.report.ok, first.report.summary()
     assert password not in json.dumps(first.as_dict())
+    assert run_preflight(item, stack).ok
+    second = prepare.apply(item, stack)
+    assert second.applied == []
 
     with connect(url) as conn:
         role = conn.execute(
@@ -309,25 +334,19 @@ def test_prepare_cdc_on_postgres_is_least_privilege_and_idempotent(
         published = {
             r[0]
             for r in conn.execute(
-                text("SELECT tablename FROM pg_publication_tables WHERE pubname = :p"),
-                {"p": PUBLICATION},
+                text("SELECT tablename FROM pg_publication_tables WHERE pubname = 'seam_catalog'")
             )
         }
-        assert published == {*CATALOG_TABLES, HEARTBEAT_TABLE, SIGNAL_TABLE}
-        assert (
-            conn.execute(
-                text("SELECT puballtables FROM pg_publication WHERE pubname = :p"),
-                {"p": PUBLICATION},
-            ).scalar_one()
-            is False
-        )
+        assert published == {*CATALOG_TABLES, "seam_heartbeat", "debezium_signal"}
         identity = dict(
             conn.execute(
                 text(
-                    "SELECT relname, relreplident FROM pg_class WHERE relname IN ('products', 'product_tags', 'categories')"
+                    "SELECT relname, relreplident FROM pg_class "
+                    "WHERE relname IN ('products', 'product_tags', 'categories')"
                 )
             ).all()
         )
+        # products: the spec's replica_identity_full; product_tags: it has no key.
         assert identity == {"products": "f", "product_tags": "f", "categories": "d"}
 
     # The CDC role can do its job, and no more.
@@ -335,12 +354,7 @@ def test_prepare_cdc_on_postgres_is_least_privilege_and_idempotent(
     slot = f"seam_test_{uuid.uuid4().hex[:8]}"
     with connect(as_cdc) as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM products")).scalar() == 300
-        conn.execute(
-            text(
-                "INSERT INTO seam_heartbeat (id, beat_at) VALUES (1, now()) "
-                "ON CONFLICT (id) DO UPDATE SET beat_at = EXCLUDED.beat_at"
-            )
-        )
+        conn.execute(text(item.config["heartbeat.action.query"]))
         conn.execute(
             text("INSERT INTO debezium_signal (id, type, data) VALUES ('t1', 'log', '{}')")
         )
@@ -357,20 +371,20 @@ def test_prepare_cdc_on_postgres_is_least_privilege_and_idempotent(
     assert report.counts["hard_delete"] > 0
 
 
-def test_prepare_cdc_on_mariadb_grants_what_debezium_needs_and_is_idempotent(
-    dbs: dict[str, str], cdc_user: str
+def test_prepare_readies_the_mariadb_catalog_and_resets_a_changed_password(
+    stack: Settings, dbs: dict[str, str], cdc_user: str, tmp_path: Path
 ) -> None:
     from sqlalchemy import text
+
+    from seam.connectors.readiness import prepare
 
     url = dbs["mysql"]
     seed(url, products=300, seed=SEED, drop=True)
     password = f"pw-{uuid.uuid4().hex}"
-    first = prepare_cdc(url, cdc_user=cdc_user, password=Secret(password))
-    assert first.changed
-    assert first.server_ready
-    assert first.connector_hints["connector"] == "MariaDbConnector"
-    second = prepare_cdc(url, cdc_user=cdc_user, password=Secret(password))
-    assert not second.changed, [a for a in second.actions if a.status != "already"]
+    path = _example_spec("mariadb", url, cdc_user, password, tmp_path)
+    first = prepare.apply(_rendered(stack, path), stack)
+    assert first.report.ok, first.report.summary()
+    assert prepare.apply(_rendered(stack, path), stack).applied == []
 
     with connect(url) as conn:
         grants = " | ".join(
@@ -395,19 +409,16 @@ def test_prepare_cdc_on_mariadb_grants_what_debezium_needs_and_is_idempotent(
         conn.execute(
             text("INSERT INTO debezium_signal (id, type, data) VALUES ('t1', 'log', '{}')")
         )
-        conn.execute(
-            text(
-                "INSERT INTO seam_heartbeat (id, beat_at) VALUES (1, NOW(3)) "
-                "ON DUPLICATE KEY UPDATE beat_at = VALUES(beat_at)"
-            )
-        )
         conn.commit()
     with pytest.raises(DatabaseError, match="denied"), connect(as_cdc) as conn:
         conn.execute(text("DELETE FROM products WHERE prod_id = 1"))
 
     # A changed password is noticed and reset, without touching the rest.
-    third = prepare_cdc(url, cdc_user=cdc_user, password=Secret(password + "x"))
-    assert [a.what for a in third.actions if a.status != "already"] == [f"password of {cdc_user}"]
+    (tmp_path / "cdc.properties").write_text(f"password={password}x\n")
+    third = prepare.apply(_rendered(stack, path), stack)
+    assert [s.shown() for s in third.applied] == [
+        f"ALTER USER '{cdc_user}'@'%' IDENTIFIED BY '******'"
+    ]
 
 
 # --- the command line -------------------------------------------------------------------
@@ -424,9 +435,7 @@ def _seam(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
-def test_cli_seed_workload_and_prepare_cdc(
-    dbs: dict[str, str], cdc_user: str, tmp_path: Path
-) -> None:
+def test_cli_seed_workload_and_prepare(dbs: dict[str, str], cdc_user: str, tmp_path: Path) -> None:
     url = dbs["postgres"]
     done = _seam(
         "legacy", "seed", "--database", url, "--products", "400", "--drop", "--output", "json"
@@ -454,20 +463,14 @@ def test_cli_seed_workload_and_prepare_cdc(
     assert len(read_log(log)) == 25
 
     secret = f"pw-{uuid.uuid4().hex}"
-    done = _seam(
-        "legacy",
-        "prepare-cdc",
-        "-d",
-        url,
-        "--cdc-user",
-        cdc_user,
-        "--cdc-password-env",
-        "TEST_CDC_PW",
-        env={"TEST_CDC_PW": secret},
-    )
-    assert done.returncode == 0, done.stderr
+    spec = _example_spec("postgres", url, cdc_user, secret, tmp_path)
+    done = _seam("connectors", "prepare", "--yes", str(spec))
+    assert done.returncode == 0, done.stdout + done.stderr
     assert "publication" in done.stdout
     assert secret not in done.stdout + done.stderr
+    again = _seam("connectors", "prepare", str(spec))
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stdout
 
 
 @pytest.mark.parametrize(

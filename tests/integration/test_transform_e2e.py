@@ -1,5 +1,5 @@
 """End to end on the real stack: a seeded legacy catalog in its own PostgreSQL database,
-prepare-cdc, a Debezium connector, the transform worker as a subprocess, a workload; then
+`seam connectors prepare`, a Debezium connector, the transform worker as a subprocess, a workload; then
 the history topic holds exactly the domain events the workload implies, and the latest
 topic (compacted view) equals the legacy tables after cleaning, row for row.
 """
@@ -63,13 +63,12 @@ def catalog(
     from sqlalchemy import text
 
     from seam.connectors.client import ConnectClient
+    from seam.connectors.engine import connect, create_database, drop_database, with_database
     from seam.connectors.plan import apply_plan, make_plan
+    from seam.connectors.readiness import prepare
     from seam.connectors.render import render
     from seam.connectors.spec import parse_specs
-    from seam.legacy_db.cdc import prepare_cdc
-    from seam.legacy_db.engine import connect, create_database, drop_database, with_database
     from seam.legacy_db.seed import seed
-    from seam.secrets import Secret
 
     suffix = uuid.uuid4().hex[:8]
     name = f"seam_tx_{suffix}"
@@ -87,7 +86,6 @@ def catalog(
     outputs = [f"{prefix}.product-events", f"{prefix}.products-latest", f"{prefix}.dead-letter"]
     try:
         seed(url, products=PRODUCTS, seed=5)
-        prepare_cdc(url, cdc_user=user, password=Secret(password))
         # The products topic gets 4 partitions before the connector makes it with 1.
         admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
         for future in admin.create_topics(
@@ -116,10 +114,13 @@ def catalog(
         )
         if flavour == "postgres":
             spec_text += (
-                "publication: seam_catalog\noverrides:\n  publication.autocreate.mode: disabled\n"
+                "replica_identity_full: [products]\npublication: seam_catalog\n"
+                "overrides:\n  publication.autocreate.mode: disabled\n"
             )
         (spec,) = parse_specs(spec_text, f"{connector}.yaml")
         rendered = render(spec, stack)
+        prepared = prepare.apply(rendered, stack)
+        assert prepared.report.ok, prepared.report.summary()
         apply_plan(
             make_plan([rendered], client.list_connectors()),
             client,

@@ -228,13 +228,6 @@ def test_unknown_database_name_names_the_setting() -> None:
         render(spec, SETTINGS)
 
 
-def test_heartbeat_query_matches_legacy_prepare_cdc() -> None:
-    from seam.connectors.render import heartbeat_query
-    from seam.legacy_db.cdc import HEARTBEAT_TABLE, heartbeat_action_query
-
-    assert heartbeat_query(HEARTBEAT_TABLE) == heartbeat_action_query("postgres")
-
-
 def test_examples_parse_and_render() -> None:
     root = folder("connectors")
     specs = load_specs([root])

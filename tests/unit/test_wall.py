@@ -34,14 +34,9 @@ GENERIC_COLUMNS: Final = frozenset(
     {"created_at", "updated_at", "email", "phone", "country", "sku", "ean", "tag", "amount"}
     | {"currency", "valid_from", "valid_to", "parent_id"}
 )
-# Offences that another part of issue 11 removes (CDC readiness: the database helper moves
-# into the toolkit, `prepare-cdc` becomes a toolkit command), and one kept on purpose. An
-# entry that no longer matches an offence fails the test: delete it then.
+# Offences kept on purpose. An entry that no longer matches an offence fails the test:
+# delete it then.
 ALLOWED: Final = {
-    ("connectors/database.py", "imports seam.legacy_db.engine"): "CDC readiness (issue 11)",
-    ("connectors/preflight.py", "imports seam.legacy_db.engine"): "CDC readiness (issue 11)",
-    ("connectors/preflight.py", "catalog"): "CDC readiness (issue 11)",
-    ("cli/legacy.py", "imports seam.legacy_db.cdc"): "CDC readiness (issue 11)",
     # The local stack's database keeps its name, so existing stacks keep their data.
     ("core/settings.py", "catalog"): "the local stack's database name",
 }

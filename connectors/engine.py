@@ -1,5 +1,6 @@
-"""Connections to a legacy database: one place that turns a user's URL into an engine and
-every connection failure into one clear `DatabaseError`.
+"""Connections to a database: one place that turns a user's URL into an engine and every
+connection failure into one clear `DatabaseError`. Toolkit code (readiness, slots, signals)
+and the worked example both connect through here.
 
 Users write plain URLs (`postgresql://user:pw@host:5432/catalog`, `mysql://...`,
 `mariadb://...`); SQLAlchemy needs the driver in the scheme. `sqlalchemy_url` is the only
@@ -122,7 +123,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = parse_url(url)
     connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
     if parsed.get_backend_name() == "mysql":
-        # utf8mb4: the catalog holds 4-byte characters; local_infile: the bulk seed path.
+        # utf8mb4: legacy data holds 4-byte characters; local_infile: LOAD DATA LOCAL bulk loads.
         connect_args.update(charset="utf8mb4", local_infile=True)
     else:
         connect_args["application_name"] = "seam"
@@ -170,8 +171,8 @@ def describe_failure(url: str, exc: BaseException) -> DatabaseError:
     if "does not have a replica identity" in lowered:
         return DatabaseError(
             f"{masked} refused a change: {text}",
-            hint="the table is in a publication but has no replica identity: run seam legacy prepare-cdc "
-            "(it sets REPLICA IDENTITY FULL on the key-less product_tags)",
+            hint="the table is in a publication but has no replica identity: run "
+            "`seam connectors prepare SPEC` (it sets REPLICA IDENTITY FULL on key-less tables)",
         )
     return DatabaseError(
         f"database error on {masked}: {text}",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seam.errors import DatabaseError
-from seam.legacy_db.engine import (
+from seam.connectors.engine import (
     database_name,
     describe_failure,
     flavour_of,
@@ -14,6 +13,7 @@ from seam.legacy_db.engine import (
     sqlalchemy_url,
     with_database,
 )
+from seam.errors import DatabaseError
 
 pytestmark = pytest.mark.unit
 
@@ -124,7 +124,7 @@ class _OrigError(Exception):
             ),
             PG,
             "refused a change",
-            "prepare-cdc",
+            "seam connectors prepare",
         ),
     ],
 )
