@@ -2,7 +2,7 @@
 connection failure into one clear `DatabaseError`. Toolkit code (readiness, slots, signals)
 and the worked example both connect through here.
 
-Users write plain URLs (`postgresql://user:pw@host:5432/catalog`, `mysql://...`,
+Users write plain URLs (`postgresql://user:pw@host:5432/shop`, `mysql://...`,
 `mariadb://...`); SQLAlchemy needs the driver in the scheme. `sqlalchemy_url` is the only
 place that mapping happens, so the rest of seam never names a driver.
 """
@@ -99,7 +99,7 @@ def database_name(url: str) -> str:
     if not name:
         raise DatabaseError(
             f"'{mask_url(url)}' names no database",
-            hint="append the database name to the URL, for example .../catalog",
+            hint="append the database name to the URL, for example .../shop",
         )
     return name
 

@@ -157,5 +157,3 @@ def export(
     for folder in FOLDERS:
         count = sum(1 for p in written if p.startswith(folder + "/"))
         typer.echo(f"{directory / folder}: {count} files")
-
-

@@ -43,7 +43,7 @@ def test_the_example_is_an_installed_plugin() -> None:
     assert found.get("legacy") == "seam.legacy_db.cli:app"
     result = CliRunner().invoke(app, ["legacy", "--help"])
     assert result.exit_code == 0
-    for command in ("seed", "workload", "export", "prepare-cdc"):
+    for command in ("seed", "workload", "export"):
         assert command in result.output
 
 
