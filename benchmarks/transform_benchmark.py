@@ -145,7 +145,7 @@ def stage_cpu(repeat: int = 5) -> None:
 
 
 class OutputFloor:
-    """Stands in for the worker's fast path (`worker._fast`): publishes the pool's
+    """Stands in for the worker's fast path (`worker._handler.fast`): publishes the pool's
     precomputed publications in turn, one per input record. A plain loop, as tight as the
     engine's own: the worker's `_publish` adds ~2 us per record of Python around each
     produce, which the fast path does not pay. (The producer's queue holds far more than
@@ -338,9 +338,7 @@ def main() -> None:
                 on_progress=sample,
             )
             if mode == "output_floor":
-                worker._fast = OutputFloor(  # type: ignore[assignment]
-                    floor_publications_of(data)
-                )
+                worker._handler.fast = OutputFloor(floor_publications_of(data))  # type: ignore[assignment]
             cpu_started = time.process_time()
             progress = worker.run()
             del worker  # and the output floor's publications with it, before the next mode

@@ -45,9 +45,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from seam.changes import ChangeEvent, RawRecord
 from seam.errors import SeamError
-from seam.streams.decode import decode
 from seam.streams.kafka import KAFKA_HINT, KafkaUnavailableError
 from seam.transforms.calls import CallInterruptedError, CallTimedOutError, bounded
 from seam.transforms.clients import Clients, KafkaClients
@@ -59,11 +57,11 @@ from seam.transforms.delivery import (
     classify,
     describe,
 )
-from seam.transforms.fast_path import FastPath, load_fast_path
-from seam.transforms.outputs import Publication, publication
-from seam.transforms.pipeline import Pipeline, Produced
+from seam.transforms.fast_path import load_fast_path
+from seam.transforms.handling import RecordHandler
+from seam.transforms.pipeline import Pipeline
 from seam.transforms.pipeline_file import PipelineSpec
-from seam.transforms.progress import Counts, MetricsServer, Progress
+from seam.transforms.progress import Counts, MetricsServer, Progress, consumer_lag
 from seam.transforms.redelivery import Marks
 from seam.transforms.reference import ReferenceFeed, ReferenceTimeoutError
 
@@ -72,7 +70,6 @@ log = logging.getLogger("seam.transform")
 # A failing batch is retried until both are true: this many attempts, and broker_timeout
 # seconds since the first failure (a broker restart takes longer than a few quick tries).
 MAX_BATCH_ATTEMPTS: Final = 5
-DLQ_PREFIX: Final = "seam."
 _PROBE_INTERVAL: Final = 1.0  # seconds between checks that a lost broker answers again
 
 
@@ -116,10 +113,9 @@ class Worker:
         self.options = options or WorkerOptions()
         self.clients: Clients = clients or KafkaClients(bootstrap_servers)
         self.pipeline = pipeline if pipeline is not None else spec.build()
-        self._fast: FastPath | None = (
-            load_fast_path(spec, self.pipeline) if self.options.fast_path else None
-        )
-        log.info("compiled fast path: %s", "on" if self._fast is not None else "off")
+        fast = load_fast_path(spec, self.pipeline) if self.options.fast_path else None
+        log.info("compiled fast path: %s", "on" if fast is not None else "off")
+        self._handler = RecordHandler(spec, self.pipeline, fast)
         self.on_progress = on_progress
         self.eos = spec.guarantee == "exactly_once"
         self.instance = self.options.instance_id or socket.gethostname()
@@ -454,7 +450,7 @@ class Worker:
             self._load_marks(spans)
             marks = self._marks.copy()
             self._delivery.begin()
-            self._transform(messages, batch, marks)
+            self._handler.transform(messages, batch, marks, self._delivery)
             offsets = [
                 TopicPartition(t, p, span[1] + 1, metadata=marks.metadata(t, p))
                 for (t, p), span in spans.items()
@@ -490,22 +486,6 @@ class Worker:
         # Past processing.max_stage_errors the worker stops here, once the batch is
         # committed: its dead letters and offsets are in, a restart neither loses nor repeats.
         self.spec.check_stage_errors(self.counts.stage_errors, self.pipeline)
-
-    def _transform(self, messages: list[Any], batch: Counts, marks: Marks) -> None:
-        fast = self._fast
-        produce = self._delivery.produce
-        index = 0
-        while index < len(messages):
-            if fast is not None:
-                # The compiled fast path publishes records in order until one needs the
-                # Python stages (per-key order holds across the two paths).
-                index = fast.publish(
-                    messages, index, self._delivery.producer, self.spec, batch, marks
-                )
-                if index == len(messages):
-                    break
-            self._handle(messages[index], batch, marks, produce)
-            index += 1
 
     def _load_marks(self, spans: dict[tuple[str, int], list[int]]) -> None:
         """The high-water marks a partition's committed offset carries, once per assignment."""
@@ -618,106 +598,7 @@ class Worker:
                 with contextlib.suppress(KafkaException):
                     self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
 
-    # ------------------------------------------------------------------ one record
-
-    def _handle(self, msg: Any, batch: Counts, marks: Marks, produce: Callable[..., None]) -> None:
-        batch.records_in += 1
-        if not self.pipeline.stages:  # pass-through (benchmarks): copy the record as it is
-            produce(self.spec.history.topic, msg.key(), msg.value())
-            batch.records_with_events += 1
-            batch.events_out += 1
-            return
-        raw = RawRecord.from_message(msg)
-        # Decoded once here, for the re-delivery check, and handed to the decode stage.
-        change = decode(raw)
-        if isinstance(change, ChangeEvent):
-            if marks.redelivered(raw.topic, raw.partition, change):
-                batch.redelivered += 1
-                return
-            outcome = self.pipeline.run(raw, change)
-        else:
-            outcome = self.pipeline.run(raw)
-        if isinstance(outcome, Produced):
-            self._publish(publication(outcome, self.spec.history.key), batch, produce)
-            return
-        headers = [
-            *raw.headers,
-            (DLQ_PREFIX + "pipeline", self.spec.name.encode()),
-            (DLQ_PREFIX + "stage", outcome.stage.encode()),
-            (DLQ_PREFIX + "reason", outcome.reason.encode("utf-8", "replace")[:4000]),
-            (DLQ_PREFIX + "source.topic", raw.topic.encode()),
-            (DLQ_PREFIX + "source.partition", str(raw.partition).encode()),
-            (DLQ_PREFIX + "source.offset", str(raw.offset).encode()),
-        ]
-        produce(self.spec.dead_letter.topic, raw.key, raw.value, headers)
-        batch.dead_lettered += 1
-        batch.dead_letter_reasons[outcome.stage] = (
-            batch.dead_letter_reasons.get(outcome.stage, 0) + 1
-        )
-        if outcome.error is not None:  # the stage raised: a bug, counted apart (and limited)
-            batch.stage_errors[outcome.stage] = batch.stage_errors.get(outcome.stage, 0) + 1
-
-    def _publish(self, out: Publication, batch: Counts, produce: Callable[..., None]) -> None:
-        history, latest, note = out
-        if history:
-            topic = self.spec.history.topic
-            for key, value, headers in history:
-                produce(topic, key, value, headers)
-            batch.records_with_events += 1
-            batch.events_out += len(history)
-        else:
-            reason = note or "no event"
-            batch.no_event[reason] = batch.no_event.get(reason, 0) + 1
-        if latest is not None:
-            produce(self.spec.latest.topic, latest[0], latest[1])
-            batch.latest_out += 1
-
     # ------------------------------------------------------------------ progress
-
-    def _lag(self) -> int | None:
-        from confluent_kafka import KafkaException, TopicPartition
-
-        if not self._assigned:
-            return None
-        tps = [TopicPartition(t, p) for t, p in sorted(self._assigned)]
-        try:
-            positions = self._consumer.position(tps)
-            unknown = [tp for tp in positions if tp.offset < 0]
-            committed = {
-                (tp.topic, tp.partition): tp.offset
-                for tp in (
-                    bounded(
-                        "reading the committed offsets",
-                        5.0,
-                        self._consumer.committed,
-                        unknown,
-                        timeout=5,
-                    )
-                    if unknown
-                    else []
-                )
-            }
-            total = 0
-            for tp in positions:
-                pos = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
-                # The high watermark of the last fetch response (milliseconds old while the
-                # worker reads) costs nothing; asking the broker cost ~40 ms per partition on
-                # a busy broker, every progress interval. Asked only when nothing is cached.
-                lo, hi = self._consumer.get_watermark_offsets(tp, cached=True)
-                if hi < 0 or (pos < 0 and lo < 0):
-                    lo, hi = bounded(
-                        "reading the watermarks",
-                        5.0,
-                        self._consumer.get_watermark_offsets,
-                        tp,
-                        timeout=5,
-                    )
-                if pos < 0:
-                    pos = lo
-                total += max(0, hi - pos)
-            return total
-        except (KafkaException, CallTimedOutError):
-            return None
 
     def _report(self, final: bool = False) -> None:
         now = time.monotonic()
@@ -734,7 +615,7 @@ class Worker:
             p.rate = (self.counts.records_in - self._last_count) / interval
         if self._consumer is not None and p.state == "running":
             p.assigned = len(self._assigned)
-            p.lag = self._lag()
+            p.lag = consumer_lag(self._consumer, self._assigned)
         self._last_report = now
         self._last_count = self.counts.records_in
         if self._metrics is not None:

@@ -190,7 +190,7 @@ def transform(
         cluster = FakeCluster()
         options = WorkerOptions(fast_path=fast_path)
         worker = Worker(spec, "fake:9092", options, clients=FakeClients(cluster))
-        assert (worker._fast is not None) == fast_path
+        assert (worker._handler.fast is not None) == fast_path
         worker._delivery.start()
         _workers[fast_path] = worker, cluster
     worker, cluster = _workers[fast_path]
@@ -198,7 +198,7 @@ def transform(
         cluster.topics[out.topic] = [[]]
     batch, marks = Counts(), Marks()
     messages = [FakeMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
-    worker._transform(messages, batch, marks)
+    worker._handler.transform(messages, batch, marks, worker._delivery)
     published = [
         (m.topic(), m.key(), m.value(), m.headers())
         for out in worker.spec.outputs

@@ -1,0 +1,108 @@
+"""Where each input record of a batch goes: through the pipeline (or the compiled fast path)
+to its outputs, in input order.
+
+A record's outcome is produced, never dropped: its domain events to the history topic, the
+entity's new state to the latest topic, a rejected or undecodable record (and one a stage
+raised on) to the dead-letter topic with headers that name the pipeline, stage, reason and
+source coordinates. A change the source delivered twice is dropped by its position
+(`seam.transforms.redelivery`) and counted. Every record lands in exactly one count of the
+balance (`seam.transforms.progress.Counts`).
+
+The worker owns the transaction around a batch; this module only decides what to produce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from seam.changes import ChangeEvent, RawRecord
+from seam.streams.decode import decode
+from seam.transforms.delivery import Delivery
+from seam.transforms.fast_path import FastPath
+from seam.transforms.outputs import Publication, publication
+from seam.transforms.pipeline import Pipeline, Produced
+from seam.transforms.pipeline_file import PipelineSpec
+from seam.transforms.progress import Counts
+from seam.transforms.redelivery import Marks
+
+DLQ_PREFIX: Final = "seam."  # dead-letter headers: seam.pipeline, seam.stage, seam.reason, ...
+
+Produce = Callable[..., None]
+
+
+class RecordHandler:
+    """Turns a batch's records into produce calls, for one pipeline."""
+
+    def __init__(self, spec: PipelineSpec, pipeline: Pipeline, fast: FastPath | None) -> None:
+        self.spec = spec
+        self.pipeline = pipeline
+        self.fast = fast
+
+    def transform(self, messages: list[Any], batch: Counts, marks: Marks, out: Delivery) -> None:
+        """Produce the outcomes of `messages` (confluent_kafka messages), in order."""
+        fast = self.fast
+        index = 0
+        while index < len(messages):
+            if fast is not None:
+                # The compiled fast path publishes records in order until one needs the
+                # Python stages (per-key order holds across the two paths).
+                index = fast.publish(messages, index, out.producer, self.spec, batch, marks)
+                if index == len(messages):
+                    break
+            self.handle(messages[index], batch, marks, out.produce)
+            index += 1
+
+    def handle(self, msg: Any, batch: Counts, marks: Marks, produce: Produce) -> None:
+        """One record through the Python stages."""
+        batch.records_in += 1
+        if not self.pipeline.stages:  # pass-through (benchmarks): copy the record as it is
+            produce(self.spec.history.topic, msg.key(), msg.value())
+            batch.records_with_events += 1
+            batch.events_out += 1
+            return
+        raw = RawRecord.from_message(msg)
+        # Decoded once here, for the re-delivery check, and handed to the decode stage.
+        change = decode(raw)
+        if isinstance(change, ChangeEvent):
+            if marks.redelivered(raw.topic, raw.partition, change):
+                batch.redelivered += 1
+                return
+            outcome = self.pipeline.run(raw, change)
+        else:
+            outcome = self.pipeline.run(raw)
+        if isinstance(outcome, Produced):
+            self.publish(publication(outcome, self.spec.history.key), batch, produce)
+            return
+        headers = [
+            *raw.headers,
+            (DLQ_PREFIX + "pipeline", self.spec.name.encode()),
+            (DLQ_PREFIX + "stage", outcome.stage.encode()),
+            (DLQ_PREFIX + "reason", outcome.reason.encode("utf-8", "replace")[:4000]),
+            (DLQ_PREFIX + "source.topic", raw.topic.encode()),
+            (DLQ_PREFIX + "source.partition", str(raw.partition).encode()),
+            (DLQ_PREFIX + "source.offset", str(raw.offset).encode()),
+        ]
+        produce(self.spec.dead_letter.topic, raw.key, raw.value, headers)
+        batch.dead_lettered += 1
+        batch.dead_letter_reasons[outcome.stage] = (
+            batch.dead_letter_reasons.get(outcome.stage, 0) + 1
+        )
+        if outcome.error is not None:  # the stage raised: a bug, counted apart (and limited)
+            batch.stage_errors[outcome.stage] = batch.stage_errors.get(outcome.stage, 0) + 1
+
+    def publish(self, out: Publication, batch: Counts, produce: Produce) -> None:
+        """A record's events to the history topic and its state to the latest topic."""
+        history, latest, note = out
+        if history:
+            topic = self.spec.history.topic
+            for key, value, headers in history:
+                produce(topic, key, value, headers)
+            batch.records_with_events += 1
+            batch.events_out += len(history)
+        else:
+            reason = note or "no event"
+            batch.no_event[reason] = batch.no_event.get(reason, 0) + 1
+        if latest is not None:
+            produce(self.spec.latest.topic, latest[0], latest[1])
+            batch.latest_out += 1
