@@ -49,6 +49,7 @@ from typing import Any
 
 import yaml
 
+from seam.kafka_config import KafkaSettings, client_config
 from seam.settings import load_settings
 from seam.streams.decode import RawRecord
 from seam.transforms.fast_path import fast_path_for
@@ -204,18 +205,20 @@ def floor_publications(data: dict[str, Any]) -> list[Publication]:
     return [p for p in map(fast.process, raws) if p is not None]
 
 
-def produce(bootstrap: str, prefix: str, events: int) -> None:
+def produce(bootstrap: KafkaSettings | str, prefix: str, events: int) -> None:
     from confluent_kafka import Producer
 
     raw = f"{prefix}.public.products"
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 1_000_000,
-            "partitioner": "murmur2_random",
-        }
+        client_config(
+            bootstrap,
+            {
+                "linger.ms": 20,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 1_000_000,
+                "partitioner": "murmur2_random",
+            },
+        )
     )
     for i, (table, row) in enumerate(reference_rows(POOL)):
         key, value = envelope(table, "r", None, row, i + 1)
@@ -272,10 +275,10 @@ def main() -> None:
 
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    bootstrap = load_settings().kafka_bootstrap_servers
+    bootstrap = load_settings().kafka
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     raw = f"{prefix}.public.products"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     topics = {
         raw: args.partitions,
         f"{prefix}.public.categories": 1,

@@ -130,6 +130,13 @@ class Settings:
     def kafka_bootstrap_servers(self) -> str:
         return self.kafka.bootstrap_servers
 
+    def connect_auth(self) -> tuple[str, str] | None:
+        """(username, password) for Connect's basic auth, or None without a username."""
+        if not self.connect_username:
+            return None
+        password = self.connect_password.reveal() if self.connect_password else ""
+        return (self.connect_username, password)
+
     def database_url(self, name_or_url: str) -> str:
         """The URL of a database given by settings name, or the URL itself."""
         if "://" in name_or_url:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from seam.kafka_config import client_config
 from seam.settings import Settings
 from tests.catalog_checks import (
     delete_topics,
@@ -88,7 +89,7 @@ def catalog(
         seed(url, products=PRODUCTS, seed=5)
         prepare_cdc(url, cdc_user=user, password=Secret(password))
         # The products topic gets 4 partitions before the connector makes it with 1.
-        admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+        admin = AdminClient(client_config(stack.kafka_bootstrap_servers))
         for future in admin.create_topics(
             [
                 NewTopic(

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from seam.kafka_config import client_config
 from seam.settings import Settings
 from seam.streams.decode import RawRecord
 from seam.streams.kafka import Kafka
@@ -54,7 +55,7 @@ class Raw:
         from confluent_kafka import Producer
 
         return Producer(
-            {"bootstrap.servers": self.bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
+            client_config(self.bootstrap, {"partitioner": "murmur2_random", "linger.ms": 5})
         )
 
 
@@ -113,7 +114,7 @@ def raw(stack: Settings, tmp_path: Path) -> Iterator[Raw]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     prefix = f"txw{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    admin = AdminClient(client_config(stack.kafka_bootstrap_servers))
     inputs = {
         f"{prefix}.public.products": 4,
         f"{prefix}.public.categories": 1,
