@@ -106,7 +106,10 @@ class Broker(_JvmPart):
         s = self.settings
         if not s.secure_listeners:
             return f"{s.host}:{s.kafka_port}"
-        return f"{s.host}:{s.kafka_port} (SASL/SCRAM {s.kafka_sasl_port}, TLS {s.kafka_ssl_port})"
+        return (
+            f"{s.host}:{s.kafka_port}, SASL_PLAINTEXT://{s.host}:{s.kafka_sasl_port}, "
+            f"SSL://{s.host}:{s.kafka_ssl_port}"
+        )
 
     def _listeners(self) -> dict[str, int]:
         """Client listener name (= its security protocol) -> port."""
