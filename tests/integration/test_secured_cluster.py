@@ -10,19 +10,23 @@ only there, these tests skip.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
+from confluent_kafka.admin import AdminClient
 from typer.testing import CliRunner
 
 from seam.cli.main import app
 from seam.connectors.client import ConnectClient
+from seam.connectors.errors import ConnectNotFoundError
 from seam.kafka_config import KafkaSettings, client_config
 from seam.settings import LOCAL_PASSWORD, LOCAL_USER, Settings, load_settings
 from seam.transforms.readback import read_to_end
@@ -210,3 +214,90 @@ def test_connect_basic_auth(stack: Settings, tmp_path: Path) -> None:
     assert "connect.password" in wrong.stderr
     assert "Traceback" not in wrong.stderr
     assert "wrong-secret-77" not in wrong.stderr + wrong.stdout
+
+
+def test_mariadb_schema_history_through_the_sasl_listener(
+    stack: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The README's overrides for a secured cluster work: a MariaDB connector whose schema
+    history producer and consumer reach Kafka through the SASL/SCRAM listener, their JAAS
+    config and the database password resolved by the Connect worker from a file."""
+    import pymysql
+
+    from seam.connectors.render import render
+    from seam.connectors.spec import parse_specs
+
+    _require(stack, "secure_listeners")
+    s = stack.stack
+    suffix = os.urandom(4).hex()
+    name, db, prefix = f"seam-sh-{suffix}", f"seam_sh_{suffix}", f"seam_sh_{suffix}"
+    secrets_dir = tmp_path_factory.mktemp("connect-secrets")
+    secrets_dir.chmod(0o755)
+    secrets_file = secrets_dir / "secrets.properties"
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{LOCAL_USER}" password="{LOCAL_PASSWORD}";'
+    )
+    secrets_file.write_text(f"password={LOCAL_PASSWORD}\nhistory.jaas={jaas}\n")
+    secured = {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.jaas.config": f"{{file: {secrets_file}, key: history.jaas}}",
+    }
+    overrides = {
+        "schema.history.internal.kafka.bootstrap.servers": f"{s.host}:{s.kafka_sasl_port}",
+        **{
+            f"schema.history.internal.{c}.{k}": v
+            for c in ("producer", "consumer")
+            for k, v in secured.items()
+        },
+    }
+    spec_text = (
+        f"name: {name}\nflavour: mariadb\n"
+        f"database: mysql://root@{s.host}:{s.mariadb_port}/{db}\n"
+        f"user: root\npassword: {{file: {secrets_file}, key: password}}\n"
+        f"tables: [items]\ntopic_prefix: {prefix}\n"
+        "overrides:\n" + "".join(f"  {k}: {v}\n" for k, v in overrides.items())
+    )
+    (spec,) = parse_specs(spec_text, f"{name}.yaml")
+    rendered = render(spec, stack)
+    assert "seam-local" not in json.dumps(rendered.config)  # references, resolved by Connect
+    my = pymysql.connect(
+        host=s.host, port=s.mariadb_port, user="root", password=LOCAL_PASSWORD, autocommit=True
+    )
+    client = ConnectClient.from_settings(stack)
+    sasl = _secured(stack, "sasl", tmp_path_factory.mktemp("sasl"))
+    try:
+        with my.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {db}")
+            cur.execute(f"CREATE TABLE {db}.items (id int PRIMARY KEY, name varchar(20))")
+            cur.execute(f"INSERT INTO {db}.items VALUES (1, 'a')")
+        client.put_config(name, rendered.config)
+        deadline = time.monotonic() + 120
+        records: list[object] = []
+        while time.monotonic() < deadline and not records:
+            try:
+                status = client.status(name)
+            except ConnectNotFoundError:  # created, its status not written yet
+                time.sleep(0.5)
+                continue
+            states = [status["connector"]["state"], *(t["state"] for t in status["tasks"])]
+            assert "FAILED" not in states, json.dumps(status)[:2000]
+            topics = set(AdminClient(client_config(sasl.kafka)).list_topics(timeout=10).topics)
+            if f"{prefix}.{db}.items" in topics:
+                records = read_to_end(sasl.kafka, f"{prefix}.{db}.items", timeout=30)
+            else:
+                time.sleep(1)
+        assert len(records) == 1
+        history = read_to_end(sasl.kafka, rendered.config["schema.history.internal.kafka.topic"])
+        assert any(b"CREATE TABLE" in (r.value or b"") for r in history)
+    finally:
+        with contextlib.suppress(Exception):
+            client.delete(name)
+        with my.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {db}")
+        my.close()
+        admin = AdminClient(client_config(stack.kafka))
+        doomed = [t for t in admin.list_topics(timeout=10).topics if prefix in t or name in t]
+        if doomed:
+            admin.delete_topics(doomed)
