@@ -242,3 +242,33 @@ def test_the_local_stacks_connect_basic_auth_brings_its_credentials(tmp_path: Pa
     assert elsewhere.connect_auth() is None
     with pytest.raises(ConfigError, match=r"stack\.secure_listeners: expected true or false"):
         load_settings(env={"SEAM_STACK_SECURE_LISTENERS": "maybe"})
+
+
+def test_librdkafka_errors_that_no_retry_cures_are_named() -> None:
+    from confluent_kafka import KafkaError
+
+    from seam.streams.kafka import (
+        KafkaAuthenticationError,
+        KafkaTlsError,
+        connection_problem,
+    )
+
+    refused = connection_problem(
+        KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error: invalid credentials"),
+        "b:9096",
+    )
+    assert isinstance(refused, KafkaAuthenticationError)
+    assert refused.message.startswith("Kafka at b:9096 refused to authenticate seam")
+    unverified = connection_problem(
+        KafkaError(KafkaError._SSL, "SSL handshake failed: certificate verify failed"), "b:9096"
+    )
+    assert isinstance(unverified, KafkaTlsError)
+    assert "kafka.ssl_ca_location" in (unverified.hint or "")
+    # The broker's refusal of a client without a certificate arrives as a transport error.
+    no_cert = connection_problem(
+        KafkaError(KafkaError._TRANSPORT, "Receive failed: ssl/tls alert bad certificate"), "b:1"
+    )
+    assert isinstance(no_cert, KafkaTlsError)
+    assert (
+        connection_problem(KafkaError(KafkaError._TRANSPORT, "Connection refused"), "b:1") is None
+    )
