@@ -62,6 +62,8 @@ from cdc_bench import (
     stop_process,
 )
 
+from seam.kafka_config import KafkaSettings, client_config
+
 TABLES = ("categories", "suppliers", "products", "product_prices", "stock_levels", "product_tags")
 TARGET_S = 60.0
 
@@ -90,13 +92,13 @@ class Probe:
     """High watermarks of the raw topics and the worker group's committed offsets, with one
     long-lived client each (a few cheap requests per second)."""
 
-    def __init__(self, bootstrap: str, group: str) -> None:
+    def __init__(self, bootstrap: KafkaSettings | str, group: str) -> None:
         from confluent_kafka import Consumer
 
         self.consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": "seam-backfill-probe", "log_level": 0}
+            client_config(bootstrap, {"group.id": "seam-backfill-probe", "log_level": 0})
         )
-        self.group = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
+        self.group = Consumer(client_config(bootstrap, {"group.id": group, "log_level": 0}))
         self._partitions: dict[str, list[int]] = {}
 
     def close(self) -> None:

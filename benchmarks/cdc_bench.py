@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from seam.legacy_db.files import pipeline_document
+from seam.kafka_config import KafkaSettings, client_config
 from seam.settings import Settings, StackSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -400,8 +401,8 @@ class Run(contextlib.ExitStack):
         self.topics = Topics(f"{db.label}{self.id}", namespace)
 
     @property
-    def bootstrap(self) -> str:
-        return self.settings.kafka_bootstrap_servers
+    def bootstrap(self) -> KafkaSettings:
+        return self.settings.kafka
 
     # The connector ------------------------------------------------------------------
 
@@ -501,7 +502,7 @@ class Run(contextlib.ExitStack):
         """Delete the run's topics and group; the topics there were."""
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient(client_config(self.bootstrap))
         group = f"seam-transform-{self.name}"
         names: list[str] = []
         with contextlib.suppress(Exception):
@@ -535,11 +536,11 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 30.0) -> int | No
         return proc.wait(10)
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+def end_offsets(bootstrap: KafkaSettings | str, topic: str) -> dict[int, int]:
     """Each partition's high watermark."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "seam-bench-probe"})
+    consumer = Consumer(client_config(bootstrap, {"group.id": "seam-bench-probe"}))
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None:

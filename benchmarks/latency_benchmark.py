@@ -65,6 +65,7 @@ from cdc_bench import (
     wait_for,
 )
 
+from seam.kafka_config import KafkaSettings, client_config
 from seam.legacy_db.workload import LEGACY_TZ
 
 NAME_PREFIX = "Latency"
@@ -120,7 +121,7 @@ class Reader:
     """One read_committed consumer on the raw products topic and the history topic, from
     their current ends, noting when each benchmark rename shows up on each."""
 
-    bootstrap: str
+    bootstrap: KafkaSettings | str
     raw_topic: str
     history_topic: str
     seen: dict[str, Seen] = field(default_factory=dict)
@@ -131,13 +132,15 @@ class Reader:
         from confluent_kafka import Consumer, TopicPartition
 
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"seam-latency-reader-{time.time_ns()}",  # never joins or commits
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
-            }
+            client_config(
+                self.bootstrap,
+                {
+                    "group.id": f"seam-latency-reader-{time.time_ns()}",  # never joins or commits
+                    "isolation.level": "read_committed",
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 10,
+                },
+            )
         )
         assignment = []
         for topic in (self.raw_topic, self.history_topic):
@@ -183,19 +186,21 @@ class Reader:
                 self.seen.setdefault(name, Seen()).event_at = now
 
 
-def listed_products(bootstrap: str, topic: str) -> list[int]:
+def listed_products(bootstrap: KafkaSettings | str, topic: str) -> list[int]:
     """The keys of the latest topic that hold a state (not a tombstone): listed products."""
     from confluent_kafka import Consumer, TopicPartition
 
     ends = end_offsets(bootstrap, topic)
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"seam-latency-listed-{time.time_ns()}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
+        client_config(
+            bootstrap,
+            {
+                "group.id": f"seam-latency-listed-{time.time_ns()}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            },
+        )
     )
     consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
     state: dict[bytes, bool] = {}
@@ -212,11 +217,11 @@ def listed_products(bootstrap: str, topic: str) -> list[int]:
     return sorted(int(k) for k, listed in state.items() if listed and k and k.isdigit())
 
 
-def committed(bootstrap: str, group: str, topic: str) -> int:
+def committed(bootstrap: KafkaSettings | str, group: str, topic: str) -> int:
     """The offsets the group committed on `topic`, summed over its partitions."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    consumer = Consumer(client_config(bootstrap, {"group.id": group}))
     try:
         parts = [TopicPartition(topic, p) for p in end_offsets(bootstrap, topic)]
         return sum(max(0, tp.offset) for tp in consumer.committed(parts, timeout=10))

@@ -26,26 +26,29 @@ import orjson
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from seam.kafka_config import KafkaSettings, client_config
 from seam.settings import load_settings
 
 SEAM = str(Path(sys.executable).with_name("seam"))
 EVENTS_PER_KEY = 100
 
 
-def fill(bootstrap: str, topic: str, events: int, partitions: int) -> float:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def fill(bootstrap: KafkaSettings | str, topic: str, events: int, partitions: int) -> float:
+    admin = AdminClient(client_config(bootstrap))
     admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[
         topic
     ].result(timeout=30)
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "partitioner": "murmur2_random",  # the Java client's (and Connect's) partitioner
-            "compression.type": "lz4",
-            "linger.ms": 50,
-            "batch.size": 1_000_000,
-            "queue.buffering.max.messages": 500_000,
-        }
+        client_config(
+            bootstrap,
+            {
+                "partitioner": "murmur2_random",  # the Java client's (and Connect's) partitioner
+                "compression.type": "lz4",
+                "linger.ms": 50,
+                "batch.size": 1_000_000,
+                "queue.buffering.max.messages": 500_000,
+            },
+        )
     )
     keys = max(1, events // EVENTS_PER_KEY)
     source = {
@@ -108,16 +111,16 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the topic afterwards")
     args = parser.parse_args()
 
-    bootstrap = load_settings().kafka_bootstrap_servers
+    bootstrap = load_settings().kafka
     topic = args.topic or f"seam_bench_{uuid.uuid4().hex[:8]}.public.products"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     try:
         if args.topic is None:
             took = fill(bootstrap, topic, args.events, args.partitions)
             print(
                 f"filled {topic}: {args.events} events, {args.partitions} partitions in {took:.1f}s"
             )
-        kafka = ["--kafka", bootstrap, "streams"]
+        kafka = ["--kafka", bootstrap.bootstrap_servers, "streams"]
         t_tail, out = timed(
             *kafka, "tail", topic, "--from", "beginning", "--limit", "10", "-o", "json"
         )

@@ -53,6 +53,7 @@ from seam.changes import RawRecord
 from seam.legacy_db.fast_path import fast_path_for
 from seam.legacy_db.files import pipeline_document
 from seam.legacy_db.synthetic import envelope, reference_rows, typical_changes
+from seam.kafka_config import KafkaSettings, client_config
 from seam.settings import load_settings
 from seam.transforms.outputs import Publication
 from seam.transforms.pipeline import Pipeline
@@ -201,18 +202,20 @@ def floor_publications(data: dict[str, Any]) -> list[Publication]:
     return [p for p in map(fast.process, raws) if p is not None]
 
 
-def produce(bootstrap: str, prefix: str, events: int) -> None:
+def produce(bootstrap: KafkaSettings | str, prefix: str, events: int) -> None:
     from confluent_kafka import Producer
 
     raw = f"{prefix}.public.products"
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 1_000_000,
-            "partitioner": "murmur2_random",
-        }
+        client_config(
+            bootstrap,
+            {
+                "linger.ms": 20,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 1_000_000,
+                "partitioner": "murmur2_random",
+            },
+        )
     )
     for i, (table, row) in enumerate(reference_rows(POOL)):
         key, value = envelope(table, "r", None, row, i + 1)
@@ -269,10 +272,10 @@ def main() -> None:
 
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    bootstrap = load_settings().kafka_bootstrap_servers
+    bootstrap = load_settings().kafka
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     raw = f"{prefix}.public.products"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     topics = {
         raw: args.partitions,
         f"{prefix}.public.categories": 1,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import typer
 
@@ -55,11 +55,33 @@ def up(
         "--only",
         help=ONLY_HELP + " With your own database: --only kafka,connect (connect brings kafka).",
     ),
+    secure_listeners: bool = typer.Option(
+        False,
+        "--secure-listeners",
+        help="The broker also listens with SASL/SCRAM (stack.kafka_sasl_port) and TLS with client "
+        "certificates (stack.kafka_ssl_port); user 'seam', password 'seam-local', certificates in "
+        "the stack's tls/ directory. Same as stack.secure_listeners = true.",
+    ),
+    connect_basic_auth: bool = typer.Option(
+        False,
+        "--connect-basic-auth",
+        help="Connect's REST API asks for basic auth (user 'seam', password 'seam-local'). "
+        "Same as stack.connect_basic_auth = true.",
+    ),
     output: render.Output = render.OUTPUT,
 ) -> None:
     """Start every part that is not running and wait until all are ready."""
+    from seam.stack.local import LocalStack
+
     began = time.monotonic()
-    stack = _stack(ctx)
+    stack_settings = settings(ctx).stack
+    if secure_listeners or connect_basic_auth:
+        stack_settings = replace(
+            stack_settings,
+            secure_listeners=stack_settings.secure_listeners or secure_listeners,
+            connect_basic_auth=stack_settings.connect_basic_auth or connect_basic_auth,
+        )
+    stack = LocalStack(stack_settings)
     started = stack.up(on_event=lambda msg: typer.echo(msg, err=True), only=_only(only))
     took = time.monotonic() - began
     typer.echo(

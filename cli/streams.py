@@ -43,7 +43,7 @@ def _kafka(ctx: typer.Context, timeout: float) -> Iterator[Kafka]:
     """The read-only client, closed on the way out; Ctrl-C exits 130 without a traceback."""
     from seam.streams.kafka import Kafka
 
-    client = Kafka(settings(ctx).kafka_bootstrap_servers, timeout=timeout)
+    client = Kafka(settings(ctx).kafka, timeout=timeout)
     try:
         yield client
     except KeyboardInterrupt:

@@ -156,7 +156,7 @@ def _run(
     )
     worker = Worker(
         spec,
-        settings(ctx).kafka_bootstrap_servers,
+        settings(ctx).kafka,
         options,
         on_progress=_progress_printer(interactive),
     )
@@ -271,7 +271,7 @@ def replay(
     spec = load_pipeline(pipeline)
     if max_stage_errors is not None:
         spec = replace(spec, max_stage_errors=max_stage_errors)
-    bootstrap = settings(ctx).kafka_bootstrap_servers
+    bootstrap = settings(ctx).kafka
     if suffix is not None:
         spec = spec.with_suffix(suffix)
         with Kafka(bootstrap, timeout=broker_timeout) as kafka:

@@ -167,11 +167,12 @@ class ConnectClient:
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> ConnectClient:
         """A client for the Connect cluster the settings name, with their auth and TLS options."""
-        auth = None
-        if settings.connect_username:
-            password = settings.connect_password.reveal() if settings.connect_password else ""
-            auth = (settings.connect_username, password)
-        return cls(settings.connect_url, auth=auth, verify=settings.connect_verify_tls, **kwargs)
+        return cls(
+            settings.connect_url,
+            auth=settings.connect_auth(),
+            verify=settings.connect_verify_tls,
+            **kwargs,
+        )
 
     # -- transport ---------------------------------------------------------------------------
 

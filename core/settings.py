@@ -5,11 +5,20 @@ environment variables, command-line flags. The config file is TOML:
 
     [kafka]
     bootstrap_servers = "127.0.0.1:19092"
+    security_protocol = "SASL_SSL"    # PLAINTEXT (default), SSL, SASL_PLAINTEXT, SASL_SSL
+    sasl_mechanism = "SCRAM-SHA-512"  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER
+    sasl_username = "seam"
+    sasl_password_file = "/run/secrets/kafka"  # or sasl_password, or SEAM_KAFKA_SASL_PASSWORD
+    ssl_ca_location = "/etc/ssl/kafka-ca.pem"  # and ssl_certificate_location, ssl_key_location,
+                                               # ssl_key_password(_file) for a client certificate
+
+    [kafka.properties]          # any other librdkafka property, for every client
+    "client.dns.lookup" = "use_all_dns_ips"
 
     [connect]
     url = "http://127.0.0.1:18083"
     username = "admin"          # optional basic auth
-    password = "..."            # or SEAM_CONNECT_PASSWORD
+    password = "..."            # or SEAM_CONNECT_PASSWORD, or password_file
     verify_tls = true           # or a path to a CA bundle
 
     [databases]                 # legacy databases by name
@@ -19,9 +28,13 @@ environment variables, command-line flags. The config file is TOML:
     [stack]                     # the embedded local stack
     dir = "/var/lib/seam/stack"
     kafka_port = 19092
+    secure_listeners = false    # also a SASL/SCRAM and a TLS listener (kafka_sasl_port, kafka_ssl_port)
+    connect_basic_auth = false  # Connect's REST API asks for a password
 
 Every key has an environment variable `SEAM_<SECTION>_<KEY>` (for example
-`SEAM_CONNECT_URL`, `SEAM_DATABASES_POSTGRES`). Unknown keys in the file are an error.
+`SEAM_CONNECT_URL`, `SEAM_DATABASES_POSTGRES`), except the [kafka.properties] table. Every
+secret (`password`, `sasl_password`, `ssl_key_password`) may instead be read from a file named
+by the same key with `_file` appended. Unknown keys in the file are an error.
 """
 
 from __future__ import annotations
@@ -35,8 +48,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from seam.errors import ConfigError
+from seam.kafka_config import KafkaSettings
 from seam.keys import check_known_keys
-from seam.secrets import Secret, mask_url
+from seam.secrets import Secret, mask_url, read_secret_file
 
 CONFIG_ENV: Final = "SEAM_CONFIG"
 LOCAL_CONFIG_FILE: Final = Path("seam.toml")
@@ -45,6 +59,8 @@ LOCAL_CONFIG_FILE: Final = Path("seam.toml")
 # their own URLs and passwords through the config file or the environment.
 LOCAL_PASSWORD: Final = "seam-local"
 LOCAL_DATABASE: Final = "catalog"
+# The user the local stack's SCRAM listener and Connect's basic auth know (password LOCAL_PASSWORD).
+LOCAL_USER: Final = "seam"
 
 
 def _default_stack_dir() -> Path:
@@ -72,8 +88,15 @@ class StackSettings:
     connect_port: int = 18083
     postgres_port: int = 15432
     mariadb_port: int = 13306
+    # With secure_listeners the broker also listens with SASL/SCRAM (SASL_PLAINTEXT) and TLS
+    # (client certificates required), for trying out and testing a secured cluster's settings.
+    kafka_sasl_port: int = 19094
+    kafka_ssl_port: int = 19095
     kafka_heap: str = "512m"
     connect_heap: str = "512m"
+    secure_listeners: bool = False
+    # Connect's REST API asks for basic auth (user LOCAL_USER, password LOCAL_PASSWORD).
+    connect_basic_auth: bool = False
 
     def ports(self) -> dict[str, int]:
         """Each port setting by name, for checks that must name the setting to change."""
@@ -83,19 +106,36 @@ class StackSettings:
             if f.name.endswith("_port")
         }
 
+    @property
+    def tls_dir(self) -> Path:
+        """Where `secure_listeners` keeps the throwaway CA and the broker's and a client's
+        certificates (ca.pem, client.pem, client.key, whose password is LOCAL_PASSWORD)."""
+        return self.dir / "tls"
+
 
 @dataclass(frozen=True)
 class Settings:
     """Every endpoint seam talks to. Build it with `load_settings`."""
 
     stack: StackSettings
-    kafka_bootstrap_servers: str
+    kafka: KafkaSettings
     connect_url: str
     connect_username: str | None = None
     connect_password: Secret | None = None
     connect_verify_tls: bool | str = True
     databases: Mapping[str, Secret] = field(default_factory=dict)
     config_file: Path | None = None
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        return self.kafka.bootstrap_servers
+
+    def connect_auth(self) -> tuple[str, str] | None:
+        """(username, password) for Connect's basic auth, or None without a username."""
+        if not self.connect_username:
+            return None
+        password = self.connect_password.reveal() if self.connect_password else ""
+        return (self.connect_username, password)
 
     def database_url(self, name_or_url: str) -> str:
         """The URL of a database given by settings name, or the URL itself."""
@@ -114,7 +154,7 @@ class Settings:
         """The settings as plain values with every secret masked, for display."""
         return {
             "config_file": str(self.config_file) if self.config_file else None,
-            "kafka.bootstrap_servers": self.kafka_bootstrap_servers,
+            **self.kafka.describe(),
             "connect.url": self.connect_url,
             "connect.username": self.connect_username,
             "connect.password": str(self.connect_password) if self.connect_password else None,
@@ -127,11 +167,26 @@ class Settings:
         }
 
 
+_KAFKA_KEYS: Final = {
+    "bootstrap_servers",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_username",
+    "sasl_password",
+    "sasl_password_file",
+    "ssl_ca_location",
+    "ssl_certificate_location",
+    "ssl_key_location",
+    "ssl_key_password",
+    "ssl_key_password_file",
+}
 _SECTIONS: Final = {
-    "kafka": {"bootstrap_servers"},
-    "connect": {"url", "username", "password", "verify_tls"},
+    "kafka": _KAFKA_KEYS | {"properties"},
+    "connect": {"url", "username", "password", "password_file", "verify_tls"},
     "stack": {f.name for f in dataclasses.fields(StackSettings)},
 }
+# Tables, not values: no environment variable sets them.
+_NOT_FROM_ENV: Final = {"properties"}
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -148,6 +203,14 @@ def _read_file(path: Path) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ConfigError(f"config file {path}: [{section}] must be a table")
         check_known_keys(body, keys, f"config file {path}, section [{section}]")
+    properties = data.get("kafka", {}).get("properties", {})
+    if not isinstance(properties, dict) or not all(
+        isinstance(v, str | int | float | bool) for v in properties.values()
+    ):
+        raise ConfigError(
+            f"config file {path}: [kafka.properties] must map librdkafka property names to values",
+            hint='for example: [kafka.properties] then "client.dns.lookup" = "use_all_dns_ips"',
+        )
     databases = data.get("databases", {})
     if not isinstance(databases, dict) or not all(isinstance(v, str) for v in databases.values()):
         raise ConfigError(f"config file {path}: [databases] must map names to URL strings")
@@ -157,7 +220,7 @@ def _read_file(path: Path) -> dict[str, Any]:
 def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for section, keys in _SECTIONS.items():
-        for key in keys:
+        for key in keys - _NOT_FROM_ENV:
             value = env.get(f"SEAM_{section.upper()}_{key.upper()}")
             if value is not None:
                 data.setdefault(section, {})[key] = value
@@ -172,7 +235,14 @@ def _merge(*layers: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {}
     for layer in layers:
         for section, body in layer.items():
-            merged.setdefault(section, {}).update({k: v for k, v in body.items() if v is not None})
+            values = {k: v for k, v in body.items() if v is not None}
+            target = merged.setdefault(section, {})
+            for key in values:
+                # A secret given one way in a later layer replaces one given the other way.
+                target.pop(
+                    key.removesuffix("_file") if key.endswith("_file") else f"{key}_file", None
+                )
+            target.update(values)
     return merged
 
 
@@ -194,9 +264,67 @@ def _coerce_stack(values: Mapping[str, Any]) -> StackSettings:
             kwargs[f.name] = port
         elif f.name.endswith("dir"):
             kwargs[f.name] = Path(str(raw)).expanduser()
+        elif f.type in (bool, "bool"):
+            kwargs[f.name] = _coerce_bool(raw, f"stack.{f.name}")
         else:
             kwargs[f.name] = str(raw)
     return StackSettings(**kwargs)
+
+
+def _coerce_bool(raw: Any, setting: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"true", "1", "yes"}:
+        return True
+    if text in {"false", "0", "no"}:
+        return False
+    raise ConfigError(f"{setting}: expected true or false, got {raw!r}")
+
+
+def _secret(values: Mapping[str, Any], key: str, section: str) -> Secret | None:
+    """The secret `key` of a section, given in clear or by a file (`<key>_file`), not both."""
+    value, file = values.get(key), values.get(f"{key}_file")
+    if value is not None and file is not None:
+        raise ConfigError(
+            f"both {section}.{key} and {section}.{key}_file are set",
+            hint=f"keep one of them (SEAM_{section.upper()}_{key.upper()} or SEAM_{section.upper()}_{key.upper()}_FILE)",
+        )
+    if file is not None:
+        return read_secret_file(str(file), f"{section}.{key}_file")
+    return Secret(str(value)) if value not in (None, "") else None
+
+
+def _path(value: Any) -> Path | None:
+    return None if value in (None, "") else Path(str(value)).expanduser()
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _property_value(value: Any) -> str:
+    # librdkafka reads every property as text; TOML's true is its "true".
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _coerce_kafka(values: Mapping[str, Any], stack: StackSettings) -> KafkaSettings:
+    protocol = _text(values.get("security_protocol"))
+    mechanism = _text(values.get("sasl_mechanism"))
+    return KafkaSettings(
+        bootstrap_servers=str(values.get("bootstrap_servers", f"{stack.host}:{stack.kafka_port}")),
+        security_protocol=protocol.upper() if protocol else "PLAINTEXT",
+        sasl_mechanism=mechanism.upper() if mechanism else None,
+        sasl_username=_text(values.get("sasl_username")),
+        sasl_password=_secret(values, "sasl_password", "kafka"),
+        ssl_ca_location=_path(values.get("ssl_ca_location")),
+        ssl_certificate_location=_path(values.get("ssl_certificate_location")),
+        ssl_key_location=_path(values.get("ssl_key_location")),
+        ssl_key_password=_secret(values, "ssl_key_password", "kafka"),
+        properties={
+            str(k): _property_value(v) for k, v in dict(values.get("properties", {})).items()
+        },
+    )
 
 
 def _coerce_verify(raw: Any) -> bool | str:
@@ -239,17 +367,19 @@ def load_settings(
         "mariadb": f"mysql://root:{LOCAL_PASSWORD}@{stack.host}:{stack.mariadb_port}/{LOCAL_DATABASE}",
         **merged.get("databases", {}),
     }
-    password = connect.get("password")
+    username = connect.get("username")
+    password = _secret(connect, "password", "connect")
+    if stack.connect_basic_auth and "url" not in connect and username is None:
+        # The local stack's Connect asks for its own local credentials.
+        username, password = LOCAL_USER, password or Secret(LOCAL_PASSWORD)
     return Settings(
         stack=stack,
-        kafka_bootstrap_servers=str(
-            kafka.get("bootstrap_servers", f"{stack.host}:{stack.kafka_port}")
-        ),
+        kafka=_coerce_kafka(kafka, stack),
         connect_url=str(connect.get("url", f"http://{stack.host}:{stack.connect_port}")).rstrip(
             "/"
         ),
-        connect_username=connect.get("username"),
-        connect_password=Secret(str(password)) if password else None,
+        connect_username=username,
+        connect_password=password,
         connect_verify_tls=_coerce_verify(connect.get("verify_tls", True)),
         databases={name: Secret(str(url)) for name, url in databases.items()},
         config_file=path,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from seam.errors import SeamError
+from seam.kafka_config import KafkaSettings, kafka_settings
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
@@ -33,6 +34,50 @@ DEFAULT_TIMEOUT: Final = 10.0
 
 class KafkaUnavailableError(SeamError):
     """The broker could not be reached, or did not answer in time."""
+
+
+class KafkaAuthenticationError(KafkaUnavailableError):
+    """The broker rejected the SASL credentials (or the mechanism)."""
+
+
+class KafkaTlsError(KafkaUnavailableError):
+    """The TLS handshake with the broker failed (CA, certificate, key or protocol)."""
+
+
+_SASL_HINT: Final = (
+    "check kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password "
+    "(SEAM_KAFKA_SASL_MECHANISM, SEAM_KAFKA_SASL_USERNAME, SEAM_KAFKA_SASL_PASSWORD)"
+)
+_TLS_HINT: Final = (
+    "check kafka.ssl_ca_location (the CA that signed the broker's certificate) and, if the "
+    "broker asks for a client certificate, kafka.ssl_certificate_location and kafka.ssl_key_location"
+)
+
+
+def connection_problem(error: Any, bootstrap_servers: str) -> KafkaUnavailableError | None:
+    """The clear error for a librdkafka error that no retry will cure (credentials refused,
+    a failed TLS handshake, a listener of another security protocol), or None.
+
+    librdkafka reports these through `error_cb` and keeps retrying, so a call only times
+    out; the client that saw one raises it instead of "cannot reach"."""
+    from confluent_kafka import KafkaError
+
+    code = error.code()
+    text = str(error.str())
+    where = f"Kafka at {bootstrap_servers}"
+    if code == KafkaError._AUTHENTICATION and "SSL" not in text:
+        return KafkaAuthenticationError(
+            f"{where} refused to authenticate seam: {text}", hint=_SASL_HINT
+        )
+    tls_words = ("SSL handshake failed", "ssl/tls alert")  # the second: the broker's refusal
+    if code in (KafkaError._SSL, KafkaError._AUTHENTICATION) or any(w in text for w in tls_words):
+        return KafkaTlsError(f"the TLS handshake with {where} failed: {text}", hint=_TLS_HINT)
+    if "security.protocol" in text:  # librdkafka's own guess at a mismatched listener
+        return KafkaUnavailableError(
+            f"{where} does not speak kafka.security_protocol on that port: {text}",
+            hint="set kafka.security_protocol (SEAM_KAFKA_SECURITY_PROTOCOL) to the listener's protocol",
+        )
+    return None
 
 
 class TopicNotFoundError(SeamError):
@@ -82,11 +127,13 @@ class PartitionRange:
 class Kafka:
     """Read-only access to one cluster. Use as a context manager."""
 
-    def __init__(self, bootstrap_servers: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, kafka: KafkaSettings | str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.settings = kafka_settings(kafka)
+        self.bootstrap_servers = self.settings.bootstrap_servers
         self.timeout = timeout
         self._admin: AdminClient | None = None
         self._consumers: list[Consumer] = []
+        self._problem: KafkaUnavailableError | None = None
 
     def __enter__(self) -> Kafka:
         return self
@@ -108,16 +155,30 @@ class Kafka:
         with contextlib.suppress(Exception):
             consumer.close()
 
+    def _on_error(self, error: Any) -> None:
+        # Other errors surface through the calls' timeouts; these say why the calls fail.
+        problem = connection_problem(error, self.bootstrap_servers)
+        if problem is not None:
+            self._problem = problem
+
     def _base_config(self) -> dict[str, Any]:
         ms = int(self.timeout * 1000)
-        return {
-            "bootstrap.servers": self.bootstrap_servers,
-            "logger": _quiet_logger(),
-            "socket.connection.setup.timeout.ms": max(1000, ms),
-            "error_cb": lambda _err: None,  # surfaced through the calls' timeouts instead
-        }
+        return self.settings.client_config(
+            {
+                "logger": _quiet_logger(),
+                "socket.connection.setup.timeout.ms": max(1000, ms),
+                "error_cb": self._on_error,
+            }
+        )
 
     def unreachable(self, detail: str = "") -> KafkaUnavailableError:
+        """The error for a call that failed or timed out: why, when librdkafka said."""
+        if self._admin is not None:
+            # librdkafka hands errors to error_cb only from poll(): collect what it has.
+            with contextlib.suppress(Exception):
+                self._admin.poll(0)
+        if self._problem is not None:
+            return self._problem
         suffix = f": {detail}" if detail else ""
         return KafkaUnavailableError(
             f"cannot reach Kafka at {self.bootstrap_servers} within {self.timeout:g}s{suffix}",

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from seam.kafka_config import client_config
 from seam.settings import Settings
 
 
@@ -38,7 +39,7 @@ def delete_topics(stack: Settings, names: list[str], prefix: str | None = None) 
     """The named topics and every other one a connector made under `prefix`."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    admin = AdminClient(client_config(stack.kafka_bootstrap_servers))
     existing = set(admin.list_topics(timeout=10).topics)
     doomed = [
         n

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from seam.kafka_config import KafkaSettings, kafka_settings
 from seam.streams.kafka import Kafka
 from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.topics import ensure_outputs
@@ -33,10 +34,10 @@ class Clients(Protocol):
         the missing output topics."""
 
     def consumer(self, config: dict[str, Any]) -> Any:
-        """A consumer with `config` (bootstrap servers added)."""
+        """A consumer with `config` (the cluster's connection settings added)."""
 
     def producer(self, config: dict[str, Any]) -> Any:
-        """A producer with `config` (bootstrap servers added)."""
+        """A producer with `config` (the cluster's connection settings added)."""
 
     def members(self, group: str, timeout: float) -> list[Member]:
         """The members of `group` as the group coordinator sees them."""
@@ -45,11 +46,12 @@ class Clients(Protocol):
 class KafkaClients:
     """`Clients` for a real cluster."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, kafka: KafkaSettings | str) -> None:
+        self.settings = kafka_settings(kafka)
+        self.bootstrap_servers = self.settings.bootstrap_servers
 
     def prepare(self, spec: PipelineSpec, reference_topics: list[str], timeout: float) -> None:
-        with Kafka(self.bootstrap_servers, timeout=timeout) as kafka:
+        with Kafka(self.settings, timeout=timeout) as kafka:
             partitions = {t: kafka.partitions(t) for t in spec.inputs}
             for topic in reference_topics:
                 kafka.partitions(topic)
@@ -58,15 +60,15 @@ class KafkaClients:
     def consumer(self, config: dict[str, Any]) -> Any:
         from confluent_kafka import Consumer
 
-        return Consumer({"bootstrap.servers": self.bootstrap_servers, **config})
+        return Consumer(self.settings.client_config(config))
 
     def producer(self, config: dict[str, Any]) -> Any:
         from confluent_kafka import Producer
 
-        return Producer({"bootstrap.servers": self.bootstrap_servers, **config})
+        return Producer(self.settings.client_config(config))
 
     def members(self, group: str, timeout: float) -> list[Member]:
-        with Kafka(self.bootstrap_servers, timeout=timeout) as kafka:
+        with Kafka(self.settings, timeout=timeout) as kafka:
             futures = kafka.call(
                 "describing the consumer group",
                 kafka.admin.describe_consumer_groups,

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from seam.kafka_config import KafkaSettings, kafka_settings
 from seam.streams.kafka import Kafka
 
 
@@ -29,22 +30,24 @@ class Record:
 
 
 def read_to_end(
-    bootstrap_servers: str, topic: str, *, timeout: float = 60.0, committed_only: bool = True
+    kafka: KafkaSettings | str, topic: str, *, timeout: float = 60.0, committed_only: bool = True
 ) -> list[Record]:
     """Every record of `topic` from offset 0 to the end as it is now (only committed
     transactions' records when `committed_only`), in partition then offset order."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-    with Kafka(bootstrap_servers, timeout=min(timeout, 30.0)) as kafka:
-        partitions = kafka.partitions(topic)
+    settings = kafka_settings(kafka)
+    with Kafka(settings, timeout=min(timeout, 30.0)) as cluster:
+        partitions = cluster.partitions(topic)
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"seam-readback-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed" if committed_only else "read_uncommitted",
-        }
+        settings.client_config(
+            {
+                "group.id": f"seam-readback-{uuid.uuid4().hex[:12]}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+            }
+        )
     )
     try:
         ends: dict[int, int] = {}

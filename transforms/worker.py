@@ -46,7 +46,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from seam.errors import SeamError
-from seam.streams.kafka import KAFKA_HINT, KafkaUnavailableError
+from seam.kafka_config import KafkaSettings, kafka_settings
+from seam.streams.kafka import KAFKA_HINT, KafkaUnavailableError, connection_problem
 from seam.transforms.calls import CallInterruptedError, CallTimedOutError, bounded
 from seam.transforms.clients import Clients, KafkaClients
 from seam.transforms.delivery import (
@@ -101,7 +102,7 @@ class Worker:
     def __init__(
         self,
         spec: PipelineSpec,
-        bootstrap_servers: str,
+        kafka: KafkaSettings | str,
         options: WorkerOptions | None = None,
         *,
         pipeline: Pipeline | None = None,
@@ -109,9 +110,9 @@ class Worker:
         clients: Clients | None = None,
     ) -> None:
         self.spec = spec
-        self.bootstrap = bootstrap_servers
+        self.bootstrap = kafka_settings(kafka).bootstrap_servers
         self.options = options or WorkerOptions()
-        self.clients: Clients = clients or KafkaClients(bootstrap_servers)
+        self.clients: Clients = clients or KafkaClients(kafka)
         self.pipeline = pipeline if pipeline is not None else spec.build()
         fast = load_fast_path(spec, self.pipeline) if self.options.fast_path else None
         log.info("compiled fast path: %s", "on" if fast is not None else "off")
@@ -126,6 +127,7 @@ class Worker:
         self._renew_producer = False  # replace the producer before the next batch
         self._last_probe = 0.0
         self._fatal: str | None = None
+        self._problem: KafkaUnavailableError | None = None  # refused credentials, failed TLS
         self.counts = Counts()
         self.progress = Progress(spec.name, spec.guarantee, self.counts, started=time.monotonic())
         self._consumer: Any = None
@@ -201,7 +203,11 @@ class Worker:
 
         code = err.code()
         down = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE)
-        if code in down and self._down_since is None:
+        problem = connection_problem(err, self.bootstrap)
+        if problem is not None:
+            # A broker that refuses seam is as good as down, and the error says why.
+            self._problem = problem
+        if (code in down or problem is not None) and self._down_since is None:
             self._down_since = time.monotonic()
 
     def _consumer_error_cb(self, err: Any) -> None:
@@ -295,6 +301,8 @@ class Worker:
         )
 
     def _unreachable(self, detail: str) -> KafkaUnavailableError:
+        if self._problem is not None:
+            return self._problem
         return KafkaUnavailableError(
             f"cannot reach Kafka at {self.bootstrap} within {self.options.broker_timeout:g}s: {detail}",
             hint=KAFKA_HINT,

@@ -40,6 +40,7 @@ import requests
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from seam.kafka_config import client_config
 from seam.settings import load_settings
 
 HERE = Path(__file__).resolve().parent
@@ -292,9 +293,10 @@ def my_changes(my: Any) -> None:
 
 
 class Connect:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, auth: tuple[str, str] | None = None) -> None:
         self.url = url
         self.http = requests.Session()
+        self.http.auth = auth
 
     def put_config(self, name: str, config: dict[str, str]) -> None:
         for _ in range(30):
@@ -359,12 +361,14 @@ def topics_of(admin: AdminClient, prefixes: list[str], heartbeats: bool = True) 
 
 def read_all(bootstrap: str, topics: list[str], idle: float = 5.0) -> list[dict[str, Any]]:
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "seam-corpus-capture",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-        }
+        client_config(
+            bootstrap,
+            {
+                "group.id": "seam-corpus-capture",
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+            },
+        )
     )
     out: list[dict[str, Any]] = []
     heartbeats: dict[str, int] = {}
@@ -405,12 +409,12 @@ def read_all(bootstrap: str, topics: list[str], idle: float = 5.0) -> list[dict[
 
 def settle(bootstrap: str, topics_fn: Any, expect_min: int, timeout: float = 60) -> None:
     """Wait until the topics hold at least `expect_min` records and stop growing."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     deadline = time.monotonic() + timeout
     previous = -1
     while time.monotonic() < deadline:
         topics = topics_fn()
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "seam-corpus-probe"})
+        consumer = Consumer(client_config(bootstrap, {"group.id": "seam-corpus-probe"}))
         total = 0
         try:
             meta = admin.list_topics(timeout=10)
@@ -428,8 +432,8 @@ def settle(bootstrap: str, topics_fn: Any, expect_min: int, timeout: float = 60)
 
 def main() -> int:
     settings = load_settings()
-    connect = Connect(settings.connect_url)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    connect = Connect(settings.connect_url, settings.connect_auth())
+    admin = AdminClient(client_config(settings.kafka))
     pg = psycopg.connect(settings.database_url("postgres"), autocommit=True)
     my = pymysql.connect(
         host=settings.stack.host,

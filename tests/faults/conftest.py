@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from seam.legacy_db.files import folder
+from seam.kafka_config import client_config
 from seam.settings import Settings
 from tests.catalog_checks import delete_topics, drop_slots, legacy_products, wait_for
 from tests.faults.kit import Catalog, Pipeline, StackFaults, seam
@@ -71,7 +72,7 @@ def catalog(private_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -
         seam("legacy", "seed", "--database", url, "--products", str(PRODUCTS), "--seed", "7")
         # Three partitions for the products topic (the connector would make one): the
         # worker's transactions then span partitions, and its marks are per partition.
-        admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+        admin = AdminClient(client_config(stack.kafka_bootstrap_servers))
         topic = NewTopic(f"{prefix}.public.products", num_partitions=3, replication_factor=1)
         for future in admin.create_topics([topic]).values():
             future.result(timeout=30)

@@ -33,6 +33,7 @@ import orjson
 import yaml
 
 from seam.legacy_db.files import pipeline_document
+from seam.kafka_config import client_config
 from seam.settings import Settings
 from tests.catalog_checks import delete_topics, expected_events, legacy_latest, wait_for
 from tests.conftest import start_transform_worker
@@ -384,7 +385,7 @@ def offsets(bootstrap: str, topic: str, group: str | None = None) -> dict[int, i
 
     from seam.transforms.readback import watermarks
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group or "seam-fault-ends"})
+    consumer = Consumer(client_config(bootstrap, {"group.id": group or "seam-fault-ends"}))
     try:
         tps = [
             TopicPartition(topic, p)

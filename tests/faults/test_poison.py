@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from seam.kafka_config import client_config
 from tests.catalog_checks import expected_events
 from tests.faults.kit import Catalog, Pipeline, WorkerProcess, assert_balanced, replay
 
@@ -52,7 +53,7 @@ def _run(
     from confluent_kafka.admin import AdminClient, NewTopic
 
     topic = f"seam-fault.poison-{uuid.uuid4().hex[:6]}.products"
-    admin = AdminClient({"bootstrap.servers": catalog.bootstrap})
+    admin = AdminClient(client_config(catalog.bootstrap))
     for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
         future.result(timeout=30)
     pipeline = pipelines("poison", inputs=[topic])
@@ -60,7 +61,7 @@ def _run(
     records: list[tuple[bytes | None, bytes, str | None]] = [(r.key, r.value, None) for r in good]
     for i, (key, value, reason) in enumerate(poison):
         records.insert((i + 1) * stride + i, (key, value, reason))
-    producer = Producer({"bootstrap.servers": catalog.bootstrap, "enable.idempotence": True})
+    producer = Producer(client_config(catalog.bootstrap, {"enable.idempotence": True}))
     for key, value, _ in records:
         producer.produce(topic, value, key)
     assert producer.flush(30) == 0

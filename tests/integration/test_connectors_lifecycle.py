@@ -27,6 +27,7 @@ from seam.connectors.plan import ValidationFailedError, apply_plan, make_plan, w
 from seam.connectors.render import SPEED_DEFAULTS, RenderedConnector, render
 from seam.connectors.spec import parse_specs
 from seam.errors import ConfigError
+from seam.kafka_config import client_config
 from seam.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -166,12 +167,14 @@ def consume(stack: Settings, topic: str, want: int, timeout: float = 60.0) -> li
     from confluent_kafka import Consumer
 
     consumer = Consumer(
-        {
-            "bootstrap.servers": stack.kafka_bootstrap_servers,
-            "group.id": f"seam-ct-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+        client_config(
+            stack.kafka_bootstrap_servers,
+            {
+                "group.id": f"seam-ct-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            },
+        )
     )
     consumer.subscribe([topic])
     values: list[dict[str, Any]] = []

@@ -26,6 +26,7 @@ import yaml
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from seam.kafka_config import client_config
 from seam.settings import Settings
 from seam.streams.kafka import Kafka
 from seam.streams.partitioner import partition_for_key
@@ -54,7 +55,7 @@ def _drop_connector(settings: Settings, name: str) -> None:
 
 
 def _drop_topics(settings: Settings, prefix: str) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    admin = AdminClient(client_config(settings.kafka_bootstrap_servers))
     doomed = [t for t in admin.list_topics(timeout=10).topics if prefix in t]
     if doomed:
         for future in admin.delete_topics(doomed).values():
@@ -223,9 +224,9 @@ def test_a_pipeline_counts_other_records_by_kind_and_dead_letters_malformed(
     cap = pg_captured
     bootstrap = cap.settings.kafka_bootstrap_servers
     poison = f"{cap.prefix}.poison"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     admin.create_topics([NewTopic(poison, 1, 1)])[poison].result(timeout=30)
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer(client_config(bootstrap))
     producer.produce(poison, b'{"schema":{},"payload":null}', b'{"id":1}')
     producer.produce(poison, b'{"op":"c","source":{"db":"x"},"after":{"id":1}}', b'{"id":1}')
     producer.flush(30)
@@ -355,10 +356,10 @@ def test_domain_event_topics_in_history_and_tail_by_plain_key(stack: Settings) -
     """As a transform worker writes them: key = the entity id as text, murmur2 partitions."""
     topic = f"seam_dl_events_{uuid.uuid4().hex[:8]}.product-events"
     bootstrap = stack.kafka_bootstrap_servers
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(timeout=30)
     try:
-        producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+        producer = Producer(client_config(bootstrap, {"partitioner": "murmur2_random"}))
         for n in range(31):
             pid = n % 10 + 1 if n < 30 else 11
             event = {"event_type": "ProductRenamed", "product_id": pid, "data": {"n": n}}

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from seam.errors import StackError
+from seam.kafka_config import client_config
 from seam.settings import LOCAL_PASSWORD, Settings, load_settings
 from seam.stack.kafka import DEBEZIUM_PLUGINS
 from seam.stack.local import PART_NAMES, LocalStack
@@ -32,19 +33,21 @@ def test_broker_takes_and_serves_records(
     from confluent_kafka import Consumer, Producer
 
     topic = unique_name("stack_smoke")
-    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    producer = Producer(client_config(stack.kafka_bootstrap_servers))
     sent = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(20)]
     for key, value in sent:
         producer.produce(topic, key=key, value=value)
     assert producer.flush(30) == 0
 
     consumer = Consumer(
-        {
-            "bootstrap.servers": stack.kafka_bootstrap_servers,
-            "group.id": unique_name("g"),
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+        client_config(
+            stack.kafka_bootstrap_servers,
+            {
+                "group.id": unique_name("g"),
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            },
+        )
     )
     consumer.subscribe([topic])
     received = []
@@ -58,7 +61,9 @@ def test_broker_takes_and_serves_records(
 
 
 def test_connect_lists_the_debezium_connectors(stack: Settings) -> None:
-    plugins = requests.get(f"{stack.connect_url}/connector-plugins", timeout=10).json()
+    plugins = requests.get(
+        f"{stack.connect_url}/connector-plugins", auth=stack.connect_auth(), timeout=10
+    ).json()
     classes = {p["class"] for p in plugins}
     assert set(DEBEZIUM_PLUGINS) <= classes
     assert {p["version"] for p in plugins if p["class"] in DEBEZIUM_PLUGINS} == {"3.5.0.Final"}

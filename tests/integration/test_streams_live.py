@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner
 
 from seam.cli.main import app
+from seam.kafka_config import client_config
 from seam.settings import Settings
 from seam.streams.history import key_history
 from seam.streams.kafka import Kafka
@@ -48,7 +49,13 @@ class Captured:
 
 def _connect(settings: Settings, method: str, path: str, **kwargs: Any) -> requests.Response:
     for _ in range(30):
-        r = requests.request(method, f"{settings.connect_url}{path}", timeout=30, **kwargs)
+        r = requests.request(
+            method,
+            f"{settings.connect_url}{path}",
+            auth=settings.connect_auth(),
+            timeout=30,
+            **kwargs,
+        )
         if r.status_code != 409:
             return r
         time.sleep(1)
@@ -71,7 +78,7 @@ def _wait_running(settings: Settings, name: str) -> None:
 
 
 def _count(bootstrap: str, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "seam-test-probe"})
+    consumer = Consumer(client_config(bootstrap, {"group.id": "seam-test-probe"}))
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None:
@@ -177,7 +184,7 @@ def capture(stack: Settings, *, schemas: bool) -> Iterator[Captured]:
         pg.execute(f"DROP PUBLICATION IF EXISTS {prefix}")
         pg.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         pg.close()
-        admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+        admin = AdminClient(client_config(stack.kafka_bootstrap_servers))
         doomed = [t for t in admin.list_topics(timeout=10).topics if prefix in t]
         if doomed:
             for future in admin.delete_topics(doomed).values():
@@ -341,10 +348,8 @@ def test_lag_of_a_group_and_tail_never_commits(
 ) -> None:
     group = unique_name("seam-test-lag")
     bootstrap = captured.settings.kafka_bootstrap_servers
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-    )
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    consumer = Consumer(client_config(bootstrap, {"group.id": group, "enable.auto.commit": False}))
+    admin = AdminClient(client_config(bootstrap))
     try:
         with Kafka(bootstrap) as kafka:
             ranges = {r.partition: r for r in kafka.ranges(captured.topic)}
@@ -380,13 +385,13 @@ def test_murmur2_matches_the_java_compatible_partitioner(
 ) -> None:
     """librdkafka's `murmur2_random` partitioner is the Java client's default one."""
     topic = unique_name("seam_test_murmur")
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    admin = AdminClient(client_config(stack.kafka_bootstrap_servers))
     admin.create_topics([NewTopic(topic, num_partitions=7, replication_factor=1)])[topic].result(
         timeout=30
     )
     try:
         producer = Producer(
-            {"bootstrap.servers": stack.kafka_bootstrap_servers, "partitioner": "murmur2_random"}
+            client_config(stack.kafka_bootstrap_servers, {"partitioner": "murmur2_random"})
         )
         keys = [f'{{"id":{i}}}'.encode() for i in range(40)] + [b"SKU-\xc3\xa9", b"", b"abc"]
         placed: dict[bytes, int] = {}

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from seam.legacy_db.files import pipeline_document
+from seam.kafka_config import client_config
 from seam.settings import Settings
 from tests.catalog_checks import (
     delete_topics,
@@ -87,7 +88,7 @@ def catalog(
     try:
         seed(url, products=PRODUCTS, seed=5)
         # The products topic gets 4 partitions before the connector makes it with 1.
-        admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+        admin = AdminClient(client_config(stack.kafka_bootstrap_servers))
         for future in admin.create_topics(
             [
                 NewTopic(

@@ -25,6 +25,7 @@ import yaml
 
 from seam.legacy_db.files import pipeline_document
 from seam.legacy_db.synthetic import envelope, micros, reference_rows
+from seam.kafka_config import client_config
 from seam.settings import Settings
 from seam.streams.kafka import Kafka
 from seam.transforms.pipeline_file import PipelineSpec, load_pipeline
@@ -85,7 +86,7 @@ class Setup:
         """One create per name, product ids 1, 2, ..."""
         from confluent_kafka import Producer
 
-        producer = Producer({"bootstrap.servers": self.bootstrap, "partitioner": "murmur2_random"})
+        producer = Producer(client_config(self.bootstrap, {"partitioner": "murmur2_random"}))
         for pid, name in enumerate(names, start=1):
             row = {**ROW, "prod_id": pid, "sku": f"AB-{pid:05d}", "prod_name": name}
             key, value = envelope("products", "c", None, row, 1000 + pid)
@@ -103,11 +104,13 @@ class Setup:
         from confluent_kafka import Consumer, TopicPartition
 
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": self.spec.group,
-                "enable.auto.commit": False,
-            }
+            client_config(
+                self.bootstrap,
+                {
+                    "group.id": self.spec.group,
+                    "enable.auto.commit": False,
+                },
+            )
         )
         try:
             tps = [TopicPartition(self.products, p) for p in range(PARTITIONS)]
@@ -123,7 +126,7 @@ def setup(stack: Settings, tmp_path: Path) -> Iterator[Setup]:
 
     prefix = f"txe{uuid.uuid4().hex[:8]}"
     bootstrap = stack.kafka_bootstrap_servers
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     inputs = {
         f"{prefix}.public.products": PARTITIONS,
         f"{prefix}.public.categories": 1,
@@ -133,7 +136,7 @@ def setup(stack: Settings, tmp_path: Path) -> Iterator[Setup]:
         [NewTopic(t, num_partitions=n, replication_factor=1) for t, n in inputs.items()]
     ).values():
         future.result(timeout=30)
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer(client_config(bootstrap))
     for i, (table, row) in enumerate(reference_rows(1000)):
         key, value = envelope(table, "r", None, row, i + 1)
         producer.produce(f"{prefix}.public.{table}", value, key)

@@ -26,6 +26,7 @@ import yaml
 from seam.changes import RawRecord
 from seam.legacy_db.files import pipeline_document
 from seam.legacy_db.synthetic import envelope, micros, reference_rows
+from seam.kafka_config import client_config
 from seam.settings import Settings
 from seam.streams.kafka import Kafka
 from seam.transforms.pipeline import Produced
@@ -55,7 +56,7 @@ class Raw:
         from confluent_kafka import Producer
 
         return Producer(
-            {"bootstrap.servers": self.bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
+            client_config(self.bootstrap, {"partitioner": "murmur2_random", "linger.ms": 5})
         )
 
 
@@ -114,7 +115,7 @@ def raw(stack: Settings, tmp_path: Path) -> Iterator[Raw]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     prefix = f"txw{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    admin = AdminClient(client_config(stack.kafka_bootstrap_servers))
     inputs = {
         f"{prefix}.public.products": 4,
         f"{prefix}.public.categories": 1,
