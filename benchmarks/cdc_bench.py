@@ -35,8 +35,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from seam.legacy_db.files import pipeline_document
 from seam.kafka_config import KafkaSettings, client_config
+from seam.legacy_db.files import pipeline_document
 from seam.settings import Settings, StackSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

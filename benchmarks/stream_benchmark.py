@@ -28,6 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from seam.kafka_config import KafkaSettings, client_config
 from seam.settings import load_settings
+from seam.transforms.delivery import produce_when_room
 
 SEAM = str(Path(sys.executable).with_name("seam"))
 EVENTS_PER_KEY = 100
@@ -80,12 +81,7 @@ def fill(bootstrap: KafkaSettings | str, topic: str, events: int, partitions: in
             "op": "c" if i < keys else "u",
             "ts_ms": ts,
         }
-        while True:
-            try:
-                producer.produce(topic, key=b'{"id":%d}' % key_id, value=orjson.dumps(value))
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce_when_room(producer, topic, b'{"id":%d}' % key_id, orjson.dumps(value))
         if i % 10_000 == 0:
             producer.poll(0)
     producer.flush(120)

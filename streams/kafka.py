@@ -193,8 +193,9 @@ class Kafka:
             self._admin = AdminClient(self._base_config())
         return self._admin
 
-    def consumer(self) -> Consumer:
-        """A consumer for `assign()`: throwaway group, never commits, reports partition EOF."""
+    def consumer(self, *, committed_only: bool = True) -> Consumer:
+        """A consumer for `assign()`: throwaway group, never commits, reports partition EOF;
+        it reads only committed transactions' records unless `committed_only` is False."""
         from confluent_kafka import Consumer
 
         consumer = Consumer(
@@ -206,7 +207,7 @@ class Kafka:
                 "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 100,
-                "isolation.level": "read_committed",
+                "isolation.level": "read_committed" if committed_only else "read_uncommitted",
             }
         )
         self._consumers.append(consumer)
@@ -280,8 +281,10 @@ def read_ranges(
     ranges: dict[int, tuple[int, int | None]],
     *,
     batch: int = 1000,
+    committed_only: bool = True,
 ) -> Iterator[Any]:
-    """Yield the confluent_kafka messages of `topic` in [start, end) per partition.
+    """Yield the confluent_kafka messages of `topic` in [start, end) per partition (only
+    committed transactions' records unless `committed_only` is False).
 
     An end of None follows the partition forever (until the caller stops iterating).
     Without a follower, a read that makes no progress for the client timeout raises
@@ -297,7 +300,7 @@ def read_ranges(
     if not pending:
         return
     following = any(end is None for end in pending.values())
-    consumer = kafka.consumer()
+    consumer = kafka.consumer(committed_only=committed_only)
     consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in pending])
     last_progress = time.monotonic()
     try:

@@ -148,17 +148,7 @@ class Delivery:
     def produce(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Any = None
     ) -> None:
-        producer = self.producer
-        try:  # the usual case first: one call, no loop
-            producer.produce(topic, value, key, headers=headers)
-        except BufferError:
-            while True:
-                producer.poll(0.05)
-                try:
-                    producer.produce(topic, value, key, headers=headers)
-                    return
-                except BufferError:
-                    continue
+        produce_when_room(self.producer, topic, key, value, headers)
 
     def commit(self, offsets: list[Any], group_metadata: Any) -> None:
         """Exactly once: the batch's input offsets join the transaction, which commits."""
@@ -229,3 +219,20 @@ class Delivery:
             else:
                 bounded("flushing the producer", 5.0, producer.flush, 5.0)
         self._in_transaction = False
+
+
+def produce_when_room(
+    producer: Any, topic: str, key: bytes | None, value: bytes | None, headers: Any = None
+) -> None:
+    """Produce one record, serving delivery reports while the local queue is full (the one
+    retry of a produce call: a full queue is back-pressure, never a failure)."""
+    try:  # the usual case first: one call, no loop
+        producer.produce(topic, value, key, headers=headers)
+    except BufferError:
+        while True:
+            producer.poll(0.05)
+            try:
+                producer.produce(topic, value, key, headers=headers)
+                return
+            except BufferError:
+                continue

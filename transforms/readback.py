@@ -6,14 +6,13 @@ For tests, parity checks and services that load a memory image from the latest t
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from seam.kafka_config import KafkaSettings, kafka_settings
-from seam.streams.kafka import Kafka
+from seam.streams.kafka import Kafka, read_ranges
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,60 +32,34 @@ def read_to_end(
     kafka: KafkaSettings | str, topic: str, *, timeout: float = 60.0, committed_only: bool = True
 ) -> list[Record]:
     """Every record of `topic` from offset 0 to the end as it is now (only committed
-    transactions' records when `committed_only`), in partition then offset order."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+    transactions' records when `committed_only`), in partition then offset order. A read
+    that stops making progress for `timeout` (at most 30 s) raises KafkaUnavailableError."""
+    from confluent_kafka import TopicPartition
 
-    settings = kafka_settings(kafka)
-    with Kafka(settings, timeout=min(timeout, 30.0)) as cluster:
-        partitions = cluster.partitions(topic)
-    consumer = Consumer(
-        settings.client_config(
-            {
-                "group.id": f"seam-readback-{uuid.uuid4().hex[:12]}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+    with Kafka(kafka_settings(kafka), timeout=min(timeout, 30.0)) as cluster:
+        probe = cluster.consumer()
+        try:
+            ends: dict[int, tuple[int, int | None]] = {
+                p: (0, hi)
+                for p in cluster.partitions(topic)
+                for _lo, hi in [watermarks(probe, TopicPartition(topic, p), timeout)]
+                if hi > 0
             }
-        )
-    )
-    try:
-        ends: dict[int, int] = {}
-        for p in partitions:
-            _lo, hi = watermarks(consumer, TopicPartition(topic, p), timeout)
-            if hi > 0:
-                ends[p] = hi
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        out: list[Record] = []
-        pending = set(ends)
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.5):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                    continue
-                offset = msg.offset() or 0
-                out.append(
-                    Record(
-                        topic,
-                        msg.partition() or 0,
-                        offset,
-                        msg.key(),
-                        msg.value(),
-                        _headers(msg.headers()),
-                    )
-                )
-                if offset + 1 >= ends[msg.partition() or 0]:
-                    pending.discard(msg.partition() or 0)
-        if pending:
-            raise TimeoutError(
-                f"reading {topic} to its end timed out (partitions {sorted(pending)})"
+        finally:
+            cluster.release(probe)
+        out = [
+            Record(
+                topic,
+                msg.partition() or 0,
+                msg.offset() or 0,
+                msg.key(),
+                msg.value(),
+                _headers(msg.headers()),
             )
-        out.sort(key=lambda r: (r.partition, r.offset))
-        return out
-    finally:
-        consumer.close()
+            for msg in read_ranges(cluster, topic, ends, committed_only=committed_only)
+        ]
+    out.sort(key=lambda r: (r.partition, r.offset))
+    return out
 
 
 def _headers(raw: Any) -> dict[str, bytes | None]:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seam.legacy_db.files import folder
 from seam.kafka_config import client_config
+from seam.legacy_db.files import folder
 from seam.settings import Settings
 from tests.catalog_checks import delete_topics, drop_slots, legacy_products, wait_for
 from tests.faults.kit import Catalog, Pipeline, StackFaults, seam

@@ -32,8 +32,8 @@ from typing import Any
 import orjson
 import yaml
 
-from seam.legacy_db.files import pipeline_document
 from seam.kafka_config import client_config
+from seam.legacy_db.files import pipeline_document
 from seam.settings import Settings
 from tests.catalog_checks import delete_topics, expected_events, legacy_latest, wait_for
 from tests.conftest import start_transform_worker
@@ -419,7 +419,7 @@ def wait_caught_up(
     the end of the raw topic."""
     from confluent_kafka import KafkaException
 
-    from seam.streams.kafka import TopicNotFoundError
+    from seam.streams.kafka import KafkaUnavailableError, TopicNotFoundError
     from seam.transforms.readback import read_to_end
 
     want = sum(expected_events(catalog.initial, catalog.operations).values())
@@ -429,7 +429,7 @@ def wait_caught_up(
             raise AssertionError(f"the worker exited ({worker.proc.returncode}):\n{worker.tail()}")
         try:
             enough = len(read_to_end(catalog.bootstrap, pipeline.history, timeout=30)) >= want
-        except (TopicNotFoundError, TimeoutError, KafkaException):  # a broker coming back
+        except (TopicNotFoundError, KafkaUnavailableError, KafkaException):  # a broker coming back
             return False
         return enough and group_caught_up(catalog.bootstrap, pipeline.group, pipeline.inputs)
 

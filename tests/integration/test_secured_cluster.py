@@ -28,9 +28,9 @@ from seam.cli.main import app
 from seam.connectors.client import ConnectClient
 from seam.connectors.errors import ConnectNotFoundError
 from seam.kafka_config import KafkaSettings, client_config
+from seam.legacy_db.synthetic import envelope
 from seam.settings import LOCAL_PASSWORD, LOCAL_USER, Settings, load_settings
 from seam.transforms.readback import read_to_end
-from seam.transforms.synthetic import envelope
 from tests.integration import test_transform_worker as worker_tests
 from tests.integration.test_transform_worker import Raw, changes, product, send
 

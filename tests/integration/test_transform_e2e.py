@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from seam.legacy_db.files import pipeline_document
 from seam.kafka_config import client_config
+from seam.legacy_db.files import pipeline_document
 from seam.settings import Settings
 from tests.catalog_checks import (
     delete_topics,

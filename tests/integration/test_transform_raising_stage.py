@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
+from seam.kafka_config import client_config
 from seam.legacy_db.files import pipeline_document
 from seam.legacy_db.synthetic import envelope, micros, reference_rows
-from seam.kafka_config import client_config
 from seam.settings import Settings
 from seam.streams.kafka import Kafka
 from seam.transforms.pipeline_file import PipelineSpec, load_pipeline

@@ -24,9 +24,9 @@ import pytest
 import yaml
 
 from seam.changes import RawRecord
+from seam.kafka_config import client_config
 from seam.legacy_db.files import pipeline_document
 from seam.legacy_db.synthetic import envelope, micros, reference_rows
-from seam.kafka_config import client_config
 from seam.settings import Settings
 from seam.streams.kafka import Kafka
 from seam.transforms.pipeline import Produced
