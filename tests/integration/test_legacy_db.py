@@ -21,6 +21,7 @@ import pytest
 from seam.connectors.engine import connect, create_database, drop_database, with_database
 from seam.errors import DatabaseError
 from seam.legacy_db import seed as seed_module
+from seam.legacy_db.files import folder
 from seam.legacy_db.generator import CatalogSize
 from seam.legacy_db.models import CATALOG_TABLES, COLUMNS
 from seam.legacy_db.seed import seed
@@ -273,15 +274,13 @@ def test_workload_keeps_to_the_target_rate(dbs: dict[str, str]) -> None:
 
 # --- readiness for CDC: the example's connector specs, prepared by the toolkit -----------
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def _example_spec(flavour: str, url: str, user: str, password: str, tmp_path: Path) -> Path:
     """legacy_db/connectors/catalog-<flavour>.yaml pointed at `url`, as `user`."""
     import yaml
 
     name = "catalog-postgres" if flavour == "postgres" else "catalog-mariadb"
-    spec = yaml.safe_load((REPO / "examples" / "connectors" / f"{name}.yaml").read_text())
+    spec = yaml.safe_load((folder("connectors") / f"{name}.yaml").read_text())
     secret = tmp_path / "cdc.properties"
     secret.write_text(f"password={password}\n")
     spec.update(database=url, user=user, password={"file": str(secret)})
