@@ -10,11 +10,12 @@ collects several errors of one file and reports them together, in file order.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from seam.errors import ConfigError
+from seam.keys import closest, unknown_keys
 
 MAX_SHOWN: Final = 20  # problems listed in one error; the rest are counted
 
@@ -103,7 +104,13 @@ def _construct_mapping(loader: Any, node: Any) -> YamlMap:
     result = YamlMap()
     result.mark = _mark(node)
     for key_node, value_node in node.value:
-        key = str(loader.construct_object(key_node, deep=True))
+        # A key is the text written: YAML 1.1 would read `on:`, `yes:` or `true:` as True,
+        # `null:` as None.
+        key = (
+            str(key_node.value)
+            if key_node.tag in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:null")
+            else str(loader.construct_object(key_node, deep=True))
+        )
         if key in result:
             where = _mark(key_node)
             raise ConfigError(
@@ -216,3 +223,93 @@ class Problems:
             lines.pop()  # the CLI prints the hint as the closing `fix:` line
             hint = shown[-1].hint
         raise ConfigError("\n".join(lines), hint=hint)
+
+
+def kind_of(value: Any) -> str:
+    """How an error names a value of the wrong kind."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)  # quoted when a string: `'500'` is not 500
+
+
+class Reader:
+    """Reads one file's parsed YAML, noting every problem rather than stopping at the first
+    (placeholders stand in for what is wrong; `problems.check()` then raises them all)."""
+
+    def __init__(self, source: str) -> None:
+        self.problems = Problems(source)
+
+    def add(self, mark: Mark | None, what: str, message: str, hint: str | None = None) -> None:
+        self.problems.add(mark, f"{what}: {message}" if what else message, hint)
+
+    def mapping(
+        self, value: Any, mark: Mark | None, what: str, hint: str | None = None
+    ) -> Mapping[str, Any] | None:
+        if isinstance(value, Mapping):
+            return value
+        self.add(
+            mark,
+            what,
+            f"expected a mapping (key: value lines), got {kind_of(value)}",
+            hint=hint or f"write {what} as indented 'key: value' lines, or {{key: value, ...}}",
+        )
+        return None
+
+    def keys(self, mapping: Mapping[str, Any], valid: tuple[str, ...], what: str) -> set[str]:
+        """Note each unknown key; returns the valid keys they were probably meant as."""
+        meant = set()
+        for key, text in unknown_keys(mapping, valid):
+            self.add(
+                key_mark(mapping, key),
+                what,
+                f"unknown key {text}",
+                hint=f"valid keys{' of ' + what if what else ''}: {', '.join(valid)}",
+            )
+            meant.add(closest(key, valid) or "")
+        return meant
+
+    def missing(
+        self, mapping: Mapping[str, Any], key: str, what: str, hint: str, meant: set[str]
+    ) -> bool:
+        """Whether `key` is missing; noted unless a misspelt key was meant as it."""
+        if mapping.get(key) is not None:
+            return False
+        if key not in meant:
+            self.add(mark_of(mapping), what, f"missing '{key}'", hint=hint)
+        return True
+
+    def string(self, parent: Any, key: str | int, what: str) -> str:
+        value = parent[key] if isinstance(key, int) else parent.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if value is not None or isinstance(key, int):  # a missing key is reported apart
+            self.add(
+                value_mark(parent, key), what, f"expected a non-empty string, got {kind_of(value)}"
+            )
+        return ""
+
+    def integer(
+        self,
+        parent: Mapping[str, Any],
+        key: str,
+        what: str,
+        minimum: int,
+        default: int | None,
+        hint: str | None = None,
+    ) -> int | None:
+        if key not in parent:
+            return default
+        value = parent[key]
+        if type(value) is int and value >= minimum:
+            return value
+        self.add(
+            value_mark(parent, key),
+            what,
+            f"expected a whole number >= {minimum}, got {kind_of(value)}",
+            hint=hint or f"write a whole number, without quotes, e.g. {key}: {max(minimum, 1)}",
+        )
+        return default

@@ -55,14 +55,19 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from seam.errors import ConfigError
-from seam.keys import closest, unknown_keys
+from seam.keys import closest
+from seam.transforms.declared.model import Declaration
+from seam.transforms.declared.reading import SECTIONS, declares, read_declaration
+from seam.transforms.declared.runtime import DeclaredPipeline
 from seam.transforms.pipeline import Pipeline, StageErrorLimitError
 from seam.transforms.stage_loader import STAGE_HINT, StageSpec, build_stage
 from seam.transforms.stages import BUILTIN
-from seam.yamlfile import Mark, Problems, key_mark, load_documents, mark_of, plain, value_mark
+from seam.yamlfile import Mark, Reader, kind_of, load_documents, mark_of, plain, value_mark
 
 Guarantee = Literal["exactly_once", "at_least_once"]
-_TOP: Final = ("name", "group", "inputs", "stages", "outputs", "processing")
+_TOP: Final = ("name", "group", "inputs", "stages", "outputs", "processing", *SECTIONS)
+# A declared pipeline that names no stages runs these.
+DECLARED_STAGES: Final = ("decode", "clean", "events", "validate")
 _STAGE: Final = ("use", "with", "name")
 _OUTPUTS: Final = ("history", "latest", "dead_letter")
 _OUTPUT: Final = ("topic", "partitions", "replication_factor", "retention_ms", "config")
@@ -117,6 +122,7 @@ class PipelineSpec:
     fast_path: str | None = None  # package.module:callable (seam.transforms.fast_path)
     source: str = "<pipeline>"
     folder: Path | None = None  # the pipeline file's folder: stage modules beside it import
+    declaration: Declaration | None = None  # tables, entity, events (declared pipelines)
 
     @property
     def outputs(self) -> tuple[OutputTopic, OutputTopic, OutputTopic]:
@@ -138,7 +144,12 @@ class PipelineSpec:
 
     def build(self) -> Pipeline:
         """Import and build every stage (a ConfigError naming the stage when one fails)."""
-        return Pipeline([build_stage(s, self.folder) for s in self.stages])
+        declared = (
+            DeclaredPipeline(self.declaration, self.inputs)
+            if self.declaration is not None
+            else None
+        )
+        return Pipeline([build_stage(s, self.folder, declared) for s in self.stages])
 
     def check_stage_errors(self, stage_errors: Mapping[str, int], pipeline: Pipeline) -> None:
         """Raise StageErrorLimitError once the stages raised on more than
@@ -204,12 +215,18 @@ def parse_pipeline(
         reader.problems.check()
         raise AssertionError("unreachable")  # pragma: no cover
     meant = reader.keys(top, _TOP, "")
+    declaration = read_declaration(top, reader, folder) if declares(top) else None
     for key, hint in _REQUIRED.items():
+        if key == "stages" and declaration is not None:
+            continue  # a declared pipeline runs DECLARED_STAGES unless it names its own
         reader.missing(top, key, "", hint, meant)
     name = reader.string(top, "name", "name")
     group = reader.string(top, "group", "group")
     inputs = reader.inputs(top)
     stages = reader.stages(top)
+    if declaration is not None and "stages" not in top:
+        where = reader.problems.where(mark_of(top))
+        stages = tuple(StageSpec(use, {}, where=where) for use in DECLARED_STAGES)
     outputs = reader.outputs(top)
     processing = reader.processing(top)
     reader.problems.check()
@@ -223,100 +240,17 @@ def parse_pipeline(
         dead_letter=outputs["dead_letter"],
         source=source,
         folder=folder,
+        declaration=declaration,
         **processing,
     )
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)  # quoted when a string: `'500'` is not 500
 
 
 _NO_OUTPUT: Final = OutputTopic("")
 
 
-class _Reader:
+class _Reader(Reader):
     """Reads one pipeline file's parsed YAML, noting every problem rather than stopping at
     the first (placeholders stand in for what is wrong; `problems.check()` then raises)."""
-
-    def __init__(self, source: str) -> None:
-        self.problems = Problems(source)
-
-    def add(self, mark: Mark | None, what: str, message: str, hint: str | None = None) -> None:
-        self.problems.add(mark, f"{what}: {message}" if what else message, hint)
-
-    def mapping(
-        self, value: Any, mark: Mark | None, what: str, hint: str | None = None
-    ) -> Mapping[str, Any] | None:
-        if isinstance(value, Mapping):
-            return value
-        self.add(
-            mark,
-            what,
-            f"expected a mapping (key: value lines), got {_kind(value)}",
-            hint=hint or f"write {what} as indented 'key: value' lines, or {{key: value, ...}}",
-        )
-        return None
-
-    def keys(self, mapping: Mapping[str, Any], valid: tuple[str, ...], what: str) -> set[str]:
-        """Note each unknown key; returns the valid keys they were probably meant as."""
-        meant = set()
-        for key, text in unknown_keys(mapping, valid):
-            self.add(
-                key_mark(mapping, key),
-                what,
-                f"unknown key {text}",
-                hint=f"valid keys{' of ' + what if what else ''}: {', '.join(valid)}",
-            )
-            meant.add(closest(key, valid) or "")
-        return meant
-
-    def missing(
-        self, mapping: Mapping[str, Any], key: str, what: str, hint: str, meant: set[str]
-    ) -> bool:
-        """Whether `key` is missing; noted unless a misspelt key was meant as it."""
-        if mapping.get(key) is not None:
-            return False
-        if key not in meant:
-            self.add(mark_of(mapping), what, f"missing '{key}'", hint=hint)
-        return True
-
-    def string(self, parent: Any, key: str | int, what: str) -> str:
-        value = parent[key] if isinstance(key, int) else parent.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        if value is not None or isinstance(key, int):  # a missing key is reported apart
-            self.add(
-                value_mark(parent, key), what, f"expected a non-empty string, got {_kind(value)}"
-            )
-        return ""
-
-    def integer(
-        self,
-        parent: Mapping[str, Any],
-        key: str,
-        what: str,
-        minimum: int,
-        default: int | None,
-        hint: str | None = None,
-    ) -> int | None:
-        if key not in parent:
-            return default
-        value = parent[key]
-        if type(value) is int and value >= minimum:
-            return value
-        self.add(
-            value_mark(parent, key),
-            what,
-            f"expected a whole number >= {minimum}, got {_kind(value)}",
-            hint=hint or f"write a whole number, without quotes, e.g. {key}: {max(minimum, 1)}",
-        )
-        return default
 
     def inputs(self, top: Mapping[str, Any]) -> tuple[str, ...]:
         raw = top.get("inputs")
@@ -328,7 +262,7 @@ class _Reader:
             self.add(
                 value_mark(top, "inputs"),
                 "inputs",
-                f"expected a non-empty list of topics, got {_kind(raw)}",
+                f"expected a non-empty list of topics, got {kind_of(raw)}",
                 hint="write 'inputs: [<raw change topic>, ...]'",
             )
             return ()
@@ -342,7 +276,7 @@ class _Reader:
             self.add(
                 value_mark(top, "stages"),
                 "stages",
-                f"expected a non-empty list of stages, got {_kind(raw)}",
+                f"expected a non-empty list of stages, got {kind_of(raw)}",
                 hint="write one '- use: <stage>' line per stage, e.g. '- use: decode'",
             )
             return ()
@@ -374,7 +308,7 @@ class _Reader:
 
     def use(self, value: Any, mark: Mark | None, what: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            self.add(mark, what, f"expected a stage name, got {_kind(value)}", hint=STAGE_HINT)
+            self.add(mark, what, f"expected a stage name, got {kind_of(value)}", hint=STAGE_HINT)
             return ""
         use = value.strip()
         if use in BUILTIN:
@@ -451,7 +385,7 @@ class _Reader:
                 self.add(
                     value_mark(data, "guarantee"),
                     "processing.guarantee",
-                    f"expected exactly_once or at_least_once, got {_kind(guarantee)}",
+                    f"expected exactly_once or at_least_once, got {kind_of(guarantee)}",
                     hint="exactly_once (the default) or at_least_once (faster, duplicates possible)",
                 )
         if "fast_path" in data:
@@ -465,7 +399,7 @@ class _Reader:
                 self.add(
                     value_mark(data, "fast_path"),
                     "processing.fast_path",
-                    f"expected package.module:callable, got {_kind(target)}",
+                    f"expected package.module:callable, got {kind_of(target)}",
                     hint="name the function that returns the pipeline's fast path, e.g. "
                     "mypackage.native:fast_path_for, or remove the line",
                 )

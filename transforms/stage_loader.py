@@ -49,6 +49,23 @@ _FOLDER: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
 )
 
 
+_DECLARED: contextvars.ContextVar[Any] = contextvars.ContextVar("declared_pipeline", default=None)
+
+
+def declared_pipeline() -> Any:
+    """The declaration of the pipeline whose stages are being built (a
+    `seam.transforms.declared.runtime.DeclaredPipeline`), for the built-in stages that run
+    it. A ConfigError when the pipeline declares none."""
+    found = _DECLARED.get()
+    if found is None:
+        raise ConfigError(
+            "stage needs the pipeline's declaration, and the pipeline file declares none",
+            hint="add 'tables:', 'entity:' and 'events:' to the pipeline file (see the "
+            'transforms README\'s "Declared pipelines"), or remove the stage',
+        )
+    return found
+
+
 def relative_to_pipeline(path: str | Path) -> Path:
     """`path` as a stage option means it: a relative path is relative to the folder of the
     pipeline file whose stages are being built (so a pipeline and the files it names move
@@ -99,9 +116,10 @@ def load_callable(
     return factory
 
 
-def build_stage(spec: StageSpec, folder: Path | None = None) -> Stage:
+def build_stage(spec: StageSpec, folder: Path | None = None, declared: Any = None) -> Stage:
     """Import and call the stage factory `spec.use` names (`folder`, the pipeline file's,
-    first on the import path). Whatever goes wrong (no such module, a syntax error, an
+    first on the import path; `declared`, the pipeline's DeclaredPipeline, for the stages
+    that run it). Whatever goes wrong (no such module, a syntax error, an
     import or a factory that raises, not a stage) is one ConfigError naming the pipeline
     file, the stage and the cause, with a fix."""
     target = BUILTIN.get(spec.use, spec.use)
@@ -118,6 +136,7 @@ def build_stage(spec: StageSpec, folder: Path | None = None) -> Stage:
     )
     module = sys.modules.get(module_name)
     token = _FOLDER.set(folder)
+    declared_token = _DECLARED.set(declared)
     try:
         with stage_import_path(folder):  # a factory may import lazily
             stage = factory(spec.options)
@@ -136,6 +155,7 @@ def build_stage(spec: StageSpec, folder: Path | None = None) -> Stage:
         ) from None
     finally:
         _FOLDER.reset(token)
+        _DECLARED.reset(declared_token)
     if not callable(getattr(stage, "process", None)) or not isinstance(
         getattr(stage, "name", None), str
     ):
