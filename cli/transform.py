@@ -2,6 +2,7 @@
 
     seam transform check PIPELINE          load the pipeline file and build its stages
     seam transform check-schemas [DIR]     schemas valid, each version compatible with the last
+    seam transform schemas PIPELINE        a declared pipeline's schemas (--write DIR: as files)
     seam transform run PIPELINE            run a worker (exactly once unless --at-least-once)
     seam transform replay PIPELINE         rebuild the outputs from offset 0
 
@@ -101,6 +102,53 @@ def check_schemas(
             f"{len(bad)} schema(s) break compatibility or are invalid: "
             + ", ".join(r.name for r in bad),
             hint="keep the old fields and types; add new fields as optional, or publish a new event type",
+        )
+
+
+@app.command("schemas")
+def schemas(
+    pipeline: Path = PIPELINE,
+    write: Path | None = typer.Option(
+        None,
+        "--write",
+        help="Write the schemas to this folder as <Name>/v<N>.json: a new version where one "
+        "changed (refused when it breaks compatibility), nothing where none did.",
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """The JSON Schemas of a declared pipeline's events and state, derived from its
+    declaration; with --write, kept as versioned files that check-schemas holds compatible."""
+    from seam.errors import ConfigError
+    from seam.transforms.declared.derive import derive
+    from seam.transforms.declared.schema_files import write_schemas
+    from seam.transforms.pipeline_file import load_pipeline
+
+    spec = load_pipeline(pipeline)
+    if spec.declaration is None:
+        raise ConfigError(
+            f"{pipeline}: declares no tables, entity or events: there is nothing to derive",
+            hint='declare them (transforms README, "Declared pipelines"), or write the '
+            "schemas of a pipeline of Python stages by hand",
+        )
+    derived = derive(spec.declaration)
+    if write is None:
+        if output == Output.json:
+            print_json(derived)
+        else:
+            print_table(
+                f"schemas of {spec.name}",
+                ["schema", "fields"],
+                [(n, ", ".join(s.get("properties", {}))) for n, s in derived.items()],
+            )
+        return
+    results = write_schemas(derived, write)
+    if output == Output.json:
+        print_json([r._asdict() for r in results])
+    else:
+        print_table(
+            f"schemas in {write}",
+            ["schema", "version", "result"],
+            [(r.name, f"v{r.version}", r.result) for r in results],
         )
 
 

@@ -52,12 +52,12 @@ _FOLDER: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
 _DECLARED: contextvars.ContextVar[Any] = contextvars.ContextVar("declared_pipeline", default=None)
 
 
-def declared_pipeline() -> Any:
+def declared_pipeline(*, required: bool = True) -> Any:
     """The declaration of the pipeline whose stages are being built (a
     `seam.transforms.declared.runtime.DeclaredPipeline`), for the built-in stages that run
-    it. A ConfigError when the pipeline declares none."""
+    it. When the pipeline declares none: None, or a ConfigError when `required`."""
     found = _DECLARED.get()
-    if found is None:
+    if found is None and required:
         raise ConfigError(
             "stage needs the pipeline's declaration, and the pipeline file declares none",
             hint="add 'tables:', 'entity:' and 'events:' to the pipeline file (see the "

@@ -8,20 +8,25 @@ or not at all). Items without an event or state pass untouched.
 
 Options:
 * `schemas`: the schema folder of `<EventType>/v<N>.json` files, relative to the pipeline
-  file (default: `schemas` beside it);
-* `state_schema`: the schema every latest-topic state must satisfy (default: none).
+  file (default: `schemas` beside it; in a declared pipeline, the schemas derived from the
+  declaration until they are written with `seam transform schemas PIPELINE --write DIR`);
+* `state_schema`: the schema every latest-topic state must satisfy (default: none; in a
+  declared pipeline `<Entity>State`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 from seam.errors import ConfigError
 from seam.keys import check_known_keys
+from seam.transforms.declared.derive import derive, state_schema_name
+from seam.transforms.declared.model import Declaration
 from seam.transforms.model import Item, Reject
 from seam.transforms.schemas import CompiledSchemas, SchemaSet
-from seam.transforms.stage_loader import relative_to_pipeline
+from seam.transforms.stage_loader import declared_pipeline, relative_to_pipeline
 
 
 class ValidateStage:
@@ -138,16 +143,33 @@ def state_embedding(schemas: SchemaSet, state_schema: str | None) -> dict[str, s
 
 def create(options: Mapping[str, Any]) -> ValidateStage:
     check_known_keys(options, ("schemas", "state_schema"), "stage 'validate' options")
-    schemas = SchemaSet.load(relative_to_pipeline(str(options.get("schemas") or "schemas")))
+    declared = declared_pipeline(required=False)
     state_schema = options.get("state_schema")
+    if options.get("schemas") is None and declared is not None:
+        # A declared pipeline whose schemas are not written yet: the derived ones.
+        schemas = derived_schemas(declared.declaration)
+        state_schema = state_schema or state_schema_name(declared.declaration)
+    else:
+        schemas = SchemaSet.load(relative_to_pipeline(str(options.get("schemas") or "schemas")))
+        if state_schema is None and declared is not None:
+            state_schema = state_schema_name(declared.declaration)
     if state_schema is not None:
         state_schema = str(state_schema)
         if state_schema not in schemas.versions:
             raise ConfigError(
                 f"stage 'validate': state_schema {state_schema!r} is not in {schemas.root}",
                 hint=f"name one of {', '.join(sorted(schemas.versions))}, or add "
-                f"{state_schema}/v1.json to {schemas.root}",
+                f"{state_schema}/v1.json to {schemas.root}"
+                + (" (seam transform schemas PIPELINE --write DIR)" if declared else ""),
             )
     return ValidateStage(
         CompiledSchemas(schemas), state_embedding(schemas, state_schema), state_schema
     )
+
+
+def derived_schemas(declaration: Declaration) -> SchemaSet:
+    """The schemas derived from `declaration`, each as its version 1."""
+    found = SchemaSet(Path(f"<schemas derived from {declaration.source}>"))
+    for name, schema in derive(declaration).items():
+        found.versions[name] = {1: schema}
+    return found
