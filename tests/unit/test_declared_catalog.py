@@ -74,10 +74,26 @@ def published(spec: PipelineSpec, pipeline: Pipeline, raw: RawRecord) -> Publish
 _FOLDED_NOW = frozenset("\x0b\x0c\x1c\x1d\x1e\x1f")
 
 
+#
+# DOCUMENTED: a delete whose old row has no valid status (NULL or an unknown code) but is
+# soft-deleted: the Python stages took a missing status as "the old row is unknown" and
+# published ProductDelisted; the declaration takes the old row as unknown only when all of
+# it but the key is, so a product already gone (soft-deleted) is not delisted twice.
+
+
 def _documented(raw: RawRecord) -> bool:
     doc = orjson.loads(raw.value or b"{}")
     names = [(doc.get(side) or {}).get("prod_name") for side in ("before", "after")]
-    return any(type(n) is str and not _FOLDED_NOW.isdisjoint(n) for n in names)
+    if any(type(n) is str and not _FOLDED_NOW.isdisjoint(n) for n in names):
+        return True
+    before = doc.get("before") or {}
+    status, flag = before.get("status_cd"), before.get("is_deleted")
+    return (
+        doc.get("op") == "d"
+        and not (type(status) is str and status.strip().upper() in ("A", "D", "X"))
+        and type(flag) is str
+        and flag.strip().upper() == "Y"
+    )
 
 
 def agree(raw: RawRecord) -> Published:
