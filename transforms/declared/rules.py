@@ -29,6 +29,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from seam.changes import decimal_text
 from seam.transforms.provenance import iso_utc
 
 Policy = Literal["reject", "absent", "default", "repair"]
@@ -409,11 +410,19 @@ def _repair_range(options: Mapping[str, Any], _f: Flavour) -> Apply:
 
     def clamp(value: Any) -> Any:
         number = _number(value)
-        if low is not None and number < low:
-            return type(value)(low) if type(value) is int else low
-        if high is not None and number > high:
-            return type(value)(high) if type(value) is int else high
-        return value
+        bound = (
+            low
+            if low is not None and number < low
+            else high
+            if high is not None and number > high
+            else None
+        )
+        if bound is None:
+            return value
+        if type(value) is int:
+            return int(bound)
+        # A decimal's text (the `decimal` kind's output) stays text.
+        return decimal_text(bound) if type(value) is str else bound
 
     return clamp
 
@@ -465,7 +474,9 @@ def _build_decimal(options: Mapping[str, Any], _f: Flavour) -> Apply:
     rounding = options.get("rounding", "reject")
 
     def decimal(value: Any) -> Any:
-        return _scaled(_decimal(value), scale, rounding, value)
+        # Its exact text, as events carry decimals (and the narrowed schema says): a Decimal
+        # would be valid JSON once encoded, but the validate stage checks the value itself.
+        return decimal_text(_scaled(_decimal(value), scale, rounding, value))
 
     return decimal
 
