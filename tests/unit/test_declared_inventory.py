@@ -1,5 +1,5 @@
 """The catalog's stock levels and price history, migrated by declaration alone
-(legacy_db/pipelines/stock.yaml, prices.yaml, inventory-tables.yaml): Debezium-shaped changes
+(legacy_db/pipelines/stock.yaml, prices.yaml, tables/inventory.yaml): Debezium-shaped changes
 through the built stages (decode, clean, events, validate against legacy_db/schemas), and
 the events, record keys and states they give, written out by hand.
 """
