@@ -228,6 +228,20 @@ def parse_pipeline(
         where = reader.problems.where(mark_of(top))
         stages = tuple(StageSpec(use, {}, where=where) for use in DECLARED_STAGES)
     outputs = reader.outputs(top)
+    history_key = outputs["history"].key
+    if declaration is not None and history_key and history_key not in declaration.entity.key:
+        # Declared events carry the entity's key fields at their top level and nothing else
+        # a record could be keyed by: another name would silently key by the entity instead.
+        history = top["outputs"]["history"]
+        guess = closest(history_key, declaration.entity.key)
+        reader.add(
+            value_mark(history, "key"),
+            "outputs.history.key",
+            f"'{history_key}' is not a key field of entity '{declaration.entity.name}'"
+            + (f" (did you mean '{guess}'?)" if guess else ""),
+            hint="remove the line (history records are keyed by the entity key) or name one "
+            f"of {', '.join(declaration.entity.key)}",
+        )
     processing = reader.processing(top)
     reader.problems.check()
     return PipelineSpec(

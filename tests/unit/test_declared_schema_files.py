@@ -83,3 +83,20 @@ def test_events_of_the_declared_catalog_validate_against_the_derived_schemas() -
         assert isinstance(outcome, Produced), outcome
         produced += len(outcome.events)
     assert produced > 1000
+
+
+def test_a_history_key_that_is_not_an_entity_key_field_is_an_error(tmp_path: Path) -> None:
+    pipeline = folder("pipelines") / "prices.yaml"
+    text = pipeline.read_text().replace("  history: {", "  history: {key: product_id, ", 1)
+    assert "key: product_id" in text
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "inventory.yaml").write_text(
+        (folder("pipelines") / "tables" / "inventory.yaml").read_text()
+    )
+    (tmp_path / "prices.yaml").write_text(text)
+    with pytest.raises(
+        ConfigError,
+        match=r"prices.yaml:\d+:\d+: outputs.history.key: "
+        r"'product_id' is not a key field of entity 'product_price'",
+    ):
+        load_pipeline(tmp_path / "prices.yaml")
