@@ -1,0 +1,500 @@
+"""Column types for records that carry no schema: exact typed values from what Debezium sent.
+
+Without an embedded schema a Debezium value is its wire encoding: a DATE is days since the
+epoch, a TIMESTAMP micro- or milliseconds, BYTEA base64, and a NUMERIC either a decimal
+string (`decimal.handling.mode=string`, what seam renders) or base64 of its unscaled bytes
+(`precise`, Debezium's default). The record cannot tell which: the column type, read from
+the source database (`seam.connectors.columns`), and the connector's value settings
+(`Encoding`, from its config) can. `TableTypes` holds both and gives the decoder one
+converter per column that needs one (`seam.streams.decode.decode(record, types)`).
+
+What comes out, by column type (PostgreSQL / MySQL and MariaDB):
+
+* numeric/decimal(p,s), money -> `Decimal` with the column's scale, in every decimal mode
+  (`double` gives the float's shortest repr, quantized to the scale);
+* date -> `date`; PostgreSQL time -> `time`; timetz -> aware `time`; timestamp and DATETIME
+  -> naive `datetime`; timestamptz and MySQL TIMESTAMP -> aware `datetime` (UTC), honouring
+  `time.precision.mode` and the column's fractional digits (milli- or microseconds);
+* MySQL/MariaDB TIME -> `timedelta` (it is a duration, -838:59:59 to 838:59:59); YEAR -> int;
+* PostgreSQL interval -> `timedelta`. With `interval.handling.mode=numeric` (the default)
+  Debezium has already folded months in as 30.4375 days each, so `1 mon` arrives as 30 days
+  10:30 and nothing in the record can undo that; with `string` (ISO 8601) the value is
+  exact, and one with years or months (no timedelta holds a month) is marked `Raw`;
+* bytea, BINARY/VARBINARY/BLOB, bit(n>1) -> `bytes` (any `binary.handling.mode`);
+* uuid -> `uuid.UUID`; json/jsonb (MySQL json) -> the parsed JSON document;
+* arrays -> lists of their element's typed values;
+* text, enum, integer, float and boolean columns pass as sent (their JSON form is exact).
+
+A column seam cannot type (a custom or spatial type, a column added since the types were
+read) and a value that does not fit its type (`infinity`, `24:00:00`) become `Raw`, never
+a look-alike value. A record with an embedded schema is decoded by its schema; types are
+used only for records without one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Final
+
+import orjson
+
+from seam.changes import UNAVAILABLE, Raw, TableRef
+
+__all__ = ["KINDS", "ColumnType", "Encoding", "TableTypes", "column_converter"]
+
+Converter = Callable[[Any], Any]
+
+# The kinds of column seam can type; anything else is "unknown" (values marked Raw).
+KINDS: Final = frozenset(
+    {
+        "text",
+        "int",
+        "float",
+        "bool",
+        "decimal",
+        "date",
+        "time",
+        "timetz",
+        "timestamp",
+        "timestamptz",
+        "duration",
+        "interval",
+        "bytes",
+        "bits",
+        "uuid",
+        "json",
+        "array",
+        "unknown",
+    }
+)
+# Kinds whose JSON form is already the exact Python value: no converter, no per-record work.
+_AS_SENT: Final = frozenset({"text", "int", "float", "bool"})
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnType:
+    """One column's type as the source database declares it."""
+
+    kind: str  # one of KINDS
+    sql: str = ""  # the database's own name of the type, for Raw's reason
+    scale: int | None = None  # decimal digits after the point; None = variable (NUMERIC)
+    precision: int | None = None  # fractional-second digits of a time/timestamp
+    element: ColumnType | None = None  # an array's element type
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown column kind {self.kind!r}: one of {sorted(KINDS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """The connector settings that decide a value's wire form (Debezium's defaults)."""
+
+    decimal: str = "precise"  # decimal.handling.mode: precise | string | double
+    binary: str = "bytes"  # binary.handling.mode: bytes | base64 | base64-url-safe | hex
+    time_precision: str = "adaptive_time_microseconds"  # time.precision.mode
+    interval: str = "numeric"  # interval.handling.mode: numeric | string
+    money_digits: int = 2  # money.fraction.digits (PostgreSQL money)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, str]) -> Encoding:
+        """The encoding a connector config (rendered or live) asks Debezium for."""
+        return cls(
+            decimal=config.get("decimal.handling.mode", "precise"),
+            binary=config.get("binary.handling.mode", "bytes"),
+            time_precision=config.get("time.precision.mode", "adaptive_time_microseconds"),
+            interval=config.get("interval.handling.mode", "numeric"),
+            money_digits=int(config.get("money.fraction.digits", "2")),
+        )
+
+
+# -- converters: one value's JSON form -> its Python value; raise when it does not fit ----
+
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+_EPOCH: Final = datetime(1970, 1, 1)
+_DAY_US: Final = 86_400_000_000
+_from_ordinal: Final = date.fromordinal
+
+
+def _date(v: Any) -> date:
+    if type(v) is int:
+        return _from_ordinal(v + _EPOCH_ORDINAL)
+    return date.fromisoformat(v)
+
+
+def _time_of(us: int) -> time:
+    if not 0 <= us < _DAY_US:
+        raise ValueError("not a time of day")  # PostgreSQL's 24:00:00
+    hours, rest = divmod(us, 3_600_000_000)
+    minutes, rest = divmod(rest, 60_000_000)
+    seconds, micros = divmod(rest, 1_000_000)
+    return time(hours, minutes, seconds, micros)
+
+
+def _time_us(v: Any) -> time:
+    return _time_of(v) if type(v) is int else time.fromisoformat(v)
+
+
+def _time_ms(v: Any) -> time:
+    return _time_of(v * 1000) if type(v) is int else time.fromisoformat(v)
+
+
+def _zoned_time(v: Any) -> time:
+    return time.fromisoformat(v)
+
+
+def _ts_us(v: Any) -> datetime:
+    if type(v) is int:
+        return _EPOCH + timedelta(0, 0, v)
+    return datetime.fromisoformat(v)
+
+
+def _ts_ms(v: Any) -> datetime:
+    if type(v) is int:
+        return _EPOCH + timedelta(0, 0, 0, v)
+    return datetime.fromisoformat(v)
+
+
+def _zoned_timestamp(v: Any) -> datetime:
+    result = datetime.fromisoformat(v)
+    if result.tzinfo is None:
+        raise ValueError("a zoned timestamp without a zone")
+    return result.astimezone(UTC) if result.utcoffset() else result
+
+
+def _duration_us(v: Any) -> timedelta:
+    return timedelta(microseconds=v)
+
+
+def _duration_ms(v: Any) -> timedelta:
+    return timedelta(milliseconds=v)
+
+
+def _interval_numeric(v: Any) -> timedelta:
+    # Debezium's MicroDuration: months already folded in as 30.4375 days (see the docstring).
+    if type(v) is not int:
+        raise TypeError("an interval that is not micros")
+    return timedelta(microseconds=v)
+
+
+_ISO_INTERVAL: Final = re.compile(
+    r"P(?:(?P<y>-?\d+)Y)?(?:(?P<mo>-?\d+)M)?(?:(?P<d>-?\d+)D)?"
+    r"(?:T(?:(?P<h>-?\d+)H)?(?:(?P<mi>-?\d+)M)?(?:(?P<s>-?\d+(?:\.\d+)?)S)?)?"
+)
+
+
+def _interval_iso(v: Any) -> timedelta:
+    match = _ISO_INTERVAL.fullmatch(v)
+    if match is None:
+        raise ValueError("not an ISO 8601 interval")
+    if int(match["y"] or 0) or int(match["mo"] or 0):
+        raise ValueError("an interval of months has no exact timedelta")
+    return timedelta(
+        days=int(match["d"] or 0),
+        hours=int(match["h"] or 0),
+        minutes=int(match["mi"] or 0),
+        seconds=float(Decimal(match["s"] or 0)),
+    )
+
+
+def _b64(v: Any) -> bytes:
+    return base64.b64decode(v, validate=True)
+
+
+def _b64_url(v: Any) -> bytes:
+    return base64.urlsafe_b64decode(v)
+
+
+def _hex(v: Any) -> bytes:
+    return bytes.fromhex(v)
+
+
+_BINARY: Final[dict[str, Converter]] = {
+    "bytes": _b64,  # JsonConverter writes Connect bytes as base64
+    "base64": _b64,
+    "base64-url-safe": _b64_url,
+    "hex": _hex,
+}
+
+
+def _uuid(v: Any) -> uuid.UUID:
+    return uuid.UUID(v)
+
+
+def _json(v: Any) -> Any:
+    return orjson.loads(v)
+
+
+def _unscaled(raw: bytes, scale: int) -> Decimal:
+    # Built from a string so that no context precision rounds a wide NUMERIC.
+    return Decimal(f"{int.from_bytes(raw, 'big', signed=True)}E{-scale}")
+
+
+def _variable_struct(v: dict[str, Any]) -> Decimal:
+    scale, value = v["scale"], v["value"]
+    if type(scale) is not int or type(value) is not str:
+        raise TypeError("not a variable-scale decimal")
+    return _unscaled(base64.b64decode(value, validate=True), scale)
+
+
+def _decimal(mode: str, scale: int | None) -> Converter:
+    quantum = Decimal(1).scaleb(-scale) if scale is not None else None
+    if mode == "string":
+        return _decimal_text(quantum)
+    if mode == "precise" and scale is not None:
+        return _decimal_bytes(scale)
+
+    def convert(v: Any) -> Any:
+        kind = type(v)
+        if kind is str:
+            raise ValueError(f"a decimal string in decimal.handling.mode={mode}")
+        if kind is dict:
+            return _variable_struct(v)
+        if kind is Decimal:  # a variable-scale struct the decoder already converted
+            return v
+        if kind is float or kind is int:
+            value = Decimal(repr(v))
+            return value.quantize(quantum) if quantum is not None else value
+        raise TypeError(f"a decimal as JSON {kind.__name__}")
+
+    return convert
+
+
+def _decimal_other(v: Any, quantum: Decimal | None) -> Decimal:
+    kind = type(v)
+    if kind is dict:
+        return _variable_struct(v)
+    if kind is Decimal:  # a variable-scale struct the decoder already converted
+        return v  # type: ignore[no-any-return]
+    if kind is float or kind is int:
+        value = Decimal(repr(v))
+        return value.quantize(quantum) if quantum is not None else value
+    raise TypeError(f"a decimal as JSON {kind.__name__}")
+
+
+def _decimal_text(quantum: Decimal | None) -> Converter:
+    def convert(v: Any) -> Decimal:
+        if type(v) is str:
+            return Decimal(v)
+        return _decimal_other(v, quantum)
+
+    return convert
+
+
+def _decimal_bytes(scale: int) -> Converter:
+    exponent = f"E{-scale}"
+    a2b, from_bytes = binascii.a2b_base64, int.from_bytes
+    quantum = Decimal(1).scaleb(-scale)
+
+    def convert(v: Any) -> Decimal:
+        if type(v) is str:
+            # From a string, so that no context precision rounds a wide NUMERIC.
+            unscaled = from_bytes(a2b(v, strict_mode=True), "big", signed=True)
+            return Decimal(str(unscaled) + exponent)
+        return _decimal_other(v, quantum)
+
+    return convert
+
+
+def _array(element: Converter) -> Converter:
+    def convert(v: Any) -> Any:
+        if type(v) is not list:
+            raise TypeError("an array that is not a JSON array")
+        return [None if x is None else element(x) for x in v]
+
+    return convert
+
+
+def _unknown(sql: str) -> Converter:
+    why = f"column type {sql or 'unknown'} is not one seam types"
+
+    def convert(v: Any) -> Raw:
+        return Raw(v, why)
+
+    return convert
+
+
+def _fraction_unit(encoding: Encoding, precision: int | None) -> str:
+    """'ms' or 'us': how time.precision.mode encodes a time/timestamp of that precision."""
+    mode = encoding.time_precision
+    if mode == "connect":
+        return "ms"
+    digits = 6 if precision is None else precision
+    return "ms" if digits <= 3 else "us"
+
+
+def column_converter(column: ColumnType, encoding: Encoding) -> Converter | None:
+    """The converter of one column's values, or None when the JSON value is already exact."""
+    kind = column.kind
+    if kind in _AS_SENT:
+        return None
+    if kind == "decimal":
+        return _decimal(encoding.decimal, column.scale)
+    if kind == "date":
+        return _date
+    if kind == "time":
+        # adaptive_time_microseconds always sends a time in micros (PostgreSQL and MySQL).
+        if encoding.time_precision == "adaptive_time_microseconds":
+            return _time_us
+        return _time_ms if _fraction_unit(encoding, column.precision) == "ms" else _time_us
+    if kind == "timetz":
+        return _zoned_time
+    if kind == "timestamp":
+        return _ts_ms if _fraction_unit(encoding, column.precision) == "ms" else _ts_us
+    if kind == "timestamptz":
+        return _zoned_timestamp
+    if kind == "duration":
+        if encoding.time_precision == "adaptive_time_microseconds":
+            return _duration_us
+        return _duration_ms if _fraction_unit(encoding, column.precision) == "ms" else _duration_us
+    if kind == "interval":
+        return _interval_iso if encoding.interval == "string" else _interval_numeric
+    if kind == "bytes":
+        binary: Converter = _BINARY.get(encoding.binary, _b64)
+        return binary
+    if kind == "bits":
+        return _b64  # io.debezium.data.Bits is Connect bytes whatever binary.handling.mode
+    if kind == "uuid":
+        return _uuid
+    if kind == "json":
+        return _json
+    if kind == "array":
+        element = column.element or ColumnType("unknown", column.sql)
+        item: Converter | None = column_converter(element, encoding)
+        return None if item is None else _array(item)
+    return _unknown(column.sql)
+
+
+# Kinds whose Python values are immutable: an update's unchanged column may share one value
+# between `before` and `after` instead of converting it twice.
+_SHAREABLE: Final = frozenset(KINDS - {"json", "array", "unknown"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    # (column, converter, sql type, shareable) for the columns whose JSON form needs work
+    converters: tuple[tuple[str, Converter, str, bool], ...]
+    by_column: Mapping[str, Converter]
+    known: frozenset[str]
+
+
+def _raw(value: Any, sql: str, exc: Exception) -> Raw:
+    return Raw(value, f"not a {sql} value ({type(exc).__name__}: {exc})")
+
+
+class TableTypes:
+    """Per captured table, the column converters the decoder applies to records without a
+    schema. Built once (per connector) from the column types and the connector's encoding."""
+
+    __slots__ = ("_last", "_tables", "encoding")
+
+    def __init__(
+        self, tables: Mapping[TableRef, Mapping[str, ColumnType]], encoding: Encoding
+    ) -> None:
+        self.encoding = encoding
+        # The decoder hands over one cached TableRef per table: an identity check spares
+        # the dataclass __hash__/__eq__ of a dict lookup on most records.
+        self._last: tuple[TableRef | None, _Table | None] = (None, None)
+        self._tables: dict[TableRef, _Table] = {}
+        for table, columns in tables.items():
+            converters = []
+            for name, column in columns.items():
+                conv = column_converter(column, encoding)
+                if conv is not None:
+                    shareable = column.kind in _SHAREABLE
+                    converters.append((name, conv, column.sql or column.kind, shareable))
+            self._tables[TableRef(table.namespace, table.name)] = _Table(
+                tuple(converters), {c[0]: c[1] for c in converters}, frozenset(columns)
+            )
+
+    def __contains__(self, table: TableRef) -> bool:
+        return table in self._tables
+
+    def tables(self) -> list[TableRef]:
+        return list(self._tables)
+
+    def apply(
+        self,
+        table: TableRef,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        key: dict[str, Any],
+    ) -> bool:
+        """Type the columns of `table`'s rows and key in place; False when the table has no
+        types here (its rows are left as sent)."""
+        last, typed = self._last
+        if last is not table:
+            typed = self._tables.get(table)
+            self._last = (table, typed)
+        if typed is None:
+            return False
+        converters = typed.converters
+        if after:
+            for column, conv, sql, shareable in converters:
+                v = after.get(column)
+                if v is None or v is UNAVAILABLE:
+                    continue
+                try:
+                    typed_v = conv(v)
+                except Exception as exc:  # the value does not fit its type: say so, keep it
+                    typed_v = _raw(v, sql, exc)
+                after[column] = typed_v
+                if before:
+                    old = before.get(column)
+                    if old is None or old is UNAVAILABLE:
+                        continue
+                    if shareable and old == v:  # unchanged: the same immutable value
+                        before[column] = typed_v
+                        continue
+                    try:
+                        before[column] = conv(old)
+                    except Exception as exc:
+                        before[column] = _raw(old, sql, exc)
+            if before:  # columns null in `after` (or unavailable) and set in `before`
+                for column, conv, sql, _ in converters:
+                    old = before.get(column)
+                    if (
+                        old is None
+                        or old is UNAVAILABLE
+                        or after.get(column) not in (None, UNAVAILABLE)
+                    ):
+                        continue
+                    try:
+                        before[column] = conv(old)
+                    except Exception as exc:
+                        before[column] = _raw(old, sql, exc)
+        elif before:
+            for column, conv, sql, _ in converters:
+                old = before.get(column)
+                if old is None or old is UNAVAILABLE:
+                    continue
+                try:
+                    before[column] = conv(old)
+                except Exception as exc:
+                    before[column] = _raw(old, sql, exc)
+        known = typed.known
+        for row in (after, before) if after and before else (after or before,):
+            if row and not known.issuperset(row):
+                for column in row.keys() - known:
+                    v = row[column]
+                    if v is not None and v is not UNAVAILABLE and type(v) is not Raw:
+                        row[column] = Raw(
+                            v, f"column {column} is not in the types read for {table}"
+                        )
+        if key:
+            by_column = typed.by_column
+            for column, v in key.items():
+                conv_key = by_column.get(column)
+                if conv_key is not None and v is not None:
+                    try:
+                        key[column] = conv_key(v)
+                    except Exception as exc:
+                        key[column] = _raw(v, column, exc)
+        return True
