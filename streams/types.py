@@ -247,7 +247,7 @@ def _variable_struct(v: dict[str, Any]) -> Decimal:
 def _decimal(mode: str, scale: int | None) -> Converter:
     quantum = Decimal(1).scaleb(-scale) if scale is not None else None
     if mode == "string":
-        return _decimal_text(quantum)
+        return _decimal_text(quantum, scale)
     if mode == "precise" and scale is not None:
         return _decimal_bytes(scale)
 
@@ -279,10 +279,19 @@ def _decimal_other(v: Any, quantum: Decimal | None) -> Decimal:
     raise TypeError(f"a decimal as JSON {kind.__name__}")
 
 
-def _decimal_text(quantum: Decimal | None) -> Converter:
+def _decimal_text(quantum: Decimal | None, scale: int | None) -> Converter:
+    digits = scale or 0
+
     def convert(v: Any) -> Decimal:
         if type(v) is str:
-            return Decimal(v)
+            value = Decimal(v)
+            # Debezium writes a NUMERIC(p,s) with its s digits, but money (through a double)
+            # may drop trailing zeros: 1234.50 arrives as "1234.5".
+            if quantum is None:
+                return value
+            if (v[-1 - digits : -digits] == ".") if digits else ("." not in v):
+                return value
+            return value.quantize(quantum)
         return _decimal_other(v, quantum)
 
     return convert
@@ -340,9 +349,8 @@ def column_converter(column: ColumnType, encoding: Encoding) -> Converter | None
     if kind == "date":
         return _date
     if kind == "time":
-        # adaptive_time_microseconds always sends a time in micros (PostgreSQL and MySQL).
-        if encoding.time_precision == "adaptive_time_microseconds":
-            return _time_us
+        # PostgreSQL's TIME(0-3) comes in milliseconds even in adaptive_time_microseconds
+        # (seen on Debezium 3.5 pgoutput); that mode sends micros for MySQL's TIME only.
         return _time_ms if _fraction_unit(encoding, column.precision) == "ms" else _time_us
     if kind == "timetz":
         return _zoned_time
