@@ -10,8 +10,9 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, time as dtime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
