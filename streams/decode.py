@@ -22,7 +22,8 @@ What it understands (Debezium 2.x/3.x, JsonConverter):
   NanoTimestamp, ZonedTimestamp, ZonedTime, IsoDate, IsoTime, IsoTimestamp} and
   org.apache.kafka.connect.data.{Date, Time, Timestamp} become `date`/`time`/`datetime`
   when a schema says so (without a schema they stay the integers or strings Debezium
-  sent). Timestamps without a zone are naive datetimes, zoned ones are aware. Nanosecond
+  sent, unless the caller passes the table's column types: see "Records without a
+  schema" below). Timestamps without a zone are naive datetimes, zoned ones are aware. Nanosecond
   values are truncated to microseconds (Python's resolution). A value Python cannot hold
   (PostgreSQL's `24:00:00`, `infinity`, MySQL's negative TIME) is kept as sent;
 * plain `bytes` columns become `bytes` when a schema says so;
@@ -40,6 +41,15 @@ schema and no payload, a row change without a table) becomes `Undecodable` with 
 and the raw record. A tombstone is a null value, as Kafka Connect writes one
 (`JsonConverter` writes no envelope for a null value; versions before KAFKA-3832 wrote
 `{"schema":null,"payload":null}`, also read as a tombstone).
+
+Records without a schema
+------------------------
+`decode(record, types)` with `seam.streams.types.TableTypes` (column types read from the
+source database by `seam.connectors.columns.table_types`, and the connector's encoding
+settings) types every column of a bare record: exact `Decimal`, `date`, `time`, naive or
+aware `datetime`, `timedelta`, `bytes`, `UUID`, parsed JSON, typed arrays, or
+`seam.changes.Raw` where the type cannot be known (see `seam.streams.types`). Without
+`types` a bare record's values stay as sent, as described above.
 
 Key-only deletes
 ----------------

@@ -123,9 +123,20 @@ _DAY_US: Final = 86_400_000_000
 _from_ordinal: Final = date.fromordinal
 
 
+# Dates repeat (a day's rows share it): a bounded cache of day number -> date saves most of
+# date.fromordinal's cost.
+_DATES: dict[int, date] = {}
+_DATES_LIMIT: Final = 8192
+
+
 def _date(v: Any) -> date:
     if type(v) is int:
-        return _from_ordinal(v + _EPOCH_ORDINAL)
+        found = _DATES.get(v)
+        if found is None:
+            if len(_DATES) >= _DATES_LIMIT:
+                _DATES.clear()
+            found = _DATES[v] = _from_ordinal(v + _EPOCH_ORDINAL)
+        return found
     return date.fromisoformat(v)
 
 
@@ -150,19 +161,43 @@ def _zoned_time(v: Any) -> time:
     return time.fromisoformat(v)
 
 
+# A timestamp from its day (cached: a day's rows share it) and its time of day: about half
+# the instructions of epoch + timedelta, the same value (tests/unit/test_decode_types.py).
+_DAYS: dict[int, tuple[int, int, int]] = {}
+
+
+def _ts_of(days: int, us: int) -> datetime:
+    ymd = _DAYS.get(days)
+    if ymd is None:
+        if len(_DAYS) >= _DATES_LIMIT:
+            _DAYS.clear()
+        day = _from_ordinal(days + _EPOCH_ORDINAL)
+        ymd = _DAYS[days] = (day.year, day.month, day.day)
+    seconds, us = divmod(us, 1_000_000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return datetime(ymd[0], ymd[1], ymd[2], hours, minutes, seconds, us)
+
+
 def _ts_us(v: Any) -> datetime:
     if type(v) is int:
-        return _EPOCH + timedelta(0, 0, v)
+        return _ts_of(*divmod(v, _DAY_US))
     return datetime.fromisoformat(v)
 
 
 def _ts_ms(v: Any) -> datetime:
     if type(v) is int:
-        return _EPOCH + timedelta(0, 0, 0, v)
+        days, ms = divmod(v, 86_400_000)
+        return _ts_of(days, ms * 1000)
     return datetime.fromisoformat(v)
 
 
+_fromiso: Final = datetime.fromisoformat
+
+
 def _zoned_timestamp(v: Any) -> datetime:
+    if v[-1:] == "Z":  # what Debezium writes: UTC
+        return _fromiso(v)
     result = datetime.fromisoformat(v)
     if result.tzinfo is None:
         raise ValueError("a zoned timestamp without a zone")
@@ -244,10 +279,12 @@ def _variable_struct(v: dict[str, Any]) -> Decimal:
     return _unscaled(base64.b64decode(value, validate=True), scale)
 
 
-def _decimal(mode: str, scale: int | None) -> Converter:
+def _decimal(mode: str, scale: int | None, sql: str = "") -> Converter:
     quantum = Decimal(1).scaleb(-scale) if scale is not None else None
     if mode == "string":
-        return _decimal_text(quantum, scale)
+        if sql == "money" and quantum is not None:
+            return _money_text(quantum)
+        return _decimal_text(quantum)
     if mode == "precise" and scale is not None:
         return _decimal_bytes(scale)
 
@@ -279,19 +316,20 @@ def _decimal_other(v: Any, quantum: Decimal | None) -> Decimal:
     raise TypeError(f"a decimal as JSON {kind.__name__}")
 
 
-def _decimal_text(quantum: Decimal | None, scale: int | None) -> Converter:
-    digits = scale or 0
-
+def _decimal_text(quantum: Decimal | None) -> Converter:
     def convert(v: Any) -> Decimal:
         if type(v) is str:
-            value = Decimal(v)
-            # Debezium writes a NUMERIC(p,s) with its s digits, but money (through a double)
-            # may drop trailing zeros: 1234.50 arrives as "1234.5".
-            if quantum is None:
-                return value
-            if (v[-1 - digits : -digits] == ".") if digits else ("." not in v):
-                return value
-            return value.quantize(quantum)
+            return Decimal(v)  # Debezium writes a NUMERIC(p,s) / DECIMAL(p,s) with s digits
+        return _decimal_other(v, quantum)
+
+    return convert
+
+
+def _money_text(quantum: Decimal) -> Converter:
+    def convert(v: Any) -> Decimal:
+        if type(v) is str:
+            # money goes through a double: 1234.50 arrives as "1234.5"
+            return Decimal(v).quantize(quantum)
         return _decimal_other(v, quantum)
 
     return convert
@@ -345,7 +383,7 @@ def column_converter(column: ColumnType, encoding: Encoding) -> Converter | None
     if kind in _AS_SENT:
         return None
     if kind == "decimal":
-        return _decimal(encoding.decimal, column.scale)
+        return _decimal(encoding.decimal, column.scale, column.sql)
     if kind == "date":
         return _date
     if kind == "time":

@@ -128,6 +128,19 @@ def test_timestamptz_is_aware_utc() -> None:
         convert(ColumnType("timestamptz"), "2024-03-01T08:11:12")
 
 
+@pytest.mark.parametrize("unit", [1, 1000])
+def test_timestamps_over_the_whole_range_equal_epoch_plus_timedelta(unit: int) -> None:
+    import random
+
+    column = ColumnType("timestamp", "timestamp", precision=6 if unit == 1 else 3)
+    rng = random.Random(12)
+    epoch = datetime(1970, 1, 1)
+    lowest = (datetime(1, 1, 1) - epoch) // timedelta(microseconds=unit)
+    highest = (datetime(9999, 12, 31, 23, 59, 59) - epoch) // timedelta(microseconds=unit)
+    for v in [lowest, highest, -1, 0, 1, *(rng.randint(lowest, highest) for _ in range(3000))]:
+        assert convert(column, v) == epoch + timedelta(microseconds=v * unit), v
+
+
 def test_mysql_time_is_a_duration_negative_and_past_a_day() -> None:
     column = mysql_column_type("time", "time(6)", precision=6)
     assert convert(column, -3_600_000_000) == timedelta(hours=-1)
