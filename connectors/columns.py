@@ -11,14 +11,25 @@ start; a table altered later gets its new columns marked `Raw` until the types a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from seam.changes import TableRef
 from seam.connectors.engine import connect, flavour_of
 from seam.streams.types import ColumnType, Encoding, TableTypes
 
-__all__ = ["mysql_column_type", "postgres_column_type", "read_column_types", "table_types"]
+if TYPE_CHECKING:
+    from seam.settings import Settings
+
+__all__ = [
+    "captured_tables_of",
+    "connector_types",
+    "mysql_column_type",
+    "postgres_column_type",
+    "read_column_types",
+    "table_types",
+]
 
 _PG_KINDS: Final = {
     **dict.fromkeys(("int2", "int4", "int8", "oid"), "int"),
@@ -164,3 +175,33 @@ def table_types(url: str, tables: Iterable[str], config: Mapping[str, str]) -> T
     `tables` of the database at `url`."""
     encoding = Encoding.from_config(config)
     return TableTypes(read_column_types(url, tables, money_digits=encoding.money_digits), encoding)
+
+
+# A table.include.list entry is a regex; seam renders plain names (dots escaped or not).
+_PLAIN_TABLE: Final = re.compile(r"(?:[\w$]+(?:\\?\.))?[\w$]+")
+
+
+def captured_tables_of(config: Mapping[str, str]) -> list[str]:
+    """The tables a connector config names in `table.include.list`. An entry that is a real
+    pattern (`public\\..*`) names no table: its tables' records stay as sent."""
+    tables = []
+    for entry in config.get("table.include.list", "").split(","):
+        entry = entry.strip()
+        if _PLAIN_TABLE.fullmatch(entry):
+            tables.append(entry.replace("\\.", "."))
+    return tables
+
+
+def connector_types(
+    name: str,
+    config: Mapping[str, str],
+    settings: Settings,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> TableTypes:
+    """The types of the tables a connector (its config as rendered or as Connect returns it)
+    captures, read from its database (reached as `url_for_connector` does)."""
+    from seam.connectors.database import url_for_connector
+
+    url = url_for_connector(name, config, settings, env=env)
+    return table_types(url, captured_tables_of(config), config)

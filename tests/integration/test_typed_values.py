@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from seam.changes import ChangeEvent, Raw, RawRecord
 from seam.connectors.client import ConnectClient
-from seam.connectors.columns import table_types
+from seam.connectors.columns import connector_types, table_types
 from seam.connectors.errors import ConnectNotFoundError
 from seam.connectors.render import render
 from seam.connectors.spec import parse_specs
@@ -224,7 +224,12 @@ def test_postgres_every_type_decodes_to_what_was_inserted(
         records = _records(stack, f"{db}.public.every_type", 2)
         assert b'"schema"' not in (records[0].value or b"")[:20]  # bare records, as rendered
 
-        types = table_types(url, ["public.every_type"], config)
+        # As a worker would: the live connector's config from Connect, its database reached
+        # as its own user (the password file resolved here).
+        live = client.get_config(name)
+        assert live["decimal.handling.mode"] == config["decimal.handling.mode"] == decimals
+        types = connector_types(name, live, stack)
+        assert [str(t) for t in types.tables()] == ["public.every_type"]
         rows = _decoded(records, types)
         got = dict(rows[1])
         point = got.pop("pt")

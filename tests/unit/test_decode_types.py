@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from seam.changes import UNAVAILABLE, ChangeEvent, Raw, RawRecord, TableRef
-from seam.connectors.columns import mysql_column_type, postgres_column_type
+from seam.connectors.columns import captured_tables_of, mysql_column_type, postgres_column_type
 from seam.streams.decode import decode
 from seam.streams.types import ColumnType, Encoding, TableTypes, column_converter
 
@@ -213,6 +213,12 @@ def test_mysql_types() -> None:
     assert mysql_column_type("bit", "bit(1)").kind == "bool"
     assert mysql_column_type("bit", "bit(12)").kind == "bits"
     assert mysql_column_type("point", "point").kind == "unknown"
+
+
+def test_captured_tables_of_a_connector_config() -> None:
+    config = {"table.include.list": "public.products, shop\\.orders,public\\..*,seam_heartbeat"}
+    assert captured_tables_of(config) == ["public.products", "shop.orders", "seam_heartbeat"]
+    assert captured_tables_of({}) == []
 
 
 def test_encoding_from_a_connector_config_defaults_to_debeziums() -> None:
