@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from seam.changes import UNAVAILABLE, ChangeEvent, Raw, RawRecord, TableRef
 from seam.connectors.columns import captured_tables_of, mysql_column_type, postgres_column_type
@@ -346,3 +348,10 @@ def test_key_columns_are_typed_too() -> None:
     assert isinstance(event, ChangeEvent)
     assert event.key == {"id": u}
     assert event.after == {"id": u}
+
+
+@given(st.integers(-(10**38), 10**38), st.integers(0, 12))
+def test_precise_decimals_round_trip_any_unscaled_value_and_scale(n: int, scale: int) -> None:
+    value = convert(ColumnType("decimal", "numeric", scale=scale), unscaled(n))
+    assert value.as_tuple().exponent == -scale
+    assert value == Decimal(n).scaleb(-scale, context=Context(prec=100))
