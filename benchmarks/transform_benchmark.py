@@ -16,7 +16,7 @@ soft-delete) to a fresh raw topic, then runs, each with its own group and output
   output alone costs (two records per input, headers, twice the bytes), so the highest
   ALO / pass-through ratio any transform could reach.
 
-Both full-pipeline modes use the compiled fast path (transforms/native) unless
+Both full-pipeline modes use the compiled fast path (legacy_db/native) unless
 `--no-fast-path` sends every record through the Python stages. The process (the worker and
 its librdkafka threads) is pinned to one core unless `--all-cores`.
 
@@ -199,7 +199,7 @@ def floor_publications(data: dict[str, Any]) -> list[Publication]:
     pipeline, raws = pool_in_process(data)
     fast = fast_path_for(pipeline)
     if fast is None:
-        raise SystemExit("output_floor needs the compiled fast path (transforms/native)")
+        raise SystemExit("output_floor needs the compiled fast path (legacy_db/native)")
     return [p for p in map(fast.process, raws) if p is not None]
 
 
@@ -266,6 +266,7 @@ def main() -> None:
         os.sched_setaffinity(0, {core})
         print(f"pinned to core {core} (--all-cores to lift)")
 
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     bootstrap = load_settings().kafka
@@ -277,10 +278,16 @@ def main() -> None:
         f"{prefix}.public.categories": 1,
         f"{prefix}.public.suppliers": 1,
     }
-    for future in admin.create_topics(
-        [NewTopic(t, num_partitions=n, replication_factor=1) for t, n in topics.items()]
-    ).values():
-        future.result(30)
+    try:
+        for future in admin.create_topics(
+            [NewTopic(t, num_partitions=n, replication_factor=1) for t, n in topics.items()]
+        ).values():
+            future.result(30)
+    except (TimeoutError, KafkaException) as exc:
+        raise SystemExit(
+            f"cannot create the benchmark's topics on {bootstrap.bootstrap_servers} ({str(exc) or 'timed out'}): "
+            "is the stack up? (SEAM_CONFIG names its settings)"
+        ) from None
     try:
         # Produced by a child process, so this process's RSS is the worker's alone.
         child = multiprocessing.get_context("fork").Process(

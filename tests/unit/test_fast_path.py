@@ -1,4 +1,4 @@
-"""The compiled fast path (transforms/native) against the Python stages, its reference.
+"""The example's compiled fast path (legacy_db/native) against the Python stages, its reference.
 
 For every record the fast path takes, its publication must equal, byte for byte, what the
 Python stages and `outputs.publication` produce; for every other record it must step aside

@@ -88,10 +88,6 @@ def _imports(path: Path, text: str) -> Iterator[tuple[int, str]]:
                 break
 
 
-def _relative(path: Path) -> str:
-    return path.relative_to(REPO).as_posix()
-
-
 def offences() -> list[tuple[str, int, str, str]]:
     """(file, line, offence key, description) of every breach of the wall."""
     names = example_names()
@@ -103,7 +99,7 @@ def offences() -> list[tuple[str, int, str, str]]:
     )
     found = []
     for path in toolkit_files():
-        rel = _relative(path)
+        rel = path.relative_to(REPO).as_posix()
         text = path.read_text(encoding="utf-8")
         for line, what in _imports(path, text):
             found.append((rel, line, what, f"{what}: the toolkit must not import the example"))
