@@ -136,7 +136,7 @@ def _int(v: Any) -> int | None:
 
 
 def read_column_types(
-    url: str, tables: Iterable[str], *, money_digits: int = 2
+    url: str, tables: Iterable[str], *, money_digits: int = 2, connect_timeout: int | None = None
 ) -> dict[TableRef, dict[str, ColumnType]]:
     """The column types of `tables` (`schema.table` / `database.table`) in the database at
     `url`. A table that does not exist is left out (its records stay as sent)."""
@@ -144,7 +144,10 @@ def read_column_types(
 
     postgres = flavour_of(url) == "postgres"
     found: dict[TableRef, dict[str, ColumnType]] = {}
-    with connect(url) as conn:
+    options: dict[str, Any] = {}
+    if connect_timeout is not None:
+        options["connect_args"] = {"connect_timeout": connect_timeout}
+    with connect(url, **options) as conn:
         for qualified in tables:
             schema, _, table = qualified.rpartition(".")
             schema = schema or ("public" if postgres else "")
@@ -170,11 +173,20 @@ def read_column_types(
     return found
 
 
-def table_types(url: str, tables: Iterable[str], config: Mapping[str, str]) -> TableTypes:
+def table_types(
+    url: str,
+    tables: Iterable[str],
+    config: Mapping[str, str],
+    *,
+    connect_timeout: int | None = None,
+) -> TableTypes:
     """What the decoder needs to type the records of a connector with `config` capturing
     `tables` of the database at `url`."""
     encoding = Encoding.from_config(config)
-    return TableTypes(read_column_types(url, tables, money_digits=encoding.money_digits), encoding)
+    columns = read_column_types(
+        url, tables, money_digits=encoding.money_digits, connect_timeout=connect_timeout
+    )
+    return TableTypes(columns, encoding)
 
 
 # A table.include.list entry is a regex; seam renders plain names (dots escaped or not).
@@ -198,10 +210,11 @@ def connector_types(
     settings: Settings,
     *,
     env: Mapping[str, str] | None = None,
+    connect_timeout: int | None = None,
 ) -> TableTypes:
     """The types of the tables a connector (its config as rendered or as Connect returns it)
     captures, read from its database (reached as `url_for_connector` does)."""
     from seam.connectors.database import url_for_connector
 
     url = url_for_connector(name, config, settings, env=env)
-    return table_types(url, captured_tables_of(config), config)
+    return table_types(url, captured_tables_of(config), config, connect_timeout=connect_timeout)

@@ -37,7 +37,7 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -47,7 +47,15 @@ import orjson
 
 from seam.changes import UNAVAILABLE, Raw, TableRef
 
-__all__ = ["KINDS", "ColumnType", "Encoding", "TableTypes", "column_converter"]
+__all__ = [
+    "KINDS",
+    "NOT_READ",
+    "ColumnType",
+    "Encoding",
+    "TableTypes",
+    "column_converter",
+    "duration_text",
+]
 
 Converter = Callable[[Any], Any]
 
@@ -113,6 +121,49 @@ class Encoding:
             interval=config.get("interval.handling.mode", "numeric"),
             money_digits=int(config.get("money.fraction.digits", "2")),
         )
+
+
+class _NotRead:
+    """The value of a column that `TableTypes.only` was told is not read: it was sent, its
+    type needs a conversion, and none was made. Equal only to itself."""
+
+    __slots__ = ()
+    _instance: _NotRead | None = None
+
+    def __new__(cls) -> _NotRead:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NOT_READ"
+
+    def __reduce__(self) -> str:
+        return "NOT_READ"
+
+
+NOT_READ: Final = _NotRead()
+
+
+def duration_text(value: timedelta) -> str:
+    """A timedelta as an ISO 8601 duration, exactly: `P3DT4H5M6.5S`, `-PT1H2M3.5S` (a
+    negative one signed as a whole, as MySQL's TIME -01:02:03.5), `PT0S`."""
+    sign = "-" if value < timedelta(0) else ""
+    value = abs(value)
+    hours, rest = divmod(value.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = f"{sign}P{value.days}D" if value.days else f"{sign}P"
+    clock = ""
+    if hours:
+        clock += f"{hours}H"
+    if minutes:
+        clock += f"{minutes}M"
+    if seconds or value.microseconds:
+        fraction = f".{value.microseconds:06d}".rstrip("0") if value.microseconds else ""
+        clock += f"{seconds}{fraction}S"
+    if clock:
+        text += "T" + clock
+    return text if text not in ("P", "-P") else "PT0S"
 
 
 # -- converters: one value's JSON form -> its Python value; raise when it does not fit ----
@@ -436,38 +487,94 @@ _SHAREABLE: Final = frozenset(KINDS - {"json", "array", "unknown"})
 class _Table:
     # (column, converter, sql type, shareable) for the columns whose JSON form needs work
     converters: tuple[tuple[str, Converter, str, bool], ...]
-    by_column: Mapping[str, Converter]
+    by_column: Mapping[str, Converter]  # the key's converters: every column, typed or not
     known: frozenset[str]
+    # Columns left untyped by `TableTypes.only` whose JSON form is not their value: their
+    # values become NOT_READ rather than being handed on as look-alikes.
+    untyped: tuple[str, ...] = ()
 
 
 def _raw(value: Any, sql: str, exc: Exception) -> Raw:
     return Raw(value, f"not a {sql} value ({type(exc).__name__}: {exc})")
 
 
+ColumnChoice = Collection[str] | Mapping[str, Collection[str]]
+
+
+def _chosen(choice: ColumnChoice | None, table: TableRef) -> Collection[str] | None:
+    """The columns `choice` picks for `table` (None: all). A mapping names tables by their
+    qualified (`public.orders`) or plain name (`orders`); a table it does not name has none."""
+    if choice is None:
+        return None
+    if isinstance(choice, Mapping):
+        found = choice.get(table.qualified)
+        if found is None:
+            found = choice.get(table.name)
+        return found if found is not None else ()
+    return choice
+
+
 class TableTypes:
     """Per captured table, the column converters the decoder applies to records without a
-    schema. Built once (per connector) from the column types and the connector's encoding."""
+    schema. Built once (per connector) from the column types and the connector's encoding.
 
-    __slots__ = ("_last", "_tables", "encoding")
+    `missed` collects what records carried that these types lack: `(table, column)` for a
+    column they do not know (its values come back `Raw`), `(table, None)` for a table they do
+    not hold (its rows stay as sent). A caller that can read the types again
+    (`seam.connectors.columns.LiveTypes`) does so and empties it; the decoder only adds."""
+
+    __slots__ = ("_columns", "_last", "_only", "_tables", "encoding", "missed")
 
     def __init__(
-        self, tables: Mapping[TableRef, Mapping[str, ColumnType]], encoding: Encoding
+        self,
+        tables: Mapping[TableRef, Mapping[str, ColumnType]],
+        encoding: Encoding,
+        *,
+        only: ColumnChoice | None = None,
     ) -> None:
         self.encoding = encoding
+        self.missed: set[tuple[TableRef, str | None]] = set()
+        self._columns = {TableRef(t.namespace, t.name): dict(c) for t, c in tables.items()}
+        self._only = only
         # The decoder hands over one cached TableRef per table: an identity check spares
         # the dataclass __hash__/__eq__ of a dict lookup on most records.
         self._last: tuple[TableRef | None, _Table | None] = (None, None)
         self._tables: dict[TableRef, _Table] = {}
-        for table, columns in tables.items():
-            converters = []
+        for table, columns in self._columns.items():
+            chosen = _chosen(only, table)
+            converters, untyped, keys = [], [], {}
             for name, column in columns.items():
                 conv = column_converter(column, encoding)
-                if conv is not None:
-                    shareable = column.kind in _SHAREABLE
-                    converters.append((name, conv, column.sql or column.kind, shareable))
-            self._tables[TableRef(table.namespace, table.name)] = _Table(
-                tuple(converters), {c[0]: c[1] for c in converters}, frozenset(columns)
+                if conv is None:
+                    continue
+                keys[name] = conv
+                sql = column.sql or column.kind
+                if chosen is None or name in chosen:
+                    converters.append((name, conv, sql, column.kind in _SHAREABLE))
+                else:
+                    untyped.append(name)
+            self._tables[table] = _Table(
+                tuple(converters), keys, frozenset(columns), tuple(untyped)
             )
+
+    def only(self, columns: ColumnChoice) -> TableTypes:
+        """These types restricted to the columns a reader uses: `columns` names them (for
+        every table) or maps a table (`public.orders` or `orders`) to its columns (a table
+        left out has none typed). Only those are converted, so typing costs per column read;
+        another column whose JSON form is not its value (a date, a decimal...) comes back
+        as `NOT_READ` (a NULL stays None), never as a look-alike; setting a sentinel costs a
+        fraction of a conversion (wrapping the value in `Raw` would cost about as much as
+        converting it). Key columns are always typed."""
+        return TableTypes(self._columns, self.encoding, only=columns)
+
+    def columns(self) -> dict[TableRef, dict[str, ColumnType]]:
+        """The column types these were built from, per table."""
+        return {table: dict(columns) for table, columns in self._columns.items()}
+
+    def with_columns(self, tables: Mapping[TableRef, Mapping[str, ColumnType]]) -> TableTypes:
+        """The same encoding and restriction, with `tables` (read again) added or replaced."""
+        merged = {**self._columns, **{TableRef(t.namespace, t.name): c for t, c in tables.items()}}
+        return TableTypes(merged, self.encoding, only=self._only)
 
     def __contains__(self, table: TableRef) -> bool:
         return table in self._tables
@@ -489,6 +596,7 @@ class TableTypes:
             typed = self._tables.get(table)
             self._last = (table, typed)
         if typed is None:
+            self.missed.add((table, None))
             return False
         converters = typed.converters
         if after:
@@ -535,9 +643,16 @@ class TableTypes:
                 except Exception as exc:
                     before[column] = _raw(old, sql, exc)
         known = typed.known
+        untyped = typed.untyped
         for row in (after, before) if after and before else (after or before,):
-            if row and not known.issuperset(row):
+            if not row:
+                continue
+            for column in untyped:
+                if row.get(column) is not None:  # a NULL is exact: it stays None
+                    row[column] = NOT_READ
+            if not known.issuperset(row):
                 for column in row.keys() - known:
+                    self.missed.add((table, column))
                     v = row[column]
                     if v is not None and v is not UNAVAILABLE and type(v) is not Raw:
                         row[column] = Raw(
