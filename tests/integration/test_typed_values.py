@@ -6,7 +6,9 @@ default (precise)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import secrets
 import time
 import uuid
@@ -28,6 +30,7 @@ from seam.connectors.columns import connector_types, table_types
 from seam.connectors.errors import ConnectNotFoundError
 from seam.connectors.render import render
 from seam.connectors.spec import parse_specs
+from seam.errors import ConfigError
 from seam.kafka_config import client_config
 from seam.settings import Settings
 from seam.streams.decode import decode
@@ -335,3 +338,168 @@ def test_mariadb_every_type_decodes_to_what_was_inserted(
             conn.execute(text(f"DROP USER IF EXISTS '{user}'@'%'"))
             conn.commit()
         _drop_topics(stack, db, f"_seam.schema-history.{name}")
+
+
+SMALL_TABLE = (
+    "CREATE TABLE small (id int PRIMARY KEY, dt date, ts timestamp, n numeric(12,2), by bytea)"
+)
+SMALL_ROW: dict[str, Any] = {
+    "id": 1,
+    "dt": date(2024, 2, 29),
+    "ts": datetime(2024, 3, 1, 8, 11, 12, 654321),
+    "n": Decimal("19.90"),
+    "by": b"\x00\xff\x10seam",
+}
+
+SEEN_STAGE = '''\
+class Seen:
+    """Publishes, per change, the Python type and repr of each column value it is handed."""
+
+    name = "seen"
+
+    def process(self, item):
+        row = item.change.after
+        item.event = {
+            "event_type": "Seen",
+            "id": row["id"],
+            "types": {c: type(v).__name__ for c, v in row.items()},
+            "values": {c: repr(v) for c, v in row.items()},
+        }
+        item.latest_key = str(row["id"])
+        return (item,)
+
+
+def make(options):
+    return Seen()
+'''
+
+
+def _pipeline(tmp_path: Path, name: str, topic: str, column_types: str) -> Path:
+    (tmp_path / "seen_stage.py").write_text(SEEN_STAGE)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\ngroup: {name}\ninputs: [{topic}]\n"
+        "stages:\n  - use: decode\n  - use: seen_stage:make\n"
+        f"outputs:\n  history: {{topic: {name}.history, partitions: 1}}\n"
+        f"  latest: {{topic: {name}.latest, partitions: 1}}\n"
+        f"  dead_letter: {{topic: {name}.dlq, partitions: 1}}\n"
+        f"processing:\n  column_types: {column_types}\n  guarantee: at_least_once\n"
+    )
+    return path
+
+
+def test_streams_tail_and_a_worker_with_column_types_source_see_typed_values(
+    stack: Settings, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    """Through a real PostgreSQL connector in Debezium's precise decimal mode: `seam streams
+    tail` shows DATE, TIMESTAMP, NUMERIC and BYTEA typed (and as sent with --no-types), and a
+    worker with `column_types: source` hands its stages typed values and publishes them."""
+    from sqlalchemy import text
+
+    from seam.cli.main import app
+    from seam.connectors.engine import connect, create_database, drop_database, with_database
+    from seam.transforms.readback import read_to_end
+    from tests.conftest import start_transform_worker
+
+    db = unique_name("seam_tw")
+    user, password = db, secrets.token_hex(12)
+    name = db.replace("_", "-")
+    topic = f"{db}.public.small"
+    url = with_database(stack.database_url("postgres"), db)
+    create_database(url)
+    client = ConnectClient.from_settings(stack)
+    try:
+        with connect(url, isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(SMALL_TABLE))
+            conn.execute(text("INSERT INTO small VALUES (:id, :dt, :ts, :n, :by)"), dict(SMALL_ROW))
+            conn.execute(text(f"CREATE ROLE {user} LOGIN REPLICATION PASSWORD '{password}'"))
+            conn.execute(text(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}"))
+            conn.execute(text(f"CREATE PUBLICATION {db} FOR TABLE small"))
+        spec = (
+            f"name: {name}\nflavour: postgres\ndatabase: {url}\nuser: {user}\n"
+            f"password: {{file: {_password_file(tmp_path, password)}}}\n"
+            f"tables: [small]\ntopic_prefix: {db}\npublication: {db}\nslot: {db}\n"
+            "heartbeat_interval_ms: 0\nsignal_table: null\n"
+            "overrides:\n  publication.autocreate.mode: disabled\n"
+            "  decimal.handling.mode: precise\n"
+        )
+        _apply(spec, tmp_path, name)
+        (record,) = _records(stack, topic, 1)
+        assert b'"n":"B8Y="' in (record.value or b"")  # 19.90 on the wire: base64, unscaled
+
+        runner = CliRunner()
+        tail = ["streams", "tail", topic, "--from", "beginning", "-n", "1"]
+        shown = runner.invoke(app, tail)
+        assert shown.exit_code == 0, shown.output
+        assert "warning" not in shown.output
+        # a snapshot row, on one line
+        assert "dt=2024-02-29, ts=2024-03-01T08:11:12.654321, n=19.90, by=0x00ff107365616d" in (
+            shown.output
+        )
+        as_json = runner.invoke(app, [*tail, "-o", "json"])
+        assert as_json.exit_code == 0, as_json.output
+        after = json.loads(as_json.output.strip().splitlines()[-1])["after"]
+        assert after == {
+            "id": 1,
+            "dt": "2024-02-29",
+            "ts": "2024-03-01T08:11:12.654321",
+            "n": "19.90",
+            "by": base64.b64encode(SMALL_ROW["by"]).decode(),
+        }
+        untyped = runner.invoke(app, [*tail, "--no-types"])
+        assert "dt=19782, ts=1709280672654321, n='B8Y=', by='AP8Qc2VhbQ=='" in untyped.output
+
+        # A worker whose pipeline asks for column types: its stage sees Python types.
+        pipeline = _pipeline(tmp_path, name, topic, "source")
+        checked = runner.invoke(app, ["transform", "check", str(pipeline)])
+        assert checked.exit_code == 0, checked.output
+        assert f"{topic} (connector {name})" in checked.output
+        worker = start_transform_worker(pipeline, "typed", "--until-caught-up")
+        _out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err.decode()
+        (published,) = [
+            r.json() for r in read_to_end(stack.kafka_bootstrap_servers, f"{name}.history")
+        ]
+        assert published["types"] == {
+            "id": "int",
+            "dt": "date",
+            "ts": "datetime",
+            "n": "Decimal",
+            "by": "bytes",
+        }
+        assert published["values"]["n"] == "Decimal('19.90')"
+        assert published["values"]["ts"] == repr(SMALL_ROW["ts"])
+
+        # Types that cannot be read stop check and run with one error: no connector here.
+        lost = _pipeline(tmp_path, name + "-lost", f"nowhere-{db}.public.small", "source")
+        failed = runner.invoke(app, ["transform", "check", str(lost)])
+        assert isinstance(failed.exception, ConfigError)  # main() prints it as one line
+        stopped = start_transform_worker(lost, "lost")
+        _out, err = stopped.communicate(timeout=60)
+        assert stopped.returncode == 1
+        message = err.decode()
+        assert "has column_types: source, but the column types of input nowhere-" in message
+        assert "no Debezium PostgreSQL/MySQL/MariaDB connector" in message
+        assert f"prefixes: {db} ({name})" in message
+        assert "or set 'column_types: none' under processing:" in message
+        assert "Traceback" not in message
+    finally:
+        with contextlib.suppress(ConnectNotFoundError):
+            client.delete(name)
+        for _ in range(15):
+            try:
+                with connect(url, isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(
+                        text(
+                            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                            " WHERE slot_name = :s"
+                        ),
+                        {"s": db},
+                    )
+                break
+            except Exception:
+                time.sleep(1)
+        drop_database(url)
+        with connect(stack.database_url("postgres"), isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f"DROP ROLE IF EXISTS {user}"))
+        _drop_topics(stack, db, name)
