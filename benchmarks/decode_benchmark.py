@@ -130,6 +130,10 @@ PRODUCT_TYPES = {
 }
 
 
+# What a pipeline that reads only the price (a price-change pipeline) types.
+READ_COLUMNS = ("price",)
+
+
 def product_types(precise: bool) -> TableTypes:
     encoding = Encoding(decimal="precise" if precise else "string")
     return TableTypes({TableRef("public", "products"): PRODUCT_TYPES}, encoding)
@@ -248,19 +252,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("target >= 100,000 events/s without schema:", "met" if target_ok else "NOT met")
 
     # Typed values from the column types (seam.streams.types): the same bare records, decoded
-    # with and without the table's types, interleaved runs so drift hits both alike.
-    print(f"{'typed (same records)':<34} {'us/ev':>8} {'typed us/ev':>12} {'extra CPU':>12}")
+    # without types (today's decoder), with every column typed, and typed only in the
+    # columns a pipeline reads (`TableTypes.only`: here the price, the others that need a
+    # conversion become NOT_READ), interleaved runs so drift hits all alike. CPU times vary
+    # on a shared machine: connectors/README.md has valgrind instruction counts too.
+    print(f"{'typed (same records)':<34} {'us/ev':>8} {'extra CPU':>12}")
     budget_ok = True
     for label, precise in (("no schema, string decimals", False), ("no schema, precise", True)):
         records = make_records(args.events, with_schema=False, precise=precise)
-        plain = typed = 0.0
-        run_typed = typed_decoder(product_types(precise))
+        every = product_types(precise)
+        cases = {
+            "today's decoder": run_decode,
+            "every column typed": typed_decoder(every),
+            "only the column read (price)": typed_decoder(every.only(READ_COLUMNS)),
+        }
+        best = dict.fromkeys(cases, 0.0)
         for _ in range(args.repeat):
-            plain = max(plain, best_rate(run_decode, records, 1))
-            typed = max(typed, best_rate(run_typed, records, 1))
-        extra = plain / typed - 1
-        budget_ok = budget_ok and extra <= 0.15
-        print(f"{label:<34} {1e6 / plain:>8.2f} {1e6 / typed:>12.2f} {extra:>11.1%}")
+            for case, fn in cases.items():
+                best[case] = max(best[case], best_rate(fn, records, 1))
+        plain = best["today's decoder"]
+        print(f"{label}")
+        for case, rate in best.items():
+            extra = plain / rate - 1
+            if case != "today's decoder":
+                budget_ok = budget_ok and extra <= 0.15
+            print(f"  {case:<32} {1e6 / rate:>8.2f} {extra:>11.1%}")
     print("typed decoding <= 15% more CPU per record:", "met" if budget_ok else "NOT met")
     return 0
 
