@@ -36,14 +36,17 @@ PIPELINE = typer.Argument(..., help="Pipeline file (YAML), e.g. pipelines/orders
 
 
 @app.command("check")
-def check(pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
-    """Load the pipeline file and build every stage (imports, options, schemas)."""
+def check(ctx: typer.Context, pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
+    """Load the pipeline file and build every stage (imports, options, schemas); with
+    column_types: source, read the inputs' column types."""
+    from seam.transforms.column_types import load_column_types
     from seam.transforms.fast_path import load_fast_path
     from seam.transforms.pipeline_file import load_pipeline
 
     spec = load_pipeline(pipeline)
     built = spec.build()
     fast = load_fast_path(spec, built)  # a declared one must load; it may decline (None)
+    types = load_column_types(spec, settings(ctx))
     data = {
         "name": spec.name,
         "group": spec.group,
@@ -57,6 +60,12 @@ def check(pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
         "max_stage_errors": spec.max_stage_errors,
         "fast_path": spec.fast_path,
         "fast_path_on": fast is not None,
+        "column_types": spec.column_types,
+        "typed_inputs": [
+            f"{topic} (connector {types.connector_of(topic)})" for topic in spec.inputs
+        ]
+        if types is not None
+        else [],
     }
     if output == Output.json:
         print_json(data)
@@ -183,8 +192,10 @@ def _run(
     until_caught_up: bool,
     output: Output,
 ) -> None:
+    from seam.transforms.column_types import load_column_types
     from seam.transforms.worker import Worker, WorkerOptions
 
+    column_types = load_column_types(spec, settings(ctx))  # before anything starts
     interactive = sys.stderr.isatty()
     logging.basicConfig(
         level=logging.INFO,
@@ -207,6 +218,7 @@ def _run(
         settings(ctx).kafka,
         options,
         on_progress=_progress_printer(interactive),
+        column_types=column_types,
     )
     try:
         progress = worker.run()

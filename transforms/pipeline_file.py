@@ -19,6 +19,7 @@
       batch_timeout_ms: 200             # the longest a poll waits for a first record
       max_stage_errors: 100             # -1: never stop (see below)
       fast_path: mypackage.native:fast_path_for   # optional, see seam.transforms.fast_path
+      column_types: none                # or source (see below)
 
 `outputs.history.key` names the event field that keys history records (default: the item's
 `latest_key`, the entity's key; see `seam.transforms.outputs`).
@@ -34,6 +35,17 @@ only while the stages are imported and built, then taken off again, so it never 
 module that seam or another pipeline imports later; what a stage module imports at its top
 (a helper module beside it, too) stays loaded. A stage module elsewhere must be installed or
 on PYTHONPATH.
+
+Column types. `column_types: source` hands the stages typed values: at start the worker
+reads each input topic's column types from its source database (the connector whose
+`topic.prefix` the topic has, its config from Kafka Connect, the database reached with
+seam's settings; `seam.connectors.live_types`), and the decode stage's rows then hold
+`Decimal`s with the column's scale, `date`s, `datetime`s, `bytes`, `UUID`s... (and
+`seam.changes.Raw` for a value no type fits) instead of Debezium's wire forms (days since
+1970, base64...). When they cannot be read, `run` and `check` stop with an error naming the
+connector and database. `none` (the default for now) hands the stages values as sent, which
+the compiled fast path and the example's stages expect; a fast path cannot be combined with
+`source`.
 
 Stage errors. A stage that raises anything but `Reject` has a bug: the record is
 dead-lettered, the first traceback of each stage and error type is logged, and the rest are
@@ -65,6 +77,7 @@ from seam.transforms.stages import BUILTIN
 from seam.yamlfile import Mark, Reader, kind_of, load_documents, mark_of, plain, value_mark
 
 Guarantee = Literal["exactly_once", "at_least_once"]
+ColumnTypes = Literal["source", "none"]
 _TOP: Final = ("name", "group", "inputs", "stages", "outputs", "processing", *SECTIONS)
 # A declared pipeline that names no stages runs these.
 DECLARED_STAGES: Final = ("decode", "clean", "events", "validate")
@@ -78,6 +91,7 @@ _PROCESSING: Final = (
     "batch_timeout_ms",
     "max_stage_errors",
     "fast_path",
+    "column_types",
 )
 DEFAULT_MAX_STAGE_ERRORS: Final = 100
 _WRITE_ALL: Final = (
@@ -120,6 +134,7 @@ class PipelineSpec:
     batch_timeout_ms: int = 200
     max_stage_errors: int = DEFAULT_MAX_STAGE_ERRORS  # -1: never stop
     fast_path: str | None = None  # package.module:callable (seam.transforms.fast_path)
+    column_types: ColumnTypes = "none"  # source: typed values, types read from the source DB
     source: str = "<pipeline>"
     folder: Path | None = None  # the pipeline file's folder: stage modules beside it import
     declaration: Declaration | None = None  # tables, entity, events (declared pipelines)
@@ -417,6 +432,26 @@ class _Reader(Reader):
                     hint="name the function that returns the pipeline's fast path, e.g. "
                     "mypackage.native:fast_path_for, or remove the line",
                 )
+        if "column_types" in data:
+            choice = data["column_types"]
+            if choice in ("source", "none"):
+                found["column_types"] = choice
+            else:
+                self.add(
+                    value_mark(data, "column_types"),
+                    "processing.column_types",
+                    f"expected source or none, got {kind_of(choice)}",
+                    hint="source (typed values: column types read from the source database) "
+                    "or none (values as Debezium sent them, the default)",
+                )
+        if found.get("column_types") == "source" and "fast_path" in found:
+            self.add(
+                value_mark(data, "fast_path"),
+                "processing.fast_path",
+                "a compiled fast path reads values as sent: it cannot run with "
+                "column_types: source",
+                hint="remove the fast_path line, or set column_types: none",
+            )
         for key, minimum, hint in (
             ("batch_size", 1, "the most records per batch (and transaction), e.g. 5000"),
             ("batch_timeout_ms", 1, "the longest wait for a first record, e.g. 200"),
