@@ -26,7 +26,8 @@ from seam.changes import RawRecord
 from seam.legacy_db.rules import CURRENCY
 from seam.legacy_db.stages.clean import CleanStage
 from seam.legacy_db.stages.enrich import EnrichStage
-from seam.legacy_db.stages.map import ENTITY, EVENT_NAMESPACE, MapStage
+from seam.legacy_db.stages.map import ENTITY, MapStage
+from seam.transforms.declared.envelope import EVENT_NAMESPACE
 from seam.transforms.outputs import Publication
 from seam.transforms.pipeline import Pipeline
 from seam.transforms.pipeline_file import PipelineSpec
