@@ -415,11 +415,16 @@ def run_quix(
 # ---------------------------------------------------------------------------- the job
 
 
+def guarantee(mode: str) -> str:
+    """The processing guarantee of a mode: exactly once for the *eos* modes."""
+    return "exactly_once" if "eos" in mode.split("_") else "at_least_once"
+
+
 def pipeline_data(
-    path: Path, prefix: str, mode: str, partitions: int, batch_size: int
+    path: Path, prefix: str, mode: str, round_: int, partitions: int, batch_size: int
 ) -> dict[str, Any]:
-    """The pipeline file at `path` for one run: its topics renamed onto this run's raw
-    topics (`<prefix>.public.<table>`), its outputs and group its own."""
+    """The pipeline file at `path` for one run of `mode`: its topics renamed onto this
+    run's raw topics (`<prefix>.public.<table>`), its outputs and group its own."""
     doc = yaml.safe_load(path.read_text())
     server = doc["inputs"][0].split(".")[0]  # the topics' prefix: catalog, in the example
     data: dict[str, Any] = yaml.safe_load(yaml.safe_dump(doc).replace(f"{server}.", f"{prefix}."))
@@ -428,30 +433,34 @@ def pipeline_data(
             f"{path}: the benchmark seeds <server>.public.products with catalog changes; "
             f"this pipeline reads {doc['inputs']}"
         )
-    data["group"] = f"{prefix}-{mode}"
+    data["group"] = f"{prefix}-{mode}{round_}"
     for out in data["outputs"].values():
-        out["topic"] += f".{mode}"
+        out["topic"] += f".{mode}{round_}"
         out["partitions"] = partitions
     data["processing"] = {
         **data.get("processing", {}),
-        "guarantee": "exactly_once" if mode.endswith(("eos", "eos_python")) else "at_least_once",
+        "guarantee": guarantee(mode),
         "batch_size": batch_size,
     }
     return data
 
 
-def touch_data(prefix: str, mode: str, partitions: int, batch_size: int) -> dict[str, Any]:
+def touch_data(
+    prefix: str, mode: str, round_: int, partitions: int, batch_size: int
+) -> dict[str, Any]:
+    """The trivial stage's pipeline for one run of `mode`: decode, then the stage."""
+    name = f"{mode}{round_}"
     return {
         "name": "touch",
-        "group": f"{prefix}-{mode}",
+        "group": f"{prefix}-{name}",
         "inputs": [f"{prefix}.public.products"],
         "stages": [{"use": "decode"}, {"use": "trivial_stage:create"}],
         "outputs": {
-            name: {"topic": f"{prefix}.{name}.{mode}", "partitions": partitions}
-            for name in ("history", "latest", "dead_letter")
+            output: {"topic": f"{prefix}.{output}.{name}", "partitions": partitions}
+            for output in ("history", "latest", "dead_letter")
         },
         "processing": {
-            "guarantee": "exactly_once" if mode.endswith("eos") else "at_least_once",
+            "guarantee": guarantee(mode),
             "batch_size": batch_size,
         },
     }
@@ -465,16 +474,17 @@ def one_run(
     round_: int,
     profile: bool,
 ) -> Run:
-    name = f"{mode}{round_}"
     title = mode if profile else ""
     if mode.startswith("touch_"):
         spec = parse_pipeline(
-            touch_data(prefix, name, args.partitions, args.batch_size), mode, folder=BENCHMARKS
+            touch_data(prefix, mode, round_, args.partitions, args.batch_size),
+            mode,
+            folder=BENCHMARKS,
         )
         if "_quix_" in mode:
             return in_child(run_quix, spec, kafka, args.events, "touch", title)
         return in_child(run_seam, spec, kafka, args.events, False, None, title)
-    data = pipeline_data(args.pipeline, prefix, name, args.partitions, args.batch_size)
+    data = pipeline_data(args.pipeline, prefix, mode, round_, args.partitions, args.batch_size)
     if mode == "passthrough":
         data["name"] = "passthrough"
     spec = parse_pipeline(data, str(args.pipeline), folder=args.pipeline.resolve().parent)
