@@ -45,6 +45,7 @@ import os
 import statistics
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -56,8 +57,9 @@ from seam.legacy_db.files import pipeline_document
 from seam.legacy_db.synthetic import envelope, reference_rows, typical_changes
 from seam.settings import load_settings
 from seam.transforms.delivery import produce_when_room
-from seam.transforms.outputs import Publication
-from seam.transforms.pipeline import Pipeline
+from seam.transforms.fast_path import load_fast_path
+from seam.transforms.outputs import Publication, publication
+from seam.transforms.pipeline import Pipeline, Produced
 from seam.transforms.pipeline_file import PipelineSpec, parse_pipeline
 from seam.transforms.progress import Counts, Progress
 from seam.transforms.worker import Worker, WorkerOptions
@@ -81,10 +83,13 @@ def catalog_data() -> dict[str, Any]:
     return pipeline_document()
 
 
-def pool_in_process(data: dict[str, Any]) -> tuple[Pipeline, list[RawRecord]]:
-    """The pipeline of `data`, its reference data loaded, and the pool as raw records: the
-    stages run in this process, no Kafka."""
-    pipeline = parse_pipeline(data, "in-process").build()
+def pool_in_process(
+    data: dict[str, Any], folder: Path | None = None
+) -> tuple[Pipeline, list[RawRecord]]:
+    """The pipeline of `data` (a pipeline file's document; `folder`: the file's), its
+    reference data loaded, and the pool as raw records: the stages run in this process, no
+    Kafka."""
+    pipeline = parse_pipeline(data, "in-process", folder=folder).build()
     server = data["inputs"][0].split(".")[0]  # the topics' prefix: catalog, or the run's own
     for i, (table, row) in enumerate(reference_rows(POOL)):
         key, value = envelope(table, "r", None, row, i + 1)
@@ -186,21 +191,25 @@ class OutputFloor:
         return len(messages)
 
 
-def floor_publications_of(data: dict[str, Any]) -> list[Publication]:
+def floor_publications_of(data: dict[str, Any], folder: Path | None = None) -> list[Publication]:
     """`floor_publications`, made in a child: generating the pool takes ~250 MB that this
     process would otherwise keep for the rest of its modes."""
     with multiprocessing.get_context("fork").Pool(1) as helper:
-        publications: list[Publication] = helper.apply(floor_publications, (data,))
+        publications: list[Publication] = helper.apply(floor_publications, (data, folder))
     return publications
 
 
-def floor_publications(data: dict[str, Any]) -> list[Publication]:
-    """The pool's publications, as the ALO mode makes them, with the pipeline of `data`."""
-    pipeline, raws = pool_in_process(data)
-    fast = fast_path_for(pipeline)
-    if fast is None:
-        raise SystemExit("output_floor needs the compiled fast path (legacy_db/native)")
-    return [p for p in map(fast.process, raws) if p is not None]
+def floor_publications(data: dict[str, Any], folder: Path | None = None) -> list[Publication]:
+    """The pool's publications, as the ALO mode makes them, with the pipeline of `data`:
+    by its compiled fast path, or by the Python stages for a pipeline without one (the same
+    bytes: the fast path's parity tests hold it to them). Dead-lettered records are left out."""
+    pipeline, raws = pool_in_process(data, folder)
+    spec = parse_pipeline(data, "in-process", folder=folder)
+    fast = load_fast_path(spec, pipeline)
+    if fast is not None:
+        return [p for p in map(fast.process, raws) if p is not None]
+    outcomes = (pipeline.run(raw) for raw in raws)
+    return [publication(o, spec.history.key) for o in outcomes if isinstance(o, Produced)]
 
 
 def produce(bootstrap: KafkaSettings | str, prefix: str, events: int) -> None:
