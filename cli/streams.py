@@ -51,12 +51,13 @@ def _decoder(
     """How the records of `topic` are decoded: with the column types of its connector's
     database (`seam.connectors.live_types`), so values come out typed (a date, an exact
     decimal, bytes...). When they cannot be read, one warning line, and values as sent:
-    looking into a topic must not fail because a database is down."""
+    looking into a topic must not fail because a database is down. A topic no connector
+    writes (a domain topic) is decoded as it is, without a warning."""
     from seam.streams.decode import decode
 
     if no_types:
         return decode
-    from seam.connectors.live_types import TopicTypes, TypesUnavailableError
+    from seam.connectors.live_types import NoConnectorError, TopicTypes, TypesUnavailableError
 
     def warn(message: str) -> None:
         typer.echo("warning: " + " ".join(message.split()), err=True)
@@ -64,6 +65,8 @@ def _decoder(
     types = TopicTypes(settings(ctx), on_problem=warn)
     try:
         types.load(topic)
+    except NoConnectorError:
+        return decode  # not a raw change topic (a domain topic): nothing to type, no noise
     except TypesUnavailableError as exc:
         warn(f"values shown as sent, untyped: {exc} (--no-types skips this look-up)")
         return decode

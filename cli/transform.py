@@ -2,7 +2,7 @@
 
     seam transform check PIPELINE          load the pipeline file and build its stages
     seam transform check-schemas [DIR]     schemas valid, each version compatible with the last
-    seam transform schemas PIPELINE        a declared pipeline's schemas (--write DIR: as files)
+    seam transform schemas PIPELINE        a declared pipeline's schemas (--write: as files)
     seam transform run PIPELINE            run a worker (exactly once unless --at-least-once)
     seam transform replay PIPELINE         rebuild the outputs from offset 0
 
@@ -117,11 +117,16 @@ def check_schemas(
 @app.command("schemas")
 def schemas(
     pipeline: Path = PIPELINE,
-    write: Path | None = typer.Option(
-        None,
+    write: bool = typer.Option(
+        False,
         "--write",
-        help="Write the schemas to this folder as <Name>/v<N>.json: a new version where one "
-        "changed (refused when it breaks compatibility), nothing where none did.",
+        help="Write the schemas as <Name>/v<N>.json: a new version where one changed (refused "
+        "when it breaks compatibility), nothing where none did.",
+    ),
+    to: Path | None = typer.Option(
+        None,
+        "--to",
+        help="The folder to write to (default: the pipeline's `schemas:`).",
     ),
     output: Output = OUTPUT,
 ) -> None:
@@ -140,7 +145,13 @@ def schemas(
             "schemas of a pipeline of Python stages by hand",
         )
     derived = derive(spec.declaration)
-    if write is None:
+    folder = to or spec.schemas
+    if write and folder is None:
+        raise ConfigError(
+            f"{pipeline}: where to? The pipeline names no schema folder",
+            hint="add 'schemas: schemas' (relative to the pipeline file) to it, or pass --to DIR",
+        )
+    if not write or folder is None:
         if output == Output.json:
             print_json(derived)
         else:
@@ -150,12 +161,12 @@ def schemas(
                 [(n, ", ".join(s.get("properties", {}))) for n, s in derived.items()],
             )
         return
-    results = write_schemas(derived, write)
+    results = write_schemas(derived, folder)
     if output == Output.json:
         print_json([r._asdict() for r in results])
     else:
         print_table(
-            f"schemas in {write}",
+            f"schemas in {folder}",
             ["schema", "version", "result"],
             [(r.name, f"v{r.version}", r.result) for r in results],
         )

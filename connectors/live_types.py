@@ -50,6 +50,10 @@ class TypesUnavailableError(SeamError):
     """The column types of a topic could not be read (which, why, and the fix)."""
 
 
+class NoConnectorError(TypesUnavailableError):
+    """No live connector writes the topic: a domain topic, or its connector is gone."""
+
+
 def connector_for_topic(
     topic: str, configs: Mapping[str, Mapping[str, str]]
 ) -> tuple[str, Mapping[str, str]] | None:
@@ -208,7 +212,7 @@ class TopicTypes:
             prefixes = sorted(
                 f"{c['topic.prefix']} ({n})" for n, c in configs.items() if c.get("topic.prefix")
             )
-            raise TypesUnavailableError(
+            raise NoConnectorError(
                 f"no Debezium PostgreSQL/MySQL/MariaDB connector on Kafka Connect at "
                 f"{self.settings.connect_url} has a topic.prefix that {topic} starts with "
                 f"(prefixes: {', '.join(prefixes) or 'none'})",

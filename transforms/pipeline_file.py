@@ -74,11 +74,20 @@ from seam.transforms.declared.runtime import DeclaredPipeline
 from seam.transforms.pipeline import Pipeline, StageErrorLimitError
 from seam.transforms.stage_loader import STAGE_HINT, StageSpec, build_stage
 from seam.transforms.stages import BUILTIN
-from seam.yamlfile import Mark, Reader, kind_of, load_documents, mark_of, plain, value_mark
+from seam.yamlfile import (
+    Mark,
+    Reader,
+    key_mark,
+    kind_of,
+    load_documents,
+    mark_of,
+    plain,
+    value_mark,
+)
 
 Guarantee = Literal["exactly_once", "at_least_once"]
 ColumnTypes = Literal["source", "none"]
-_TOP: Final = ("name", "group", "inputs", "stages", "outputs", "processing", *SECTIONS)
+_TOP: Final = ("name", "group", "inputs", "stages", "outputs", "processing", "schemas", *SECTIONS)
 # A declared pipeline that names no stages runs these.
 DECLARED_STAGES: Final = ("decode", "clean", "events", "validate")
 _STAGE: Final = ("use", "with", "name")
@@ -138,6 +147,7 @@ class PipelineSpec:
     source: str = "<pipeline>"
     folder: Path | None = None  # the pipeline file's folder: stage modules beside it import
     declaration: Declaration | None = None  # tables, entity, events (declared pipelines)
+    schemas: Path | None = None  # a declared pipeline's schema folder (`schemas:`)
 
     @property
     def outputs(self) -> tuple[OutputTopic, OutputTopic, OutputTopic]:
@@ -160,7 +170,7 @@ class PipelineSpec:
     def build(self) -> Pipeline:
         """Import and build every stage (a ConfigError naming the stage when one fails)."""
         declared = (
-            DeclaredPipeline(self.declaration, self.inputs)
+            DeclaredPipeline(self.declaration, self.inputs, self.schemas)
             if self.declaration is not None
             else None
         )
@@ -257,6 +267,20 @@ def parse_pipeline(
             hint="remove the line (history records are keyed by the entity key) or name one "
             f"of {', '.join(declaration.entity.key)}",
         )
+    schemas = None
+    if "schemas" in top:
+        text = reader.string(top, "schemas", "schemas")
+        if declaration is None:
+            reader.add(
+                key_mark(top, "schemas"),
+                "schemas",
+                "a schema folder at the top is for declared pipelines",
+                hint="give the validate stage `with: {schemas: <folder>}`, or declare tables, "
+                "entity and events",
+            )
+        elif text:
+            path = Path(text).expanduser()
+            schemas = path if path.is_absolute() or folder is None else folder / path
     processing = reader.processing(top)
     reader.problems.check()
     return PipelineSpec(
@@ -270,6 +294,7 @@ def parse_pipeline(
         source=source,
         folder=folder,
         declaration=declaration,
+        schemas=schemas,
         **processing,
     )
 

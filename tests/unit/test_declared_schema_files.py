@@ -66,6 +66,7 @@ def test_events_of_the_declared_catalog_validate_against_the_derived_schemas() -
 
     path = folder("pipelines") / "catalog-declared.yaml"
     document = load_documents(path.read_text(), str(path))[0]
+    del document["schemas"]  # no folder named: the derived schemas
     document["stages"] = [
         {"use": "decode"},
         {"use": "clean"},
@@ -100,3 +101,23 @@ def test_a_history_key_that_is_not_an_entity_key_field_is_an_error(tmp_path: Pat
         r"'product_id' is not a key field of entity 'product_price'",
     ):
         load_pipeline(tmp_path / "prices.yaml")
+
+
+def test_a_schemas_folder_not_written_yet_stops_the_pipeline_with_the_command(
+    tmp_path: Path,
+) -> None:
+    pipelines = folder("pipelines")
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "inventory.yaml").write_text(
+        (pipelines / "tables" / "inventory.yaml").read_text()
+    )
+    text = (pipelines / "stock.yaml").read_text().replace("schemas: ../schemas", "schemas: mine")
+    (tmp_path / "stock.yaml").write_text(text)
+    spec = load_pipeline(tmp_path / "stock.yaml")
+    with pytest.raises(ConfigError, match=r"no schemas written in .*mine yet") as raised:
+        spec.build()
+    assert "seam transform schemas" in str(raised.value.hint)
+    assert spec.declaration is not None
+    assert spec.schemas is not None
+    write_schemas(derive(spec.declaration), spec.schemas)
+    assert [s.name for s in spec.build().stages][-1] == "validate"
