@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -371,14 +371,18 @@ def _narrow_integer(_o: Mapping[str, Any], schema: Schema) -> Schema:
 
 
 def _number(value: Any) -> int | Decimal | float:
+    number: int | Decimal | float | None = None
     if type(value) in (int, float) or isinstance(value, Decimal):
-        return value  # type: ignore[no-any-return]
-    if type(value) is str:
+        number = value
+    elif type(value) is str:
         try:
-            return Decimal(value.strip())
+            number = Decimal(value.strip())
         except InvalidOperation:
             pass
-    raise Unfixable(f"expected a number, got {shown(value)}")
+    # NaN is no number a range holds (and ordering a Decimal NaN raises InvalidOperation).
+    if number is None or (number.is_nan() if isinstance(number, Decimal) else number != number):
+        raise Unfixable(f"expected a number, got {shown(value)}")
+    return number
 
 
 def _bound(options: Mapping[str, Any], key: str) -> Decimal | None:
@@ -409,10 +413,11 @@ def _repair_range(options: Mapping[str, Any], _f: Flavour) -> Apply:
 
     def clamp(value: Any) -> Any:
         number = _number(value)
+        # An integer stays an integer, inside the bounds: 1.5..9.5 clamps 0 to 2, 10 to 9.
         if low is not None and number < low:
-            return type(value)(low) if type(value) is int else low
+            return int(low.to_integral_value(ROUND_CEILING)) if type(value) is int else low
         if high is not None and number > high:
-            return type(value)(high) if type(value) is int else high
+            return int(high.to_integral_value(ROUND_FLOOR)) if type(value) is int else high
         return value
 
     return clamp
