@@ -29,6 +29,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, Invali
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from seam.changes import decimal_text
 from seam.transforms.provenance import iso_utc
 
 Policy = Literal["reject", "absent", "default", "repair"]
@@ -470,7 +471,9 @@ def _build_decimal(options: Mapping[str, Any], _f: Flavour) -> Apply:
     rounding = options.get("rounding", "reject")
 
     def decimal(value: Any) -> Any:
-        return _scaled(_decimal(value), scale, rounding, value)
+        # Text in plain notation, as the field's schema says ('1000', never '1E+3'): an
+        # event is JSON, and JSON has no exact decimal.
+        return decimal_text(_scaled(_decimal(value), scale, rounding, value))
 
     return decimal
 
@@ -536,7 +539,7 @@ def _build_money(options: Mapping[str, Any], _f: Flavour) -> Apply:
         if amount < low or (high is not None and amount > high):
             raise Unfixable(f"amount {shown(value)} is outside {_range_text(low, high)}")
         quantized = _scaled(amount, scale, "reject", value)
-        return {"amount": str(quantized), "currency": currency}
+        return {"amount": decimal_text(quantized), "currency": currency}
 
     return money
 
@@ -789,7 +792,8 @@ KINDS: Final[dict[str, Kind]] = {
         ),
         Kind(
             "decimal",
-            "an exact decimal (`scale`: places; rounding: reject (default) or half_even)",
+            "an exact decimal -> its text in plain notation (`scale`: places; rounding: "
+            "reject (default) or half_even)",
             _o("scale", "rounding"),
             _build_decimal,
             _narrow_decimal,
