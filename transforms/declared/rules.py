@@ -21,6 +21,7 @@ parity tests hold it to these functions.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -165,7 +166,10 @@ def _build_null_if(options: Mapping[str, Any], _f: Flavour) -> Apply:
     unknown = {(type(v), v) for v in options["values"]}
 
     def null_if(value: Any) -> Any:
-        return None if (type(value), value) in unknown else value
+        try:
+            return None if (type(value), value) in unknown else value
+        except TypeError:  # an unhashable value (an array column's list) is none of them
+            return value
 
     return null_if
 
@@ -376,10 +380,8 @@ def _number(value: Any) -> int | Decimal | float:
     if type(value) in (int, float) or isinstance(value, Decimal):
         number = value
     elif type(value) is str:
-        try:
+        with contextlib.suppress(InvalidOperation):
             number = Decimal(value.strip())
-        except InvalidOperation:
-            pass
     # NaN is no number a range holds (and ordering a Decimal NaN raises InvalidOperation).
     if number is None or (number.is_nan() if isinstance(number, Decimal) else number != number):
         raise Unfixable(f"expected a number, got {shown(value)}")
@@ -636,9 +638,12 @@ def _build_timestamp(options: Mapping[str, Any], flavour: Flavour) -> Apply:
 
     def timestamp(value: Any) -> Any:
         moment = _naive_of(value, unit)
-        if moment.tzinfo is None:
-            moment = to_utc(moment, zone, ambiguous, nonexistent)
-        return iso_utc(moment)
+        try:
+            if moment.tzinfo is None:
+                moment = to_utc(moment, zone, ambiguous, nonexistent)
+            return iso_utc(moment)
+        except OverflowError:  # year 1 or 9999 moved across midnight by the offset
+            raise Unfixable(f"timestamp {shown(value)} out of range in UTC") from None
 
     return timestamp
 
@@ -846,7 +851,12 @@ KINDS: Final[dict[str, Kind]] = {
 _OPTION_CHECKS: Final[dict[tuple[str, str], tuple[str, Callable[[Any], bool]]]] = {
     ("whitespace", "mode"): ("fold or lines", lambda v: v in ("fold", "lines")),
     ("case", "to"): ("upper or lower", lambda v: v in ("upper", "lower")),
-    ("null_if", "values"): ("a list of values", lambda v: isinstance(v, list) and bool(v)),
+    ("null_if", "values"): (
+        "a list of plain values (text, numbers, true/false)",
+        lambda v: (
+            isinstance(v, list) and bool(v) and not any(isinstance(x, list | dict) for x in v)
+        ),
+    ),
     ("max_length", "max"): ("a whole number >= 1", lambda v: type(v) is int and v >= 1),
     ("no_control", "allow"): (
         'text of control characters, e.g. "\\n"',
