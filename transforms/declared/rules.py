@@ -548,12 +548,14 @@ def _build_money(options: Mapping[str, Any], _f: Flavour) -> Apply:
 
 def _narrow_money(options: Mapping[str, Any], _schema: Schema) -> Schema:
     scale = int(options.get("scale", 2))
+    # Exactly `scale` places; none (scale 0, e.g. JPY) means no decimal point either.
+    amount = f"^-?\\d+\\.\\d{{{scale}}}$" if scale else "^-?\\d+$"
     return {
         "type": "object",
         "required": ["amount", "currency"],
         "additionalProperties": False,
         "properties": {
-            "amount": {"type": "string", "pattern": f"^-?\\d+\\.\\d{{{scale}}}$"},
+            "amount": {"type": "string", "pattern": amount},
             "currency": {"const": options["currency"]},
         },
     }
