@@ -3,7 +3,8 @@
 `load_column_types(spec, settings)` reads the types of every input topic at start (the one
 loader, `seam.connectors.live_types.TopicTypes`: the connector by its topic prefix, its
 database from its config and seam's settings); the worker decodes with them and they are
-read again when a record carries a column they lack. What cannot be loaded is one
+read again when a record carries a column they lack. A declared pipeline has only the
+columns its rules read typed. What cannot be loaded is one
 ConfigError naming the input, the connector or database, and the fix.
 """
 
@@ -28,7 +29,9 @@ def load_column_types(spec: PipelineSpec, settings: Settings) -> TopicTypes | No
         return None
     from seam.connectors.live_types import TopicTypes, TypesUnavailableError
 
-    types = TopicTypes(settings, on_problem=log.warning)
+    # A declared pipeline types only the columns its rules read (the others are NOT_READ).
+    only = spec.declaration.columns_read() if spec.declaration is not None else None
+    types = TopicTypes(settings, on_problem=log.warning, only=only)
     for topic in spec.inputs:
         try:
             live = types.load(topic)

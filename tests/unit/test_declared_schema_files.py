@@ -121,3 +121,13 @@ def test_a_schemas_folder_not_written_yet_stops_the_pipeline_with_the_command(
     assert spec.schemas is not None
     write_schemas(derive(spec.declaration), spec.schemas)
     assert [s.name for s in spec.build().stages][-1] == "validate"
+
+
+def test_a_declared_pipeline_types_only_the_columns_its_rules_read() -> None:
+    spec = load_pipeline(folder("pipelines") / "catalog-declared.yaml")
+    assert spec.declaration is not None
+    read = spec.declaration.columns_read()
+    assert read["products"][:4] == ("prod_id", "sku", "prod_name", "price_cents")
+    assert "price_txt" in read["products"]
+    assert set(read) == {"products", "categories", "suppliers"}
+    assert "descr" in read["categories"]
