@@ -80,9 +80,13 @@ def folder(name: str) -> Path:
 
 def pipeline_document(name: str = "catalog") -> dict[str, Any]:
     """The example pipeline `name` (pipelines/<name>.yaml) as parsed YAML, its validate
-    stage's schema folder made absolute: the document then works written anywhere (tests
-    and benchmarks write variants of it to folders of their own)."""
-    doc: dict[str, Any] = yaml.safe_load((folder("pipelines") / f"{name}.yaml").read_text())
+    stage's schema folder and the files it includes made absolute: the document then works
+    written anywhere (tests and benchmarks write variants of it to folders of their own)."""
+    pipelines = folder("pipelines")
+    doc: dict[str, Any] = yaml.safe_load((pipelines / f"{name}.yaml").read_text())
+    if "include" in doc:
+        names = [doc["include"]] if isinstance(doc["include"], str) else doc["include"]
+        doc["include"] = [str(pipelines / n) for n in names]
     for stage in doc["stages"]:
         if stage.get("use") == "validate":
             stage["with"] = {**(stage.get("with") or {}), "schemas": str(folder("schemas"))}

@@ -19,6 +19,7 @@
       batch_timeout_ms: 200             # the longest a poll waits for a first record
       max_stage_errors: 100             # -1: never stop (see below)
       fast_path: mypackage.native:fast_path_for   # optional, see seam.transforms.fast_path
+      compiled: true                    # a declared pipeline: the compiled engine (default)
 
 `outputs.history.key` names the event field that keys history records (default: the item's
 `latest_key`, the entity's key; see `seam.transforms.outputs`).
@@ -78,6 +79,7 @@ _PROCESSING: Final = (
     "batch_timeout_ms",
     "max_stage_errors",
     "fast_path",
+    "compiled",
 )
 DEFAULT_MAX_STAGE_ERRORS: Final = 100
 _WRITE_ALL: Final = (
@@ -120,6 +122,8 @@ class PipelineSpec:
     batch_timeout_ms: int = 200
     max_stage_errors: int = DEFAULT_MAX_STAGE_ERRORS  # -1: never stop
     fast_path: str | None = None  # package.module:callable (seam.transforms.fast_path)
+    # A declared pipeline of the built-in stages runs on the compiled engine unless false.
+    compiled: bool = True
     source: str = "<pipeline>"
     folder: Path | None = None  # the pipeline file's folder: stage modules beside it import
     declaration: Declaration | None = None  # tables, entity, events (declared pipelines)
@@ -402,6 +406,17 @@ class _Reader(Reader):
                     f"expected package.module:callable, got {kind_of(target)}",
                     hint="name the function that returns the pipeline's fast path, e.g. "
                     "mypackage.native:fast_path_for, or remove the line",
+                )
+        if "compiled" in data:
+            if type(data["compiled"]) is bool:
+                found["compiled"] = data["compiled"]
+            else:
+                self.add(
+                    value_mark(data, "compiled"),
+                    "processing.compiled",
+                    f"expected true or false, got {kind_of(data['compiled'])}",
+                    hint="false runs every record through the Python stages (default: true, "
+                    "the compiled engine for a declared pipeline of the built-in stages)",
                 )
         for key, minimum, hint in (
             ("batch_size", 1, "the most records per batch (and transaction), e.g. 5000"),

@@ -427,6 +427,8 @@ def test_the_readme_history_examples_name_one_topic_of_the_quickstart() -> None:
         for table in captured_tables(spec, "catalog")
     ]
     for pipeline in sorted(folder("pipelines").glob("*.yaml")):
+        if pipeline.name == "catalog-tables.yaml":  # included by the pipelines, not one
+            continue
         topics.extend(out.topic for out in load_pipeline(pipeline).outputs)
 
     class Quickstart:

@@ -108,8 +108,11 @@ def test_every_problem_at_its_line_and_column_in_file_order(tmp_path: Path) -> N
     ]
     # Each problem is followed by its own fix; the last one's is the hint the CLI prints.
     assert sum(line.startswith("  fix: ") for line in lines) == len(problems) - 1
-    assert lines[1] == "  fix: valid keys: name, group, inputs, stages, outputs, processing"
-    assert "built-in stage (decode, validate)" in lines[3]
+    assert (
+        lines[1]
+        == "  fix: valid keys: name, group, inputs, stages, outputs, processing, include, tables, entity, events"
+    )
+    assert "built-in stage (decode, clean, events, validate)" in lines[3]
     # 'gruop' was meant as 'group': no second problem saying 'group' is missing.
     assert "missing 'group'" not in message
 
@@ -121,7 +124,7 @@ def test_cli_prints_the_problems_and_a_fix_line_no_traceback(
     err = cli(capsys, monkeypatch, "transform", "check", str(path))
     assert err.splitlines() == [
         f"error: {path}:6:10: stages[1].use: unknown stage 'valdiate' (did you mean 'validate'?)",
-        "  fix: use a built-in stage (decode, validate) or your own as package.module:callable",
+        "  fix: use a built-in stage (decode, clean, events, validate) or your own as package.module:callable",
     ]
 
 

@@ -24,12 +24,13 @@ def base() -> dict[str, Any]:
 
 
 def test_the_example_pipelines_load_and_build() -> None:
-    paths = sorted(folder("pipelines").glob("*.yaml"))
-    assert len(paths) == 2
+    # catalog-tables.yaml is no pipeline: the pipelines include it.
+    paths = sorted(p for p in folder("pipelines").glob("*.yaml") if p.name != "catalog-tables.yaml")
+    assert len(paths) == 3
     for path in paths:
         spec = load_pipeline(path)
         built = spec.build()
-        assert [s.name for s in built.stages] == ["decode", "clean", "enrich", "map", "validate"]
+        assert [s.name for s in built.stages] == ["decode", "clean", "events", "validate"]
         assert built.reference_topics
         assert spec.guarantee == "exactly_once"
 
@@ -44,8 +45,8 @@ def test_the_example_pipelines_load_and_build() -> None:
             "'partitons' (did you mean 'partitions'?)",
         ),
         (
-            lambda d: d["stages"][2]["with"].update(categries="x"),
-            "'categries' (did you mean 'categories'?)",
+            lambda d: d["stages"][3]["with"].update(state_schme="x"),
+            "'state_schme' (did you mean 'state_schema'?)",
         ),
         (lambda d: d["stages"][0].update(uses="x"), "'uses' (did you mean 'use'?)"),
         (lambda d: d.update(processing={"guarantee": "maybe"}), "exactly_once or at_least_once"),
@@ -142,23 +143,38 @@ def test_a_stage_bug_becomes_a_dead_letter_not_a_crash() -> None:
 
 
 def test_the_fast_path_is_declared_and_loaded() -> None:
+    from seam.transforms.declared.compiled import CompiledPath
     from seam.transforms.fast_path import load_fast_path
 
+    # A declared pipeline of the built-in stages: the compiled engine, with no line.
     spec = parse_pipeline(base(), "p.yaml")
-    assert spec.fast_path == "seam.legacy_db.fast_path:fast_path_for"
-    pipeline = spec.build()
-    assert load_fast_path(spec, pipeline) is not None
-    # Declared but declined (another chain of stages): no fast path, no error.
+    assert spec.fast_path is None
+    assert isinstance(load_fast_path(spec, spec.build()), CompiledPath)
+    # A fast path of one's own, declared: that one.
     data = base()
-    data["stages"].pop(3)  # no map stage
+    data["processing"]["fast_path"] = f"{__name__}:own_fast_path"
+    own = parse_pipeline(data, "p.yaml")
+    assert load_fast_path(own, own.build()) == "own"
+    # Declared but declined: no fast path, no error.
+    data["processing"]["fast_path"] = f"{__name__}:declining_fast_path"
     declined = parse_pipeline(data, "p.yaml")
     assert load_fast_path(declined, declined.build()) is None
-    # Not declared: none, whatever the stages.
+    # The compiled engine turned off.
     data = base()
-    del data["processing"]["fast_path"]
+    data["processing"]["compiled"] = False
     plain = parse_pipeline(data, "p.yaml")
-    assert plain.fast_path is None
     assert load_fast_path(plain, plain.build()) is None
+    data["processing"]["compiled"] = "yes"
+    with pytest.raises(ConfigError, match=r"processing\.compiled: expected true or false"):
+        parse_pipeline(data, "p.yaml")
+
+
+def own_fast_path(pipeline: object) -> str:
+    return "own"
+
+
+def declining_fast_path(pipeline: object) -> None:
+    return None
 
 
 def test_a_fast_path_that_cannot_load_is_one_clear_error() -> None:
@@ -166,7 +182,7 @@ def test_a_fast_path_that_cannot_load_is_one_clear_error() -> None:
 
     for target, message in (
         ("nosuch.native:make", "cannot import nosuch.native: no module named 'nosuch'"),
-        ("seam.legacy_db.fast_path:fast_path_fro", "(did you mean 'fast_path_for'?)"),
+        (f"{__name__}:declining_fast_pat", "(did you mean 'declining_fast_path'?)"),
         (f"{__name__}:raising_fast_path", "raised RuntimeError: no engine"),
     ):
         data = base()
