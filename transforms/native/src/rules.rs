@@ -192,6 +192,17 @@ fn fold_whitespace(text: &str) -> Cow<'_, str> {
 
 /// `rules.fold_lines`.
 fn fold_lines(text: &str) -> Cow<'_, str> {
+    // Nothing to fold (the usual case): no CR, tab, NBSP or double space, and no line
+    // that starts or ends with whitespace.
+    let plain = !text.contains(['\r', '\t', '\u{a0}'])
+        && !text.contains("  ")
+        && text
+            .split('\n')
+            .all(|line| py_strip(line).len() == line.len())
+        && py_strip(text).len() == text.len();
+    if plain {
+        return Cow::Borrowed(text);
+    }
     let text: Cow<str> = if text.contains('\r') {
         Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
     } else {
