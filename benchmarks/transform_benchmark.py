@@ -16,7 +16,7 @@ soft-delete) to a fresh raw topic, then runs, each with its own group and output
   output alone costs (two records per input, headers, twice the bytes), so the highest
   ALO / pass-through ratio any transform could reach.
 
-The catalog pipeline is declared (legacy_db/pipelines/catalog-tables.yaml): both full-pipeline
+The catalog pipeline is declared (legacy_db/pipelines/tables/catalog.yaml): both full-pipeline
 modes run it on the compiled engine (transforms/native, seam_engine) unless `--no-fast-path`
 sends every record through the Python stages. The process (the worker and
 its librdkafka threads) is pinned to one core unless `--all-cores`.
@@ -47,6 +47,7 @@ import os
 import statistics
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -58,8 +59,8 @@ from seam.legacy_db.synthetic import envelope, reference_rows, typical_changes
 from seam.settings import load_settings
 from seam.transforms.delivery import produce_when_room
 from seam.transforms.fast_path import FastPath, load_fast_path
-from seam.transforms.outputs import Publication
-from seam.transforms.pipeline import Pipeline
+from seam.transforms.outputs import Publication, publication
+from seam.transforms.pipeline import Pipeline, Produced
 from seam.transforms.pipeline_file import PipelineSpec, parse_pipeline
 from seam.transforms.progress import Counts, Progress
 from seam.transforms.worker import Worker, WorkerOptions
@@ -83,10 +84,13 @@ def catalog_data() -> dict[str, Any]:
     return pipeline_document()
 
 
-def pool_in_process(data: dict[str, Any]) -> tuple[Pipeline, list[RawRecord], FastPath | None]:
-    """The pipeline of `data`, its reference data loaded, the pool as raw records, and its
-    compiled engine: the stages run in this process, no Kafka."""
-    spec = parse_pipeline(data, "in-process")
+def pool_in_process(
+    data: dict[str, Any], folder: Path | None = None
+) -> tuple[Pipeline, list[RawRecord], FastPath | None]:
+    """The pipeline of `data` (a pipeline file's document; `folder`: the file's), its
+    reference data loaded, the pool as raw records, and its compiled engine (or fast path):
+    the stages run in this process, no Kafka."""
+    spec = parse_pipeline(data, "in-process", folder=folder)
     pipeline = spec.build()
     server = data["inputs"][0].split(".")[0]  # the topics' prefix: catalog, or the run's own
     for i, (table, row) in enumerate(reference_rows(POOL)):
@@ -188,20 +192,24 @@ class OutputFloor:
         return len(messages)
 
 
-def floor_publications_of(data: dict[str, Any]) -> list[Publication]:
+def floor_publications_of(data: dict[str, Any], folder: Path | None = None) -> list[Publication]:
     """`floor_publications`, made in a child: generating the pool takes ~250 MB that this
     process would otherwise keep for the rest of its modes."""
     with multiprocessing.get_context("fork").Pool(1) as helper:
-        publications: list[Publication] = helper.apply(floor_publications, (data,))
+        publications: list[Publication] = helper.apply(floor_publications, (data, folder))
     return publications
 
 
-def floor_publications(data: dict[str, Any]) -> list[Publication]:
-    """The pool's publications, as the ALO mode makes them, with the pipeline of `data`."""
-    _pipeline, raws, fast = pool_in_process(data)
-    if fast is None:
-        raise SystemExit("output_floor needs the compiled engine (transforms/native)")
-    return [p for p in map(fast.process, raws) if p is not None]
+def floor_publications(data: dict[str, Any], folder: Path | None = None) -> list[Publication]:
+    """The pool's publications, as the ALO mode makes them, with the pipeline of `data`:
+    by its compiled fast path, or by the Python stages for a pipeline without one (the same
+    bytes: the fast path's parity tests hold it to them). Dead-lettered records are left out."""
+    pipeline, raws, fast = pool_in_process(data, folder)
+    spec = parse_pipeline(data, "in-process", folder=folder)
+    if fast is not None:
+        return [p for p in map(fast.process, raws) if p is not None]
+    outcomes = (pipeline.run(raw) for raw in raws)
+    return [publication(o, spec.history.key) for o in outcomes if isinstance(o, Produced)]
 
 
 def produce(bootstrap: KafkaSettings | str, prefix: str, events: int) -> None:

@@ -19,6 +19,7 @@ import typer
 from seam.cli.context import settings
 
 if TYPE_CHECKING:
+    from seam.changes import ChangeEvent, RawRecord, Undecodable
     from seam.streams.kafka import Kafka
 
 app = typer.Typer(
@@ -36,6 +37,40 @@ class Output(StrEnum):
 TIMEOUT = typer.Option(
     10.0, "--timeout", min=0.5, help="Seconds to wait for the broker before giving up."
 )
+NO_TYPES = typer.Option(
+    False,
+    "--no-types",
+    help="Show values as Debezium sent them (days since 1970, base64...): skip reading the "
+    "column types from the source database.",
+)
+
+
+def _decoder(
+    ctx: typer.Context, topic: str, no_types: bool
+) -> Callable[[RawRecord], ChangeEvent | Undecodable]:
+    """How the records of `topic` are decoded: with the column types of its connector's
+    database (`seam.connectors.live_types`), so values come out typed (a date, an exact
+    decimal, bytes...). When they cannot be read, one warning line, and values as sent:
+    looking into a topic must not fail because a database is down. A topic no connector
+    writes (a domain topic) is decoded as it is, without a warning."""
+    from seam.streams.decode import decode
+
+    if no_types:
+        return decode
+    from seam.connectors.live_types import NoConnectorError, TopicTypes, TypesUnavailableError
+
+    def warn(message: str) -> None:
+        typer.echo("warning: " + " ".join(message.split()), err=True)
+
+    types = TopicTypes(settings(ctx), on_problem=warn)
+    try:
+        types.load(topic)
+    except NoConnectorError:
+        return decode  # not a raw change topic (a domain topic): nothing to type, no noise
+    except TypesUnavailableError as exc:
+        warn(f"values shown as sent, untyped: {exc} (--no-types skips this look-up)")
+        return decode
+    return types.decode
 
 
 @contextmanager
@@ -148,11 +183,17 @@ def tail(
         Output.text,
         "--output",
         "-o",
-        help="text (readable), json (one per line), raw (exact bytes).",
+        help="text (readable; bytes as 0x hex), json (one per line; bytes as base64), "
+        "raw (exact bytes).",
     ),
+    no_types: bool = NO_TYPES,
     timeout: float = TIMEOUT,
 ) -> None:
-    """Decoded change events of a topic, filtered. Never commits offsets."""
+    """Decoded change events of a topic, filtered. Never commits offsets.
+
+    Values are typed with the column types of the source database (the connector whose
+    topic.prefix the topic has): dates, timestamps, exact decimals, bytes, UUIDs; a value
+    that cannot be typed shows as raw:<value as sent>."""
     from seam.streams.filters import EventFilter, parse_key, parse_ops, parse_where
     from seam.streams.reader import parse_from, read_events
     from seam.streams.topics import resolve_topic
@@ -166,8 +207,12 @@ def tail(
     show = _printer(output)
     with _kafka(ctx, timeout) as kafka:
         name = resolve_topic(kafka, topic)
+        decoder = _decoder(ctx, name, no_types or output is Output.raw)
         count = 0
-        for item in read_events(kafka, name, start=start_at, filt=filt, limit=limit, follow=follow):
+        events = read_events(
+            kafka, name, start=start_at, filt=filt, limit=limit, follow=follow, decoder=decoder
+        )
+        for item in events:
             show(item)
             count += 1
     if count == 0 and output is Output.text:
@@ -180,13 +225,14 @@ def history(
     topic: str = typer.Argument(..., help="A topic, or a table name (orders, public.orders)."),
     key: str = typer.Argument(..., help='The row\'s key: 42, id=42, or {"id": 42}.'),
     output: Output = typer.Option(Output.text, "--output", "-o", help="text, json or raw."),
+    no_types: bool = NO_TYPES,
     timeout: float = TIMEOUT,
 ) -> None:
-    """The whole life of one row, oldest first: what changed and when.
+    """The whole life of one row, oldest first: what changed and when (values typed as
+    `tail` types them).
 
     On a topic of other records (seam's domain events or latest states: plain text keys
     like 42) it is every record of that key, oldest first."""
-    from seam.changes import ChangeEvent, Undecodable
     from seam.streams.filters import parse_key
     from seam.streams.format import (
         event_json,
@@ -202,7 +248,8 @@ def history(
     spec = parse_key(key)
     with _kafka(ctx, timeout) as kafka:
         name = resolve_topic(kafka, topic)
-        result = key_history(kafka, name, spec)
+        decoder = _decoder(ctx, name, no_types or output is Output.raw)
+        result = key_history(kafka, name, spec, decoder)
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     items: list[ChangeEvent | Undecodable] = [entry.event for entry in result.entries]

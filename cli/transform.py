@@ -2,7 +2,7 @@
 
     seam transform check PIPELINE          load the pipeline file and build its stages
     seam transform check-schemas [DIR]     schemas valid, each version compatible with the last
-    seam transform schemas PIPELINE        a declared pipeline's schemas (--write DIR: as files)
+    seam transform schemas PIPELINE        a declared pipeline's schemas (--write: as files)
     seam transform run PIPELINE            run a worker (exactly once unless --at-least-once)
     seam transform replay PIPELINE         rebuild the outputs from offset 0
 
@@ -36,14 +36,17 @@ PIPELINE = typer.Argument(..., help="Pipeline file (YAML), e.g. pipelines/orders
 
 
 @app.command("check")
-def check(pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
-    """Load the pipeline file and build every stage (imports, options, schemas)."""
+def check(ctx: typer.Context, pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
+    """Load the pipeline file and build every stage (imports, options, schemas); with
+    column_types: source, read the inputs' column types."""
+    from seam.transforms.column_types import load_column_types
     from seam.transforms.fast_path import load_fast_path
     from seam.transforms.pipeline_file import load_pipeline
 
     spec = load_pipeline(pipeline)
     built = spec.build()
     fast = load_fast_path(spec, built)  # a declared one must load; it may decline (None)
+    types = load_column_types(spec, settings(ctx))
     data = {
         "name": spec.name,
         "group": spec.group,
@@ -57,6 +60,12 @@ def check(pipeline: Path = PIPELINE, output: Output = OUTPUT) -> None:
         "max_stage_errors": spec.max_stage_errors,
         "fast_path": spec.fast_path,
         "fast_path_on": fast is not None,
+        "column_types": spec.column_types,
+        "typed_inputs": [
+            f"{topic} (connector {types.connector_of(topic)})" for topic in spec.inputs
+        ]
+        if types is not None
+        else [],
     }
     if output == Output.json:
         print_json(data)
@@ -108,11 +117,16 @@ def check_schemas(
 @app.command("schemas")
 def schemas(
     pipeline: Path = PIPELINE,
-    write: Path | None = typer.Option(
-        None,
+    write: bool = typer.Option(
+        False,
         "--write",
-        help="Write the schemas to this folder as <Name>/v<N>.json: a new version where one "
-        "changed (refused when it breaks compatibility), nothing where none did.",
+        help="Write the schemas as <Name>/v<N>.json: a new version where one changed (refused "
+        "when it breaks compatibility), nothing where none did.",
+    ),
+    to: Path | None = typer.Option(
+        None,
+        "--to",
+        help="The folder to write to (default: the pipeline's `schemas:`).",
     ),
     output: Output = OUTPUT,
 ) -> None:
@@ -131,7 +145,13 @@ def schemas(
             "schemas of a pipeline of Python stages by hand",
         )
     derived = derive(spec.declaration)
-    if write is None:
+    folder = to or spec.schemas
+    if write and folder is None:
+        raise ConfigError(
+            f"{pipeline}: where to? The pipeline names no schema folder",
+            hint="add 'schemas: schemas' (relative to the pipeline file) to it, or pass --to DIR",
+        )
+    if not write or folder is None:
         if output == Output.json:
             print_json(derived)
         else:
@@ -141,12 +161,12 @@ def schemas(
                 [(n, ", ".join(s.get("properties", {}))) for n, s in derived.items()],
             )
         return
-    results = write_schemas(derived, write)
+    results = write_schemas(derived, folder)
     if output == Output.json:
         print_json([r._asdict() for r in results])
     else:
         print_table(
-            f"schemas in {write}",
+            f"schemas in {folder}",
             ["schema", "version", "result"],
             [(r.name, f"v{r.version}", r.result) for r in results],
         )
@@ -183,8 +203,10 @@ def _run(
     until_caught_up: bool,
     output: Output,
 ) -> None:
+    from seam.transforms.column_types import load_column_types
     from seam.transforms.worker import Worker, WorkerOptions
 
+    column_types = load_column_types(spec, settings(ctx))  # before anything starts
     interactive = sys.stderr.isatty()
     logging.basicConfig(
         level=logging.INFO,
@@ -207,6 +229,7 @@ def _run(
         settings(ctx).kafka,
         options,
         on_progress=_progress_printer(interactive),
+        column_types=column_types,
     )
     try:
         progress = worker.run()

@@ -46,6 +46,18 @@ class _Unavailable:
 UNAVAILABLE: Final = _Unavailable()
 
 
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A column value seam could not type: its column type is unknown to seam (a custom or
+    spatial type, a column added after the types were read), or the value does not fit its
+    type (PostgreSQL's `infinity`, `24:00:00`, a month interval). `value` is what Debezium
+    sent, untouched; `why` says what was missing. Never equal to a plain value, so it is never
+    mistaken for one."""
+
+    value: Any
+    why: str = ""
+
+
 class Op(enum.Enum):
     """What happened to the row. `READ` (alias `SNAPSHOT`) is a row read by a snapshot."""
 

@@ -10,7 +10,7 @@ See README.md.
                legacy application and returns a `WorkloadReport` of every operation.
 - `cli`:       the `seam legacy` commands (a plugin: entry-point group `seam.commands`).
 - `stages/`, `rules`: the catalog's clean, enrich and map stages and its cleaning rules, the
-               parity reference of its declaration (pipelines/catalog-tables.yaml).
+               parity reference of its declaration (pipelines/tables/catalog.yaml).
 - `files`:     its pipelines/, schemas/ and connectors/ (package data); `export(dir)`.
 - `synthetic`: Debezium-shaped change records of generated rows (tests, benchmarks).
 

@@ -33,7 +33,14 @@ _INT_COLUMNS: Final = frozenset(
 _TIME_COLUMNS: Final = frozenset(
     {"created_at", "updated_at", "valid_from", "valid_to", "last_counted"}
 )
-KEYS: Final = {"products": "prod_id", "categories": "cat_id", "suppliers": "supp_id"}
+# Each table's primary key columns: Debezium's record key holds them (stock_levels: two).
+KEYS: Final[dict[str, tuple[str, ...]]] = {
+    "products": ("prod_id",),
+    "categories": ("cat_id",),
+    "suppliers": ("supp_id",),
+    "product_prices": ("price_id",),
+    "stock_levels": ("prod_id", "warehouse_cd"),
+}
 
 
 def micros(text: str) -> int:
@@ -54,10 +61,24 @@ def wire_row(table: str, values: list[str | None] | tuple[Any, ...]) -> dict[str
 
 
 def product_rows(products: int, seed: int = 1) -> Iterator[dict[str, Any]]:
+    yield from _chunk_rows("products", products, seed)
+
+
+def price_rows(products: int, seed: int = 1) -> Iterator[dict[str, Any]]:
+    """The product_prices rows of a catalog of `products` (W7, W13: 'eur' and 'EUR')."""
+    yield from _chunk_rows("product_prices", products, seed)
+
+
+def stock_rows(products: int, seed: int = 1) -> Iterator[dict[str, Any]]:
+    """The stock_levels rows of a catalog of `products` (W7, W14: negative quantities)."""
+    yield from _chunk_rows("stock_levels", products, seed)
+
+
+def _chunk_rows(table: str, products: int, seed: int) -> Iterator[dict[str, Any]]:
     size = generator.CatalogSize.for_products(products)
     for chunk in generator.product_chunks(seed, size):
-        for line in chunk.products:
-            yield wire_row("products", tsv.decode_line(line.rstrip("\n")))
+        for line in getattr(chunk, table):
+            yield wire_row(table, tsv.decode_line(line.rstrip("\n")))
 
 
 def reference_rows(products: int, seed: int = 1) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -100,8 +121,7 @@ def envelope(
     """(key, value) bytes of one change record as Debezium writes them (no schema)."""
     row = after if after is not None else before
     assert row is not None
-    key_col = KEYS.get(table, "id")
-    key = orjson.dumps({key_col: row[key_col]})
+    key = orjson.dumps({column: row[column] for column in KEYS.get(table, ("id",))})
     ts = 1_795_392_990_000 + lsn % 1_000_000
     value = orjson.dumps(
         {

@@ -22,7 +22,8 @@ What it understands (Debezium 2.x/3.x, JsonConverter):
   NanoTimestamp, ZonedTimestamp, ZonedTime, IsoDate, IsoTime, IsoTimestamp} and
   org.apache.kafka.connect.data.{Date, Time, Timestamp} become `date`/`time`/`datetime`
   when a schema says so (without a schema they stay the integers or strings Debezium
-  sent). Timestamps without a zone are naive datetimes, zoned ones are aware. Nanosecond
+  sent, unless the caller passes the table's column types: see "Records without a
+  schema" below). Timestamps without a zone are naive datetimes, zoned ones are aware. Nanosecond
   values are truncated to microseconds (Python's resolution). A value Python cannot hold
   (PostgreSQL's `24:00:00`, `infinity`, MySQL's negative TIME) is kept as sent;
 * plain `bytes` columns become `bytes` when a schema says so;
@@ -40,6 +41,15 @@ schema and no payload, a row change without a table) becomes `Undecodable` with 
 and the raw record. A tombstone is a null value, as Kafka Connect writes one
 (`JsonConverter` writes no envelope for a null value; versions before KAFKA-3832 wrote
 `{"schema":null,"payload":null}`, also read as a tombstone).
+
+Records without a schema
+------------------------
+`decode(record, types)` with `seam.streams.types.TableTypes` (column types read from the
+source database by `seam.connectors.columns.table_types`, and the connector's encoding
+settings) types every column of a bare record: exact `Decimal`, `date`, `time`, naive or
+aware `datetime`, `timedelta`, `bytes`, `UUID`, parsed JSON, typed arrays, or
+`seam.changes.Raw` where the type cannot be known (see `seam.streams.types`). Without
+`types` a bare record's values stay as sent, as described above.
 
 Key-only deletes
 ----------------
@@ -64,7 +74,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -92,6 +102,9 @@ from seam.streams.values import (
     key_converters,
     mark_unavailable,
 )
+
+if TYPE_CHECKING:
+    from seam.streams.types import TableTypes
 
 __all__ = ["decode", "decode_key", "json_object"]
 
@@ -244,11 +257,16 @@ def _change_event(
     return event
 
 
-def decode(record: RawRecord) -> ChangeEvent | Undecodable:
+def decode(record: RawRecord, types: TableTypes | None = None) -> ChangeEvent | Undecodable:
     """Decode one Debezium record. Never raises: what is not a change event comes back as
-    `Undecodable` with the reason."""
+    `Undecodable` with the reason.
+
+    `types` (`seam.streams.types.TableTypes`, read from the source database with
+    `seam.connectors.columns`) types the columns of a record that carries no schema: each
+    column becomes its exact Python value, or `Raw` when seam cannot type it. A record with an
+    embedded schema is typed by its schema; a table `types` does not hold is left as sent."""
     try:
-        return _decode(record)
+        return _decode(record, types)
     except Exception as exc:  # a shape no check above foresaw: still not the caller's crash
         return Undecodable(
             reason=f"malformed Debezium event: {type(exc).__name__}: {exc}", raw=record
@@ -281,7 +299,7 @@ def _control(record: RawRecord, payload: dict[str, Any]) -> ControlRecord | None
 _NEED_TABLE: Final = frozenset({Op.CREATE, Op.UPDATE, Op.DELETE, Op.READ, Op.TRUNCATE})
 
 
-def _decode(record: RawRecord) -> ChangeEvent | Undecodable:
+def _decode(record: RawRecord, types: TableTypes | None) -> ChangeEvent | Undecodable:
     value = record.value
     if value is None:
         return _tombstone(record)
@@ -363,6 +381,8 @@ def _decode(record: RawRecord) -> ChangeEvent | Undecodable:
             apply_converters(before, converters.row)
         if after is not None:
             apply_converters(after, converters.row)
+    elif converters is None and types is not None and table is not None:
+        types.apply(table, before, after, key)
 
     message = None
     if op is Op.MESSAGE:

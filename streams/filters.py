@@ -3,16 +3,19 @@
 Values are compared as text, the way a user types them: `42` matches the integer 42 and
 the string "42", `true`/`false` match booleans, `null` matches a missing value, a Decimal
 matches its exact text in plain notation as the database shows it (`19.90` does not match
-`19.9`; `-0.000000000123`, never `-1.23E-10`), a date/time its ISO form.
+`19.9`; `-0.000000000123`, never `-1.23E-10`), a date/time its ISO form, a timedelta its
+ISO 8601 duration (`PT1H30M`), a UUID its text, bytes their hex, a raw (untyped) value the
+value as sent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -23,12 +26,14 @@ from seam.changes import (
     ChangeEvent,
     ControlRecord,
     Op,
+    Raw,
     RawRecord,
     Undecodable,
     decimal_text,
 )
 from seam.streams.decode import decode_key, json_object
 from seam.streams.kafka import StreamsUsageError
+from seam.streams.types import duration_text
 
 _OP_NAMES: Final[dict[str, Op]] = {
     "c": Op.CREATE,
@@ -70,6 +75,12 @@ def as_text(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, timedelta):
+        return duration_text(value)
+    if type(value) is Raw:  # a value seam could not type: as it was sent
+        return as_text(value.value)
     return orjson.dumps(value, default=str).decode()
 
 

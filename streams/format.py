@@ -1,10 +1,18 @@
-"""Text forms of change events for people and for pipes. Pure functions: the CLI prints."""
+"""Text forms of change events for people and for pipes. Pure functions: the CLI prints.
+
+Typed values (`seam.streams.types`) print exactly: a Decimal with its scale (`19.90`), dates,
+times and timestamps in ISO 8601 (an aware one with its offset), a timedelta as an ISO 8601
+duration (`P3DT4H5M6.5S`), a UUID as its text, bytes as hex with a `0x` prefix in text
+(base64 in JSON, as Kafka Connect writes them), and a `Raw` value, one seam could not type,
+marked: `raw:'B88='` in text (and a line saying why), `{"raw": ..., "why": ...}` in JSON.
+"""
 
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -15,6 +23,7 @@ from seam.changes import (
     ChangeEvent,
     ControlRecord,
     Op,
+    Raw,
     RawRecord,
     RecordKind,
     Undecodable,
@@ -24,6 +33,7 @@ from seam.changes import (
 )
 from seam.streams.decode import decode_key, json_object
 from seam.streams.history import UNKNOWN, HistoryEntry
+from seam.streams.types import NOT_READ, duration_text
 from seam.text import plural
 
 _OP_LABEL: Final = {
@@ -39,11 +49,16 @@ MAX_VALUE: Final = 60
 
 
 def value_text(value: Any, limit: int = MAX_VALUE) -> str:
-    """A column value, short: strings quoted and cut, bytes as hex, times in ISO form."""
+    """A column value, short: strings quoted and cut, bytes as hex (0x...), times and
+    durations in ISO 8601, a value seam could not type as `raw:` and the value as sent."""
     if value is UNAVAILABLE:
         return "(unavailable: not sent by Debezium)"
     if value is UNKNOWN:
         return "?"
+    if value is NOT_READ:
+        return "(not read: not typed)"
+    if type(value) is Raw:
+        return "raw:" + value_text(value.value, limit)
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -54,6 +69,10 @@ def value_text(value: Any, limit: int = MAX_VALUE) -> str:
         return str(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return duration_text(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
     if isinstance(value, bytes):
         text = "0x" + value.hex()
     elif isinstance(value, str):
@@ -137,8 +156,31 @@ def event_text(event: ChangeEvent) -> str:
         lines.append(
             f"    prefix={event.message.prefix!r} content={value_text(event.message.content)}"
         )
+    lines.extend(_raw_lines(event))
     lines.extend(_header_lines(event.raw))
     return "\n".join(lines)
+
+
+def _raw_lines(event: ChangeEvent) -> list[str]:
+    """Why each value shown as raw: could not be typed (once per column)."""
+    why: dict[str, str] = {}
+    for row in (event.after, event.before, event.key):
+        for column, value in (row or {}).items():
+            if type(value) is Raw and column not in why:
+                why[column] = value.why or "not typed"
+    return [f"    raw {column}: {reason}" for column, reason in why.items()]
+
+
+def _json_value(obj: Any) -> Any:
+    """`default=` for the JSON form: typed values (see the module docstring), then
+    `json_default` (Decimal, bytes as base64, UNAVAILABLE)."""
+    if type(obj) is Raw:
+        return {"raw": obj.value, "why": obj.why}
+    if obj is NOT_READ:
+        return {"not_read": True}
+    if isinstance(obj, timedelta):
+        return duration_text(obj)
+    return json_default(obj)
 
 
 def _header_lines(raw: RawRecord) -> list[str]:
@@ -263,7 +305,8 @@ def event_json(item: ChangeEvent | Undecodable) -> str:
             _blob(data, "value", raw.value)
     if raw.headers:
         data["headers"] = {name: _header_text(v) for name, v in raw.headers}
-    return orjson.dumps(data, default=json_default).decode()
+    # Raw is a dataclass: passed through to _json_value, which marks it.
+    return orjson.dumps(data, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATACLASS).decode()
 
 
 def raw_json(raw: RawRecord) -> str:

@@ -13,7 +13,7 @@ the key, oldest first (`KeyHistory.records`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -156,8 +156,14 @@ def _sample_key(kafka: Kafka, topic: str, ranges: Sequence[PartitionRange]) -> b
     return None
 
 
-def key_history(kafka: Kafka, topic: str, key: Mapping[str, str] | str) -> KeyHistory:
-    """Every change event of `key` in `topic`, oldest first, with its timeline."""
+def key_history(
+    kafka: Kafka,
+    topic: str,
+    key: Mapping[str, str] | str,
+    decoder: Callable[[RawRecord], ChangeEvent | Undecodable] = decode,
+) -> KeyHistory:
+    """Every change event of `key` in `topic`, oldest first, with its timeline (records
+    decoded by `decoder`: `decode`, or with column types)."""
     ranges = kafka.ranges(topic)
     by_partition = {r.partition: r for r in ranges}
     filt = EventFilter(key=key)
@@ -185,7 +191,7 @@ def key_history(kafka: Kafka, topic: str, key: Mapping[str, str] | str) -> KeyHi
             raw = RawRecord.from_message(msg)
             if not filt.may_match_raw(raw):
                 continue
-            item = decode(raw)
+            item = decoder(raw)
             if isinstance(item, ChangeEvent):
                 if filt.matches(item):
                     events.append(item)

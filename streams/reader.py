@@ -5,7 +5,7 @@ Used by `seam streams tail`; read-only (see `seam.streams.kafka`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -16,6 +16,8 @@ from seam.streams.filters import EventFilter
 from seam.streams.kafka import Kafka, PartitionRange, StreamsUsageError, read_ranges
 
 Item = ChangeEvent | Undecodable
+# How a record becomes an item: `decode`, or with column types (`TopicTypes.decode`).
+Decoder = Callable[[RawRecord], Item]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +52,12 @@ def parse_from(text: str | None) -> StartAt:
     return StartAt("time", int(moment.timestamp() * 1000))
 
 
-def keep(filt: EventFilter, record: RawRecord) -> Item | None:
+def keep(filt: EventFilter, record: RawRecord, decoder: Decoder = decode) -> Item | None:
     """The decoded record if the filter keeps it: a change event by `matches`, any other
     record (a domain event, a heartbeat, garbage) by `matches_record`."""
     if not filt.may_match_raw(record):
         return None
-    item = decode(record)
+    item = decoder(record)
     if isinstance(item, Undecodable):
         return item if filt.matches_record(item) else None
     return item if filt.matches(item) else None
@@ -67,7 +69,12 @@ def _sort_key(item: Item) -> tuple[int, int, int]:
 
 
 def newest(
-    kafka: Kafka, topic: str, ranges: list[PartitionRange], filt: EventFilter, n: int
+    kafka: Kafka,
+    topic: str,
+    ranges: list[PartitionRange],
+    filt: EventFilter,
+    n: int,
+    decoder: Decoder = decode,
 ) -> list[Item]:
     """The last `n` records the filter keeps, oldest first.
 
@@ -86,7 +93,7 @@ def newest(
         if not todo:
             break
         for msg in read_ranges(kafka, topic, todo):
-            item = keep(filt, RawRecord.from_message(msg))
+            item = keep(filt, RawRecord.from_message(msg), decoder)
             if item is not None:
                 found.append(item)
         for p, (start, _end) in todo.items():
@@ -106,8 +113,9 @@ def read_events(
     filt: EventFilter,
     limit: int | None = None,
     follow: bool = False,
+    decoder: Decoder = decode,
 ) -> Iterator[Item]:
-    """The records of `topic` the filter keeps, from `start`.
+    """The records of `topic` the filter keeps, from `start`, decoded by `decoder`.
 
     `newest` yields the last `limit` (default 10) matches, then follows if asked. The other
     starts read forward up to the end of the topic as it was when reading began (or on and
@@ -115,7 +123,7 @@ def read_events(
     """
     ranges = kafka.ranges(topic)
     if start.kind == "newest":
-        yield from newest(kafka, topic, ranges, filt, limit or 10)
+        yield from newest(kafka, topic, ranges, filt, limit or 10, decoder)
         if not follow:
             return
         starts = {r.partition: r.high for r in ranges}
@@ -140,7 +148,7 @@ def read_events(
     }
     count = 0
     for msg in read_ranges(kafka, topic, spans):
-        item = keep(filt, RawRecord.from_message(msg))
+        item = keep(filt, RawRecord.from_message(msg), decoder)
         if item is None:
             continue
         yield item

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from seam.changes import ChangeEvent, RawRecord
+from seam.changes import ChangeEvent, RawRecord, Undecodable
 from seam.streams.decode import decode
 from seam.transforms.delivery import Delivery
 from seam.transforms.fast_path import FastPath
@@ -29,15 +29,24 @@ from seam.transforms.redelivery import Marks
 DLQ_PREFIX: Final = "seam."  # dead-letter headers: seam.pipeline, seam.stage, seam.reason, ...
 
 Produce = Callable[..., None]
+Decoder = Callable[[RawRecord], ChangeEvent | Undecodable]
 
 
 class RecordHandler:
     """Turns a batch's records into produce calls, for one pipeline."""
 
-    def __init__(self, spec: PipelineSpec, pipeline: Pipeline, fast: FastPath | None) -> None:
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        pipeline: Pipeline,
+        fast: FastPath | None,
+        decoder: Decoder = decode,
+    ) -> None:
         self.spec = spec
         self.pipeline = pipeline
         self.fast = fast
+        # `decode`, or with the inputs' column types (column_types: source) and their reload
+        self.decoder = decoder
 
     def transform(self, messages: list[Any], batch: Counts, marks: Marks, out: Delivery) -> None:
         """Produce the outcomes of `messages` (confluent_kafka messages), in order."""
@@ -62,8 +71,9 @@ class RecordHandler:
             batch.events_out += 1
             return
         raw = RawRecord.from_message(msg)
-        # Decoded once here, for the re-delivery check, and handed to the decode stage.
-        change = decode(raw)
+        # Decoded once here (typed when the pipeline asks for column types), for the
+        # re-delivery check, and handed to the decode stage.
+        change = self.decoder(raw)
         if isinstance(change, ChangeEvent):
             if marks.redelivered(raw.topic, raw.partition, change):
                 batch.redelivered += 1

@@ -20,6 +20,7 @@
       max_stage_errors: 100             # -1: never stop (see below)
       fast_path: mypackage.native:fast_path_for   # optional, see seam.transforms.fast_path
       compiled: true                    # a declared pipeline: the compiled engine (default)
+      column_types: none                # or source (see below)
 
 `outputs.history.key` names the event field that keys history records (default: the item's
 `latest_key`, the entity's key; see `seam.transforms.outputs`).
@@ -35,6 +36,17 @@ only while the stages are imported and built, then taken off again, so it never 
 module that seam or another pipeline imports later; what a stage module imports at its top
 (a helper module beside it, too) stays loaded. A stage module elsewhere must be installed or
 on PYTHONPATH.
+
+Column types. `column_types: source` hands the stages typed values: at start the worker
+reads each input topic's column types from its source database (the connector whose
+`topic.prefix` the topic has, its config from Kafka Connect, the database reached with
+seam's settings; `seam.connectors.live_types`), and the decode stage's rows then hold
+`Decimal`s with the column's scale, `date`s, `datetime`s, `bytes`, `UUID`s... (and
+`seam.changes.Raw` for a value no type fits) instead of Debezium's wire forms (days since
+1970, base64...). When they cannot be read, `run` and `check` stop with an error naming the
+connector and database. `none` (the default for now) hands the stages values as sent, which
+the compiled fast path and the example's stages expect; a fast path cannot be combined with
+`source`.
 
 Stage errors. A stage that raises anything but `Reject` has a bug: the record is
 dead-lettered, the first traceback of each stage and error type is logged, and the rest are
@@ -63,10 +75,20 @@ from seam.transforms.declared.runtime import DeclaredPipeline
 from seam.transforms.pipeline import Pipeline, StageErrorLimitError
 from seam.transforms.stage_loader import STAGE_HINT, StageSpec, build_stage
 from seam.transforms.stages import BUILTIN
-from seam.yamlfile import Mark, Reader, kind_of, load_documents, mark_of, plain, value_mark
+from seam.yamlfile import (
+    Mark,
+    Reader,
+    key_mark,
+    kind_of,
+    load_documents,
+    mark_of,
+    plain,
+    value_mark,
+)
 
 Guarantee = Literal["exactly_once", "at_least_once"]
-_TOP: Final = ("name", "group", "inputs", "stages", "outputs", "processing", *SECTIONS)
+ColumnTypes = Literal["source", "none"]
+_TOP: Final = ("name", "group", "inputs", "stages", "outputs", "processing", "schemas", *SECTIONS)
 # A declared pipeline that names no stages runs these.
 DECLARED_STAGES: Final = ("decode", "clean", "events", "validate")
 _STAGE: Final = ("use", "with", "name")
@@ -80,6 +102,7 @@ _PROCESSING: Final = (
     "max_stage_errors",
     "fast_path",
     "compiled",
+    "column_types",
 )
 DEFAULT_MAX_STAGE_ERRORS: Final = 100
 _WRITE_ALL: Final = (
@@ -124,9 +147,11 @@ class PipelineSpec:
     fast_path: str | None = None  # package.module:callable (seam.transforms.fast_path)
     # A declared pipeline of the built-in stages runs on the compiled engine unless false.
     compiled: bool = True
+    column_types: ColumnTypes = "none"  # source: typed values, types read from the source DB
     source: str = "<pipeline>"
     folder: Path | None = None  # the pipeline file's folder: stage modules beside it import
     declaration: Declaration | None = None  # tables, entity, events (declared pipelines)
+    schemas: Path | None = None  # a declared pipeline's schema folder (`schemas:`)
 
     @property
     def outputs(self) -> tuple[OutputTopic, OutputTopic, OutputTopic]:
@@ -149,7 +174,7 @@ class PipelineSpec:
     def build(self) -> Pipeline:
         """Import and build every stage (a ConfigError naming the stage when one fails)."""
         declared = (
-            DeclaredPipeline(self.declaration, self.inputs)
+            DeclaredPipeline(self.declaration, self.inputs, self.schemas)
             if self.declaration is not None
             else None
         )
@@ -232,6 +257,34 @@ def parse_pipeline(
         where = reader.problems.where(mark_of(top))
         stages = tuple(StageSpec(use, {}, where=where) for use in DECLARED_STAGES)
     outputs = reader.outputs(top)
+    history_key = outputs["history"].key
+    if declaration is not None and history_key and history_key not in declaration.entity.key:
+        # Declared events carry the entity's key fields at their top level and nothing else
+        # a record could be keyed by: another name would silently key by the entity instead.
+        history = top["outputs"]["history"]
+        guess = closest(history_key, declaration.entity.key)
+        reader.add(
+            value_mark(history, "key"),
+            "outputs.history.key",
+            f"'{history_key}' is not a key field of entity '{declaration.entity.name}'"
+            + (f" (did you mean '{guess}'?)" if guess else ""),
+            hint="remove the line (history records are keyed by the entity key) or name one "
+            f"of {', '.join(declaration.entity.key)}",
+        )
+    schemas = None
+    if "schemas" in top:
+        text = reader.string(top, "schemas", "schemas")
+        if declaration is None:
+            reader.add(
+                key_mark(top, "schemas"),
+                "schemas",
+                "a schema folder at the top is for declared pipelines",
+                hint="give the validate stage `with: {schemas: <folder>}`, or declare tables, "
+                "entity and events",
+            )
+        elif text:
+            path = Path(text).expanduser()
+            schemas = path if path.is_absolute() or folder is None else folder / path
     processing = reader.processing(top)
     reader.problems.check()
     return PipelineSpec(
@@ -245,6 +298,7 @@ def parse_pipeline(
         source=source,
         folder=folder,
         declaration=declaration,
+        schemas=schemas,
         **processing,
     )
 
@@ -418,6 +472,26 @@ class _Reader(Reader):
                     hint="false runs every record through the Python stages (default: true, "
                     "the compiled engine for a declared pipeline of the built-in stages)",
                 )
+        if "column_types" in data:
+            choice = data["column_types"]
+            if choice in ("source", "none"):
+                found["column_types"] = choice
+            else:
+                self.add(
+                    value_mark(data, "column_types"),
+                    "processing.column_types",
+                    f"expected source or none, got {kind_of(choice)}",
+                    hint="source (typed values: column types read from the source database) "
+                    "or none (values as Debezium sent them, the default)",
+                )
+        if found.get("column_types") == "source" and "fast_path" in found:
+            self.add(
+                value_mark(data, "fast_path"),
+                "processing.fast_path",
+                "a compiled fast path reads values as sent: it cannot run with "
+                "column_types: source",
+                hint="remove the fast_path line, or set column_types: none",
+            )
         for key, minimum, hint in (
             ("batch_size", 1, "the most records per batch (and transaction), e.g. 5000"),
             ("batch_timeout_ms", 1, "the longest wait for a first record, e.g. 200"),

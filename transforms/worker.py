@@ -43,10 +43,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from seam.errors import SeamError
+from seam.errors import ConfigError, SeamError
 from seam.kafka_config import KafkaSettings, kafka_settings
+from seam.streams.decode import decode
 from seam.streams.kafka import KAFKA_HINT, KafkaUnavailableError, connection_problem
 from seam.transforms.calls import CallInterruptedError, CallTimedOutError, bounded
 from seam.transforms.clients import Clients, KafkaClients
@@ -65,6 +66,9 @@ from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.progress import Counts, MetricsServer, Progress, consumer_lag
 from seam.transforms.redelivery import Marks
 from seam.transforms.reference import ReferenceFeed, ReferenceTimeoutError
+
+if TYPE_CHECKING:
+    from seam.connectors.live_types import TopicTypes
 
 log = logging.getLogger("seam.transform")
 
@@ -108,15 +112,27 @@ class Worker:
         pipeline: Pipeline | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         clients: Clients | None = None,
+        column_types: TopicTypes | None = None,
     ) -> None:
+        """`column_types`: the inputs' column types (`load_column_types`), which a pipeline
+        with `processing.column_types: source` needs."""
+        if spec.column_types == "source" and column_types is None:
+            raise ConfigError(
+                f"pipeline '{spec.name}' has column_types: source but the worker got no types",
+                hint="build the worker with column_types=load_column_types(spec, settings) "
+                "(seam.transforms.column_types)",
+            )
         self.spec = spec
         self.bootstrap = kafka_settings(kafka).bootstrap_servers
         self.options = options or WorkerOptions()
         self.clients: Clients = clients or KafkaClients(kafka)
         self.pipeline = pipeline if pipeline is not None else spec.build()
-        fast = load_fast_path(spec, self.pipeline) if self.options.fast_path else None
+        # A fast path reads values as sent: never with typed ones (the pipeline file refuses both).
+        use_fast = self.options.fast_path and column_types is None
+        fast = load_fast_path(spec, self.pipeline) if use_fast else None
         log.info("compiled fast path: %s", "on" if fast is not None else "off")
-        self._handler = RecordHandler(spec, self.pipeline, fast)
+        decoder = column_types.decode if column_types is not None else decode
+        self._handler = RecordHandler(spec, self.pipeline, fast, decoder)
         self.on_progress = on_progress
         self.eos = spec.guarantee == "exactly_once"
         self.instance = self.options.instance_id or socket.gethostname()

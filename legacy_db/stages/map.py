@@ -31,21 +31,16 @@ or a Debezium re-delivery of the same change yields the same ids.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
-import orjson
-
 from seam.changes import Op
 from seam.keys import check_known_keys
 from seam.legacy_db.rules import CURRENCY
+from seam.transforms.declared.envelope import event_id
 from seam.transforms.model import Item, Reject
 
-EVENT_NAMESPACE: Final = uuid.UUID("5b0c7f2e-6d1a-4f52-9a43-2f1e0c3d9b71")
-_NAMESPACE_BYTES: Final = EVENT_NAMESPACE.bytes
 ENTITY: Final = "product"
 
 
@@ -87,30 +82,6 @@ def product_state(row: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None:
             state[name] = value
     return state
-
-
-def event_id(provenance: Mapping[str, Any], key: str, event_type: str) -> str:
-    """Deterministic id from where the change sits in the source log: a UUIDv5 (RFC 4122,
-    SHA-1 in the namespace EVENT_NAMESPACE) of source db | table | position | key | type."""
-    position = provenance.get("position") or {
-        "topic": provenance.get("topic"),
-        "partition": provenance.get("partition"),
-        "offset": provenance.get("offset"),
-    }
-    ident = b"|".join(
-        (
-            str(provenance.get("source_db")).encode(),
-            str(provenance.get("table")).encode(),
-            orjson.dumps(position, option=orjson.OPT_SORT_KEYS),
-            key.encode(),
-            event_type.encode(),
-        )
-    )
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + ident).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _diff_events(

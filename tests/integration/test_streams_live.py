@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -312,7 +313,7 @@ def test_history_of_a_key_matches_the_changes(captured: Captured) -> None:
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["op"] for e in events] == ["read", "update", "update"]
     text = run(captured.settings, "streams", "history", captured.table, "id=1")
-    assert "price: '1.50' → '1.99'" in text
+    assert "price: 1.50 → 1.99" in text  # typed with the column types: exact decimals
     assert "name: 'product 1' → 'renamed'" in text
     deleted = run(captured.settings, "streams", "history", captured.table, "3", "-o", "json")
     assert [json.loads(line)["op"] for line in deleted.splitlines()] == [
@@ -460,7 +461,10 @@ def test_ctrl_c_ends_follow_cleanly(captured: Captured) -> None:
         env={**os.environ},
     )
     try:
-        time.sleep(3)
+        # Ctrl-C once it shows events (it reads the column types first), or after 15 s.
+        assert proc.stdout is not None
+        select.select([proc.stdout], [], [], 15)
+        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=15)
     finally:

@@ -1,6 +1,6 @@
 """The catalog as a declaration publishes what the catalog's Python stages publish.
 
-legacy_db/pipelines/catalog-tables.yaml declares the catalog's cleaning, entity and events;
+legacy_db/pipelines/tables/catalog.yaml declares the catalog's cleaning, entity and events;
 the Python stages (legacy_db/stages: clean, enrich, map) are the reference it replaces. On
 the same inputs (the benchmark pool, the real Debezium corpus, hypothesis rows) both
 pipelines must publish the same history and latest records byte for byte, and dead-letter

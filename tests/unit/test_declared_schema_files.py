@@ -66,6 +66,7 @@ def test_events_of_the_declared_catalog_validate_against_the_derived_schemas() -
 
     path = folder("pipelines") / "catalog-declared.yaml"
     document = load_documents(path.read_text(), str(path))[0]
+    del document["schemas"]  # no folder named: the derived schemas
     document["stages"] = [
         {"use": "decode"},
         {"use": "clean"},
@@ -83,3 +84,50 @@ def test_events_of_the_declared_catalog_validate_against_the_derived_schemas() -
         assert isinstance(outcome, Produced), outcome
         produced += len(outcome.events)
     assert produced > 1000
+
+
+def test_a_history_key_that_is_not_an_entity_key_field_is_an_error(tmp_path: Path) -> None:
+    pipeline = folder("pipelines") / "prices.yaml"
+    text = pipeline.read_text().replace("  history: {", "  history: {key: product_id, ", 1)
+    assert "key: product_id" in text
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "inventory.yaml").write_text(
+        (folder("pipelines") / "tables" / "inventory.yaml").read_text()
+    )
+    (tmp_path / "prices.yaml").write_text(text)
+    with pytest.raises(
+        ConfigError,
+        match=r"prices.yaml:\d+:\d+: outputs.history.key: "
+        r"'product_id' is not a key field of entity 'product_price'",
+    ):
+        load_pipeline(tmp_path / "prices.yaml")
+
+
+def test_a_schemas_folder_not_written_yet_stops_the_pipeline_with_the_command(
+    tmp_path: Path,
+) -> None:
+    pipelines = folder("pipelines")
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "inventory.yaml").write_text(
+        (pipelines / "tables" / "inventory.yaml").read_text()
+    )
+    text = (pipelines / "stock.yaml").read_text().replace("schemas: ../schemas", "schemas: mine")
+    (tmp_path / "stock.yaml").write_text(text)
+    spec = load_pipeline(tmp_path / "stock.yaml")
+    with pytest.raises(ConfigError, match=r"no schemas written in .*mine yet") as raised:
+        spec.build()
+    assert "seam transform schemas" in str(raised.value.hint)
+    assert spec.declaration is not None
+    assert spec.schemas is not None
+    write_schemas(derive(spec.declaration), spec.schemas)
+    assert [s.name for s in spec.build().stages][-1] == "validate"
+
+
+def test_a_declared_pipeline_types_only_the_columns_its_rules_read() -> None:
+    spec = load_pipeline(folder("pipelines") / "catalog-declared.yaml")
+    assert spec.declaration is not None
+    read = spec.declaration.columns_read()
+    assert read["products"][:4] == ("prod_id", "sku", "prod_name", "price_cents")
+    assert "price_txt" in read["products"]
+    assert set(read) == {"products", "categories", "suppliers"}
+    assert "descr" in read["categories"]

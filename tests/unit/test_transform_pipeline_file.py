@@ -24,14 +24,23 @@ def base() -> dict[str, Any]:
 
 
 def test_the_example_pipelines_load_and_build() -> None:
-    # catalog-tables.yaml is no pipeline: the pipelines include it.
-    paths = sorted(p for p in folder("pipelines").glob("*.yaml") if p.name != "catalog-tables.yaml")
-    assert len(paths) == 3
-    for path in paths:
+    paths = {p.name: p for p in folder("pipelines").glob("*.yaml")}
+    assert sorted(paths) == [
+        "catalog-declared.yaml",
+        "catalog-mariadb.yaml",
+        "catalog.yaml",
+        "prices.yaml",
+        "stock.yaml",
+    ]
+    for name, path in paths.items():
         spec = load_pipeline(path)
         built = spec.build()
-        assert [s.name for s in built.stages] == ["decode", "clean", "events", "validate"]
-        assert built.reference_topics
+        stages = [s.name for s in built.stages]
+        if spec.declaration is None:
+            assert stages == ["decode", "clean", "enrich", "map", "validate"]
+        else:
+            assert stages == ["decode", "clean", "events", "validate"], name
+        assert bool(built.reference_topics) == name.startswith("catalog"), name
         assert spec.guarantee == "exactly_once"
 
 
@@ -237,3 +246,45 @@ def test_the_schema_folder_is_relative_to_the_pipeline_file(tmp_path: Path) -> N
     path.write_text(yaml.safe_dump(data))
     validate = load_pipeline(path).build().stages[-1]
     assert validate.schemas.validators  # type: ignore[attr-defined]
+
+
+def test_column_types_default_none_and_source_without_a_fast_path() -> None:
+    assert parse_pipeline(base(), "p.yaml").column_types == "none"
+    data = base()
+    data["processing"]["column_types"] = "source"
+    assert parse_pipeline(data, "p.yaml").column_types == "source"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "  column_types: sourse",
+            r"p\.yaml:\d+:17: processing\.column_types: expected source or none, got 'sourse'",
+        ),
+        ("  column_type: source", r"'column_type' \(did you mean 'column_types'\?\)"),
+        (
+            "  column_types: source\n  fast_path: mypackage.native:fast_path_for",
+            r"processing\.fast_path: a compiled fast path reads values as sent: it cannot run "
+            r"with column_types: source \(remove the fast_path line, or set column_types: none\)",
+        ),
+    ],
+)
+def test_column_types_errors_point_at_the_file(tmp_path: Path, line: str, message: str) -> None:
+    text = yaml.safe_dump(base(), sort_keys=False).replace(
+        "processing:\n", f"processing:\n{line}\n"
+    )
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_pipeline(path)
+
+
+def test_a_worker_without_the_types_a_pipeline_asks_for_refuses_to_start() -> None:
+    from seam.transforms.worker import Worker
+
+    data = base()
+    data["processing"]["column_types"] = "source"
+    spec = parse_pipeline(data, "p.yaml")
+    with pytest.raises(ConfigError, match="column_types: source but the worker got no types"):
+        Worker(spec, "127.0.0.1:1")

@@ -15,9 +15,11 @@ every later fix of it too. `References` holds the tables that `lookup` rules rea
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from typing import Any, Final, NamedTuple
 
-from seam.changes import UNAVAILABLE, ChangeEvent, Op
+from seam.changes import UNAVAILABLE, ChangeEvent, Op, Raw
+from seam.streams.types import NOT_READ, duration_text
 from seam.transforms.declared.model import ColumnDecl, Declaration, TableDecl
 from seam.transforms.declared.rules import KINDS, Apply, Flavour, Policy, Unfixable
 from seam.transforms.model import Reject
@@ -187,6 +189,9 @@ def _run(step: _Step, values: tuple[Any, ...]) -> Any:
     results = []
     for (name, rules), value in zip(step.chains, values, strict=True):
         result = _chain(rules, value, column.on_fail)
+        kind = type(result)
+        if kind in _NOT_JSON:
+            result = _as_json(result, column)
         if type(result) is Failed:
             return (
                 Failed(result.policy, result.reason)
@@ -206,6 +211,21 @@ def _run(step: _Step, values: tuple[Any, ...]) -> Any:
                 column.on_fail, f"{name} ({other!r}) disagrees with {first_name} ({first!r})"
             )
     return first
+
+
+# What a typed decoder may hand on that JSON has no form for: a duration becomes its ISO 8601
+# text; a value seam could not type is never passed on as if it were one.
+_NOT_JSON: Final = frozenset({Raw, timedelta, type(NOT_READ)})
+
+
+def _as_json(value: Any, column: ColumnDecl) -> Any:
+    if type(value) is timedelta:
+        return duration_text(value)
+    why = value.why if type(value) is Raw else "its column is not read"
+    return Failed(
+        column.on_fail,
+        f"a value seam could not type ({why}), never published as if it were one",
+    )
 
 
 def _chain(rules: tuple[_Rule, ...], value: Any, policy: Policy) -> Any:

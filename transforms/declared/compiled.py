@@ -321,6 +321,12 @@ def compiled_path(spec: PipelineSpec, pipeline: Pipeline) -> CompiledPath | None
             spec.source,
         )
         return None
+    if spec.column_types != "none":
+        log.info(
+            "%s: column_types: source: the Python stages run (the engine reads values as sent)",
+            spec.source,
+        )
+        return None
     try:
         import seam_engine
     except ImportError:

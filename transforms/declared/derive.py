@@ -4,8 +4,9 @@ Each field's schema comes from its rule chain, each rule narrowing the one befor
 a string; `max_length: 200`: at most 200 characters; `codes`: one of the names; `money`:
 {amount, currency}; `timestamp`: ISO 8601 UTC ...). A field that may be unknown also
 admits null, except in the state, which leaves unknown fields out. `seam transform schemas
-PIPELINE --write DIR` writes them as `<Name>/v<N>.json` beside the versions already there,
-and `seam transform check-schemas DIR` holds each new version backward compatible.
+PIPELINE --write` writes them as `<Name>/v<N>.json` beside the versions already there
+(`schema_files.py`), and `seam transform check-schemas DIR` holds each new version backward
+compatible.
 """
 
 from __future__ import annotations

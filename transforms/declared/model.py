@@ -140,6 +140,14 @@ class Declaration:
     def table(self) -> TableDecl:
         return self.tables[self.entity.table]
 
+    def columns_read(self) -> dict[str, tuple[str, ...]]:
+        """Per declared table, the legacy columns its rules read: typing only those keeps
+        the cost of typed values to the columns a pipeline uses."""
+        return {
+            name: tuple(dict.fromkeys(c for column in table.columns for c in column.columns))
+            for name, table in self.tables.items()
+        }
+
     def reference_tables(self) -> tuple[str, ...]:
         """The tables the entity's table looks up, in the order they are first named."""
         found: dict[str, None] = {}

@@ -132,7 +132,10 @@ def _collect(
     for i, name in enumerate(names):
         if not isinstance(name, str) or not name.strip():
             part.add(
-                value_mark(names, i), f"include[{i}]", f"expected a file name, got {kind_of(name)}"
+                value_mark(names, i),
+                f"include[{i}]",
+                f"expected a file name, got {kind_of(name)}",
+                hint="write 'include: [tables/orders.yaml, ...]' (relative to this file)",
             )
             continue
         path = Path(name).expanduser()
@@ -143,6 +146,7 @@ def _collect(
                 value_mark(names, i),
                 f"include[{i}]",
                 f"{name} is included twice (or includes itself)",
+                hint="include each file once, and never a file that includes this one",
             )
             continue
         seen.add(resolved)

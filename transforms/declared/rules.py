@@ -21,14 +21,16 @@ parity tests hold it to these functions.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from seam.changes import decimal_text
 from seam.transforms.provenance import iso_utc
 
 Policy = Literal["reject", "absent", "default", "repair"]
@@ -164,7 +166,10 @@ def _build_null_if(options: Mapping[str, Any], _f: Flavour) -> Apply:
     unknown = {(type(v), v) for v in options["values"]}
 
     def null_if(value: Any) -> Any:
-        return None if (type(value), value) in unknown else value
+        try:
+            return None if (type(value), value) in unknown else value
+        except TypeError:  # an unhashable value (an array column's list) is none of them
+            return value
 
     return null_if
 
@@ -371,14 +376,16 @@ def _narrow_integer(_o: Mapping[str, Any], schema: Schema) -> Schema:
 
 
 def _number(value: Any) -> int | Decimal | float:
+    number: int | Decimal | float | None = None
     if type(value) in (int, float) or isinstance(value, Decimal):
-        return value  # type: ignore[no-any-return]
-    if type(value) is str:
-        try:
-            return Decimal(value.strip())
-        except InvalidOperation:
-            pass
-    raise Unfixable(f"expected a number, got {shown(value)}")
+        number = value
+    elif type(value) is str:
+        with contextlib.suppress(InvalidOperation):
+            number = Decimal(value.strip())
+    # NaN is no number a range holds (and ordering a Decimal NaN raises InvalidOperation).
+    if number is None or (number.is_nan() if isinstance(number, Decimal) else number != number):
+        raise Unfixable(f"expected a number, got {shown(value)}")
+    return number
 
 
 def _bound(options: Mapping[str, Any], key: str) -> Decimal | None:
@@ -409,11 +416,17 @@ def _repair_range(options: Mapping[str, Any], _f: Flavour) -> Apply:
 
     def clamp(value: Any) -> Any:
         number = _number(value)
+        # An integer stays an integer, inside the bounds: 1.5..9.5 clamps 0 to 2, 10 to 9;
+        # a decimal's text (the `decimal` kind's output) stays text.
         if low is not None and number < low:
-            return type(value)(low) if type(value) is int else low
-        if high is not None and number > high:
-            return type(value)(high) if type(value) is int else high
-        return value
+            bound = low.to_integral_value(ROUND_CEILING) if type(value) is int else low
+        elif high is not None and number > high:
+            bound = high.to_integral_value(ROUND_FLOOR) if type(value) is int else high
+        else:
+            return value
+        if type(value) is int:
+            return int(bound)
+        return decimal_text(bound) if type(value) is str else bound
 
     return clamp
 
@@ -465,7 +478,9 @@ def _build_decimal(options: Mapping[str, Any], _f: Flavour) -> Apply:
     rounding = options.get("rounding", "reject")
 
     def decimal(value: Any) -> Any:
-        return _scaled(_decimal(value), scale, rounding, value)
+        # Text in plain notation, as the field's schema says ('1000', never '1E+3'): an
+        # event is JSON, and JSON has no exact decimal.
+        return decimal_text(_scaled(_decimal(value), scale, rounding, value))
 
     return decimal
 
@@ -531,19 +546,21 @@ def _build_money(options: Mapping[str, Any], _f: Flavour) -> Apply:
         if amount < low or (high is not None and amount > high):
             raise Unfixable(f"amount {shown(value)} is outside {_range_text(low, high)}")
         quantized = _scaled(amount, scale, "reject", value)
-        return {"amount": str(quantized), "currency": currency}
+        return {"amount": decimal_text(quantized), "currency": currency}
 
     return money
 
 
 def _narrow_money(options: Mapping[str, Any], _schema: Schema) -> Schema:
     scale = int(options.get("scale", 2))
+    # Exactly `scale` places; none (scale 0, e.g. JPY) means no decimal point either.
+    amount = f"^-?\\d+\\.\\d{{{scale}}}$" if scale else "^-?\\d+$"
     return {
         "type": "object",
         "required": ["amount", "currency"],
         "additionalProperties": False,
         "properties": {
-            "amount": {"type": "string", "pattern": f"^-?\\d+\\.\\d{{{scale}}}$"},
+            "amount": {"type": "string", "pattern": amount},
             "currency": {"const": options["currency"]},
         },
     }
@@ -628,9 +645,12 @@ def _build_timestamp(options: Mapping[str, Any], flavour: Flavour) -> Apply:
 
     def timestamp(value: Any) -> Any:
         moment = _naive_of(value, unit)
-        if moment.tzinfo is None:
-            moment = to_utc(moment, zone, ambiguous, nonexistent)
-        return iso_utc(moment)
+        try:
+            if moment.tzinfo is None:
+                moment = to_utc(moment, zone, ambiguous, nonexistent)
+            return iso_utc(moment)
+        except OverflowError:  # year 1 or 9999 moved across midnight by the offset
+            raise Unfixable(f"timestamp {shown(value)} out of range in UTC") from None
 
     return timestamp
 
@@ -784,7 +804,8 @@ KINDS: Final[dict[str, Kind]] = {
         ),
         Kind(
             "decimal",
-            "an exact decimal (`scale`: places; rounding: reject (default) or half_even)",
+            "an exact decimal -> its text in plain notation (`scale`: places; rounding: "
+            "reject (default) or half_even)",
             _o("scale", "rounding"),
             _build_decimal,
             _narrow_decimal,
@@ -837,7 +858,12 @@ KINDS: Final[dict[str, Kind]] = {
 _OPTION_CHECKS: Final[dict[tuple[str, str], tuple[str, Callable[[Any], bool]]]] = {
     ("whitespace", "mode"): ("fold or lines", lambda v: v in ("fold", "lines")),
     ("case", "to"): ("upper or lower", lambda v: v in ("upper", "lower")),
-    ("null_if", "values"): ("a list of values", lambda v: isinstance(v, list) and bool(v)),
+    ("null_if", "values"): (
+        "a list of plain values (text, numbers, true/false)",
+        lambda v: (
+            isinstance(v, list) and bool(v) and not any(isinstance(x, list | dict) for x in v)
+        ),
+    ),
     ("max_length", "max"): ("a whole number >= 1", lambda v: type(v) is int and v >= 1),
     ("no_control", "allow"): (
         'text of control characters, e.g. "\\n"',

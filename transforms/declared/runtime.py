@@ -9,6 +9,7 @@ factories while the pipeline's stages are built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from seam.errors import ConfigError
 from seam.transforms.declared.clean import References
@@ -19,6 +20,7 @@ from seam.transforms.declared.model import Declaration
 class DeclaredPipeline:
     declaration: Declaration
     inputs: tuple[str, ...]
+    schemas: Path | None = None  # the folder its schemas are written to (`schemas:`)
     references: References = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,7 +1,9 @@
 """decode: the raw Kafka record -> a decoded Debezium change (seam.streams.decode).
 
 Contract: one item in, the same item out with `change` and `table` set (an item that
-arrives decoded, `change` already set by the worker, keeps it). A Debezium record
+arrives decoded, `change` already set by the worker, keeps it: the worker decodes each record
+once, with the inputs' column types when the pipeline has `processing.column_types: source`,
+so the rows hold typed values; see `seam.transforms.column_types`). A Debezium record
 that carries no row change (a heartbeat, a transaction BEGIN/END record, a schema change or a
 schema-history entry: a pipeline may read such a topic) yields no event: the item comes out
 with no `change` and a `note` naming its kind ("heartbeat record", ...), counted by the

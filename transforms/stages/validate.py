@@ -8,8 +8,9 @@ or not at all). Items without an event or state pass untouched.
 
 Options:
 * `schemas`: the schema folder of `<EventType>/v<N>.json` files, relative to the pipeline
-  file (default: `schemas` beside it; in a declared pipeline, the schemas derived from the
-  declaration until they are written with `seam transform schemas PIPELINE --write DIR`);
+  file (default: `schemas` beside it; in a declared pipeline, its top-level `schemas:`
+  folder, written by `seam transform schemas PIPELINE --write`, or without one the schemas
+  derived from the declaration);
 * `state_schema`: the schema every latest-topic state must satisfy (default: none; in a
   declared pipeline `<Entity>State`).
 """
@@ -24,6 +25,7 @@ from seam.errors import ConfigError
 from seam.keys import check_known_keys
 from seam.transforms.declared.derive import derive, state_schema_name
 from seam.transforms.declared.model import Declaration
+from seam.transforms.declared.runtime import DeclaredPipeline
 from seam.transforms.model import Item, Reject
 from seam.transforms.schemas import CompiledSchemas, SchemaSet
 from seam.transforms.stage_loader import declared_pipeline, relative_to_pipeline
@@ -151,8 +153,7 @@ def create(options: Mapping[str, Any]) -> ValidateStage:
     declared = declared_pipeline(required=False)
     state_schema = options.get("state_schema")
     if options.get("schemas") is None and declared is not None:
-        # A declared pipeline whose schemas are not written yet: the derived ones.
-        schemas = derived_schemas(declared.declaration)
+        schemas = _declared_schemas(declared)
         state_schema = state_schema or state_schema_name(declared.declaration)
     else:
         schemas = SchemaSet.load(relative_to_pipeline(str(options.get("schemas") or "schemas")))
@@ -170,6 +171,20 @@ def create(options: Mapping[str, Any]) -> ValidateStage:
     return ValidateStage(
         CompiledSchemas(schemas), state_embedding(schemas, state_schema), state_schema
     )
+
+
+def _declared_schemas(declared: DeclaredPipeline) -> SchemaSet:
+    """A declared pipeline's schemas: those written to its `schemas:` folder, else (none
+    named) those derived from its declaration."""
+    folder = declared.schemas
+    if folder is None:
+        return derived_schemas(declared.declaration)
+    if not folder.is_dir() or not any(folder.glob("*/v*.json")):
+        raise ConfigError(
+            f"stage 'validate': no schemas written in {folder} yet",
+            hint=f"write them: seam transform schemas {declared.declaration.source} --write",
+        )
+    return SchemaSet.load(folder)
 
 
 def derived_schemas(declaration: Declaration) -> SchemaSet:

@@ -635,10 +635,12 @@ impl Kind {
             }
             Kind::Decimal { scale, half_even } => {
                 let number = decimal_of(&value)?;
-                Ok(Doc::Dec(match scale {
+                let exact = match scale {
                     None => number,
                     Some(s) => quantize(number, *s, *half_even)?,
-                }))
+                };
+                // `decimal_text`: the plain notation, as text (JSON has no exact decimal).
+                Ok(Doc::owned(exact.text()))
             }
             Kind::Money {
                 from,
