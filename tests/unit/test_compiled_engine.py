@@ -11,6 +11,7 @@ a declaration of another table written here. Typical records must mostly take th
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import shutil
 from collections.abc import Iterator
@@ -687,7 +688,7 @@ def test_the_examples_other_declared_pipelines_agree(name: str, table: str, rows
     found = list(rows(300))
     topic = f"catalog.public.{table}"
     records = [envelope(table, "r", None, row, i + 1) for i, row in enumerate(found)]
-    for i, (old, new) in enumerate(zip(found, found[1:], strict=False)):
+    for i, (old, new) in enumerate(itertools.pairwise(found)):
         changed = {**new, **{k: old[k] for k in list(old)[:2]}}  # same key, other values
         records.append(envelope(table, "u", old, changed, 10_000 + i))
         records.append(envelope(table, "d", changed, None, 20_000 + i))
