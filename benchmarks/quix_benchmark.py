@@ -5,7 +5,7 @@ older than seam's own venv gets): give it a venv of its own, with the example's 
 fast path, so that both frameworks run on the same confluent-kafka/librdkafka:
 
     python3 -m venv .venv-bench
-    .venv-bench/bin/pip install -e '.[bench]' ./legacy_db/native
+    .venv-bench/bin/pip install -e '.[bench]' ./transforms/native
     SEAM_CONFIG=/work/devstack/seam.toml .venv-bench/bin/python benchmarks/quix_benchmark.py --repeat 3
     .venv-bench/bin/python benchmarks/quix_benchmark.py --pipeline my/catalog.yaml --events 100000
     .venv-bench/bin/python benchmarks/quix_benchmark.py --profile quix_alo,seam_alo_python
@@ -83,7 +83,7 @@ from seam.transforms.worker import Worker, WorkerOptions
 BENCHMARKS = Path(__file__).resolve().parent
 QUIX_MISSING = (
     "Quix Streams is not installed here: python3 -m venv .venv-bench && "
-    ".venv-bench/bin/pip install -e '.[bench]' ./legacy_db/native, then run this with "
+    ".venv-bench/bin/pip install -e '.[bench]' ./transforms/native, then run this with "
     ".venv-bench/bin/python (it pins its own confluent-kafka)"
 )
 SEAM_MODES = (
@@ -427,7 +427,10 @@ def pipeline_data(
     run's raw topics (`<prefix>.public.<table>`), its outputs and group its own."""
     doc = yaml.safe_load(path.read_text())
     server = doc["inputs"][0].split(".")[0]  # the topics' prefix: catalog, in the example
+    include = doc.pop("include", None)  # file names, not topics: kept as they are
     data: dict[str, Any] = yaml.safe_load(yaml.safe_dump(doc).replace(f"{server}.", f"{prefix}."))
+    if include is not None:
+        data["include"] = include
     if data["inputs"] != [f"{prefix}.public.products"]:
         raise SystemExit(
             f"{path}: the benchmark seeds <server>.public.products with catalog changes; "

@@ -18,6 +18,7 @@ from typing import Any, Final
 import yaml
 
 from seam.errors import ConfigError
+from seam.yamlfile import load_documents, plain
 
 FOLDERS: Final = ("pipelines", "schemas", "connectors")
 _SUFFIXES: Final = (".yaml", ".json")
@@ -80,9 +81,20 @@ def folder(name: str) -> Path:
 
 def pipeline_document(name: str = "catalog") -> dict[str, Any]:
     """The example pipeline `name` (pipelines/<name>.yaml) as parsed YAML, its validate
-    stage's schema folder made absolute: the document then works written anywhere (tests
-    and benchmarks write variants of it to folders of their own)."""
-    doc: dict[str, Any] = yaml.safe_load((folder("pipelines") / f"{name}.yaml").read_text())
+    stage's schema folder made absolute and the declaration it includes written in: the
+    document then works written anywhere (tests and benchmarks write variants of it to
+    folders of their own, some renaming its topics by text)."""
+    pipelines = folder("pipelines")
+    doc: dict[str, Any] = yaml.safe_load((pipelines / f"{name}.yaml").read_text())
+    included = doc.pop("include", None) or []
+    for file in [included] if isinstance(included, str) else included:
+        # seam's loader: `on:` is a key there, not YAML 1.1's true.
+        path = pipelines / file
+        part = plain(load_documents(path.read_text(), str(path))[0])
+        doc.setdefault("tables", {}).update(part.get("tables") or {})
+        for section in ("entity", "events"):
+            if section in part:
+                doc[section] = part[section]
     for stage in doc["stages"]:
         if stage.get("use") == "validate":
             stage["with"] = {**(stage.get("with") or {}), "schemas": str(folder("schemas"))}

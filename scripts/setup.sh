@@ -2,7 +2,8 @@
 # Installs everything seam and its local stack need, from nothing, idempotently:
 # Java 17+, Maven, the PostgreSQL and MariaDB servers (Debian packages), a Python virtual
 # environment in .venv with seam and its development tools, and the transform workers'
-# compiled fast path of the example (legacy_db/native, Rust, built by maturin with cargo from crates.io).
+# compiled engine of declared pipelines (transforms/native, Rust, built by maturin with cargo from
+# crates.io).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,9 +40,9 @@ fi
 # strict: a tree of links under build/ that type checkers can read (the default editable
 # finder is an import hook mypy cannot follow); a new module needs this script run again.
 .venv/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict
-# Rebuilt only when its sources changed (cargo is incremental in legacy_db/native/target).
-if ! .venv/bin/python -m pip install -q ./legacy_db/native; then
-  echo "building legacy_db/native failed: it needs Rust 1.82+ (rustup) and crates.io" >&2
+# Rebuilt only when its sources changed (cargo is incremental in transforms/native/target).
+if ! .venv/bin/python -m pip install -q ./transforms/native; then
+  echo "building transforms/native failed: it needs Rust 1.82+ (rustup) and crates.io" >&2
   exit 1
 fi
 echo "setup done: $(.venv/bin/seam --version)"

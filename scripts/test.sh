@@ -8,8 +8,8 @@ bash scripts/setup.sh
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/mypy -p seam
-# The compiled fast path's own checks (its parity with the Python stages is in pytest).
+# The compiled engine's own checks (its parity with the Python stages is in pytest).
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-cargo fmt --check --manifest-path legacy_db/native/Cargo.toml
-cargo test --quiet --release --manifest-path legacy_db/native/Cargo.toml
+cargo fmt --check --manifest-path transforms/native/Cargo.toml
+cargo test --quiet --release --manifest-path transforms/native/Cargo.toml
 .venv/bin/pytest "$@"

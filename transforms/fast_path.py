@@ -13,8 +13,9 @@ sure about it stops, and the worker runs that record through the Python stages (
 the reference and write the dead letters). Without a declaration, or when the callable
 returns None, every record takes the Python stages: slower, same results.
 
-The worked example's pipelines (legacy_db/pipelines) name
-`seam.legacy_db.fast_path:fast_path_for`.
+A declared pipeline whose stages are the built-in decode, clean, events and validate needs
+no declaration: it runs on seam's compiled engine (`seam.transforms.declared.compiled`,
+the Rust crate in transforms/native) unless `processing.compiled: false`.
 """
 
 from __future__ import annotations
@@ -63,11 +64,15 @@ class FastPath(Protocol):
 
 
 def load_fast_path(spec: PipelineSpec, pipeline: Pipeline) -> FastPath | None:
-    """The fast path `spec` declares for `pipeline` (built from it), or None (none declared,
-    or the declared one cannot serve it). A ConfigError when the declaration cannot be
+    """The fast path `spec` declares for `pipeline` (built from it), else the compiled
+    engine of a declared pipeline, or None (neither, or it cannot serve the pipeline). A ConfigError when the declaration cannot be
     imported or its callable raises."""
     if spec.fast_path is None:
-        return None
+        if spec.declaration is None or not spec.compiled:
+            return None
+        from seam.transforms.declared.compiled import compiled_path
+
+        return compiled_path(spec, pipeline)
     where = f"{spec.source}: processing.fast_path '{spec.fast_path}'"
     factory = load_callable(spec.fast_path, where, spec.folder, FAST_PATH_HINT)
     try:

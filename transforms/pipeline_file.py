@@ -19,6 +19,7 @@
       batch_timeout_ms: 200             # the longest a poll waits for a first record
       max_stage_errors: 100             # -1: never stop (see below)
       fast_path: mypackage.native:fast_path_for   # optional, see seam.transforms.fast_path
+      compiled: true                    # a declared pipeline: the compiled engine (default)
       column_types: none                # or source (see below)
 
 `outputs.history.key` names the event field that keys history records (default: the item's
@@ -100,6 +101,7 @@ _PROCESSING: Final = (
     "batch_timeout_ms",
     "max_stage_errors",
     "fast_path",
+    "compiled",
     "column_types",
 )
 DEFAULT_MAX_STAGE_ERRORS: Final = 100
@@ -143,6 +145,8 @@ class PipelineSpec:
     batch_timeout_ms: int = 200
     max_stage_errors: int = DEFAULT_MAX_STAGE_ERRORS  # -1: never stop
     fast_path: str | None = None  # package.module:callable (seam.transforms.fast_path)
+    # A declared pipeline of the built-in stages runs on the compiled engine unless false.
+    compiled: bool = True
     column_types: ColumnTypes = "none"  # source: typed values, types read from the source DB
     source: str = "<pipeline>"
     folder: Path | None = None  # the pipeline file's folder: stage modules beside it import
@@ -456,6 +460,17 @@ class _Reader(Reader):
                     f"expected package.module:callable, got {kind_of(target)}",
                     hint="name the function that returns the pipeline's fast path, e.g. "
                     "mypackage.native:fast_path_for, or remove the line",
+                )
+        if "compiled" in data:
+            if type(data["compiled"]) is bool:
+                found["compiled"] = data["compiled"]
+            else:
+                self.add(
+                    value_mark(data, "compiled"),
+                    "processing.compiled",
+                    f"expected true or false, got {kind_of(data['compiled'])}",
+                    hint="false runs every record through the Python stages (default: true, "
+                    "the compiled engine for a declared pipeline of the built-in stages)",
                 )
         if "column_types" in data:
             choice = data["column_types"]

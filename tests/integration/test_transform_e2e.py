@@ -133,7 +133,9 @@ def catalog(
         pipeline = pipeline_document()
         pipeline["group"] = f"seam-tx-{suffix}"
         pipeline["inputs"] = [topics[0]]
-        pipeline["stages"][2]["with"] = {"categories": topics[1], "suppliers": topics[2]}
+        # The declaration's lookups read these (declared, not derived from the input).
+        pipeline["tables"]["categories"]["topic"] = topics[1]
+        pipeline["tables"]["suppliers"]["topic"] = topics[2]
         pipeline["outputs"]["history"]["topic"] = outputs[0]
         pipeline["outputs"]["latest"]["topic"] = outputs[1]
         pipeline["outputs"]["dead_letter"]["topic"] = outputs[2]

@@ -27,13 +27,13 @@ raw = worker_tests.raw  # the fixture
 
 UNKNOWN_CATEGORY = 999_999
 UNKNOWN_SUPPLIER = 999_998
-# (row changes, the column and the rule its reason must name)
+# (row changes, the column, and the rule kind and what it says, as its reason must name them)
 POISON: dict[int, tuple[dict[str, Any], str, str]] = {
-    901: ({"prod_name": "A" * 200_000}, "prod_name", "longer than 200 characters"),
-    902: ({"sku": "S" * 5_000}, "sku", "longer than 32 characters"),
-    903: ({"prod_name": "Mug\x00"}, "prod_name", "control character U+0000"),
-    904: ({"prod_name": "Mug\x07 blue"}, "prod_name", "control character U+0007"),
-    905: ({"descr": "Rings\x07 a bell."}, "descr", "control character U+0007"),
+    901: ({"prod_name": "A" * 200_000}, "prod_name", "max_length: longer than 200 characters"),
+    902: ({"sku": "S" * 5_000}, "sku", "max_length: longer than 32 characters"),
+    903: ({"prod_name": "Mug\x00"}, "prod_name", "no_control: control character U+0000"),
+    904: ({"prod_name": "Mug\x07 blue"}, "prod_name", "no_control: control character U+0007"),
+    905: ({"descr": "Rings\x07 a bell."}, "descr", "no_control: control character U+0007"),
 }
 
 

@@ -407,6 +407,9 @@ def test_clear_errors_for_a_missing_topic_and_an_unreachable_broker(
 ) -> None:
     data = yaml.safe_load(raw.pipeline_file.read_text())
     data["inputs"] = [f"{raw.prefix}.public.nosuchtable"]
+    # The lookups' tables are named by their topics (not derived from the missing input).
+    for table in ("categories", "suppliers"):
+        data["tables"][table]["topic"] = f"{raw.prefix}.public.{table}"
     missing = tmp_path / "missing.yaml"
     missing.write_text(yaml.safe_dump(data))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

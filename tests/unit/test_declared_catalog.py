@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seam.changes import RawRecord
-from seam.legacy_db.files import folder, pipeline_document
+from seam.legacy_db.files import folder
 from seam.legacy_db.synthetic import envelope, reference_rows, typical_changes
 from seam.transforms.outputs import publication
 from seam.transforms.pipeline import Pipeline, Produced
 from seam.transforms.pipeline_file import PipelineSpec, load_pipeline, parse_pipeline
-from tests.unit.test_fast_path import mariadb, plausible_rows, texts
+from tests.catalog_rows import mariadb, plausible_rows, texts
 
 pytestmark = pytest.mark.unit
 
@@ -43,6 +43,31 @@ def _built(spec: PipelineSpec) -> tuple[PipelineSpec, Pipeline]:
     return spec, pipeline
 
 
+# The catalog's Python stages, as its pipelines ran them before they were declared.
+REFERENCE: dict[str, Any] = {
+    "name": "catalog-stages",
+    "group": "seam-transform-catalog-stages",
+    "inputs": [TOPIC],
+    "stages": [
+        {"use": "decode"},
+        {"use": "seam.legacy_db.stages.clean:create"},
+        {
+            "use": "seam.legacy_db.stages.enrich:create",
+            "with": {
+                "categories": "catalog.public.categories",
+                "suppliers": "catalog.public.suppliers",
+            },
+        },
+        {"use": "seam.legacy_db.stages.map:create"},
+        {"use": "validate", "with": {"schemas": "../schemas", "state_schema": "ProductState"}},
+    ],
+    "outputs": {
+        "history": {"topic": "catalog.product-events", "key": "product_id"},
+        "latest": {"topic": "catalog.products-latest"},
+        "dead_letter": {"topic": "catalog.products-dead-letter"},
+    },
+}
+
 _both: tuple[tuple[PipelineSpec, Pipeline], tuple[PipelineSpec, Pipeline]] | None = None
 
 
@@ -51,7 +76,7 @@ def both() -> tuple[tuple[PipelineSpec, Pipeline], tuple[PipelineSpec, Pipeline]
     global _both
     if _both is None:
         pipelines = folder("pipelines")
-        stages = parse_pipeline(pipeline_document(), "catalog.yaml", folder=pipelines)
+        stages = parse_pipeline(REFERENCE, "catalog-stages.yaml", folder=pipelines)
         _both = _built(stages), _built(load_pipeline(pipelines / "catalog-declared.yaml"))
     return _both
 

@@ -116,8 +116,8 @@ def test_export_then_the_toolkit_reads_the_files_from_anywhere(tmp_path: Path) -
     )
     assert check.returncode == 0, check.stderr
     data = json.loads(check.stdout)
-    assert data["stages"] == ["decode", "clean", "enrich", "map", "validate"]
-    assert data["fast_path"] == "seam.legacy_db.fast_path:fast_path_for"
+    assert data["stages"] == ["decode", "clean", "events", "validate"]
+    assert data["fast_path"] is None
     schemas = subprocess.run(
         [*seam, "transform", "check-schemas", "schemas"],
         capture_output=True,

@@ -84,9 +84,8 @@ def test_the_run_pipeline_reads_the_seeded_topics_and_writes_its_own(bench: Modu
     assert spec.latest.partitions == 4
     assert spec.guarantee == "exactly_once"
     assert spec.batch_size == 500
-    assert spec.fast_path is not None  # the example's declaration stays (the mode turns it off)
-    enrich = next(s for s in spec.stages if "enrich" in s.use)
-    assert enrich.options["categories"] == "qb1.public.categories"
+    assert spec.declaration is not None  # declared: the compiled engine (the mode turns it off)
+    assert spec.build().reference_topics == ["qb1.public.categories", "qb1.public.suppliers"]
     alo = bench.pipeline_data(path, "qb1", "quix_alo", 0, 4, 500)
     assert alo["processing"]["guarantee"] == "at_least_once"
     # Every mode's guarantee is the one its name says, whatever the round.

@@ -54,8 +54,8 @@ def test_the_example_pipelines_load_and_build() -> None:
             "'partitons' (did you mean 'partitions'?)",
         ),
         (
-            lambda d: d["stages"][2]["with"].update(categries="x"),
-            "'categries' (did you mean 'categories'?)",
+            lambda d: d["stages"][3]["with"].update(state_schme="x"),
+            "'state_schme' (did you mean 'state_schema'?)",
         ),
         (lambda d: d["stages"][0].update(uses="x"), "'uses' (did you mean 'use'?)"),
         (lambda d: d.update(processing={"guarantee": "maybe"}), "exactly_once or at_least_once"),
@@ -152,23 +152,38 @@ def test_a_stage_bug_becomes_a_dead_letter_not_a_crash() -> None:
 
 
 def test_the_fast_path_is_declared_and_loaded() -> None:
+    from seam.transforms.declared.compiled import CompiledPath
     from seam.transforms.fast_path import load_fast_path
 
+    # A declared pipeline of the built-in stages: the compiled engine, with no line.
     spec = parse_pipeline(base(), "p.yaml")
-    assert spec.fast_path == "seam.legacy_db.fast_path:fast_path_for"
-    pipeline = spec.build()
-    assert load_fast_path(spec, pipeline) is not None
-    # Declared but declined (another chain of stages): no fast path, no error.
+    assert spec.fast_path is None
+    assert isinstance(load_fast_path(spec, spec.build()), CompiledPath)
+    # A fast path of one's own, declared: that one.
     data = base()
-    data["stages"].pop(3)  # no map stage
+    data["processing"]["fast_path"] = f"{__name__}:own_fast_path"
+    own = parse_pipeline(data, "p.yaml")
+    assert load_fast_path(own, own.build()) == "own"
+    # Declared but declined: no fast path, no error.
+    data["processing"]["fast_path"] = f"{__name__}:declining_fast_path"
     declined = parse_pipeline(data, "p.yaml")
     assert load_fast_path(declined, declined.build()) is None
-    # Not declared: none, whatever the stages.
+    # The compiled engine turned off.
     data = base()
-    del data["processing"]["fast_path"]
+    data["processing"]["compiled"] = False
     plain = parse_pipeline(data, "p.yaml")
-    assert plain.fast_path is None
     assert load_fast_path(plain, plain.build()) is None
+    data["processing"]["compiled"] = "yes"
+    with pytest.raises(ConfigError, match=r"processing\.compiled: expected true or false"):
+        parse_pipeline(data, "p.yaml")
+
+
+def own_fast_path(pipeline: object) -> str:
+    return "own"
+
+
+def declining_fast_path(pipeline: object) -> None:
+    return None
 
 
 def test_a_fast_path_that_cannot_load_is_one_clear_error() -> None:
@@ -176,7 +191,7 @@ def test_a_fast_path_that_cannot_load_is_one_clear_error() -> None:
 
     for target, message in (
         ("nosuch.native:make", "cannot import nosuch.native: no module named 'nosuch'"),
-        ("seam.legacy_db.fast_path:fast_path_fro", "(did you mean 'fast_path_for'?)"),
+        (f"{__name__}:declining_fast_pat", "(did you mean 'declining_fast_path'?)"),
         (f"{__name__}:raising_fast_path", "raised RuntimeError: no engine"),
     ):
         data = base()
@@ -236,7 +251,6 @@ def test_the_schema_folder_is_relative_to_the_pipeline_file(tmp_path: Path) -> N
 def test_column_types_default_none_and_source_without_a_fast_path() -> None:
     assert parse_pipeline(base(), "p.yaml").column_types == "none"
     data = base()
-    del data["processing"]["fast_path"]
     data["processing"]["column_types"] = "source"
     assert parse_pipeline(data, "p.yaml").column_types == "source"
 
@@ -250,7 +264,7 @@ def test_column_types_default_none_and_source_without_a_fast_path() -> None:
         ),
         ("  column_type: source", r"'column_type' \(did you mean 'column_types'\?\)"),
         (
-            "  column_types: source",
+            "  column_types: source\n  fast_path: mypackage.native:fast_path_for",
             r"processing\.fast_path: a compiled fast path reads values as sent: it cannot run "
             r"with column_types: source \(remove the fast_path line, or set column_types: none\)",
         ),
@@ -270,7 +284,6 @@ def test_a_worker_without_the_types_a_pipeline_asks_for_refuses_to_start() -> No
     from seam.transforms.worker import Worker
 
     data = base()
-    del data["processing"]["fast_path"]
     data["processing"]["column_types"] = "source"
     spec = parse_pipeline(data, "p.yaml")
     with pytest.raises(ConfigError, match="column_types: source but the worker got no types"):

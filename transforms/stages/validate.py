@@ -50,6 +50,11 @@ class ValidateStage:
         # valid, the state is valid too, and a second validation would only repeat the checks.
         self.embeds_state: dict[str, str] = dict(embedding or {})
 
+    @property
+    def state_checked(self) -> bool:
+        """Whether every latest-topic state is validated (against `state_schema`)."""
+        return self._check_state
+
     def process(self, item: Item) -> Iterable[Item]:
         event = item.event
         if event is not None:

@@ -136,7 +136,7 @@ mod tests {
         let pg = SourceFields {
             connector: &s("postgresql"),
             name: &s("cat"),
-            db: &s("catalog"),
+            db: &s("shop"),
             server_id: &none,
             sequence: &s(r#"["5","7"]"#),
             file: &none,
@@ -146,10 +146,7 @@ mod tests {
         };
         assert_eq!(
             position("d", &pg),
-            Some(Position::Mark(
-                "postgresql|cat|catalog".into(),
-                vec![5, 7, 0]
-            ))
+            Some(Position::Mark("postgresql|cat|shop".into(), vec![5, 7, 0]))
         );
         let (bin, pos, zero, one) = (
             s("seam-bin.000012"),
@@ -160,7 +157,7 @@ mod tests {
         let maria = SourceFields {
             connector: &s("mariadb"),
             name: &s("cat"),
-            db: &s("catalog"),
+            db: &s("shop"),
             server_id: &one,
             sequence: &none,
             file: &bin,

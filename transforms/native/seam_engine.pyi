@@ -1,18 +1,15 @@
-# Types of the compiled fast path (src/lib.rs); used through seam.legacy_db.fast_path.
+# Types of seam's compiled engine (src/lib.rs); used through seam.transforms.declared.compiled.
 
 from typing import Any
 
 class Engine:
     def __init__(
         self,
+        plan: str,
         schemas: dict[str, tuple[int, str]],
-        state_schema: str,
-        embeds_state: list[str],
-        unit: str,
-        namespace: bytes,
-        entity: str,
-        currency: str,
-        table: str,
+        state_schema: str | None,
+        embeds_state: dict[str, str],
+        tables: dict[str, dict[Any, dict[str, Any]]],
     ) -> None: ...
     def publish(
         self,
@@ -21,17 +18,15 @@ class Engine:
         producer: Any,
         history_topic: str,
         latest_topic: str,
-        categories: dict[int, str],
-        suppliers: dict[int, str],
-    ) -> tuple[int, int, int, int, int, dict[str, int]]: ...
+        marks: dict[Any, Any],
+    ) -> tuple[int, int, int, int, int, dict[str, int], int]: ...
     def process(
         self,
+        key: bytes | None,
         value: bytes,
         topic: str,
         partition: int,
         offset: int,
-        categories: dict[int, str],
-        suppliers: dict[int, str],
     ) -> (
         tuple[
             list[tuple[bytes, bytes, list[tuple[str, bytes]]]],

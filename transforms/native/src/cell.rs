@@ -16,7 +16,7 @@ pub enum Cell<'a> {
     BigInt, // beyond i64: Python keeps it exactly, the fast path leaves it to Python
     Float(f64),
     Str(Cow<'a, str>),
-    Container, // an object or array (never a column value the catalog rules accept)
+    Container, // an object or array (a column value only Python reads)
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Cell<'a> {

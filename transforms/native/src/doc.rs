@@ -1,5 +1,6 @@
 //! A JSON document built once: written as the bytes the worker publishes (keys in the
-//! order the Python stages build their dicts, compact, as orjson writes them), and
+//! order the Python stages build their dicts, compact, as orjson writes them; an exact
+//! decimal as the text `seam.changes.json_default` writes), and
 //! validated as it is by the schema validators (`DocJson` makes it a representation the
 //! jsonschema crate walks, like its own `serde_json::Value`).
 
@@ -10,19 +11,67 @@ use jsonschema::json::{cmp, Array, Json, JsonNumber, Node, NodeIdentity, Object}
 use jsonschema::JsonType;
 use serde_json::{Map, Number, Value};
 
-/// Texts are borrowed from the record and its clean rows where they can be.
-#[derive(Default)]
+/// Texts are borrowed from the record and the plan where they can be.
+#[derive(Default, Clone, Debug)]
 pub enum Doc<'a> {
     #[default]
     Null,
     Bool(bool),
     Int(i64),
     Str(Cow<'a, str>),
-    Obj(Vec<(&'static str, Doc<'a>)>),
+    /// Python's `Decimal`: a JSON string of its plain text.
+    Dec(Dec),
+    Obj(Vec<(&'a str, Doc<'a>)>),
     /// A part written once and shared by several documents (provenance, product state).
     Shared(Rc<Part<'a>>),
 }
 
+/// An exact decimal: `unscaled` * 10^-`scale` (Python's Decimal with exponent -scale).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dec {
+    pub unscaled: i128,
+    pub scale: u32,
+}
+
+impl Dec {
+    /// `format(Decimal, "f")`: trailing zeros kept, no exponent.
+    pub fn text(&self) -> String {
+        let digits = self.unscaled.unsigned_abs().to_string();
+        let scale = self.scale as usize;
+        let mut out = String::with_capacity(digits.len() + scale + 3);
+        if self.unscaled < 0 {
+            out.push('-');
+        }
+        if scale == 0 {
+            out.push_str(&digits);
+        } else if digits.len() > scale {
+            out.push_str(&digits[..digits.len() - scale]);
+            out.push('.');
+            out.push_str(&digits[digits.len() - scale..]);
+        } else {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', scale - digits.len()));
+            out.push_str(&digits);
+        }
+        out
+    }
+
+    /// The same number with trailing zeros of the fraction dropped (for comparisons).
+    pub fn normal(&self) -> (i128, u32) {
+        let (mut n, mut s) = (self.unscaled, self.scale);
+        while s > 0 && n % 10 == 0 {
+            n /= 10;
+            s -= 1;
+        }
+        (n, s)
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.unscaled == 0
+    }
+}
+
+#[derive(Debug)]
 pub struct Part<'a> {
     pub doc: Doc<'a>,
     pub json: Vec<u8>,
@@ -67,18 +116,15 @@ impl<'a> Doc<'a> {
             Doc::Bool(false) => out.extend_from_slice(b"false"),
             Doc::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
             Doc::Str(s) => write_str(out, s),
+            Doc::Dec(d) => write_str(out, &d.text()),
             Doc::Obj(fields) => {
                 out.push(b'{');
                 for (i, (key, value)) in fields.iter().enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
-                    // Keys are this crate's own field names: nothing to escape.
-                    debug_assert!(!needs_escape(key.as_bytes()));
-                    out.reserve(key.len() + 3);
-                    out.push(b'"');
-                    out.extend_from_slice(key.as_bytes());
-                    out.extend_from_slice(b"\":");
+                    write_str(out, key);
+                    out.push(b':');
                     value.write(out);
                 }
                 out.push(b'}');
@@ -93,6 +139,7 @@ impl<'a> Doc<'a> {
             Doc::Bool(b) => Value::Bool(*b),
             Doc::Int(n) => Value::from(*n),
             Doc::Str(s) => Value::from(s.as_ref()),
+            Doc::Dec(d) => Value::from(d.text()),
             Doc::Obj(fields) => Value::Object(
                 fields
                     .iter()
@@ -153,9 +200,9 @@ impl JsonNumber for DocNumber {
 }
 
 #[derive(Clone, Copy)]
-pub struct DocObject<'a>(&'a [(&'static str, Doc<'a>)]);
+pub struct DocObject<'a>(&'a [(&'a str, Doc<'a>)]);
 
-pub struct Members<'a>(std::slice::Iter<'a, (&'static str, Doc<'a>)>);
+pub struct Members<'a>(std::slice::Iter<'a, (&'a str, Doc<'a>)>);
 
 impl<'a> Iterator for Members<'a> {
     type Item = (&'a str, &'a Doc<'a>);
@@ -214,6 +261,7 @@ impl<'a> Node<'a, DocJson> for &'a Doc<'a> {
     fn as_string(&self) -> Option<Cow<'a, str>> {
         match self.resolved() {
             Doc::Str(s) => Some(Cow::Borrowed(s.as_ref())),
+            Doc::Dec(d) => Some(Cow::Owned(d.text())),
             _ => None,
         }
     }
@@ -237,7 +285,7 @@ impl<'a> Node<'a, DocJson> for &'a Doc<'a> {
             Doc::Null => JsonType::Null,
             Doc::Bool(_) => JsonType::Boolean,
             Doc::Int(_) => JsonType::Number,
-            Doc::Str(_) => JsonType::String,
+            Doc::Str(_) | Doc::Dec(_) => JsonType::String,
             Doc::Obj(_) => JsonType::Object,
             Doc::Shared(_) => unreachable!("resolved"),
         }
@@ -249,6 +297,7 @@ impl<'a> Node<'a, DocJson> for &'a Doc<'a> {
             (Doc::Null, _) => expected.is_null(),
             (Doc::Bool(b), _) => expected.as_bool() == Some(*b),
             (Doc::Str(s), _) => expected.as_str() == Some(s.as_ref()),
+            (Doc::Dec(d), _) => expected.as_str() == Some(d.text().as_str()),
             (Doc::Int(n), Value::Number(e)) => {
                 e.as_i64() == Some(*n) || e.as_f64() == Some(*n as f64)
             }
@@ -340,5 +389,23 @@ mod tests {
             }
         }
         assert!(!needs_escape("Ideal für Café und Küche €".as_bytes()));
+    }
+
+    #[test]
+    fn decimals_as_python_writes_them() {
+        let d = |unscaled, scale| Dec { unscaled, scale }.text();
+        assert_eq!(d(1250, 2), "12.50");
+        assert_eq!(d(5, 3), "0.005");
+        assert_eq!(d(0, 2), "0.00");
+        assert_eq!(d(-5, 1), "-0.5");
+        assert_eq!(d(7, 0), "7");
+        assert_eq!(
+            Dec {
+                unscaled: 1200,
+                scale: 3
+            }
+            .normal(),
+            (12, 1)
+        );
     }
 }
