@@ -50,7 +50,7 @@ class Item:
     table: str | None = None  # the captured table's plain name (orders, customers, ...)
     before: dict[str, Any] | None = None  # cleaned old row (None: unknown or create)
     after: dict[str, Any] | None = None  # cleaned new row (None: delete or tombstone)
-    provenance: dict[str, Any] | None = None  # set by enrich
+    provenance: dict[str, Any] | None = None  # set by the events stage (or a user stage)
     event: dict[str, Any] | None = None  # a domain event (set by map)
     # The entity's key: `state` is written under it to the latest topic, and it keys the
     # event on the history topic unless the pipeline names an event field (outputs.history.key).

@@ -2,7 +2,7 @@
 
 `provenance(change)` names the source database, connector, table, log position (PostgreSQL
 lsn/txId, MySQL/MariaDB binlog file/pos/row/GTID), source time, snapshot flag, and the raw
-record's topic/partition/offset. Stages that make events (the example's enrich stage, user
+record's topic/partition/offset. Stages that make events (the built-in events stage, user
 stages) call it; it depends on nothing but the decoded change.
 """
 
