@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/transform_benchmark.py                  # 200,000 events
     .venv/bin/python benchmarks/transform_benchmark.py --events 1000000 --modes exactly_once
     .venv/bin/python benchmarks/transform_benchmark.py --repeat 5         # medians of 5 runs
+    .venv/bin/python benchmarks/transform_benchmark.py --pipeline stock   # a non-catalog table
 
 Produces synthetic typical catalog change events (the legacy generator's rows with all their
 warts: snapshot reads, then updates that reprice, rename, recategorise, discontinue,
@@ -47,6 +48,7 @@ import os
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,12 @@ import yaml
 from seam.changes import RawRecord
 from seam.kafka_config import KafkaSettings, client_config
 from seam.legacy_db.files import pipeline_document
-from seam.legacy_db.synthetic import envelope, reference_rows, typical_changes
+from seam.legacy_db.synthetic import (
+    envelope,
+    reference_rows,
+    typical_changes,
+    typical_stock_changes,
+)
 from seam.settings import load_settings
 from seam.transforms.delivery import produce_when_room
 from seam.transforms.fast_path import FastPath, load_fast_path
@@ -66,6 +73,12 @@ from seam.transforms.progress import Counts, Progress
 from seam.transforms.worker import Worker, WorkerOptions
 
 POOL = 20_000
+# The example pipelines a run can take (--pipeline): its raw table and its pool of changes.
+EXAMPLES: dict[str, tuple[str, Callable[[int], list[tuple[bytes, bytes]]]]] = {
+    "catalog": ("products", typical_changes),
+    "stock": ("stock_levels", typical_stock_changes),
+}
+_example = "catalog"  # set by main; children forked later see it too
 
 
 def rss_mb() -> float:
@@ -77,11 +90,16 @@ def rss_mb() -> float:
 
 
 def pool() -> list[tuple[bytes, bytes]]:
-    return typical_changes(POOL)
+    return EXAMPLES[_example][1](POOL)
 
 
 def catalog_data() -> dict[str, Any]:
-    return pipeline_document()
+    """The document of the example pipeline the run takes."""
+    return pipeline_document(_example)
+
+
+def raw_table() -> str:
+    return EXAMPLES[_example][0]
 
 
 def pool_in_process(
@@ -96,7 +114,7 @@ def pool_in_process(
     for i, (table, row) in enumerate(reference_rows(POOL)):
         key, value = envelope(table, "r", None, row, i + 1)
         pipeline.observe(RawRecord(key, value, f"{server}.public.{table}", 0, i))
-    products = f"{server}.public.products"
+    products = f"{server}.public.{raw_table()}"
     raws = [RawRecord(k, v, products, i % 4, i) for i, (k, v) in enumerate(pool())]
     return pipeline, raws, load_fast_path(spec, pipeline)
 
@@ -215,7 +233,7 @@ def floor_publications(data: dict[str, Any], folder: Path | None = None) -> list
 def produce(bootstrap: KafkaSettings | str, prefix: str, events: int) -> None:
     from confluent_kafka import Producer
 
-    raw = f"{prefix}.public.products"
+    raw = f"{prefix}.public.{raw_table()}"
     producer = Producer(
         client_config(
             bootstrap,
@@ -246,6 +264,13 @@ def produce(bootstrap: KafkaSettings | str, prefix: str, events: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument(
+        "--pipeline",
+        choices=sorted(EXAMPLES),
+        default="catalog",
+        help="the example's declared pipeline: catalog (products, two lookups) or stock "
+        "(stock_levels: a composite key, no lookup)",
+    )
     parser.add_argument("--modes", default="passthrough,at_least_once,exactly_once,output_floor")
     parser.add_argument(
         "--batch-size",
@@ -265,6 +290,8 @@ def main() -> None:
         "--all-cores", action="store_true", help="do not pin this process to one core"
     )
     args = parser.parse_args()
+    global _example
+    _example = args.pipeline
     if args.stage_cpu:
         stage_cpu()
         return
@@ -280,7 +307,7 @@ def main() -> None:
 
     bootstrap = load_settings().kafka
     prefix = f"bench{uuid.uuid4().hex[:6]}"
-    raw = f"{prefix}.public.products"
+    raw = f"{prefix}.public.{raw_table()}"
     admin = AdminClient(client_config(bootstrap))
     topics = {
         raw: args.partitions,

@@ -165,3 +165,30 @@ def typical_changes(count: int, seed: int = 3) -> list[tuple[bytes, bytes]]:
         lsn += 1
         out.append(envelope("products", "u", before, after, lsn))
     return out
+
+
+def typical_stock_changes(count: int, seed: int = 3) -> list[tuple[bytes, bytes]]:
+    """`count` typical stock_levels change records: a snapshot read of half as many stock
+    levels, then updates that move the quantity on hand (most) or record a stock take."""
+    rng = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+    products = max(1, count // 6)
+    while len(rows) < count // 2:
+        rows.extend(stock_rows(products, seed=seed + len(rows)))
+    rows = rows[: count // 2]
+    out = [
+        envelope("stock_levels", "r", None, r, 1000 + i, snapshot="true")
+        for i, r in enumerate(rows)
+    ]
+    lsn = 10_000_000
+    while len(out) < count:
+        before = rng.choice(rows)
+        after = dict(before)
+        after["qty_on_hand"] = before["qty_on_hand"] + rng.randint(-20, 20)
+        if rng.random() < 0.3:
+            after["last_counted"] = (
+                before["last_counted"] or 1_700_000_000_000_000
+            ) + 86_400_000_000
+        lsn += 1
+        out.append(envelope("stock_levels", "u", before, after, lsn))
+    return out
