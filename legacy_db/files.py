@@ -15,8 +15,6 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from seam.errors import ConfigError
 from seam.yamlfile import load_documents, plain
 
@@ -85,17 +83,20 @@ def pipeline_document(name: str = "catalog") -> dict[str, Any]:
     document then works written anywhere (tests and benchmarks write variants of it to
     folders of their own, some renaming its topics by text)."""
     pipelines = folder("pipelines")
-    doc: dict[str, Any] = yaml.safe_load((pipelines / f"{name}.yaml").read_text())
+    # seam's loader, not yaml.safe_load: `on:` is a key there, not YAML 1.1's true.
+    path = pipelines / f"{name}.yaml"
+    doc: dict[str, Any] = plain(load_documents(path.read_text(), str(path))[0])
     included = doc.pop("include", None) or []
     for file in [included] if isinstance(included, str) else included:
-        # seam's loader: `on:` is a key there, not YAML 1.1's true.
         path = pipelines / file
         part = plain(load_documents(path.read_text(), str(path))[0])
         doc.setdefault("tables", {}).update(part.get("tables") or {})
         for section in ("entity", "events"):
             if section in part:
                 doc[section] = part[section]
-    for stage in doc["stages"]:
+    if "schemas" in doc:
+        doc["schemas"] = str(folder("schemas"))
+    for stage in doc.get("stages") or ():
         if stage.get("use") == "validate":
             stage["with"] = {**(stage.get("with") or {}), "schemas": str(folder("schemas"))}
     return doc
