@@ -272,10 +272,10 @@ class Catalog:
         doc = pipeline_document()
         doc["group"] = f"seam-fault-{tag}"
         doc["inputs"] = inputs or [self.raw_topic]
-        doc["stages"][2]["with"] = {
-            "categories": self.topic("categories"),
-            "suppliers": self.topic("suppliers"),
-        }
+        # The lookups' tables read this catalog's topics (the declaration derives them from
+        # the input topic, which a test may rename).
+        doc["tables"]["categories"]["topic"] = self.topic("categories")
+        doc["tables"]["suppliers"]["topic"] = self.topic("suppliers")
         names = {k: f"seam-fault.{tag}.{k}" for k in ("history", "latest", "dead_letter")}
         for key, topic in names.items():
             doc["outputs"][key]["topic"] = topic

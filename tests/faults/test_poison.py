@@ -136,7 +136,7 @@ def test_poison_records_are_dead_lettered_with_their_reason(
         (key, b'{"hello": "world"}', "not a Debezium change event"),
         # Rules broken (W-rules with policy reject): a name that is only blanks, a price
         # whose text and cents disagree.
-        (good[3].key, _broken(good[3], prod_name="   "), "prod_name: empty"),
+        (good[3].key, _broken(good[3], prod_name="   "), "prod_name: not_empty: empty"),
         (
             good[7].key,
             _broken(good[7], price_txt="12,34 €", price_cents=99999),

@@ -655,8 +655,7 @@ def test_combine_agree_requires_known_sources_to_be_equal() -> None:
     assert plan.clean({"id": 1, "cents": 1250, "text": " "}, strict=True)[0]["price"] == price
     with pytest.raises(Reject) as caught:
         plan.clean({"id": 1, "cents": 1250, "text": "13,00"}, strict=True)
-    assert "orders: cents/text: text ({'amount': '13.00'" in caught.value.reason
-    assert "disagrees with cents ({'amount': '12.50'" in caught.value.reason
+    assert caught.value.reason == "orders: cents/text: text '13,00' disagrees with cents 1250"
     with pytest.raises(Reject, match="cents/text: text: money: ambiguous amount '1,234'"):
         plan.clean({"id": 1, "cents": 1250, "text": "1,234"}, strict=True)
 

@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 from seam.changes import UNAVAILABLE, ChangeEvent, Op, Raw
 from seam.streams.types import NOT_READ, duration_text
 from seam.transforms.declared.model import ColumnDecl, Declaration, TableDecl
-from seam.transforms.declared.rules import KINDS, Apply, Flavour, Policy, Unfixable
+from seam.transforms.declared.rules import KINDS, Apply, Flavour, Policy, Unfixable, shown
 from seam.transforms.model import Reject
 
 
@@ -200,15 +200,17 @@ def _run(step: _Step, values: tuple[Any, ...]) -> Any:
             )
         if result is not None and column.combine == "first":
             return result
-        results.append((name, result))
-    known = [(name, r) for name, r in results if r is not None]
+        results.append((name, result, value))
+    known = [(name, r, value) for name, r, value in results if r is not None]
     if not known:
         return None
-    first_name, first = known[0]
-    for name, other in known[1:]:
+    first_name, first, first_value = known[0]
+    for name, other, value in known[1:]:
         if other != first:
+            # The values as the legacy row holds them: what a person fixing it looks for.
             return Failed(
-                column.on_fail, f"{name} ({other!r}) disagrees with {first_name} ({first!r})"
+                column.on_fail,
+                f"{name} {shown(value)} disagrees with {first_name} {shown(first_value)}",
             )
     return first
 
