@@ -197,8 +197,12 @@ def user_activity(
     return Activity(int(row[0] or 0), int(row[1] or 0))
 
 
-def drop_slot(url: str, slot: str, *, wait_s: float = 15.0) -> bool:
-    """Drop `slot` once no WAL sender holds it. True if it existed and was dropped."""
+def drop_slot(url: str, slot: str, *, wait_s: float = 15.0, appear_s: float = 0.0) -> bool:
+    """Drop `slot` once no WAL sender holds it. True if it existed and was dropped.
+
+    `appear_s`: how long a slot that does not exist yet may still appear. A connector just
+    deleted can have a task still starting, which creates its slot after the DELETE has
+    returned (seen in CI: the slot of a pruned connector left behind)."""
     import time
 
     from sqlalchemy import text
@@ -206,6 +210,7 @@ def drop_slot(url: str, slot: str, *, wait_s: float = 15.0) -> bool:
     from seam.connectors.engine import connect
 
     deadline = time.monotonic() + wait_s
+    absent_until = time.monotonic() + appear_s
     with connect(url, isolation_level="AUTOCOMMIT") as conn:
         while True:
             row = conn.execute(
@@ -213,7 +218,10 @@ def drop_slot(url: str, slot: str, *, wait_s: float = 15.0) -> bool:
                 {"s": slot},
             ).first()
             if row is None:
-                return False
+                if time.monotonic() >= absent_until:
+                    return False
+                time.sleep(0.5)
+                continue
             if not row[0]:
                 conn.execute(text("SELECT pg_drop_replication_slot(:s)"), {"s": slot})
                 return True

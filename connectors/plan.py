@@ -473,6 +473,9 @@ def apply_plan(
     return result
 
 
+SLOT_APPEARS_S: Final = 5.0  # how long a deleted connector's task may still create its slot
+
+
 def delete_connector(
     client: ConnectClient,
     settings: Settings,
@@ -503,7 +506,8 @@ def delete_connector(
             "uses it too"
         )
     try:
-        drop(url_for_connector(name, config, settings), slot)
+        # A task still starting when the connector was deleted may create the slot later.
+        drop(url_for_connector(name, config, settings), slot, appear_s=SLOT_APPEARS_S)
     except SeamError as exc:  # the connector is gone: report, do not fail
         return f"could not drop replication slot '{slot}' ({exc}); drop it with SELECT pg_drop_replication_slot('{slot}')"
     return None
