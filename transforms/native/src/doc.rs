@@ -22,7 +22,7 @@ pub enum Doc<'a> {
     /// Python's `Decimal`: a JSON string of its plain text.
     Dec(Dec),
     Obj(Vec<(&'a str, Doc<'a>)>),
-    /// A part written once and shared by several documents (provenance, product state).
+    /// A part written once and shared by several documents (provenance, the entity state).
     Shared(Rc<Part<'a>>),
 }
 
