@@ -889,12 +889,13 @@ impl Engine {
             return None;
         }
         let (before, after) = match (op, &doc.before, &doc.after) {
-            ("c" | "r", _, Some(new)) => (None, Some(self.clean(py, new, true, flavour)?)),
+            ("c" | "r", _, Some(new)) => (None, Some(self.clean(py, new, true, flavour, None)?)),
             ("u", Some(old), Some(new)) => {
-                let new = self.clean(py, new, true, flavour)?;
-                (Some(self.clean(py, old, false, flavour)?), Some(new))
+                let new_row = self.clean(py, new, true, flavour, None)?;
+                let old = self.clean(py, old, false, flavour, Some((new, &new_row)))?;
+                (Some(old), Some(new_row))
             }
-            ("d", Some(old), _) => (Some(self.clean(py, old, false, flavour)?), None),
+            ("d", Some(old), _) => (Some(self.clean(py, old, false, flavour, None)?), None),
             _ => return None,
         };
         let position = marks::position(
@@ -942,15 +943,8 @@ impl Engine {
         Some(others.all(|(_, v)| may_be_fill(v)))
     }
 
-    /// `TablePlan.clean`: the clean row, or None (Python's case: a rejected new row, a
-    /// value this side does not handle exactly).
-    fn clean<'a>(
-        &'a self,
-        py: Python<'_>,
-        raw: &'a RawRow<'a>,
-        strict: bool,
-        flavour: Flavour,
-    ) -> Option<Row<'a>> {
+    /// The legacy columns the rules read, in the plan's order.
+    fn cells<'a>(&self, raw: &'a RawRow<'a>) -> Vec<Option<&'a Cell<'a>>> {
         let plan = &self.plan;
         let mut cells: Vec<Option<&'a Cell<'a>>> = vec![None; plan.columns.len()];
         for (name, cell) in &raw.0 {
@@ -958,8 +952,34 @@ impl Engine {
                 cells[i] = Some(cell);
             }
         }
+        cells
+    }
+
+    /// `TablePlan.clean`: the clean row, or None (Python's case: a rejected new row, a
+    /// value this side does not handle exactly). `like`: the raw and clean new row of an
+    /// update (cleaned strictly, so with no rejected field), for its old row: a field made
+    /// from the very same legacy values is taken from it rather than computed again
+    /// (Python's `like`: rules are functions of their values, lookups stay the same
+    /// within a record).
+    fn clean<'a>(
+        &'a self,
+        py: Python<'_>,
+        raw: &'a RawRow<'a>,
+        strict: bool,
+        flavour: Flavour,
+        like: Option<(&'a RawRow<'a>, &Row<'a>)>,
+    ) -> Option<Row<'a>> {
+        let plan = &self.plan;
+        let cells = self.cells(raw);
+        let like = like.map(|(raw, row)| (self.cells(raw), row));
         let mut out = Vec::with_capacity(plan.fields.len());
-        for column in &plan.fields {
+        for (f, column) in plan.fields.iter().enumerate() {
+            if let Some((other, row)) = &like {
+                if !strict && column.sources.iter().all(|(i, _)| cells[*i] == other[*i]) {
+                    out.push(row[f].clone());
+                    continue;
+                }
+            }
             let value = match self.column(py, column, &cells, flavour)? {
                 Ok(v) if v.is_null() => column.default.clone(),
                 Ok(v) => v,
