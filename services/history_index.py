@@ -398,6 +398,9 @@ class HistoryIndex:
                 rows = []
         self.add(rows, moved)
         indexed += len(rows)
+        if indexed:
+            # Fold the write-ahead log into the file: its size is the index's, not twice it.
+            self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return BuildReport(
             self.topic,
             records,
