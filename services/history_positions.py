@@ -8,7 +8,10 @@ An event's provenance carries its change's place in the legacy database's log
   Debezium reports (`23803720`), compared numerically;
 * a binlog position: `mysql-bin.000003:1234` or `mysql-bin.000003:1234:2` (with the row),
   compared as (file number, position, row): `.000010` comes after `.000009`, whatever the
-  text says; a position without a row includes every row of its event;
+  text says. Without a row it is a binlog coordinate as `SHOW MASTER STATUS` prints it after
+  a commit: the point where the next event starts, so the events before it count, not one
+  that starts there; with a row it names that event's row, which counts (copy an event's
+  `file:pos:row` from a timeline to include it);
 * a GTID: MariaDB's `domain-server-sequence` (`0-1-42`), compared by sequence within the
   domain; MySQL's `uuid:N` (or a set's last interval, `uuid:1-42`), by N within the uuid.
 
@@ -35,8 +38,8 @@ _MYSQL_GTID: Final = re.compile(
     r":(?:[0-9]+-)?([0-9]+)\Z"
 )
 _BINLOG_TEXT: Final = re.compile(r"\A(.*\.[0-9]+):([0-9]+)(?::([0-9]+))?\Z")
-# A binlog position named without a row takes in every row of its event.
-ALL_ROWS: Final = 2**62
+# A binlog position named without a row: before any row of an event that starts there.
+BEFORE_ROWS: Final = -1
 
 
 class PositionError(SeamError):
@@ -90,7 +93,7 @@ def parse_position(text: str) -> Position:
     if found:
         number = binlog_number(found.group(1))
         if number is not None:
-            row = int(found.group(3)) if found.group(3) is not None else ALL_ROWS
+            row = int(found.group(3)) if found.group(3) is not None else BEFORE_ROWS
             return Position("binlog", (number, int(found.group(2)), row), text=value)
     raise PositionError(
         f"'{text}' is not a source position",
@@ -121,8 +124,8 @@ def event_positions(position: Mapping[str, Any]) -> tuple[Position | None, Posit
 
 
 def describe(position: Mapping[str, Any]) -> str:
-    """An event's position in one short line: `lsn 0/16B3748 tx 751` or
-    `mysql-bin.000003:1234 row 1 gtid 0-1-42`."""
+    """An event's position in one short line, each part as `parse_position` takes it:
+    `lsn 0/16B3748 tx 751` or `mysql-bin.000003:1234:1 gtid 0-1-42`."""
     parts: list[str] = []
     lsn = position.get("lsn")
     if type(lsn) is int:
@@ -131,8 +134,8 @@ def describe(position: Mapping[str, Any]) -> str:
         parts.append(f"tx {position['tx_id']}")
     if position.get("binlog_file") is not None:
         text = f"{position['binlog_file']}:{position.get('binlog_pos')}"
-        if position.get("binlog_row"):
-            text += f" row {position['binlog_row']}"
+        if position.get("binlog_row") is not None:
+            text += f":{position['binlog_row']}"  # as `--position` takes it back
         parts.append(text)
     if position.get("gtid"):
         parts.append(f"gtid {position['gtid']}")
@@ -140,7 +143,7 @@ def describe(position: Mapping[str, Any]) -> str:
 
 
 __all__ = [
-    "ALL_ROWS",
+    "BEFORE_ROWS",
     "Position",
     "PositionError",
     "binlog_number",

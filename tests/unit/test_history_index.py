@@ -22,7 +22,7 @@ from seam.services.history_index import (
     parse_time,
 )
 from seam.services.history_positions import (
-    ALL_ROWS,
+    BEFORE_ROWS,
     Position,
     PositionError,
     event_positions,
@@ -342,7 +342,10 @@ def test_binlog_positions_compare_by_file_number_then_position(topic: Topic) -> 
     assert total("mysql-bin.000009:1000") == "1.00"
     assert total("mysql-bin.000009:999999") == "2.00"
     assert total("mysql-bin.000010:4:0") == "3.00"
-    assert total("mysql-bin.000010:4") == "4.00"  # every row of the event
+    assert total("mysql-bin.000010:4:1") == "4.00"
+    # A coordinate without a row: where the next event starts, so not that event.
+    assert total("mysql-bin.000010:4") == "2.00"
+    assert total("mysql-bin.000010:5") == "4.00"
     assert total("0-1-9") == "2.00"
     assert total("0-1-10") == "4.00"
     with pytest.raises(HistoryError, match="GTID 5-1-3 is of stream 5"):
@@ -352,7 +355,7 @@ def test_binlog_positions_compare_by_file_number_then_position(topic: Topic) -> 
 def test_parse_position_forms() -> None:
     assert parse_position("0/16B3748") == Position("lsn", (0x16B3748,), text="0/16B3748")
     assert parse_position("1/0").order == (1 << 32,)
-    assert parse_position("seam-bin.000003:1234").order == (3, 1234, ALL_ROWS)
+    assert parse_position("seam-bin.000003:1234").order == (3, 1234, BEFORE_ROWS)
     assert parse_position("seam-bin.000003:1234:2").order == (3, 1234, 2)
     mysql = parse_position("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-77")
     assert (mysql.kind, mysql.stream, mysql.order) == (
