@@ -204,9 +204,13 @@ class Folded:
             self.live, self.state, self.set_by = True, {}, {}
             self.unknown = set(self.fields) - set(effect.values)
         for name, value in effect.values.items():
+            # A changed event that carries a value the field already had (a key field, the
+            # unchanged one of two fields it names) did not set it: the earlier event did.
+            same = name in self.state and _same(self.state[name], value)
+            if effect.kind == "state" or not same or name not in self.set_by:
+                self.set_by[name] = ref
             self.state[name] = value
             self.unknown.discard(name)
-            self.set_by[name] = ref
         for name in effect.unknown:
             self.state.pop(name, None)
             self.unknown.add(name)
@@ -214,9 +218,13 @@ class Folded:
         changes: dict[str, tuple[Any, Any]] = {}
         for name in dict.fromkeys([*old, *self.state]):
             before, after = old.get(name), self.state.get(name)
-            if before != after or type(before) is not type(after) or name in effect.unknown:
+            if not _same(before, after) or name in effect.unknown:
                 changes[name] = (before, after)
         return changes
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b and type(a) is type(b)
 
 
 __all__ = ["Effect", "Folded", "Folding"]

@@ -659,11 +659,16 @@ class HistoryIndex:
             prov = entry.provenance
             topic, partition, offset = prov.get("topic"), prov.get("partition"), prov.get("offset")
             if isinstance(topic, str) and type(partition) is int and type(offset) is int:
-                raw = raw_reader(topic, partition, offset)
-                if raw is None:
+                try:
+                    raw = raw_reader(topic, partition, offset)
+                except SeamError as exc:  # the answer stands without it: say why it is missing
+                    notes.append(f"the raw change record could not be read: {exc.message}")
+                    raw = None
+                    topic = None
+                if raw is None and topic is not None:
                     notes.append(
-                        f"the raw change record {topic}/{partition}@{offset} is no longer in "
-                        "its topic (retention or compaction)"
+                        f"the raw change record {topic}/{partition}@{offset} is not in Kafka "
+                        "any more (retention, compaction, or the topic was deleted)"
                     )
             else:
                 notes.append("the event's provenance names no raw record")
@@ -720,10 +725,11 @@ def read_raw_with(kafka: Kafka, decoder: Callable[[Any], Any]) -> RawReader:
 
     def read(topic: str, partition: int, offset: int) -> Mapping[str, Any] | None:
         try:
-            (span,) = kafka.ranges(topic, [partition])
+            spans = {r.partition: r for r in kafka.ranges(topic)}
         except TopicNotFoundError:
             return None
-        if not span.low <= offset < span.high:
+        span = spans.get(partition)
+        if span is None or not span.low <= offset < span.high:
             return None
         for msg in read_ranges(
             kafka, topic, {partition: (offset, offset + 1)}, committed_only=False
