@@ -19,6 +19,7 @@ at-least-once pipeline, the same event id) are folded once.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -412,6 +413,15 @@ class HistoryIndex:
             self.offsets(),
             tuple(notes),
         )
+
+    def follow(self, kafka: Kafka, stop: threading.Event, *, interval: float = 1.0) -> None:
+        """Catch up every `interval` seconds until `stop` is set (a service's background
+        thread: its queries then lag the topic by at most about `interval`). A failed
+        catch-up (the broker away) is retried at the next tick."""
+        while not stop.is_set():
+            with contextlib.suppress(SeamError):
+                self.catch_up(kafka)
+            stop.wait(interval)
 
     # -- queries -----------------------------------------------------------------------
 

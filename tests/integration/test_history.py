@@ -257,3 +257,98 @@ def test_history_timeline_as_of_and_why(stack: Settings, catalog: Catalog, tmp_p
         assert why_http["raw"]["offset"] == raw["offset"]
         assert client.get("/history/77777777/timeline").status_code == 404
         history.close()
+
+
+def test_the_index_follows_a_topic_of_three_partitions(
+    stack: Settings, unique_name: Any, tmp_path: Path
+) -> None:
+    """Events produced straight to a history topic of three partitions (keyed as the worker
+    keys them): a follower thread indexes what arrives, queries see it, a record that is no
+    domain event is skipped, and the offsets it keeps are where the partitions end."""
+    import threading
+
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from seam.kafka_config import client_config
+    from seam.legacy_db.files import pipeline_document
+    from seam.services.history_index import HistoryIndex
+    from seam.streams.kafka import Kafka
+    from seam.transforms.declared.envelope import envelope
+    from seam.transforms.pipeline_file import parse_pipeline
+
+    topic = unique_name("history-follow")
+    admin = AdminClient(client_config(stack.kafka))
+    for future in admin.create_topics(
+        [NewTopic(topic, num_partitions=3, replication_factor=1)]
+    ).values():
+        future.result(30)
+    spec = parse_pipeline(pipeline_document("catalog"), "catalog")
+    producer = Producer(client_config(stack.kafka, {"partitioner": "murmur2_random"}))
+
+    def product(pid: int, cents: int, n: int) -> bytes:
+        state = {
+            "product_id": pid,
+            "sku": f"F-{pid}",
+            "name": f"Follow {pid}",
+            "status": "active",
+            "price": price(cents),
+            "created_at": "2026-01-01T00:00:00Z",
+        }
+        provenance = {
+            "table": "public.products",
+            "position": {"lsn": 1000 + n, "tx_id": 50 + n},
+            "source_ts": f"2026-12-01T00:00:{n:02d}Z",
+            "snapshot": False,
+            "topic": "nowhere",
+            "partition": 0,
+            "offset": n,
+        }
+        if n < 20:
+            event = envelope(
+                "ProductListed", "product", {"product_id": pid}, {"product": state}, provenance
+            )
+        else:
+            data = {"old_price": price(1000), "new_price": price(cents)}
+            event = envelope(
+                "ProductPriceChanged", "product", {"product_id": pid}, data, provenance
+            )
+        return json.dumps(event).encode()
+
+    index = HistoryIndex(tmp_path / "follow.sqlite", topic, spec.declaration)
+    stop = threading.Event()
+    kafka = Kafka(stack.kafka)
+    follower = threading.Thread(target=index.follow, args=(kafka, stop), kwargs={"interval": 0.2})
+    follower.start()
+    try:
+        for n in range(20):
+            producer.produce(topic, product(n + 1, 1000, n), str(n + 1).encode())
+        producer.produce(topic, b"not json", b"7")
+        producer.flush(30)
+        wait_for(lambda: index.count() == 20, 30, "the first 20 events indexed", step=0.2)
+        assert index.as_of("7").state["price"] == price(1000)  # type: ignore[index]
+        producer.produce(topic, product(7, 1999, 20), b"7")
+        producer.flush(30)
+        wait_for(
+            lambda: index.as_of("7").state["price"] == price(1999),  # type: ignore[index]
+            30,
+            "the change followed",
+            step=0.2,
+        )
+        ends = {r.partition: r.high for r in kafka.ranges(topic)}
+        assert sum(ends.values()) == 22
+        wait_for(lambda: index.offsets() == ends, 10, "the offsets at the ends", step=0.2)
+        assert len({e.event.partition for e in index.timeline("7").entries}) == 1
+        assert (
+            len({index.timeline(str(pid)).entries[0].event.partition for pid in range(1, 21)}) == 3
+        )
+        earlier = index.as_of("7", at=datetime(2026, 12, 1, 0, 0, 19, tzinfo=UTC))
+        assert earlier.state is not None
+        assert earlier.state["price"] == price(1000)
+    finally:
+        stop.set()
+        follower.join(10)
+        kafka.close()
+        index.close()
+        for future in admin.delete_topics([topic]).values():
+            future.result(30)

@@ -378,3 +378,18 @@ def test_an_index_of_another_topic_is_refused(tmp_path: Path) -> None:
     HistoryIndex(tmp_path / "i.sqlite", "a", spec.declaration).close()
     with pytest.raises(HistoryError, match="is of topic 'a'"):
         HistoryIndex(tmp_path / "i.sqlite", "b", spec.declaration)
+
+
+def test_a_pipeline_without_a_declaration_has_timelines_only(tmp_path: Path) -> None:
+    index = HistoryIndex(tmp_path / "i.sqlite", "shop.events", None)
+    event = {"event_id": "e1", "event_type": "Anything", "occurred_at": "2026-12-01T00:00:00Z"}
+    made = index.row(b"k-1", orjson.dumps(event), 0, 0)
+    assert made is not None
+    assert index.row(b"k-1", b"not json", 0, 1) is None
+    assert index.row(b"k-1", None, 0, 2) is None  # a tombstone is no event
+    index.add([made], {0: 3})
+    (entry,) = index.timeline("k-1").entries
+    assert (entry.event.event_type, entry.trigger, entry.changes) == ("Anything", None, ())
+    assert index.offsets() == {0: 3}
+    with pytest.raises(HistoryError, match="declares no entity"):
+        index.as_of("k-1")
