@@ -5,7 +5,10 @@ An event's provenance carries its change's place in the legacy database's log
 `binlog_file`, `binlog_pos`, `binlog_row` and `gtid`. A user names a position as
 
 * a PostgreSQL LSN: `0/16B3748` (as `pg_current_wal_lsn()` prints it) or the integer
-  Debezium reports (`23803720`), compared numerically;
+  Debezium reports (`23803720`), compared numerically with each change's own LSN (events
+  carry no commit LSN). Per key that is commit order, since a row's next change waits for
+  the commit of the last; a change written before the position by a transaction that
+  committed after it counts as before it;
 * a binlog position: `mysql-bin.000003:1234` or `mysql-bin.000003:1234:2` (with the row),
   compared as (file number, position, row): `.000010` comes after `.000009`, whatever the
   text says. Without a row it is a binlog coordinate as `SHOW MASTER STATUS` prints it after
