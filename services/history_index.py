@@ -88,7 +88,7 @@ def parse_time(text: str) -> datetime:
     """An ISO 8601 time (UTC unless it names an offset); HistoryError otherwise."""
     value = text.strip()
     try:
-        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+        moment = datetime.fromisoformat(value)  # Python 3.11+ reads a 'Z'
     except ValueError:
         raise HistoryError(
             f"'{text}' is not a time",
@@ -98,12 +98,14 @@ def parse_time(text: str) -> datetime:
 
 
 def _source_us(text: Any) -> int | None:
+    """An event's `occurred_at` in microseconds since 1970 (None when it has none)."""
     if not isinstance(text, str):
         return None
     try:
-        return micros(parse_time(text))
-    except HistoryError:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
         return None
+    return micros(moment)
 
 
 @dataclass(frozen=True)
