@@ -25,7 +25,7 @@ from seam.connectors.errors import (
     ConnectorTimeoutError,
     clean_message,
 )
-from seam.connectors.render import RenderedConnector, is_managed, mask_value, pg_identifier
+from seam.connectors.render import Rendered, is_managed, mask_value, pg_identifier
 from seam.errors import ConfigError, SeamError
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class FieldChange:
 class Action:
     kind: ActionKind
     name: str
-    rendered: RenderedConnector | None = None
+    rendered: Rendered | None = None
     changes: list[FieldChange] = field(default_factory=list)
     live_config: dict[str, str] | None = None
 
@@ -142,7 +142,7 @@ def diff(desired: Mapping[str, str], live: Mapping[str, str]) -> list[FieldChang
 
 
 def make_plan(
-    rendered: Iterable[RenderedConnector], live: Mapping[str, Any], *, prune: bool = False
+    rendered: Iterable[Rendered], live: Mapping[str, Any], *, prune: bool = False
 ) -> Plan:
     """What must change for the cluster to match the specs. `live` is list_connectors()."""
     rendered = list(rendered)
@@ -247,7 +247,7 @@ def _exclusive_keys(config: Mapping[str, str]) -> list[tuple[str, tuple[str, ...
 
 
 def find_clashes(
-    rendered: Iterable[RenderedConnector], live: Mapping[str, Mapping[str, str]]
+    rendered: Iterable[Rendered], live: Mapping[str, Mapping[str, str]]
 ) -> list[Clash]:
     """Every slot, server id, topic prefix or signal table that two connectors would share:
     among the specs applied together, and between a spec and another live connector."""
@@ -281,9 +281,7 @@ def find_sharing(
     return others
 
 
-def check_clashes(
-    rendered: Iterable[RenderedConnector], live: Mapping[str, Mapping[str, str]]
-) -> None:
+def check_clashes(rendered: Iterable[Rendered], live: Mapping[str, Mapping[str, str]]) -> None:
     """Raise one error naming every clash `find_clashes` finds."""
     clashes = find_clashes(rendered, live)
     if clashes:
@@ -320,7 +318,7 @@ class ApplyResult:
         }
 
 
-def check_plugins(client: ConnectClient, rendered: Iterable[RenderedConnector]) -> None:
+def check_plugins(client: ConnectClient, rendered: Iterable[Rendered]) -> None:
     available = {p.get("class", "") for p in client.plugins()}
     for item in rendered:
         if item.connector_class not in available:
@@ -365,7 +363,7 @@ def worker_lacks_env(client: ConnectClient, connector_class: str, var: str) -> b
     return False
 
 
-def validate_configs(client: ConnectClient, rendered: Iterable[RenderedConnector]) -> None:
+def validate_configs(client: ConnectClient, rendered: Iterable[Rendered]) -> None:
     """Connect's own check of each config; raise one error listing every problem.
 
     When a config that failed refers to environment variables, the worker is asked whether

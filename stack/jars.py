@@ -19,7 +19,7 @@ from seam.errors import StackError
 from seam.stack import prereqs
 
 KAFKA_BUNDLE = "kafka"
-CONNECTOR_BUNDLES = ("debezium-postgres", "debezium-mysql", "debezium-mariadb")
+CONNECTOR_BUNDLES = ("debezium-postgres", "debezium-mysql", "debezium-mariadb", "debezium-jdbc")
 _STAMP = ".complete"
 
 
