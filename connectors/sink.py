@@ -28,7 +28,9 @@ Keys: the latest topic's key is the key text. A one-field key is the table's pri
 column (`primary.key.mode=record_key`, which deletes need): an integer through JsonConverter
 with the field's schema, a string through StringConverter. A composite key's text is a JSON
 array (`[3,"B"]`): it becomes one text column (`key_column`, default `seam_key`) that is the
-primary key, beside the key fields themselves.
+primary key, beside the key fields themselves. Kafka's `HoistField$Key` then wraps the key
+in a struct of that one field: Debezium 3.5's JDBC sink reads a record_key key as a struct
+(a primitive key fails its task with a ClassCastException).
 
 Re-render after a new state schema version: the plan shows the schema change, apply
 updates the connector, and the sink adds the new columns (it never drops or retypes one).
@@ -65,6 +67,7 @@ DEFAULT_KEY_COLUMN: Final = "seam_key"
 JSON_CONVERTER: Final = "org.apache.kafka.connect.json.JsonConverter"
 STRING_CONVERTER: Final = "org.apache.kafka.connect.storage.StringConverter"
 FLATTEN: Final = "org.apache.kafka.connect.transforms.Flatten$Value"
+HOIST_KEY: Final = "org.apache.kafka.connect.transforms.HoistField$Key"
 SCHEMA_EVOLUTION: Final = ("basic", "none")
 SINK_KEYS: Final = (
     "name",
@@ -277,8 +280,11 @@ def read_entity(
     )
 
 
-def target_url(spec: SinkSpec, settings: Settings) -> str:
-    """The settings' URL of the server, on the target database (credentials as given there)."""
+def target_url(
+    spec: SinkSpec, settings: Settings, *, user: str | None = None, password: str | None = None
+) -> str:
+    """The settings' URL of the server, on the target database: with the credentials given
+    there, or as `user` with `password` (the URL keeps the user's scheme, for messages)."""
     from seam.connectors.engine import parse_url
 
     url = settings.database_url(spec.database)
@@ -293,12 +299,15 @@ def target_url(spec: SinkSpec, settings: Settings) -> str:
     parsed = parse_url(url)
     if spec.dbname:
         parsed = parsed.set(database=spec.dbname)
+    if user is not None:
+        parsed = parsed.set(username=user, password=password)
     if not parsed.database:
         raise ConfigError(
             f"{spec.source}: sink '{spec.name}': no target database",
             hint="add 'dbname: <database>' to the spec, or end the URL with /<database>",
         )
-    return str(parsed.render_as_string(hide_password=False))
+    rendered = str(parsed.render_as_string(hide_password=False))
+    return scheme + rendered[len(parsed.drivername) :]
 
 
 def jdbc_url(spec: SinkSpec, settings: Settings) -> str:
@@ -372,14 +381,17 @@ def render_sink(spec: SinkSpec, settings: Settings) -> RenderedSink:
         "value.converter.schemas.enable": "true",
         "value.converter.schema.content": _compact(schema),
     }
-    if has_structs(schema):
-        config.update(
-            {
-                "transforms": "flatten",
-                "transforms.flatten.type": FLATTEN,
-                "transforms.flatten.delimiter": "_",
-            }
-        )
+    # The key becomes a struct of one field (the sink's record_key mode in Debezium 3.5 casts
+    # a primitive key to a struct and fails); nested state objects become columns.
+    transforms = {
+        "key": {"type": HOIST_KEY, "field": key_columns(spec)[0]},
+        "flatten": {"type": FLATTEN, "delimiter": "_"},
+    }
+    if not has_structs(schema):
+        del transforms["flatten"]
+    config["transforms"] = ",".join(transforms)
+    for alias, settings_of in transforms.items():
+        config.update({f"transforms.{alias}.{k}": v for k, v in settings_of.items()})
     for key, value in spec.overrides.items():
         config[key] = value.provider_reference() if isinstance(value, SecretRef) else value
     config[MANAGED_KEY] = "true"

@@ -86,10 +86,7 @@ def _login_error(url: str) -> str | None:
 def _sink_url(rendered: RenderedSink, settings: Settings, env: Mapping[str, str] | None) -> str:
     """The target database as the sink's user, password resolved here."""
     spec = rendered.spec
-    url = parse_url(target_url(spec, settings)).set(
-        username=spec.user, password=_password(rendered, env).reveal()
-    )
-    return str(url.render_as_string(hide_password=False))
+    return target_url(spec, settings, user=spec.user, password=_password(rendered, env).reveal())
 
 
 def _server_checks(
