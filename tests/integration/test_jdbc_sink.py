@@ -24,12 +24,15 @@ from seam.cli.main import app
 from seam.connectors.client import ConnectClient
 from seam.connectors.engine import connect, drop_database, with_database
 from seam.connectors.sink import SINK_CLASS
+from seam.errors import SeamError
 from seam.kafka_config import client_config
-from seam.legacy_db.files import folder
+from seam.legacy_db.files import export, folder
 from seam.settings import Settings
+from seam.streams.kafka import Kafka
 from seam.transforms.declared.envelope import key_text
 from seam.transforms.readback import compacted, read_to_end
 from seam.transforms.schemas import CompiledSchemas, SchemaSet
+from seam.transforms.topics import delete_group
 
 pytestmark = pytest.mark.integration
 
@@ -88,11 +91,31 @@ def target(stack: Settings, unique_name: Callable[[str], str]) -> Iterator[tuple
         conn.execute(text(f'DROP ROLE IF EXISTS "{user}"'))
 
 
+def remove(stack: Settings, name: str) -> None:
+    """Delete the connector, then the consumer group Connect made for it (its offsets)."""
+    seam("connectors", "delete", name)
+    with Kafka(stack.kafka) as kafka:
+        for _ in range(50):  # the group is empty once the task has stopped
+            try:
+                delete_group(kafka, f"connect-{name}")
+                return
+            except SeamError:
+                time.sleep(0.2)
+
+
 def write_spec(
-    path: Path, name: str, pipeline: str, topic: str, dbname: str, user: str, table: str
+    path: Path,
+    name: str,
+    pipeline: str,
+    topic: str,
+    dbname: str,
+    user: str,
+    table: str,
+    *,
+    pipelines: Path | None = None,
 ) -> Path:
     path.write_text(
-        f"name: {name}\nkind: jdbc-sink\npipeline: {folder('pipelines') / pipeline}\n"
+        f"name: {name}\nkind: jdbc-sink\npipeline: {(pipelines or folder('pipelines')) / pipeline}\n"
         f"topic: {topic}\ndatabase: postgres\ndbname: {dbname}\nuser: {user}\n"
         f"password: {{env: SEAM_SINK_PASSWORD}}\ntable: {table}\n"
     )
@@ -216,8 +239,54 @@ def test_the_products_view_follows_the_latest_topic_upserting_and_deleting(
         assert '"state": "RUNNING"' in status
         assert topic in status
     finally:
-        seam("connectors", "delete", name)
+        remove(stack, name)
     assert name not in connect_client.list_connectors()
+
+
+def test_a_new_state_field_becomes_a_column_once_applied(
+    stack: Settings,
+    connect_client: ConnectClient,
+    topics: Callable[[str], str],
+    target: tuple[str, str],
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    dbname, user = target
+    export(tmp_path / "example")  # the example's pipelines and schemas, to add a version to
+    topic = topics(f"{unique_name('sinktest')}.products-latest")
+    name = unique_name("products-view")
+    spec = write_spec(
+        tmp_path / "view.yaml",
+        name,
+        "catalog.yaml",
+        topic,
+        dbname,
+        user,
+        "products",
+        pipelines=tmp_path / "example" / "pipelines",
+    )
+    produce(stack, topic, [(key_text([1]), product(1, "Hammer"))])
+    seam("connectors", "prepare", "--yes", str(spec))
+    try:
+        seam("connectors", "apply", "--wait", "--timeout", "120", str(spec))
+        view = with_database(stack.database_url("postgres"), dbname)
+        got, want = settle(stack, topic, view, "products", "product_id")
+        assert got == want
+        # ProductState v3: an optional field more (a backward compatible version).
+        folder_v = tmp_path / "example" / "schemas" / "ProductState"
+        v2 = orjson.loads((folder_v / "v2.json").read_bytes())
+        v2["properties"]["tagline"] = {"type": "string", "maxLength": 80}
+        (folder_v / "v3.json").write_bytes(orjson.dumps(v2))
+        pending = RUNNER.invoke(app, ["connectors", "plan", "--exit-code", str(spec)])
+        assert pending.exit_code == 2, pending.output
+        assert "value.converter.schema.content" in pending.output
+        seam("connectors", "apply", "--wait", "--timeout", "120", str(spec))
+        produce(stack, topic, [(key_text([2]), product(2, "Saw", tagline="cuts"))])
+        got, want = settle(stack, topic, view, "products", "product_id")
+        assert got == want
+        assert got["2"]["tagline"] == "cuts"
+    finally:
+        remove(stack, name)
 
 
 def test_a_composite_key_is_one_text_key_column(
@@ -248,7 +317,7 @@ def test_a_composite_key_is_one_text_key_column(
         assert sorted(got) == ['[1,"BER"]', '[2,"BER"]']
         assert got['[1,"BER"]']["quantity"] == 4
     finally:
-        seam("connectors", "delete", name)
+        remove(stack, name)
 
 
 def test_preflight_names_a_missing_topic_and_database(
