@@ -16,7 +16,7 @@ Types, and the PostgreSQL columns Debezium's JDBC sink makes of them:
 | string, format date-time            | string `io.debezium.time.ZonedTimestamp` | timestamptz |
 | any other string (decimals too)     | string                                   | text       |
 | enum / const                        | the type of their values                 |            |
-| object with properties              | struct (flattened: `price_amount`, ...)  | one column each |
+| object with properties              | struct (flattened: `total_amount`, ...)  | one column each |
 | array of one of the above           | array                                    | an array   |
 
 Decimals stay text: the state holds a decimal as exact text, and JsonConverter reads a

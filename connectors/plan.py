@@ -210,6 +210,8 @@ CLASH_FIXES: Final = {
     "signal.data.collection": "set 'signal_table:' in the spec of '{name}' to a table of its "
     "own, e.g. {table} (`seam connectors prepare` creates it): every "
     "connector that reads a signal table acts on its signals",
+    "collection.name.format": "set 'table:' in the spec of '{name}' to a table of its own (two "
+    "sinks writing one table upsert and delete each other's rows)",
 }
 _LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -226,9 +228,16 @@ def _server(config: Mapping[str, str]) -> tuple[str, str]:
 def _exclusive_keys(config: Mapping[str, str]) -> list[tuple[str, tuple[str, ...], str]]:
     """(config key, identity, shown value) of everything the connector must own alone."""
     from seam.connectors.database import is_postgres_config
+    from seam.connectors.sink import is_sink_config
 
-    server = _server(config)
     keys: list[tuple[str, tuple[str, ...], str]] = []
+    if is_sink_config(config):
+        # One table per sink: the target database's URL (no credentials in it) and the table.
+        table = config.get("collection.name.format", "")
+        url = config.get("connection.url", "").strip().lower()
+        keys.append(("collection.name.format", (url, table.lower()), table))
+        return keys
+    server = _server(config)
     if config.get("topic.prefix"):
         # One Kafka cluster behind the Connect cluster: the prefix names topics cluster-wide.
         keys.append(("topic.prefix", (config["topic.prefix"],), config["topic.prefix"]))
@@ -482,16 +491,20 @@ def delete_connector(
     *,
     drop_slot: bool = True,
 ) -> str | None:
-    """Delete the connector; for PostgreSQL also drop its slot (which would retain WAL forever).
+    """Delete the connector; for PostgreSQL also drop its slot (which would retain WAL forever),
+    for a JDBC sink its consumer group (a sink made again would resume from its offsets).
 
-    Returns a note for the user when the slot could not be dropped.
+    Returns a note for the user when the slot or group could not be dropped.
     """
     from seam.connectors.database import drop_slot as drop
     from seam.connectors.database import is_postgres_config, url_for_connector
+    from seam.connectors.sink import drop_group, is_sink_config
 
     if config is None:
         config = client.get_config(name)
     client.delete(name)
+    if is_sink_config(config):
+        return drop_group(settings, name, config)
     slot = config.get("slot.name") if is_postgres_config(config) else None
     if not slot:
         return None

@@ -22,7 +22,7 @@ in the transform's transaction, stored twice), the connector's own converter is 
 schema: Kafka Connect's JsonConverter takes a fixed schema for schemaless records
 (`value.converter.schema.content`, Kafka 4.0+), derived here from the state's JSON Schema
 (`connect_schema.py` has the types). Nested objects are flattened into columns by Kafka's
-`Flatten$Value` (`price_amount`), which passes tombstones through.
+`Flatten$Value` (`total_amount`), which passes tombstones through.
 
 Keys: the latest topic's key is the key text. A one-field key is the table's primary key
 column (`primary.key.mode=record_key`, which deletes need): an integer through JsonConverter
@@ -400,3 +400,36 @@ def render_sink(spec: SinkSpec, settings: Settings) -> RenderedSink:
 
 def is_sink_config(config: Mapping[str, str]) -> bool:
     return config.get("connector.class", "") == SINK_CLASS
+
+
+GROUP_EMPTIES_S: Final = 15.0  # how long a deleted sink's task may still be in its group
+
+
+def drop_group(settings: Settings, name: str, config: Mapping[str, str]) -> str | None:
+    """Delete the consumer group of a deleted sink (its committed offsets), so that a sink
+    made again under the same name reads its topic from the start, rebuilding the table.
+    Returns a note for the user when the group could not be deleted."""
+    import time
+
+    from seam.errors import SeamError
+    from seam.streams.kafka import Kafka
+    from seam.transforms.topics import delete_group
+
+    group = config.get("consumer.override.group.id") or f"connect-{name}"
+    deadline = time.monotonic() + GROUP_EMPTIES_S
+    try:
+        with Kafka(settings.kafka, timeout=10.0) as kafka:
+            while True:
+                try:
+                    delete_group(kafka, group)
+                    return None
+                except SeamError as exc:
+                    # Members leave once the task has stopped; until then the group is busy.
+                    if "has members" not in exc.message or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)
+    except SeamError as exc:
+        return (
+            f"consumer group '{group}' was kept ({exc.message}); a sink made again under this "
+            "name resumes from its offsets"
+        )

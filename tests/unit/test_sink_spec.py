@@ -270,3 +270,22 @@ def test_the_examples_products_view_renders_from_the_declared_catalog() -> None:
     assert columns["product_id"]["optional"] is False
     assert columns["updated_at"]["name"] == ZONED_TIMESTAMP
     assert {f["field"] for f in columns["price"]["fields"]} == {"amount", "currency"}
+
+
+def test_two_sinks_on_one_table_are_refused(project: Path) -> None:
+    first = sink(project, "table: orders\n")
+    other = project / "views" / "other.yaml"
+    other.write_text(
+        (project / "views" / "orders.yaml").read_text().replace("orders-view", "orders-copy")
+    )
+    (spec,) = load_specs([other])
+    assert isinstance(spec, SinkSpec)
+    second = render(spec, SETTINGS)
+    with pytest.raises(ConfigError, match=r"collection\.name\.format=orders") as caught:
+        make_plan([first, second], {})
+    assert caught.value.hint
+    assert "'table:'" in caught.value.hint
+    # Another table of the same database is fine.
+    other.write_text(other.read_text().replace("table: orders", "table: orders_copy"))
+    (spec,) = load_specs([other])
+    assert make_plan([first, render(spec, SETTINGS)], {}).actions[0].kind == "create"
