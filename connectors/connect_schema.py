@@ -29,7 +29,7 @@ widen them, and the sink's schema evolution adds columns but never changes a col
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from seam.errors import ConfigError
 
@@ -169,3 +169,42 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "object" if isinstance(value, dict) else "array"
+
+
+# The PostgreSQL column type Debezium's JDBC sink gives each Connect type (its PostgreSQL
+# dialect, 3.5), so that a table seam creates is the table the sink would have created.
+_PG_TYPES: Final = {
+    "int64": "bigint",
+    "float64": "double precision",
+    "boolean": "boolean",
+    "string": "text",
+}
+_PG_NAMED: Final = {ZONED_TIMESTAMP: "timestamp(6) with time zone"}
+
+
+def columns(schema: Mapping[str, Any], prefix: str = "", optional: bool = False) -> list[Column]:
+    """The table columns of a struct schema as the sink writes it: nested structs flattened
+    with '_' (as `Flatten$Value` does), a field nullable when it or a struct around it is
+    optional."""
+    found: list[Column] = []
+    for field in schema.get("fields") or []:
+        name = f"{prefix}{field['field']}"
+        nullable = optional or bool(field.get("optional"))
+        if field["type"] == "struct":
+            found += columns(field, f"{name}_", nullable)
+        else:
+            found.append(Column(name, pg_type(field), nullable))
+    return found
+
+
+def pg_type(schema: Mapping[str, Any]) -> str:
+    """The PostgreSQL type of a plain (or array) Connect schema."""
+    if schema["type"] == "array":
+        return pg_type(schema["items"]) + "[]"
+    return _PG_NAMED.get(str(schema.get("name")), _PG_TYPES[schema["type"]])
+
+
+class Column(NamedTuple):
+    name: str
+    type: str
+    nullable: bool

@@ -44,7 +44,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from seam.connectors.connect_schema import has_structs, key_schema, value_schema
+from seam.connectors.connect_schema import (
+    Column,
+    columns,
+    has_structs,
+    key_schema,
+    value_schema,
+)
 from seam.connectors.spec import (
     SINK_PASSWORD_ENV,
     SecretRef,
@@ -88,7 +94,10 @@ SINK_KEYS: Final = (
     "overrides",
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+# Plain lower-case SQL names: the sink writes them unquoted, and PostgreSQL folds unquoted
+# names to lower case, so seam's checks and DDL name the same table and columns it does.
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$")
+_COLUMN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -181,7 +190,8 @@ def parse_sink_spec(data: Mapping[str, Any], source: str, at: Any) -> SinkSpec:
     if not _IDENTIFIER.match(table):
         raise ConfigError(
             f"{at('table')}: sink '{name}': table {table!r} is not a plain SQL name",
-            hint="use letters, digits and '_' (schema.table for another schema than public)",
+            hint="use lower-case letters, digits and '_' (schema.table for another schema "
+            "than public)",
         )
     key_column = str(data.get("key_column") or DEFAULT_KEY_COLUMN)
     evolution = str(data.get("schema_evolution", "basic"))
@@ -329,6 +339,32 @@ def qualified_table(spec: SinkSpec) -> tuple[str, str]:
 def key_columns(spec: SinkSpec) -> tuple[str, ...]:
     """The primary key column(s) of the target table."""
     return spec.entity.key if len(spec.entity.key) == 1 else (spec.key_column,)
+
+
+def table_ddl(spec: SinkSpec) -> str:
+    """The CREATE TABLE of the sink's table, as the sink would create it from a state.
+
+    Debezium 3.5's JDBC sink creates a missing table from the first record it reads, and its
+    task fails on a tombstone that comes first (a table from a record without columns):
+    seam creates the table beforehand (`prepare`), from the same schema.
+    """
+    where = f"{spec.source}: sink '{spec.name}' ({spec.entity.state_source})"
+    found = columns(value_schema(spec.entity.state, where))
+    keys = key_columns(spec)
+    if len(spec.entity.key) > 1:
+        found = [Column(spec.key_column, "text", False), *found]
+    for column in found:
+        if not _COLUMN.match(column.name):
+            raise ConfigError(
+                f"{where}: the column '{column.name}' is not a plain lower-case SQL name",
+                hint="name the state's fields in lower case: letters, digits and '_'",
+            )
+    lines = [
+        f"{c.name} {c.type}{'' if c.nullable and c.name not in keys else ' NOT NULL'}"
+        for c in found
+    ]
+    schema, table = qualified_table(spec)
+    return f"CREATE TABLE {schema}.{table} ({', '.join(lines)}, PRIMARY KEY ({', '.join(keys)}))"
 
 
 def _key_config(spec: SinkSpec) -> dict[str, str]:

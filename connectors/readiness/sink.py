@@ -24,7 +24,7 @@ from seam.connectors.readiness.model import (
     sql_check,
 )
 from seam.connectors.readiness.prepare import Prepared, _quoter
-from seam.connectors.sink import key_columns, qualified_table, target_url
+from seam.connectors.sink import key_columns, qualified_table, table_ddl, target_url
 from seam.connectors.spec import LOCAL_PASSWORDS
 from seam.errors import DatabaseError, SeamError
 from seam.secrets import mask_url
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 FLAVOUR = "jdbc-sink"
 LOGIN = "login"
 DATABASE = "target database"
-TABLE = "table rights"
+TABLE = "table"
 TOPIC = "topic"
 
 
@@ -93,7 +93,7 @@ def _server_checks(
     conn: Connection,
     rendered: RenderedSink,
     secret: Secret,
-    error: str | None,
+    sink_url: str,
     remote_default: bool,
 ) -> list[Check]:
     """The user and the database, as the settings' (administrative) user sees them."""
@@ -108,11 +108,13 @@ def _server_checks(
         conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": dbname}).first()
         is not None
     )
+    # Until prepare makes the target database, the sink's user logs in to the server's own.
+    error = _login_error(sink_url if exists else server_url(sink_url))
     password = rendered.spec.password
     why = "the connector logs in with exactly these credentials"
     checks: list[Check] = []
     if role is not None and role[0] and error is None:
-        checks.append(Check(LOGIN, True, f"'{spec.user}' logs in to '{dbname}'"))
+        checks.append(Check(LOGIN, True, f"'{spec.user}' logs in"))
     elif remote_default:
         checks.append(
             manual_check(
@@ -154,38 +156,41 @@ def _server_checks(
     return checks
 
 
+def _missing_table(rendered: RenderedSink) -> Check:
+    """The table is not there: prepare makes it, owned by the sink's user.
+
+    Debezium 3.5's sink would make it from the first record it reads, and its task fails on
+    a tombstone that comes first; prepare makes it from the same schema. The sink's user
+    owns it: schema evolution (ALTER TABLE ... ADD COLUMN) takes the owner.
+    """
+    spec = rendered.spec
+    schema, table = qualified_table(spec)
+    return sql_check(
+        TABLE,
+        False,
+        f"{schema}.{table} does not exist",
+        (
+            Statement(table_ddl(spec)),
+            Statement(f"ALTER TABLE {schema}.{table} OWNER TO {_quoted(spec.user)}"),
+        ),
+        why="the sink fails on a delete (a tombstone) that arrives before its table exists "
+        "(Debezium 3.5 makes a missing table from the first record, and a tombstone has no "
+        "columns)",
+        requires=DATABASE,
+    )
+
+
 def _table_checks(conn: Connection, rendered: RenderedSink) -> list[Check]:
-    """Whether the sink's user may create its table, or write the one that is there."""
+    """Whether the sink's table is there, and its user may write it, keyed as it upserts."""
     from sqlalchemy import text
 
     spec = rendered.spec
     schema, table = qualified_table(spec)
     qualified = f"{_quoted(schema)}.{_quoted(table)}"
     found = conn.execute(text("SELECT to_regclass(:t)"), {"t": qualified}).scalar()
-    why = "the sink creates its table when it is missing, then upserts and deletes its rows"
+    why = "the sink upserts and deletes the rows of its table"
     if found is None:
-        may = conn.execute(
-            text(
-                "SELECT has_schema_privilege(:u, n.oid, 'CREATE') FROM pg_namespace n "
-                "WHERE n.nspname = :s"
-            ),
-            {"u": spec.user, "s": schema},
-        ).scalar()
-        return [
-            sql_check(
-                TABLE,
-                bool(may),
-                f"'{spec.user}' may create {schema}.{table}"
-                if may
-                else f"'{spec.user}' may not create tables in schema '{schema}'",
-                (
-                    Statement(
-                        f"GRANT USAGE, CREATE ON SCHEMA {_quoted(schema)} TO {_quoted(spec.user)}"
-                    ),
-                ),
-                why=why,
-            )
-        ]
+        return [_missing_table(rendered)]
     rights = conn.execute(
         text("SELECT has_table_privilege(:u, :t, 'SELECT, INSERT, UPDATE, DELETE')"),
         {"u": spec.user, "t": qualified},
@@ -256,15 +261,17 @@ def _probe(
 ) -> list[Check]:
     """Every check, as seen from the settings' user (and the sink's own, when it logs in)."""
     secret = _password(rendered, env)
-    error = _login_error(_sink_url(rendered, settings, env))
+    sink_url = _sink_url(rendered, settings, env)
     admin = target_url(rendered.spec, settings)
     remote_default = _local_default_remote(rendered, settings, env)
     with connect(server_url(admin), isolation_level="AUTOCOMMIT") as conn:
-        checks = _server_checks(conn, rendered, secret, error, remote_default)
+        checks = _server_checks(conn, rendered, secret, sink_url, remote_default)
     target_exists = all(c.ok for c in checks if c.name == DATABASE)
     if target_exists:
         with connect(admin, isolation_level="AUTOCOMMIT") as conn:
             checks += _table_checks(conn, rendered)
+    else:
+        checks.append(_missing_table(rendered))  # a new database holds no table
     checks.append(_topic_check(rendered, settings))
     return checks
 
@@ -287,7 +294,7 @@ def plan(
 def apply(
     rendered: RenderedSink, settings: Settings, *, env: Mapping[str, str] | None = None
 ) -> Prepared:
-    """Run the fixes: the user and the database on the server, the grants in the database.
+    """Run the fixes: the user and the database on the server, then the table in it.
 
     Each statement runs on its own (CREATE DATABASE cannot run in a transaction), the user
     first, as the database is made owned by it.
@@ -297,12 +304,11 @@ def apply(
     if not fixable:
         return prepared
     admin = target_url(rendered.spec, settings)
-    order = (LOGIN, DATABASE, TABLE)
-    ran: list[Statement] = []
-    for name in order:
+    for name in (LOGIN, DATABASE, TABLE):
         for check in (c for c in fixable if c.name == name):
-            url = admin if name == TABLE else server_url(admin)
-            with connect(url, isolation_level="AUTOCOMMIT") as conn:
+            with connect(
+                admin if name == TABLE else server_url(admin), isolation_level="AUTOCOMMIT"
+            ) as conn:
                 raw: Any = conn.connection.driver_connection
                 quote = _quoter(raw, "postgres")
                 cursor = raw.cursor()
@@ -310,10 +316,8 @@ def apply(
                     # The driver's own cursor, without parameters: run as is (no %-formatting
                     # of a password), the secret quoted by the driver.
                     cursor.execute(statement.to_run(quote))
-                    ran.append(statement)
-    prepared.applied = ran
-    after = plan(rendered, settings, env=env).planned
-    prepared.after = after.marked_fixed(fixable)
+                    prepared.applied.append(statement)
+    prepared.after = plan(rendered, settings, env=env).planned.marked_fixed(fixable)
     return prepared
 
 

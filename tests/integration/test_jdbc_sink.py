@@ -196,13 +196,15 @@ def test_the_products_view_follows_the_latest_topic_upserting_and_deleting(
     spec = write_spec(tmp_path / "view.yaml", name, "catalog.yaml", topic, dbname, user, "products")
     schemas = CompiledSchemas(SchemaSet.load(folder("schemas")))
     at = "2026-03-04T05:06:07.123456Z"
-    before = [
+    before: list[tuple[str, dict[str, Any] | None]] = [
+        # A tombstone first (a product listed and delisted before the topic's retained
+        # start): the sink fails on it unless its table exists, which prepare sees to.
+        (key_text([9]), None),
         (key_text([1]), product(1, "Hammer", price={"amount": "12.50", "currency": "EUR"})),
         (key_text([2]), product(2, "Saw", category={"id": 7, "name": "Tools"}, created_at=at)),
         (key_text([3]), product(3, "Drill", supplier={"id": 4, "resolved": False})),
     ]
-    for _key, state in before:
-        assert state is not None
+    for _key, state in before[1:]:
         assert schemas.errors("ProductState", state) == (2, []), state  # real ProductState values
     produce(stack, topic, before)
     seam("connectors", "prepare", "--yes", str(spec))

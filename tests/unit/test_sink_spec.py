@@ -18,6 +18,7 @@ from seam.connectors.sink import (
     STRING_CONVERTER,
     RenderedSink,
     SinkSpec,
+    table_ddl,
 )
 from seam.connectors.spec import LOCAL_SINK_PASSWORD, SecretRef, load_specs, parse_specs
 from seam.errors import ConfigError
@@ -289,3 +290,28 @@ def test_two_sinks_on_one_table_are_refused(project: Path) -> None:
     other.write_text(other.read_text().replace("table: orders", "table: orders_copy"))
     (spec,) = load_specs([other])
     assert make_plan([first, render(spec, SETTINGS)], {}).actions[0].kind == "create"
+
+
+def test_the_table_seam_creates_is_the_one_the_sink_would(project: Path) -> None:
+    """prepare makes the table beforehand (a tombstone first fails Debezium 3.5's sink on a
+    missing table): the sink's column types, flattened nested fields, the key NOT NULL."""
+    ddl = table_ddl(sink(project, "table: shop.orders\n").spec)
+    assert ddl.startswith("CREATE TABLE shop.orders (order_id bigint NOT NULL, ")
+    assert "status text NOT NULL" in ddl
+    # A nested field is as optional as the object around it.
+    assert "total_amount text, total_currency text," in ddl
+    assert "weight double precision, gift boolean," in ddl
+    assert "placed_at timestamp(6) with time zone, due_on text," in ddl
+    assert "tags text[], tier bigint" in ddl
+    assert ddl.endswith(", PRIMARY KEY (order_id))")
+    composite = table_ddl(sink(project, key="key: [order_id, status]").spec)
+    assert composite.startswith("CREATE TABLE public.orders (seam_key text NOT NULL, ")
+    assert composite.endswith(", PRIMARY KEY (seam_key))")
+
+
+def test_a_column_the_sink_would_name_otherwise_is_refused(project: Path) -> None:
+    schemas = project / "pipelines" / "schemas" / "OrderState"
+    odd = {**STATE, "properties": {**STATE["properties"], "Gift Wrap": {"type": "boolean"}}}
+    (schemas / "v3.json").write_text(json.dumps(odd))
+    with pytest.raises(ConfigError, match="'Gift Wrap' is not a plain lower-case SQL name"):
+        table_ddl(sink(project).spec)
