@@ -21,12 +21,23 @@ from seam.stack import prereqs
 KAFKA_BUNDLE = "kafka"
 CONNECTOR_BUNDLES = ("debezium-postgres", "debezium-mysql", "debezium-mariadb", "debezium-jdbc")
 _STAMP = ".complete"
-# Groups a bundle must not carry, beyond Connect's own API and logging. The JDBC sink's
-# Hibernate registers every Jackson module it finds through the ServiceLoader, which also
-# sees the Kafka classpath's jackson-module-blackbird: with a Jackson of its own in the
-# plugin directory that module is "not a subtype" and the task fails. Without it, the plugin
-# uses Connect's Jackson (2.21 beside Debezium's 2.19: same major version).
-BUNDLE_EXCLUDES = {"debezium-jdbc": ("com.fasterxml.jackson.core",)}
+# Groups a bundle must not carry, beyond Connect's own API and logging. The JDBC sink:
+# - Jackson: its Hibernate registers every Jackson module the ServiceLoader finds, which also
+#   sees the Kafka classpath's jackson-module-blackbird; with a Jackson of its own in the
+#   plugin directory that module is "not a subtype" and the task fails. Without it, the
+#   plugin uses Connect's (2.21 beside Debezium's 2.19: same major version).
+# - the JDBC drivers of other databases than PostgreSQL (seam's sinks write PostgreSQL): they
+#   doubled the Connect worker's plugin discovery (measured: 3.6-4.8 s without the sink,
+#   7.2-9.0 s with every driver, 3.3-4.2 s with PostgreSQL's alone; connectors/README.md).
+BUNDLE_EXCLUDES = {
+    "debezium-jdbc": (
+        "com.fasterxml.jackson.core",
+        "com.oracle.database.jdbc",
+        "com.microsoft.sqlserver",
+        "com.mysql",
+        "org.mariadb.jdbc",
+    )
+}
 
 
 @dataclass(frozen=True)
