@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -232,9 +233,11 @@ def test_the_products_view_follows_the_latest_topic_upserting_and_deleting(
         assert sorted(got) == ["1", "2", "4"]  # 3 deleted by its tombstone
         assert got["1"]["price_amount"] == "9.99"
         assert "category_id" not in got["2"]
-        status = seam("connectors", "status", "-o", "json", name)
-        assert '"state": "RUNNING"' in status
-        assert topic in status
+        (status,) = json.loads(seam("connectors", "status", "-o", "json", name))
+        assert status["state"] == "RUNNING"
+        assert [t["state"] for t in status["tasks"]] == ["RUNNING"]
+        assert status["topics"] == [topic]
+        assert not status["failures"]
     finally:
         remove(stack, name)
     assert name not in connect_client.list_connectors()
