@@ -328,14 +328,25 @@ class ApplyResult:
 
 
 def check_plugins(client: ConnectClient, rendered: Iterable[Rendered]) -> None:
+    from seam.connectors.sink import SINK_CLASS
+
     available = {p.get("class", "") for p in client.plugins()}
     for item in rendered:
         if item.connector_class not in available:
+            hint = (
+                "install the Debezium connector on the workers' plugin.path, or fix "
+                "connector.class in the spec's overrides"
+            )
+            if item.connector_class == SINK_CLASS:
+                hint = (
+                    "install Debezium's JDBC sink (io.debezium:debezium-connector-jdbc) on the "
+                    "workers' plugin.path; the local stack has it from a Connect started by "
+                    "this seam on: seam stack down --only connect && seam stack up --only connect"
+                )
             raise ConfigError(
                 f"connector '{item.name}': plugin class {item.connector_class} is not installed on "
                 f"the Connect cluster (installed: {', '.join(sorted(available)) or 'none'})",
-                hint="install the Debezium connector on the workers' plugin.path, or fix "
-                "connector.class in the spec's overrides",
+                hint=hint,
             )
 
 

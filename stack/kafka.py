@@ -26,8 +26,10 @@ DEBEZIUM_PLUGINS = (
     "io.debezium.connector.postgresql.PostgresConnector",
     "io.debezium.connector.mysql.MySqlConnector",
     "io.debezium.connector.mariadb.MariaDbConnector",
-    "io.debezium.connector.jdbc.JdbcSinkConnector",
 )
+# On plugin.path too, but not what "ready" waits for: a worker started before seam had the
+# sink stays usable for sources (a sink's apply names the missing plugin and the restart).
+SINK_PLUGINS = ("io.debezium.connector.jdbc.JdbcSinkConnector",)
 CONNECT_GROUP = "seam-connect"
 # The CDC user's password reaches connectors through Connect's EnvVarConfigProvider, so it is
 # in the worker's environment and never in a connector's stored config.
