@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from seam.connectors.connect_schema import ZONED_TIMESTAMP, key_schema, value_schema
-from seam.connectors.plan import make_plan
+from seam.connectors.plan import check_plugins, make_plan
 from seam.connectors.render import render
 from seam.connectors.sink import (
     FLATTEN,
@@ -315,3 +315,17 @@ def test_a_column_the_sink_would_name_otherwise_is_refused(project: Path) -> Non
     (schemas / "v3.json").write_text(json.dumps(odd))
     with pytest.raises(ConfigError, match="'Gift Wrap' is not a plain lower-case SQL name"):
         table_ddl(sink(project).spec)
+
+
+class _Plugins:
+    """A Connect client whose worker has the source plugins only (a stack from before)."""
+
+    def plugins(self) -> list[dict[str, str]]:
+        return [{"class": "io.debezium.connector.postgresql.PostgresConnector"}]
+
+
+def test_a_connect_without_the_sink_plugin_says_how_to_get_it(project: Path) -> None:
+    with pytest.raises(ConfigError, match="JdbcSinkConnector is not installed") as caught:
+        check_plugins(_Plugins(), [sink(project)])  # type: ignore[arg-type]
+    assert caught.value.hint
+    assert "seam stack up --only connect" in caught.value.hint
