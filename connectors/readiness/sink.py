@@ -1,16 +1,14 @@
 """Readiness of a sink connector's target: can it write its table, is its topic there?
 
-The JDBC sink fails only once its task runs (a refused login, a missing database, no right
-to create the table), so the preflight checks first, as the sink's own user with its
-password resolved here: it logs in to the target database, may create the table (or, when
-the table exists, write it, keyed as the sink upserts), and the topic it reads exists.
-`prepare` fixes what an administrator can: the user, the database (owned by that user, so
-it may create tables in it), the right to create tables in the table's schema.
+The JDBC sink fails only once its task runs (a refused login, a missing database or table),
+so the preflight checks first, as the sink's own user with its password resolved here: it
+logs in, its database and table exist (an existing table: it may write it, keyed as the sink
+upserts), and the topic it reads exists. `prepare` fixes what an administrator can: the
+user, the database and the table, both owned by that user.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +18,13 @@ from seam.connectors.readiness.model import (
     Check,
     Report,
     Statement,
+    default_password_remote,
     manual_check,
     sql_check,
 )
 from seam.connectors.readiness.prepare import Prepared, _quoter
 from seam.connectors.sink import key_columns, qualified_table, table_ddl, target_url
-from seam.connectors.spec import LOCAL_PASSWORDS
+from seam.connectors.spec import SINK_PASSWORD_ENV
 from seam.errors import DatabaseError, SeamError
 from seam.secrets import mask_url
 
@@ -49,27 +48,6 @@ def _quoted(name: str) -> str:
 
 def _password(rendered: RenderedSink, env: Mapping[str, str] | None) -> Secret:
     return rendered.spec.password.resolve(env)
-
-
-def _local_default_remote(
-    rendered: RenderedSink, settings: Settings, env: Mapping[str, str] | None
-) -> bool:
-    """The password is the local stack's default (its env var unset) and the server is not on
-    this machine: seam logs in with it but never sets it there."""
-    import os
-
-    ref = rendered.spec.password
-    if ref.kind != "env" or ref.name not in LOCAL_PASSWORDS:
-        return False
-    if (os.environ if env is None else env).get(ref.name) is not None:
-        return False
-    host = parse_url(settings.database_url(rendered.spec.database)).host or "localhost"
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
 
 
 def _login_error(url: str) -> str | None:
@@ -263,7 +241,10 @@ def _probe(
     secret = _password(rendered, env)
     sink_url = _sink_url(rendered, settings, env)
     admin = target_url(rendered.spec, settings)
-    remote_default = _local_default_remote(rendered, settings, env)
+    spec = rendered.spec
+    remote_default = default_password_remote(
+        spec.password, settings.database_url(spec.database), env, local=SINK_PASSWORD_ENV
+    )
     with connect(server_url(admin), isolation_level="AUTOCOMMIT") as conn:
         checks = _server_checks(conn, rendered, secret, sink_url, remote_default)
     target_exists = all(c.ok for c in checks if c.name == DATABASE)
