@@ -438,6 +438,40 @@ def is_sink_config(config: Mapping[str, str]) -> bool:
     return config.get("connector.class", "") == SINK_CLASS
 
 
+def sink_group(name: str, config: Mapping[str, str]) -> str:
+    """The consumer group of the sink connector `name` (Connect's default: connect-<name>)."""
+    return config.get("consumer.override.group.id") or f"connect-{name}"
+
+
+def sink_lag(settings: Settings, name: str, config: Mapping[str, str]) -> int:
+    """How many records of its topics the sink has not committed yet (its consumer group's
+    offsets against the topics' ends; a partition without an offset counts from its start)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from seam.kafka_config import client_config
+    from seam.streams.kafka import Kafka
+
+    topics = [t.strip() for t in config.get("topics", "").split(",") if t.strip()]
+    with Kafka(settings.kafka, timeout=5.0) as kafka:
+        partitions = [TopicPartition(t, p) for t in topics for p in kafka.partitions(t)]
+        # Reads the group's committed offsets; never subscribes, so never joins the group.
+        reader = Consumer(
+            client_config(settings.kafka, {"group.id": sink_group(name, config)})
+            | {"enable.auto.commit": False}
+        )
+        try:
+            committed = kafka.call("reading offsets", reader.committed, partitions, timeout=5.0)
+            lag = 0
+            for tp in committed:
+                low, high = kafka.call(
+                    "reading offsets", reader.get_watermark_offsets, tp, timeout=5.0
+                )
+                lag += max(0, high - (tp.offset if tp.offset >= 0 else low))
+        finally:
+            reader.close()
+    return lag
+
+
 GROUP_EMPTIES_S: Final = 15.0  # how long a deleted sink's task may still be in its group
 
 
@@ -451,7 +485,7 @@ def drop_group(settings: Settings, name: str, config: Mapping[str, str]) -> str 
     from seam.streams.kafka import Kafka
     from seam.transforms.topics import delete_group
 
-    group = config.get("consumer.override.group.id") or f"connect-{name}"
+    group = sink_group(name, config)
     deadline = time.monotonic() + GROUP_EMPTIES_S
     try:
         with Kafka(settings.kafka, timeout=10.0) as kafka:
