@@ -160,12 +160,12 @@ def _add_clash_checks(ctx: typer.Context, rendered: list[Any], reports: list[Any
         mine = [c for c in clashes if c.connector == report.connector]
         report.checks.append(
             Check(
-                "unique slot, server id, topic prefix, signal table",
+                "unique slot, server id, topic prefix, signal table, sink table",
                 not mine and not reason,
                 "; ".join(c.describe() for c in mine) or reason,
                 severity="error" if mine else "info",
-                why="a second connector on the same slot, server id, topics or signal table "
-                "breaks the first (and deleting one can drop the other's slot)",
+                why="a second connector on the same slot, server id, topics, signal table or "
+                "sink table breaks the first (and deleting one can drop the other's slot)",
                 fix="; ".join(dict.fromkeys(c.fix for c in mine)) or None,
             )
         )

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from seam.connectors.database import is_debezium_database_config, is_postgres_config
+from seam.connectors.sink import is_sink_config, sink_lag
 from seam.errors import SeamError
 
 if TYPE_CHECKING:
@@ -237,6 +238,7 @@ class ConnectorHealth:
     notes: list[str] = field(default_factory=list)
     retrying: bool = False  # seen: RUNNING with no session on its database
     database_reachable: bool | None = None  # None: not asked
+    lag: int | None = None  # a sink: records of its topics not written yet (None: not asked)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -244,7 +246,21 @@ class ConnectorHealth:
             "notes": self.notes,
             "retrying": self.retrying,
             "database_reachable": self.database_reachable,
+            "lag": self.lag,
         }
+
+
+def _sink_health(name: str, config: Mapping[str, str], settings: Settings) -> ConnectorHealth:
+    """A sink's lag: how far its table is behind its topic. Never raises."""
+    health = ConnectorHealth()
+    try:
+        health.lag = sink_lag(settings, name, config)
+    except SeamError as exc:
+        health.notes.append(f"its lag was not read: {exc.message}")
+        return health
+    if health.lag:
+        health.notes.append(f"{health.lag} record(s) of its topic not written to its table yet")
+    return health
 
 
 RETRYING: Final = (
@@ -266,6 +282,8 @@ def connector_health(
     )
 
     health = ConnectorHealth()
+    if is_sink_config(config):
+        return _sink_health(name, config, settings)
     postgres = is_postgres_config(config)
     if not is_debezium_database_config(config):
         return health  # not a connector seam knows how to look at from its database

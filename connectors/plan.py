@@ -25,7 +25,7 @@ from seam.connectors.errors import (
     ConnectorTimeoutError,
     clean_message,
 )
-from seam.connectors.render import RenderedConnector, is_managed, mask_value, pg_identifier
+from seam.connectors.render import Rendered, is_managed, mask_value, pg_identifier
 from seam.errors import ConfigError, SeamError
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class FieldChange:
 class Action:
     kind: ActionKind
     name: str
-    rendered: RenderedConnector | None = None
+    rendered: Rendered | None = None
     changes: list[FieldChange] = field(default_factory=list)
     live_config: dict[str, str] | None = None
 
@@ -142,7 +142,7 @@ def diff(desired: Mapping[str, str], live: Mapping[str, str]) -> list[FieldChang
 
 
 def make_plan(
-    rendered: Iterable[RenderedConnector], live: Mapping[str, Any], *, prune: bool = False
+    rendered: Iterable[Rendered], live: Mapping[str, Any], *, prune: bool = False
 ) -> Plan:
     """What must change for the cluster to match the specs. `live` is list_connectors()."""
     rendered = list(rendered)
@@ -210,6 +210,8 @@ CLASH_FIXES: Final = {
     "signal.data.collection": "set 'signal_table:' in the spec of '{name}' to a table of its "
     "own, e.g. {table} (`seam connectors prepare` creates it): every "
     "connector that reads a signal table acts on its signals",
+    "collection.name.format": "set 'table:' in the spec of '{name}' to a table of its own (two "
+    "sinks writing one table upsert and delete each other's rows)",
 }
 _LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -226,9 +228,16 @@ def _server(config: Mapping[str, str]) -> tuple[str, str]:
 def _exclusive_keys(config: Mapping[str, str]) -> list[tuple[str, tuple[str, ...], str]]:
     """(config key, identity, shown value) of everything the connector must own alone."""
     from seam.connectors.database import is_postgres_config
+    from seam.connectors.sink import is_sink_config
 
-    server = _server(config)
     keys: list[tuple[str, tuple[str, ...], str]] = []
+    if is_sink_config(config):
+        # One table per sink: the target database's URL (no credentials in it) and the table.
+        table = config.get("collection.name.format", "")
+        url = config.get("connection.url", "").strip().lower()
+        keys.append(("collection.name.format", (url, table.lower()), table))
+        return keys
+    server = _server(config)
     if config.get("topic.prefix"):
         # One Kafka cluster behind the Connect cluster: the prefix names topics cluster-wide.
         keys.append(("topic.prefix", (config["topic.prefix"],), config["topic.prefix"]))
@@ -247,7 +256,7 @@ def _exclusive_keys(config: Mapping[str, str]) -> list[tuple[str, tuple[str, ...
 
 
 def find_clashes(
-    rendered: Iterable[RenderedConnector], live: Mapping[str, Mapping[str, str]]
+    rendered: Iterable[Rendered], live: Mapping[str, Mapping[str, str]]
 ) -> list[Clash]:
     """Every slot, server id, topic prefix or signal table that two connectors would share:
     among the specs applied together, and between a spec and another live connector."""
@@ -281,9 +290,7 @@ def find_sharing(
     return others
 
 
-def check_clashes(
-    rendered: Iterable[RenderedConnector], live: Mapping[str, Mapping[str, str]]
-) -> None:
+def check_clashes(rendered: Iterable[Rendered], live: Mapping[str, Mapping[str, str]]) -> None:
     """Raise one error naming every clash `find_clashes` finds."""
     clashes = find_clashes(rendered, live)
     if clashes:
@@ -320,15 +327,26 @@ class ApplyResult:
         }
 
 
-def check_plugins(client: ConnectClient, rendered: Iterable[RenderedConnector]) -> None:
+def check_plugins(client: ConnectClient, rendered: Iterable[Rendered]) -> None:
+    from seam.connectors.sink import SINK_CLASS
+
     available = {p.get("class", "") for p in client.plugins()}
     for item in rendered:
         if item.connector_class not in available:
+            hint = (
+                "install the Debezium connector on the workers' plugin.path, or fix "
+                "connector.class in the spec's overrides"
+            )
+            if item.connector_class == SINK_CLASS:
+                hint = (
+                    "install Debezium's JDBC sink (io.debezium:debezium-connector-jdbc) on the "
+                    "workers' plugin.path; the local stack has it from a Connect started by "
+                    "this seam on: seam stack down --only connect && seam stack up --only connect"
+                )
             raise ConfigError(
                 f"connector '{item.name}': plugin class {item.connector_class} is not installed on "
                 f"the Connect cluster (installed: {', '.join(sorted(available)) or 'none'})",
-                hint="install the Debezium connector on the workers' plugin.path, or fix "
-                "connector.class in the spec's overrides",
+                hint=hint,
             )
 
 
@@ -365,7 +383,7 @@ def worker_lacks_env(client: ConnectClient, connector_class: str, var: str) -> b
     return False
 
 
-def validate_configs(client: ConnectClient, rendered: Iterable[RenderedConnector]) -> None:
+def validate_configs(client: ConnectClient, rendered: Iterable[Rendered]) -> None:
     """Connect's own check of each config; raise one error listing every problem.
 
     When a config that failed refers to environment variables, the worker is asked whether
@@ -484,16 +502,20 @@ def delete_connector(
     *,
     drop_slot: bool = True,
 ) -> str | None:
-    """Delete the connector; for PostgreSQL also drop its slot (which would retain WAL forever).
+    """Delete the connector; for PostgreSQL also drop its slot (which would retain WAL forever),
+    for a JDBC sink its consumer group (a sink made again would resume from its offsets).
 
-    Returns a note for the user when the slot could not be dropped.
+    Returns a note for the user when the slot or group could not be dropped.
     """
     from seam.connectors.database import drop_slot as drop
     from seam.connectors.database import is_postgres_config, url_for_connector
+    from seam.connectors.sink import drop_group, is_sink_config
 
     if config is None:
         config = client.get_config(name)
     client.delete(name)
+    if is_sink_config(config):
+        return drop_group(settings, name, config)
     slot = config.get("slot.name") if is_postgres_config(config) else None
     if not slot:
         return None

@@ -32,7 +32,7 @@ import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias, overload
 from urllib.parse import unquote, urlsplit
 
 from seam.connectors.spec import PROVIDER_REFERENCE, ConnectorSpec, SecretRef, is_secret_key
@@ -40,6 +40,7 @@ from seam.errors import ConfigError
 from seam.secrets import MASK, mask_url
 
 if TYPE_CHECKING:
+    from seam.connectors.sink import RenderedSink, SinkSpec
     from seam.settings import Settings
 
 MANAGED_KEY: Final = "seam.managed"
@@ -244,8 +245,25 @@ def heartbeat_query(table: str) -> str:
     )
 
 
-def render(spec: ConnectorSpec, settings: Settings) -> RenderedConnector:
+# A rendered source or sink: both have name, config, connector_class, masked() and spec.source.
+Rendered: TypeAlias = "RenderedConnector | RenderedSink"
+
+
+@overload
+def render(spec: ConnectorSpec, settings: Settings) -> RenderedConnector: ...
+@overload
+def render(spec: SinkSpec, settings: Settings) -> RenderedSink: ...
+def render(spec: ConnectorSpec | SinkSpec, settings: Settings) -> Rendered:
     """The full connector config for `spec`; secrets appear only as provider references."""
+    if not isinstance(spec, ConnectorSpec):
+        from seam.connectors.sink import render_sink
+
+        return render_sink(spec, settings)
+    return render_source(spec, settings)
+
+
+def render_source(spec: ConnectorSpec, settings: Settings) -> RenderedConnector:
+    """A source spec's Debezium config."""
     address = database_address(spec, settings)
     config: dict[str, str] = {
         "connector.class": CONNECTOR_CLASSES[spec.flavour],

@@ -30,12 +30,15 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from seam.errors import ConfigError
 from seam.keys import check_known_keys
 from seam.secrets import Secret
 from seam.yamlfile import load_documents
+
+if TYPE_CHECKING:
+    from seam.connectors.sink import SinkSpec
 
 Flavour = Literal["postgres", "mysql", "mariadb"]
 
@@ -51,6 +54,14 @@ _FLAVOURS: Final[dict[str, Flavour]] = {
 DEFAULT_CDC_USER: Final = "seam_cdc"
 CDC_PASSWORD_ENV: Final = "SEAM_CDC_PASSWORD"
 LOCAL_CDC_PASSWORD: Final = "seam-cdc-local"
+# The sink user's password (a `kind: jdbc-sink` spec's default reference) and local default.
+SINK_PASSWORD_ENV: Final = "SEAM_SINK_PASSWORD"
+LOCAL_SINK_PASSWORD: Final = "seam-sink-local"
+# The local stack gives its Connect worker these (stack/kafka.py); seam resolves the same.
+LOCAL_PASSWORDS: Final = {
+    CDC_PASSWORD_ENV: LOCAL_CDC_PASSWORD,
+    SINK_PASSWORD_ENV: LOCAL_SINK_PASSWORD,
+}
 DEFAULT_HEARTBEAT_TABLE: Final = "seam_heartbeat"
 DEFAULT_SIGNAL_TABLE: Final = "debezium_signal"
 
@@ -83,6 +94,7 @@ SNAPSHOT_MODES: Final = {
 
 SPEC_KEYS: Final = (
     "name",
+    "kind",
     "flavour",
     "database",
     "connect_host",
@@ -105,6 +117,7 @@ SPEC_KEYS: Final = (
     "tasks_max",
     "overrides",
 )
+KINDS: Final = ("source", "jdbc-sink")
 TOPIC_KEYS: Final = ("partitions", "replication_factor", "cleanup_policy", "retention_ms")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -135,9 +148,9 @@ class SecretRef:
         env = os.environ if env is None else env
         if self.kind == "env":
             value = env.get(self.name)
-            if value is None and self.name == CDC_PASSWORD_ENV:
-                # The local stack's CDC password (stack/kafka.py gives Connect the same).
-                value = LOCAL_CDC_PASSWORD
+            if value is None:
+                # The local stack's CDC or sink password (stack/kafka.py gives Connect the same).
+                value = LOCAL_PASSWORDS.get(self.name)
             if value is None:
                 raise ConfigError(
                     f"{self.where}: the secret env var {self.name} is not set",
@@ -219,9 +232,12 @@ class ConnectorSpec:
         return self.flavour == "postgres"
 
 
-def load_specs(paths: list[Path] | list[str]) -> list[ConnectorSpec]:
+AnySpec: TypeAlias = "ConnectorSpec | SinkSpec"  # a source or a sink spec
+
+
+def load_specs(paths: list[Path] | list[str]) -> list[AnySpec]:
     """Every connector spec in the given files (or directories of *.yaml / *.yml)."""
-    specs: list[ConnectorSpec] = []
+    specs: list[AnySpec] = []
     for path in _expand(paths):
         try:
             text = path.read_text(encoding="utf-8")
@@ -252,9 +268,9 @@ def _expand(paths: list[Path] | list[str]) -> Iterator[Path]:
             yield path
 
 
-def parse_specs(text: str, source: str = "<spec>") -> list[ConnectorSpec]:
+def parse_specs(text: str, source: str = "<spec>") -> list[AnySpec]:
     """Parse YAML text holding one spec, a list of specs, or several documents."""
-    specs: list[ConnectorSpec] = []
+    specs: list[AnySpec] = []
     for doc in load_documents(text, source):
         if doc is None:
             continue
@@ -264,8 +280,9 @@ def parse_specs(text: str, source: str = "<spec>") -> list[ConnectorSpec]:
     return specs
 
 
-def parse_spec(data: Any, source: str = "<spec>") -> ConnectorSpec:
-    """One spec from a parsed YAML mapping (a `YamlMap` keeps line numbers for errors)."""
+def parse_spec(data: Any, source: str = "<spec>") -> AnySpec:
+    """One spec from a parsed YAML mapping (a `YamlMap` keeps line numbers for errors):
+    a source (`kind: source`, the default) or a sink (`kind: jdbc-sink`, `sink.py`)."""
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: a connector spec must be a mapping (name: ..., flavour: ...), got {type(data).__name__}"
@@ -277,6 +294,16 @@ def parse_spec(data: Any, source: str = "<spec>") -> ConnectorSpec:
         line = lines.get(key, start) if key else start
         return f"{source}:{line}" if line else source
 
+    kind = str(data.get("kind") or "source")
+    if kind not in KINDS:
+        raise ConfigError(
+            f"{at('kind')}: unknown connector kind {kind!r}",
+            hint=f"expected one of: {', '.join(KINDS)} (source is the default)",
+        )
+    if kind != "source":
+        from seam.connectors.sink import parse_sink_spec
+
+        return parse_sink_spec(data, source, at)
     unknown = [k for k in data if k not in SPEC_KEYS]
     if unknown:
         check_known_keys(data, SPEC_KEYS, f"{at(unknown[0])}: connector spec")

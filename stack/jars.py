@@ -19,8 +19,25 @@ from seam.errors import StackError
 from seam.stack import prereqs
 
 KAFKA_BUNDLE = "kafka"
-CONNECTOR_BUNDLES = ("debezium-postgres", "debezium-mysql", "debezium-mariadb")
+CONNECTOR_BUNDLES = ("debezium-postgres", "debezium-mysql", "debezium-mariadb", "debezium-jdbc")
 _STAMP = ".complete"
+# Groups a bundle must not carry, beyond Connect's own API and logging. The JDBC sink:
+# - Jackson: its Hibernate registers every Jackson module the ServiceLoader finds, which also
+#   sees the Kafka classpath's jackson-module-blackbird; with a Jackson of its own in the
+#   plugin directory that module is "not a subtype" and the task fails. Without it, the
+#   plugin uses Connect's (2.21 beside Debezium's 2.19: same major version).
+# - the JDBC drivers of other databases than PostgreSQL (seam's sinks write PostgreSQL): they
+#   doubled the Connect worker's plugin discovery (measured: 3.6-4.8 s without the sink,
+#   7.2-9.0 s with every driver, 3.3-4.2 s with PostgreSQL's alone; connectors/README.md).
+BUNDLE_EXCLUDES = {
+    "debezium-jdbc": (
+        "com.fasterxml.jackson.core",
+        "com.oracle.database.jdbc",
+        "com.microsoft.sqlserver",
+        "com.mysql",
+        "org.mariadb.jdbc",
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -48,14 +65,16 @@ def _maven_args(bundle: str, out_dir: Path, pom: Path) -> list[str]:
     ]
     if bundle != KAFKA_BUNDLE:
         # Connect supplies its own API and logging to plugins; copies of them would shadow it.
-        args.append("-DexcludeGroupIds=org.apache.kafka,org.slf4j")
+        excluded = ("org.apache.kafka", "org.slf4j", *BUNDLE_EXCLUDES.get(bundle, ()))
+        args.append(f"-DexcludeGroupIds={','.join(excluded)}")
     return args
 
 
 def ensure_jars(cache_dir: Path) -> JarLayout:
     """Resolve every bundle into `cache_dir` unless it is already there for this pom."""
     pom_text = _pom_text()
-    digest = hashlib.sha256(pom_text.encode()).hexdigest()[:16]
+    # What each bundle holds: the pom and what is left out of it.
+    digest = hashlib.sha256((pom_text + repr(BUNDLE_EXCLUDES)).encode()).hexdigest()[:16]
     root = cache_dir / "jars" / digest
     plugins = root / "plugins"
     try:

@@ -27,11 +27,17 @@ DEBEZIUM_PLUGINS = (
     "io.debezium.connector.mysql.MySqlConnector",
     "io.debezium.connector.mariadb.MariaDbConnector",
 )
+# On plugin.path too, but not what "ready" waits for: a worker started before seam had the
+# sink stays usable for sources (a sink's apply names the missing plugin and the restart).
+SINK_PLUGINS = ("io.debezium.connector.jdbc.JdbcSinkConnector",)
 CONNECT_GROUP = "seam-connect"
 # The CDC user's password reaches connectors through Connect's EnvVarConfigProvider, so it is
 # in the worker's environment and never in a connector's stored config.
 CDC_PASSWORD_ENV = "SEAM_CDC_PASSWORD"
 LOCAL_CDC_PASSWORD = "seam-cdc-local"
+# Likewise the password of the user sink connectors write as (connectors/spec.py, the same).
+SINK_PASSWORD_ENV = "SEAM_SINK_PASSWORD"
+LOCAL_SINK_PASSWORD = "seam-sink-local"
 # The secure listeners' SCRAM mechanisms; the user LOCAL_USER gets a credential for each.
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 _SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
@@ -331,6 +337,7 @@ class Connect(_JvmPart):
             self._jaas.unlink(missing_ok=True)
         env = dict(os.environ)
         env.setdefault(CDC_PASSWORD_ENV, LOCAL_CDC_PASSWORD)
+        env.setdefault(SINK_PASSWORD_ENV, LOCAL_SINK_PASSWORD)
         args = self._java_args(
             self.settings.connect_heap,
             "org.apache.kafka.connect.cli.ConnectDistributed",

@@ -26,7 +26,7 @@ from seam.connectors.render import (
     qualify,
     signal_table,
 )
-from seam.connectors.spec import CDC_PASSWORD_ENV
+from seam.connectors.spec import CDC_PASSWORD_ENV, SecretRef
 from seam.errors import DatabaseError
 from seam.secrets import MASK, Secret
 
@@ -297,23 +297,26 @@ def target_for(
         signal_table=signal_table(spec, dbname),
         full_identity=tuple(qualify(spec, t, dbname) for t in spec.replica_identity_full),
         config=dict(rendered.config),
-        default_password_remote=_default_password_remote(rendered, settings, env),
+        default_password_remote=default_password_remote(
+            spec.password, settings.database_url(spec.database), env
+        ),
     )
 
 
-def _default_password_remote(
-    rendered: RenderedConnector, settings: Settings, env: Mapping[str, str] | None
+def default_password_remote(
+    ref: SecretRef, url: str, env: Mapping[str, str] | None = None, *, local: str = CDC_PASSWORD_ENV
 ) -> bool:
+    """The password is the local stack's default (`ref` is the env var `local`, unset) and
+    the database at `url` is not on this machine: seam logs in with it but never sets it."""
     import ipaddress
     import os
     from urllib.parse import urlsplit
 
-    ref = rendered.spec.password
-    if ref.kind != "env" or ref.name != CDC_PASSWORD_ENV:
+    if ref.kind != "env" or ref.name != local:
         return False
     if (os.environ if env is None else env).get(ref.name) is not None:
         return False
-    host = urlsplit(settings.database_url(rendered.spec.database)).hostname or "localhost"
+    host = urlsplit(url).hostname or "localhost"
     if host == "localhost":
         return False
     try:

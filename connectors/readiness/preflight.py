@@ -22,7 +22,7 @@ from seam.errors import DatabaseError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from seam.connectors.render import RenderedConnector
+    from seam.connectors.render import Rendered, RenderedConnector
     from seam.settings import Settings
 
 Probe = Callable[["Connection", Target, "str | None"], list[Check]]
@@ -65,9 +65,15 @@ def probe(url: str, target: Target, error: str | None) -> list[Check]:
 
 
 def run_preflight(
-    rendered: RenderedConnector, settings: Settings, *, env: Mapping[str, str] | None = None
+    rendered: Rendered, settings: Settings, *, env: Mapping[str, str] | None = None
 ) -> Report:
-    """Check the spec's database as its CDC user."""
+    """Check the spec's database as its CDC user (a sink's: as the user it writes as)."""
+    from seam.connectors.sink import RenderedSink
+
+    if isinstance(rendered, RenderedSink):
+        from seam.connectors.readiness import sink
+
+        return sink.preflight(rendered, settings, env=env)
     target = target_for(rendered, settings, env)
     report = Report(connector=target.connector, flavour=target.flavour)
     cdc = cdc_url(rendered, settings, target)

@@ -30,7 +30,7 @@ from seam.secrets import MASK, mask_url
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from seam.connectors.render import RenderedConnector
+    from seam.connectors.render import Rendered
     from seam.settings import Settings
 
 
@@ -72,9 +72,15 @@ def _needs_superuser(check: Check) -> bool:
 
 
 def plan(
-    rendered: RenderedConnector, settings: Settings, *, env: Mapping[str, str] | None = None
+    rendered: Rendered, settings: Settings, *, env: Mapping[str, str] | None = None
 ) -> Prepared:
     """The checks of the connector's database, as its administrator would fix them."""
+    from seam.connectors.sink import RenderedSink
+
+    if isinstance(rendered, RenderedSink):
+        from seam.connectors.readiness import sink
+
+        return sink.plan(rendered, settings, env=env)
     target = target_for(rendered, settings, env)
     admin = admin_url(rendered, settings)
     error = login_error(cdc_url(rendered, settings, target))
@@ -140,12 +146,18 @@ def _run(url: str, flavour: str, statements: list[Statement]) -> None:
 
 
 def apply(
-    rendered: RenderedConnector,
+    rendered: Rendered,
     settings: Settings,
     *,
     env: Mapping[str, str] | None = None,
 ) -> Prepared:
     """Plan afresh (what an earlier connector's fixes left to do) and run the fixes."""
+    from seam.connectors.sink import RenderedSink
+
+    if isinstance(rendered, RenderedSink):
+        from seam.connectors.readiness import sink
+
+        return sink.apply(rendered, settings, env=env)
     prepared = plan(rendered, settings, env=env)
     fixable = prepared.planned.fixable
     statements = [s for c in fixable for s in c.statements]

@@ -99,6 +99,10 @@ def test_the_installed_example_checks_from_outside_the_repository(installed: Pat
     assert report["stages"], report
     # Without the compiled module (a separate build) the Python stages serve every record.
     assert report["fast_path_on"] is False
+    # The sink spec finds its pipeline, and that its state schema, relative to itself.
+    view = seam(installed, "connectors", "render", "example/views", "--output", "json")
+    assert view.returncode == 0, view.stdout + view.stderr
+    assert json.loads(view.stdout)[0]["config"]["topics"] == "catalog.products-latest"
 
 
 def test_a_broken_schema_fails_the_installed_check(installed: Path) -> None:
