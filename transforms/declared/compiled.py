@@ -14,8 +14,16 @@ that record, which the worker runs through the Python stages: they write the eve
 dead letter with its reason. tests/unit/test_compiled_engine.py holds both to the same
 publications, byte for byte.
 
-Without the module (not built), or for any other chain of stages, there is no compiled path
-and every record takes the Python stages: slower, same results.
+A declared pipeline with Python stages among the built-in ones keeps the engine for the
+built-in stages around them (`SplitPath`): when its stages begin with decode, clean, the
+engine runs those (`Engine.front`) and the Python stages that follow get the very items the
+Python decode and clean stages would hand them; when they end with events, validate after
+the Python ones, the engine runs those and the encoding (`Engine.back`) on the item the
+Python stages hand on. Where it is unsure the record takes the Python stages: all of them
+(front), or those after the user's (back).
+
+Without the module (not built), or for a chain that does not begin with decode, clean,
+there is no compiled path and every record takes the Python stages: slower, same results.
 """
 
 from __future__ import annotations
