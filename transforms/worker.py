@@ -132,7 +132,9 @@ class Worker:
         fast = load_fast_path(spec, self.pipeline) if use_fast else None
         split = load_split_path(spec, self.pipeline) if use_fast and fast is None else None
         if split is not None:
-            log.info("compiled fast path: on for %s, around the Python stages", split.compiled)
+            log.info(
+                "compiled fast path: on for %s, around the Python stages", ", ".join(split.compiled)
+            )
         else:
             log.info("compiled fast path: %s", "on" if fast is not None else "off")
         decoder = column_types.decode if column_types is not None else decode

@@ -23,8 +23,10 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from seam.changes import RawRecord
+from seam.cli.main import app
 from seam.legacy_db.files import folder, pipeline_document
 from seam.legacy_db.synthetic import (
     envelope,
@@ -658,7 +660,7 @@ def test_a_python_stage_keeps_the_engine_on_for_the_declared_stages_around_it(
 ) -> None:
     paths = split_paths(example, where)
     assert paths[2].compiled == (
-        "decode, clean, events, validate" if where == MIDDLE else "decode, clean"
+        ("decode", "clean", "events", "validate") if where == MIDDLE else ("decode", "clean")
     )
     records = list(raws(CHANGES[example](3000), TOPICS[example]))
     COMPARED.clear()
@@ -919,3 +921,29 @@ def test_the_examples_other_declared_pipelines_agree(name: str, table: str, rows
         records.append(envelope(table, "d", changed, None, 20_000 + i))
     taken = sum(agree(paths, raw) for raw in raws(records, topic))
     assert taken >= 0.95 * len(records), f"{taken} of {len(records)}"  # measured: all
+
+
+@pytest.mark.parametrize(
+    ("stages", "compiled"),
+    [
+        (None, ["decode", "clean", "events", "validate"]),
+        (
+            ["decode", "clean", "user", "events", "validate"],
+            ["decode", "clean", "events", "validate"],
+        ),
+        (["decode", "clean", "events", "user", "validate"], ["decode", "clean"]),
+        (["decode", "user", "clean", "events", "validate"], []),
+    ],
+)
+def test_check_names_the_stages_that_run_compiled(
+    tmp_path: Path, stages: list[str] | None, compiled: list[str]
+) -> None:
+    doc = pipeline_document("stock")
+    if stages is not None:
+        user = {"use": "tests.user_stages:meddle", "with": {"field": "quantity"}}
+        doc["stages"] = [user if s == "user" else {"use": s} for s in stages]
+    path = tmp_path / "stock.yaml"
+    path.write_text(json.dumps(doc))  # JSON is YAML
+    result = CliRunner().invoke(app, ["transform", "check", str(path), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["compiled"] == compiled

@@ -338,9 +338,10 @@ class SplitPath:
         self.stop = len(pipeline.stages) - 2 if back else None
 
     @property
-    def compiled(self) -> str:
-        """The stages that run compiled, for the log."""
-        return "decode, clean" + (", events, validate" if self.stop is not None else "")
+    def compiled(self) -> tuple[str, ...]:
+        """The names of the stages that run compiled."""
+        stages = self.pipeline.stages
+        return tuple(s.name for s in (*stages[:2], *(stages[self.stop :] if self.stop else ())))
 
     def run(
         self, raw: RawRecord, change: ChangeEvent | Undecodable
@@ -458,7 +459,7 @@ def split_path(spec: PipelineSpec, pipeline: Pipeline) -> SplitPath | None:
     log.info(
         "%s: the compiled engine runs %s around the Python stages %s",
         spec.source,
-        split.compiled,
+        ", ".join(split.compiled),
         ", ".join(s.name for s in pipeline.stages[2 : split.stop]),
     )
     return split
