@@ -4,9 +4,9 @@ ones: every stage in Python vs the compiled engine around the Python stage
 
     .venv/bin/python benchmarks/split_benchmark.py [--pool 10000] [--repeat 5]
 
-Per input record: the worker's one decode (for its re-delivery check), the stages, and the
-encoding of the publication (`outputs.publication`), as `RecordHandler.handle` does them;
-producing is left out (the same for both). The user stage is trivial (`touch`: it notes
+Per input record, what the worker does for a batch (`RecordHandler.transform`): its one
+decode (for its re-delivery check), the stages, the encoding of the publication and the
+produce calls, to a producer that drops them (the client's own cost is the same for both). The user stage is trivial (`touch`: it notes
 one thing in `item.extra`), placed between clean and events, then after events. The
 whole chain compiled (no user stage) is shown for scale. Medians of `--repeat` runs, the
 two paths interleaved.
@@ -30,13 +30,12 @@ from seam.legacy_db.synthetic import (
     typical_changes,
     typical_stock_changes,
 )
-from seam.streams.decode import decode
-from seam.transforms.declared.compiled import SplitPath
-from seam.transforms.fast_path import FastPath, load_fast_path, load_split_path
+from seam.transforms.fast_path import load_fast_path, load_split_path
+from seam.transforms.handling import RecordHandler
 from seam.transforms.model import Item
-from seam.transforms.outputs import publication
-from seam.transforms.pipeline import Pipeline, Produced
 from seam.transforms.pipeline_file import parse_pipeline
+from seam.transforms.progress import Counts
+from seam.transforms.redelivery import Marks
 
 EXAMPLES: dict[str, tuple[str, Callable[[int], list[tuple[bytes, bytes]]]]] = {
     "catalog": ("products", typical_changes),
@@ -66,7 +65,9 @@ def touch(options: Mapping[str, Any]) -> Touch:
 
 def _document(example: str, stages: list[str]) -> dict[str, Any]:
     doc = pipeline_document(example)
-    validate = next((s for s in doc.get("stages") or () if s.get("use") == "validate"), {})
+    validate: dict[str, Any] = next(
+        (s for s in doc.get("stages") or () if s.get("use") == "validate"), {}
+    )
     doc["stages"] = [
         {"use": s, **({"with": validate["with"]} if s == "validate" and "with" in validate else {})}
         for s in stages
@@ -74,30 +75,50 @@ def _document(example: str, stages: list[str]) -> dict[str, Any]:
     return doc
 
 
-def _python(pipeline: Pipeline, raws: list[RawRecord], key: str | None) -> None:
-    for raw in raws:
-        outcome = pipeline.run(raw, decode(raw))  # type: ignore[arg-type]
-        if isinstance(outcome, Produced):
-            publication(outcome, key)
+class _Message:
+    """The accessors of a consumed message that the worker reads."""
+
+    def __init__(self, raw: RawRecord) -> None:
+        self.raw = raw
+
+    def key(self) -> bytes | None:
+        return self.raw.key
+
+    def value(self) -> bytes | None:
+        return self.raw.value
+
+    def topic(self) -> str:
+        return self.raw.topic
+
+    def partition(self) -> int:
+        return self.raw.partition
+
+    def offset(self) -> int:
+        return self.raw.offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def headers(self) -> None:
+        return None
 
 
-def _compiled(
-    pipeline: Pipeline,
-    raws: list[RawRecord],
-    key: str | None,
-    fast: FastPath | None,
-    split: SplitPath | None,
-) -> None:
-    if fast is not None:
-        for raw in raws:
-            if fast.process(raw) is None:
-                _python(pipeline, [raw], key)
-        return
-    assert split is not None
-    for raw in raws:
-        outcome, _native = split.run(raw, decode(raw))
-        if isinstance(outcome, Produced):
-            publication(outcome, key)
+class _Nowhere:
+    """A producer (and the worker's `Delivery`) that drops what it is given."""
+
+    def __init__(self) -> None:
+        self.producer = self
+
+    def produce(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+def _run(handler: RecordHandler, messages: list[Any]) -> None:
+    """A batch as the worker transforms it (producing aside), with no marks yet."""
+    handler.transform(messages, Counts(), Marks(), _Nowhere())  # type: ignore[arg-type]
 
 
 def measure(example: str, pool: int, repeat: int) -> None:
@@ -113,14 +134,13 @@ def measure(example: str, pool: int, repeat: int) -> None:
         raws = [
             RawRecord(k, v, f"catalog.public.{table}", i % 4, i) for i, (k, v) in enumerate(records)
         ]
-        key = spec.history.key
+        messages = [_Message(raw) for raw in raws]
         split = load_split_path(spec, pipeline)
         fast = load_fast_path(spec, pipeline)
-
         runs: dict[str, Callable[[], None]] = {
-            "all Python": functools.partial(_python, pipeline, raws, key),
+            "all Python": functools.partial(_run, RecordHandler(spec, pipeline, None), messages),
             "split" if split is not None else "chain": functools.partial(
-                _compiled, pipeline, raws, key, fast, split
+                _run, RecordHandler(spec, pipeline, fast, split=split), messages
             ),
         }
         for run in runs.values():
