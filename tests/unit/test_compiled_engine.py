@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -730,6 +730,7 @@ def test_any_stock_change_agrees_around_a_python_stage(
 ) -> None:
     before, after = data.draw(stock_row()), data.draw(stock_row())
     after["prod_id"], after["warehouse_cd"] = before["prod_id"], before["warehouse_cd"]
+    assume(_fits(before, after))  # a record orjson can write (beyond 64 bits: see above)
     key, value = envelope(
         "stock_levels", op, None if op in "cr" else before, None if op == "d" else after, 555
     )

@@ -449,7 +449,9 @@ def split_path(spec: PipelineSpec, pipeline: Pipeline) -> SplitPath | None:
         return None
     if kinds[:2] != CHAIN[:2] or len(kinds) < 3:
         log.info(
-            "%s: the stages do not begin with decode, clean: the Python stages run", spec.source
+            "%s: the stages do not begin with decode, clean (a Python stage before clean?): "
+            "the Python stages run every record",
+            spec.source,
         )
         return None
     engine = _engine(spec, pipeline)
