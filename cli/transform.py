@@ -40,12 +40,13 @@ def check(ctx: typer.Context, pipeline: Path = PIPELINE, output: Output = OUTPUT
     """Load the pipeline file and build every stage (imports, options, schemas); with
     column_types: source, read the inputs' column types."""
     from seam.transforms.column_types import load_column_types
-    from seam.transforms.fast_path import load_fast_path
+    from seam.transforms.fast_path import load_fast_path, load_split_path
     from seam.transforms.pipeline_file import load_pipeline
 
     spec = load_pipeline(pipeline)
     built = spec.build()
     fast = load_fast_path(spec, built)  # a declared one must load; it may decline (None)
+    split = load_split_path(spec, built) if fast is None else None
     types = load_column_types(spec, settings(ctx))
     data = {
         "name": spec.name,
@@ -60,6 +61,12 @@ def check(ctx: typer.Context, pipeline: Path = PIPELINE, output: Output = OUTPUT
         "max_stage_errors": spec.max_stage_errors,
         "fast_path": spec.fast_path,
         "fast_path_on": fast is not None,
+        # The stages that run compiled: all (a fast path), those around Python stages, none.
+        "compiled": [s.name for s in built.stages]
+        if fast is not None
+        else list(split.compiled)
+        if split is not None
+        else [],
         "column_types": spec.column_types,
         "typed_inputs": [
             f"{topic} (connector {types.connector_of(topic)})" for topic in spec.inputs

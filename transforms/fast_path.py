@@ -15,7 +15,9 @@ returns None, every record takes the Python stages: slower, same results.
 
 A declared pipeline whose stages are the built-in decode, clean, events and validate needs
 no declaration: it runs on seam's compiled engine (`seam.transforms.declared.compiled`,
-the Rust crate in transforms/native) unless `processing.compiled: false`.
+the Rust crate in transforms/native) unless `processing.compiled: false`. With Python
+stages among the built-in ones, the built-in stages around them run compiled
+(`load_split_path`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from seam.transforms.pipeline import Pipeline, error_text
 from seam.transforms.stage_loader import load_callable
 
 if TYPE_CHECKING:
+    from seam.transforms.declared.compiled import SplitPath
     from seam.transforms.pipeline_file import PipelineSpec
     from seam.transforms.progress import Counts
     from seam.transforms.redelivery import Marks
@@ -82,3 +85,14 @@ def load_fast_path(spec: PipelineSpec, pipeline: Pipeline) -> FastPath | None:
     if fast is None:
         log.info("%s: no fast path for this pipeline; every record takes the Python stages", where)
     return fast
+
+
+def load_split_path(spec: PipelineSpec, pipeline: Pipeline) -> SplitPath | None:
+    """The compiled engine around the Python stages of a declared pipeline (built from
+    `spec`) whose stages begin with the built-in decode and clean, or None (no such
+    pipeline, a fast path declared, `processing.compiled: false`, the module not built)."""
+    if spec.fast_path is not None or spec.declaration is None or not spec.compiled:
+        return None
+    from seam.transforms.declared.compiled import split_path
+
+    return split_path(spec, pipeline)

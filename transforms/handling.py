@@ -14,17 +14,20 @@ The worker owns the transaction around a batch; this module only decides what to
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from seam.changes import ChangeEvent, RawRecord, Undecodable
 from seam.streams.decode import decode
 from seam.transforms.delivery import Delivery
 from seam.transforms.fast_path import FastPath
 from seam.transforms.outputs import Publication, publication
-from seam.transforms.pipeline import Pipeline, Produced
+from seam.transforms.pipeline import Outcome, Pipeline, Produced, Rejected
 from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.progress import Counts
 from seam.transforms.redelivery import Marks
+
+if TYPE_CHECKING:
+    from seam.transforms.declared.compiled import SplitPath
 
 DLQ_PREFIX: Final = "seam."  # dead-letter headers: seam.pipeline, seam.stage, seam.reason, ...
 
@@ -41,10 +44,14 @@ class RecordHandler:
         pipeline: Pipeline,
         fast: FastPath | None,
         decoder: Decoder = decode,
+        split: SplitPath | None = None,
     ) -> None:
+        """`fast`: the compiled path of the whole chain of stages; `split`: the compiled
+        engine around the Python stages of a declared pipeline (one or the other)."""
         self.spec = spec
         self.pipeline = pipeline
         self.fast = fast
+        self.split = split
         # `decode`, or with the inputs' column types (column_types: source) and their reload
         self.decoder = decoder
 
@@ -74,15 +81,20 @@ class RecordHandler:
         # Decoded once here (typed when the pipeline asks for column types), for the
         # re-delivery check, and handed to the decode stage.
         change = self.decoder(raw)
-        if isinstance(change, ChangeEvent):
-            if marks.redelivered(raw.topic, raw.partition, change):
-                batch.redelivered += 1
-                return
-            outcome = self.pipeline.run(raw, change)
+        if isinstance(change, ChangeEvent) and marks.redelivered(raw.topic, raw.partition, change):
+            batch.redelivered += 1
+            return
+        outcome: Outcome | Publication
+        if self.split is not None:
+            outcome, native = self.split.run(raw, change)
+            batch.native += native
         else:
-            outcome = self.pipeline.run(raw)
+            outcome = self.pipeline.run(raw, change if isinstance(change, ChangeEvent) else None)
         if isinstance(outcome, Produced):
             self.publish(publication(outcome, self.spec.history.key), batch, produce)
+            return
+        if not isinstance(outcome, Rejected):  # the compiled engine's publication
+            self.publish(outcome, batch, produce)
             return
         headers = [
             *raw.headers,

@@ -155,8 +155,16 @@ class Pipeline:
     def run(self, raw: RawRecord, change: ChangeEvent | None = None) -> Outcome:
         """`change`: the record already decoded (the worker decodes once, for its
         re-delivery check); the decode stage then keeps it."""
-        items = [Item(raw, change)]
-        for stage in self.stages:
+        return self.resume(raw, [Item(raw, change)])
+
+    def resume(
+        self, raw: RawRecord, items: list[Item], start: int = 0, stop: int | None = None
+    ) -> Outcome:
+        """`items` of `raw` through the stages from index `start` on (to `stop`, exclusive:
+        the items that come out of it are `Produced`). The compiled engine hands the Python
+        stages between its parts the items the stages before them would have made."""
+        stages = self.stages if start == 0 and stop is None else self.stages[start:stop]
+        for stage in stages:
             try:
                 if len(items) == 1:  # the usual case (one record, one item): no loop
                     out = list(stage.process(items[0]))

@@ -59,7 +59,7 @@ from seam.transforms.delivery import (
     classify,
     describe,
 )
-from seam.transforms.fast_path import load_fast_path
+from seam.transforms.fast_path import load_fast_path, load_split_path
 from seam.transforms.handling import RecordHandler
 from seam.transforms.pipeline import Pipeline
 from seam.transforms.pipeline_file import PipelineSpec
@@ -130,9 +130,15 @@ class Worker:
         # A fast path reads values as sent: never with typed ones (the pipeline file refuses both).
         use_fast = self.options.fast_path and column_types is None
         fast = load_fast_path(spec, self.pipeline) if use_fast else None
-        log.info("compiled fast path: %s", "on" if fast is not None else "off")
+        split = load_split_path(spec, self.pipeline) if use_fast and fast is None else None
+        if split is not None:
+            log.info(
+                "compiled fast path: on for %s, around the Python stages", ", ".join(split.compiled)
+            )
+        else:
+            log.info("compiled fast path: %s", "on" if fast is not None else "off")
         decoder = column_types.decode if column_types is not None else decode
-        self._handler = RecordHandler(spec, self.pipeline, fast, decoder)
+        self._handler = RecordHandler(spec, self.pipeline, fast, decoder, split)
         self.on_progress = on_progress
         self.eos = spec.guarantee == "exactly_once"
         self.instance = self.options.instance_id or socket.gethostname()

@@ -23,11 +23,14 @@ from typing import Any
 import pytest
 import yaml
 
+from seam.changes import RawRecord
 from seam.kafka_config import client_config
 from seam.legacy_db.files import pipeline_document
 from seam.legacy_db.synthetic import envelope, micros, reference_rows
 from seam.settings import Settings
 from seam.streams.kafka import Kafka
+from seam.transforms.outputs import publication
+from seam.transforms.pipeline import Produced
 from seam.transforms.pipeline_file import PipelineSpec, load_pipeline
 from seam.transforms.readback import Record, read_to_end
 from seam.transforms.topics import delete_group
@@ -60,12 +63,16 @@ class Flaky:
 
     def process(self, item):
         event = item.event
+        name = ""
         if event is not None and event["event_type"] == "ProductListed":
             name = event["data"]["product"]["name"]
-            if name.startswith("kaboom"):
-                raise KeyError(name)
-            if name.startswith("boom"):
-                raise ValueError("cannot handle " + name)
+        elif event is None and item.after is not None:  # placed before the events stage
+            name = item.after["name"]
+            item.after["name"] = name + " (checked)"
+        if name.startswith("kaboom"):
+            raise KeyError(name)
+        if name.startswith("boom"):
+            raise ValueError("cannot handle " + name)
         return (item,)
 
 
@@ -195,6 +202,7 @@ def test_stage_errors_are_dead_lettered_logged_once_per_type_and_counted(
 
     counts = worker.progress.counts
     assert counts.records_in == 120
+    assert counts.native == 120  # the compiled engine ran decode and clean before the stage
     assert counts.events_out == 105
     assert counts.dead_lettered == 15
     assert counts.stage_errors == {"flaky": 15}
@@ -269,3 +277,46 @@ def test_the_worker_stops_past_the_limit_with_its_last_batch_committed(setup: Se
     sources = {(d.headers["seam.source.partition"], d.headers["seam.source.offset"]) for d in dead}
     assert len(dead) == len(sources) == 20
     assert setup.committed() == 200
+
+
+def test_a_stage_between_clean_and_events_keeps_the_compiled_engine_around_it(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same stage between clean and events: the worker runs decode, clean, events and
+    validate compiled around it, and publishes what the Python stages publish."""
+    caplog.set_level(logging.INFO)
+    data = yaml.safe_load(setup.pipeline_file.read_text())
+    stage = data["stages"].pop(4)
+    data["stages"].insert(2, stage)
+    setup.pipeline_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    spec = replace(load_pipeline(setup.pipeline_file), max_stage_errors=-1)
+    names = [f"boom {i}" if i % 10 == 0 else f"Mug {i}" for i in range(1, 61)]
+    setup.send(names)
+    worker = Worker(
+        spec,
+        setup.bootstrap,
+        WorkerOptions(instance_id="split", progress_interval=1, stop_when_caught_up=True),
+    )
+    worker.run()
+    assert "compiled fast path: on for decode, clean, events, validate" in caplog.text
+
+    counts = worker.progress.counts
+    assert counts.records_in == 60
+    assert counts.native == 60
+    assert counts.dead_lettered == counts.stage_errors["flaky"] == 6
+    assert counts.balanced
+
+    # Byte for byte what the Python stages publish for the same input records.
+    pipeline = spec.build()
+    for table in ("categories", "suppliers"):
+        for r in read_to_end(setup.bootstrap, f"{setup.prefix}.public.{table}"):
+            pipeline.observe(RawRecord(r.key, r.value, r.topic, r.partition, r.offset))
+    expected = []
+    for r in read_to_end(setup.bootstrap, setup.products):
+        outcome = pipeline.run(RawRecord(r.key, r.value, r.topic, r.partition, r.offset))
+        if isinstance(outcome, Produced):
+            expected += [(k, v) for k, v, _h in publication(outcome, spec.history.key).history]
+    history = read_to_end(setup.bootstrap, spec.history.topic)
+    assert sorted((r.key, r.value) for r in history) == sorted(expected)
+    assert len(expected) == 54
+    assert all(e["data"]["product"]["name"].endswith(" (checked)") for e in setup.history())

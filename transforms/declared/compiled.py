@@ -14,8 +14,16 @@ that record, which the worker runs through the Python stages: they write the eve
 dead letter with its reason. tests/unit/test_compiled_engine.py holds both to the same
 publications, byte for byte.
 
-Without the module (not built), or for any other chain of stages, there is no compiled path
-and every record takes the Python stages: slower, same results.
+A declared pipeline with Python stages among the built-in ones keeps the engine for the
+built-in stages around them (`SplitPath`): when its stages begin with decode, clean, the
+engine runs those (`Engine.front`) and the Python stages that follow get the very items the
+Python decode and clean stages would hand them; when they end with events, validate after
+the Python ones, the engine runs those and the encoding (`Engine.back`) on the item the
+Python stages hand on. Where it is unsure the record takes the Python stages: all of them
+(front), or those after the user's (back).
+
+Without the module (not built), or for a chain that does not begin with decode, clean,
+there is no compiled path and every record takes the Python stages: slower, same results.
 """
 
 from __future__ import annotations
@@ -28,12 +36,13 @@ from decimal import Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from seam.changes import RawRecord
+from seam.changes import ChangeEvent, RawRecord, Undecodable
 from seam.transforms.declared.envelope import EVENT_NAMESPACE
 from seam.transforms.declared.model import Declaration, RuleSpec
 from seam.transforms.declared.rules import _FALSE, _SYMBOLS, _TRUE, KINDS
+from seam.transforms.model import Item
 from seam.transforms.outputs import Publication
-from seam.transforms.pipeline import Pipeline
+from seam.transforms.pipeline import Outcome, Pipeline, Produced
 from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.progress import Counts
 from seam.transforms.redelivery import Marks
@@ -309,18 +318,84 @@ class CompiledPath:
         return int(stop)
 
 
-def compiled_path(spec: PipelineSpec, pipeline: Pipeline) -> CompiledPath | None:
-    """The compiled engine for `pipeline` (built from `spec`, a declared pipeline), or None
-    when its stages are not the built-in chain, the plan cannot run, or the module is not
-    built."""
-    stages = pipeline.stages
+class SplitPath:
+    """The compiled engine around a declared pipeline's Python stages: the built-in decode
+    and clean before them run compiled (`Engine.front`), and so do the built-in events and
+    validate after them when the pipeline ends with those two (`Engine.back`); the Python
+    stages in between get the very items the Python decode and clean stages would hand
+    them. Where the engine is not sure, the record takes the Python stages: whole (front),
+    or from the first stage after the Python ones (back)."""
+
+    def __init__(self, engine: Any, pipeline: Pipeline, back: bool) -> None:
+        self.engine = engine
+        self.pipeline = pipeline
+        decode, clean = pipeline.stages[:2]
+        assert isinstance(decode, DecodeStage)
+        assert isinstance(clean, CleanStage)
+        self.decode = decode
+        self.table = clean.table
+        # The Python stages are pipeline.stages[2:stop]; events and validate follow them.
+        self.stop = len(pipeline.stages) - 2 if back else None
+
+    @property
+    def compiled(self) -> tuple[str, ...]:
+        """The names of the stages that run compiled."""
+        stages = self.pipeline.stages
+        return tuple(s.name for s in (*stages[:2], *(stages[self.stop :] if self.stop else ())))
+
+    def run(
+        self, raw: RawRecord, change: ChangeEvent | Undecodable
+    ) -> tuple[Outcome | Publication, bool]:
+        """One record (decoded once by the worker, `change`): the Python stages' outcome,
+        or its publication where the engine made it; and whether the declared stages
+        around the Python ones all ran compiled (the worker counts those as native)."""
+        pipeline = self.pipeline
+        if raw.value is None or type(change) is not ChangeEvent:
+            return pipeline.run(raw, change if type(change) is ChangeEvent else None), False
+        rows = self.engine.front(raw.key, raw.value)
+        if rows is None:
+            return pipeline.run(raw, change), False
+        # The decode stage keeps the decoded change (no work); clean's rows are the engine's.
+        items = list(self.decode.process(Item(raw, change)))
+        item = items[0]
+        if item.table != self.table:
+            return pipeline.run(raw, change), False
+        item.before, item.after = rows
+        outcome = pipeline.resume(raw, items, 2, self.stop)
+        stop = self.stop
+        if stop is None or type(outcome) is not Produced or not outcome.items:
+            return outcome, True
+        items = outcome.items
+        if len(items) == 1:
+            item = items[0]
+            # What the events stage reads besides the rows must be what the engine reads
+            # from the record: the change, its table, no provenance, event or note set.
+            if (
+                item.change is change
+                and item.table == self.table
+                and item.provenance is None
+                and item.event is None
+                and item.note is None
+            ):
+                out: Publication | None = self.engine.back(
+                    raw.key,
+                    raw.value,
+                    raw.topic,
+                    raw.partition,
+                    raw.offset,
+                    item.before,
+                    item.after,
+                )
+                if out is not None:
+                    return out, True
+        return pipeline.resume(raw, items, stop), False
+
+
+def _engine(spec: PipelineSpec, pipeline: Pipeline) -> Any:
+    """The engine of `pipeline` (a declared pipeline whose stages begin with decode,
+    clean), or None: the module is not built, or the plan cannot run."""
     declaration = spec.declaration
-    if declaration is None or tuple(type(s) for s in stages) != CHAIN:
-        log.info(
-            "%s: stages other than decode, clean, events, validate: the Python stages run",
-            spec.source,
-        )
-        return None
+    assert declaration is not None
     if spec.column_types != "none":
         log.info(
             "%s: column_types: source: the Python stages run (the engine reads values as sent)",
@@ -339,22 +414,66 @@ def compiled_path(spec: PipelineSpec, pipeline: Pipeline) -> CompiledPath | None
     except UnsupportedError as exc:
         log.info("%s: the compiled engine cannot run this declaration (%s)", spec.source, exc)
         return None
-    clean, validate = stages[1], stages[3]
+    clean, validate = pipeline.stages[1], pipeline.stages[-1]
     assert isinstance(clean, CleanStage)
-    assert isinstance(validate, ValidateStage)
-    schemas = {
-        name: (version, json.dumps(doc))
-        for name, (version, doc) in validate.schemas.documents.items()
-    }
-    state_schema = validate.state_schema if validate.state_checked else None
-    engine = seam_engine.Engine(
-        json.dumps(plan),
-        schemas,
-        state_schema,
-        dict(validate.embeds_state),
-        clean.references.rows,
+    schemas: dict[str, tuple[int, str]] = {}
+    state_schema = None
+    embeds: dict[str, str] = {}
+    if isinstance(validate, ValidateStage):  # the one the engine's events are checked by
+        schemas = {
+            name: (version, json.dumps(doc))
+            for name, (version, doc) in validate.schemas.documents.items()
+        }
+        state_schema = validate.state_schema if validate.state_checked else None
+        embeds = dict(validate.embeds_state)
+    return seam_engine.Engine(
+        json.dumps(plan), schemas, state_schema, embeds, clean.references.rows
     )
-    return CompiledPath(engine)
 
 
-__all__ = ["CHAIN", "CompiledPath", "UnsupportedError", "compiled_path", "plan_of", "zone_changes"]
+def compiled_path(spec: PipelineSpec, pipeline: Pipeline) -> CompiledPath | None:
+    """The compiled engine for `pipeline` (built from `spec`, a declared pipeline), or None
+    when its stages are not the built-in chain (see `split_path`), the plan cannot run, or
+    the module is not built."""
+    if spec.declaration is None or tuple(type(s) for s in pipeline.stages) != CHAIN:
+        return None
+    engine = _engine(spec, pipeline)
+    return None if engine is None else CompiledPath(engine)
+
+
+def split_path(spec: PipelineSpec, pipeline: Pipeline) -> SplitPath | None:
+    """The compiled engine around the Python stages of `pipeline` (a declared pipeline
+    whose stages begin with the built-in decode, clean and go on with others), or None."""
+    kinds = tuple(type(s) for s in pipeline.stages)
+    if spec.declaration is None or kinds == CHAIN:
+        return None
+    if kinds[:2] != CHAIN[:2] or len(kinds) < 3:
+        log.info(
+            "%s: the stages do not begin with decode, clean (a Python stage before clean?): "
+            "the Python stages run every record",
+            spec.source,
+        )
+        return None
+    engine = _engine(spec, pipeline)
+    if engine is None:
+        return None
+    split = SplitPath(engine, pipeline, back=len(kinds) > 4 and kinds[-2:] == CHAIN[2:])
+    log.info(
+        "%s: the compiled engine runs %s around the Python stages %s",
+        spec.source,
+        ", ".join(split.compiled),
+        ", ".join(s.name for s in pipeline.stages[2 : split.stop]),
+    )
+    return split
+
+
+__all__ = [
+    "CHAIN",
+    "CompiledPath",
+    "SplitPath",
+    "UnsupportedError",
+    "compiled_path",
+    "plan_of",
+    "split_path",
+    "zone_changes",
+]

@@ -35,3 +35,23 @@ class Engine:
         ]
         | None
     ): ...
+    def front(
+        self, key: bytes | None, value: bytes
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None] | None: ...
+    def back(
+        self,
+        key: bytes | None,
+        value: bytes,
+        topic: str,
+        partition: int,
+        offset: int,
+        before: Any,
+        after: Any,
+    ) -> (
+        tuple[
+            list[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+            tuple[bytes, bytes | None],
+            str | None,
+        ]
+        | None
+    ): ...

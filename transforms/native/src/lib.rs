@@ -151,6 +151,16 @@ fn str_of<'a>(cell: &'a Option<Cell>) -> Option<&'a str> {
     }
 }
 
+/// A record's envelope, when this side reads it: UTF-8 JSON (one check of the whole
+/// record, not one per string) without an embedded schema (the decoder's converters apply).
+fn parse(value: &[u8]) -> Option<Envelope<'_>> {
+    let doc: Envelope = serde_json::from_str(std::str::from_utf8(value).ok()?).ok()?;
+    if doc.schema || doc.payload {
+        return None;
+    }
+    Some(doc)
+}
+
 /// Debezium's placeholder for an unchanged TOASTed value, plain and base64.
 const PLACEHOLDERS: [&str; 2] = [
     "__debezium_unavailable_value",
@@ -680,6 +690,166 @@ impl Engine {
             redelivered,
         ))
     }
+
+    /// The built-in decode and clean of one record, for the Python stages that follow
+    /// them: (old row, new row), each None or a dict of field -> clean value in declared
+    /// order, of the very types the Python clean stage gives (None, bool, int, str, dicts of
+    /// them). None (the record takes the Python stages whole) where the engine is not sure,
+    /// and where a value followed its policy (absent, default) or a row Python would clean
+    /// is one this side does not read: Python notes those in `item.extra`.
+    fn front<'py>(
+        &self,
+        py: Python<'py>,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> PyResult<Option<Rows<'py>>> {
+        let Some(doc) = parse(value) else {
+            return Ok(None);
+        };
+        let mut problems = false;
+        let Some((op, before, after)) = self.rows(py, key, &doc, &mut problems) else {
+            return Ok(None);
+        };
+        // Python's clean stage cleans whatever rows the record carries.
+        let extra = match op {
+            "d" => doc.after.is_some(),
+            "u" => false,
+            _ => doc.before.is_some(),
+        };
+        if problems || extra {
+            return Ok(None);
+        }
+        let (Some(before), Some(after)) = (self.row_dict(py, before)?, self.row_dict(py, after)?)
+        else {
+            return Ok(None);
+        };
+        Ok(Some((before, after)))
+    }
+
+    /// The built-in events and validate, and the worker's encoding, of one record whose
+    /// clean rows a Python stage handed on (`before`, `after`: the item's; the record's op,
+    /// source and provenance are read from `value`, as the Python stages read them from
+    /// its decoded change). What `process` returns, or None: the Python stages go on with
+    /// the item (a value of another type than None, bool, int in 64 bits, str or a dict of
+    /// them, a row that is not a dict, or any case `process` leaves to Python).
+    #[allow(clippy::too_many_arguments)]
+    fn back<'py>(
+        &self,
+        py: Python<'py>,
+        key: Option<&[u8]>,
+        value: &[u8],
+        topic: &str,
+        partition: i64,
+        offset: i64,
+        before: &Bound<'py, PyAny>,
+        after: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let Some(doc) = parse(value) else {
+            return Ok(None);
+        };
+        let Some((op, _flavour)) = self.gate(key, &doc) else {
+            return Ok(None);
+        };
+        let (Some(old), Some(new)) = (self.owned_row(before)?, self.owned_row(after)?) else {
+            return Ok(None);
+        };
+        fn row(owned: &Option<Vec<Owned>>) -> Option<Row<'_>> {
+            owned
+                .as_ref()
+                .map(|values| values.iter().map(Owned::doc).collect())
+        }
+        let Some(source) = doc.source.as_ref() else {
+            return Ok(None);
+        };
+        let connector = str_of(&source.connector);
+        let Some(provenance) = self.provenance(source, connector, topic, partition, offset) else {
+            return Ok(None);
+        };
+        match self.events(op, row(&old), row(&new), provenance) {
+            Some(out) => Ok(Some(self.into_python(py, out)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A front's clean rows: (old row, new row), each a dict or None.
+type Rows<'py> = (Option<Bound<'py, PyDict>>, Option<Bound<'py, PyDict>>);
+
+/// A value a Python stage handed on, owned (the clean rows' types only).
+enum Owned {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    Obj(Vec<(String, Owned)>),
+}
+
+impl Owned {
+    /// `value` if it is exactly None, a bool, an int in 64 bits, a str, or a dict of str
+    /// keys to such values; None for anything else (a subclass too: its `==` may differ).
+    fn of(value: &Bound<'_, PyAny>) -> PyResult<Option<Owned>> {
+        if value.is_none() {
+            return Ok(Some(Owned::Null));
+        }
+        if let Ok(b) = value.downcast_exact::<PyBool>() {
+            return Ok(Some(Owned::Bool(b.is_true())));
+        }
+        if value.downcast_exact::<PyInt>().is_ok() {
+            return Ok(value.extract::<i64>().ok().map(Owned::Int));
+        }
+        if let Ok(s) = value.downcast_exact::<PyString>() {
+            return Ok(s.to_str().ok().map(|s| Owned::Str(s.to_string())));
+        }
+        if let Ok(d) = value.downcast_exact::<PyDict>() {
+            let mut fields = Vec::with_capacity(d.len());
+            for (k, v) in d.iter() {
+                let Ok(k) = k.downcast_exact::<PyString>() else {
+                    return Ok(None);
+                };
+                let (Ok(k), Some(v)) = (k.to_str(), Owned::of(&v)?) else {
+                    return Ok(None);
+                };
+                fields.push((k.to_string(), v));
+            }
+            return Ok(Some(Owned::Obj(fields)));
+        }
+        Ok(None)
+    }
+
+    fn doc(&self) -> Doc<'_> {
+        match self {
+            Owned::Null => Doc::Null,
+            Owned::Bool(b) => Doc::Bool(*b),
+            Owned::Int(n) => Doc::Int(*n),
+            Owned::Str(s) => Doc::text(s),
+            Owned::Obj(fields) => {
+                Doc::Obj(fields.iter().map(|(k, v)| (k.as_str(), v.doc())).collect())
+            }
+        }
+    }
+}
+
+/// A clean value as the Python object the clean stage makes of it (None: a value it makes
+/// otherwise, a decimal).
+fn python_of<'py>(py: Python<'py>, doc: &Doc) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(Some(match doc {
+        Doc::Null => py.None().into_bound(py),
+        Doc::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Doc::Int(n) => n.into_pyobject(py)?.into_any(),
+        Doc::Str(s) => PyString::new(py, s).into_any(),
+        Doc::Obj(fields) => {
+            let d = PyDict::new(py);
+            for (k, v) in fields {
+                let Some(v) = python_of(py, v)? else {
+                    return Ok(None);
+                };
+                d.set_item(k, v)?;
+            }
+            d.into_any()
+        }
+        Doc::Shared(part) => return python_of(py, &part.doc),
+        Doc::Dec(_) => return Ok(None),
+    }))
 }
 
 /// `Marks.redelivered` for a record at `position`: Some(true) when it was already
@@ -793,6 +963,49 @@ fn key_str(value: &Doc) -> Option<String> {
 }
 
 impl Engine {
+    /// A clean row as the Python clean stage makes it (Some(None): no row; None: a value
+    /// it makes otherwise).
+    fn row_dict<'py>(
+        &self,
+        py: Python<'py>,
+        row: Option<Row>,
+    ) -> PyResult<Option<Option<Bound<'py, PyDict>>>> {
+        let Some(row) = row else {
+            return Ok(Some(None));
+        };
+        let d = PyDict::new(py);
+        for (column, value) in self.plan.fields.iter().zip(&row) {
+            let Some(value) = python_of(py, value)? else {
+                return Ok(None);
+            };
+            d.set_item(&column.name, value)?;
+        }
+        Ok(Some(Some(d)))
+    }
+
+    /// The declared fields of a row a Python stage handed on, as `row.get(name)` reads
+    /// them (Some(None): no row; None: not a dict, or a value of another type).
+    fn owned_row(&self, row: &Bound<'_, PyAny>) -> PyResult<Option<Option<Vec<Owned>>>> {
+        if row.is_none() {
+            return Ok(Some(None));
+        }
+        let Ok(row) = row.downcast_exact::<PyDict>() else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(self.plan.fields.len());
+        for column in &self.plan.fields {
+            let value = match row.get_item(&column.name)? {
+                None => Owned::Null,
+                Some(v) => match Owned::of(&v)? {
+                    Some(v) => v,
+                    None => return Ok(None),
+                },
+            };
+            out.push(value);
+        }
+        Ok(Some(Some(out)))
+    }
+
     fn header_list<'py>(
         &self,
         py: Python<'py>,
@@ -860,44 +1073,9 @@ impl Engine {
         partition: i64,
         offset: i64,
     ) -> Option<(Outcome, Position)> {
-        let plan = &self.plan;
-        // One UTF-8 check of the whole record, not one per string.
-        let doc: Envelope = serde_json::from_str(std::str::from_utf8(value).ok()?).ok()?;
-        if doc.schema || doc.payload {
-            return None; // embedded schemas: the decoder's converters apply
-        }
+        let doc = parse(value)?;
+        let (op, before, after) = self.rows(py, key, &doc, &mut false)?;
         let source = doc.source.as_ref()?;
-        if str_of(&source.table)? != plan.table {
-            return None;
-        }
-        let Cell::Str(op) = &doc.op else {
-            return None;
-        };
-        let op: &str = op;
-        let connector = str_of(&source.connector);
-        let flavour = Flavour {
-            unit: if connector == Some("postgresql") {
-                1
-            } else {
-                1000
-            },
-        };
-        if op == "d"
-            && connector == Some("postgresql")
-            && self.maybe_key_only(key, doc.before.as_ref()?)?
-        {
-            return None;
-        }
-        let (before, after) = match (op, &doc.before, &doc.after) {
-            ("c" | "r", _, Some(new)) => (None, Some(self.clean(py, new, true, flavour, None)?)),
-            ("u", Some(old), Some(new)) => {
-                let new_row = self.clean(py, new, true, flavour, None)?;
-                let old = self.clean(py, old, false, flavour, Some((new, &new_row)))?;
-                (Some(old), Some(new_row))
-            }
-            ("d", Some(old), _) => (Some(self.clean(py, old, false, flavour, None)?), None),
-            _ => return None,
-        };
         let position = marks::position(
             op,
             &SourceFields {
@@ -912,8 +1090,72 @@ impl Engine {
                 snapshot: &source.snapshot,
             },
         )?;
+        let connector = str_of(&source.connector);
         let provenance = self.provenance(source, connector, topic, partition, offset)?;
         Some((self.events(op, before, after, provenance)?, position))
+    }
+
+    /// The record's operation and connector flavour, when this side runs its change: one
+    /// of the entity's table, a create, read, update or delete, not a PostgreSQL delete
+    /// whose old row may carry only the key.
+    fn gate<'a>(&self, key: Option<&[u8]>, doc: &'a Envelope<'a>) -> Option<(&'a str, Flavour)> {
+        let source = doc.source.as_ref()?;
+        if str_of(&source.table)? != self.plan.table {
+            return None;
+        }
+        let Cell::Str(op) = &doc.op else {
+            return None;
+        };
+        let op: &str = op;
+        if !matches!(op, "c" | "r" | "u" | "d") {
+            return None;
+        }
+        let connector = str_of(&source.connector);
+        let flavour = Flavour {
+            unit: if connector == Some("postgresql") {
+                1
+            } else {
+                1000
+            },
+        };
+        if op == "d"
+            && connector == Some("postgresql")
+            && self.maybe_key_only(key, doc.before.as_ref()?)?
+        {
+            return None;
+        }
+        Some((op, flavour))
+    }
+
+    /// The built-in decode and clean: the record's operation and its clean old and new
+    /// rows (`CleanStage`). `problems` is set when a value followed a policy other than
+    /// refusing the record (absent, default; any in the old row), which Python notes in
+    /// `item.extra`.
+    fn rows<'a>(
+        &'a self,
+        py: Python<'_>,
+        key: Option<&[u8]>,
+        doc: &'a Envelope<'a>,
+        problems: &mut bool,
+    ) -> Option<(&'a str, Option<Row<'a>>, Option<Row<'a>>)> {
+        let (op, flavour) = self.gate(key, doc)?;
+        let (before, after) = match (op, &doc.before, &doc.after) {
+            ("c" | "r", _, Some(new)) => (
+                None,
+                Some(self.clean(py, new, true, flavour, None, problems)?),
+            ),
+            ("u", Some(old), Some(new)) => {
+                let new_row = self.clean(py, new, true, flavour, None, problems)?;
+                let old = self.clean(py, old, false, flavour, Some((new, &new_row)), problems)?;
+                (Some(old), Some(new_row))
+            }
+            ("d", Some(old), _) => (
+                Some(self.clean(py, old, false, flavour, None, problems)?),
+                None,
+            ),
+            _ => return None,
+        };
+        Some((op, before, after))
     }
 
     /// Whether a PostgreSQL delete's old row may carry only the key (the decoder then
@@ -968,6 +1210,7 @@ impl Engine {
         strict: bool,
         flavour: Flavour,
         like: Option<(&'a RawRow<'a>, &Row<'a>)>,
+        problems: &mut bool,
     ) -> Option<Row<'a>> {
         let plan = &self.plan;
         let cells = self.cells(raw);
@@ -987,6 +1230,7 @@ impl Engine {
                     if policy == Policy::Reject && strict {
                         return None;
                     }
+                    *problems = true;
                     if policy == Policy::Default {
                         column.default.clone()
                     } else {
