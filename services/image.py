@@ -1,0 +1,318 @@
+"""The memory image of one entity: the latest state per key, and declared indexes. Pure.
+
+What is stored, and why (1,000,000 keys must fit in a few hundred MB of one process):
+
+* per key, one `bytes`: the state's JSON with the field names left out, `[mask, v1, v2, ...]`
+  in the declared state order (`mask`: which state fields are present; a field may be
+  absent). Names are the same for every key and known from the declaration, so storing them
+  a million times would cost a third of the memory. A value that does not fit that shape
+  (fields the declaration does not list, another order) is kept as it came. A `bytes` is one
+  Python object (33 bytes of header) where a decoded dict would be dozens;
+* one dict, key text -> stored value; the key text is the latest topic's record key
+  (`seam.transforms.declared.envelope.key_text`: `42`, or `[3,"B"]` for a composite key);
+* per declared index, a dict: the field's value as text -> the key text (the same `str`
+  object as the dict's key, so it costs a pointer), or a set of them when several keys share
+  the value;
+* the keys in order, built when a listing first needs it and kept up to date after.
+
+Filters on fields without an index, text search and filtered counts scan the keys in order,
+decoding values as they go (about a microsecond each): a page stops at its limit, so a
+frequent value is cheap and a rare one costs a scan.
+
+The image is not thread-safe by itself: its owner holds `lock` around every call (the loader
+around each batch it applies, the HTTP handlers around each read).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+
+def order_key(key: str) -> tuple[Any, ...]:
+    """How keys sort: whole numbers by value, text as text, a composite key part by part."""
+    if key.startswith("["):
+        try:
+            parts = orjson.loads(key)
+        except orjson.JSONDecodeError:
+            return ((1, key),)
+        if isinstance(parts, list):
+            return tuple(_part(p) for p in parts)
+    return (_part(key),)
+
+
+def _part(value: Any) -> tuple[int, Any]:
+    if isinstance(value, bool):
+        return (1, str(value))
+    if isinstance(value, int):
+        return (0, value)
+    if isinstance(value, str) and value.lstrip("-").isdigit() and value.isascii():
+        return (0, int(value))
+    return (1, str(value))
+
+
+def field_value(state: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path (`category.id`), or None when any part is missing."""
+    value: Any = state
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def as_text(value: Any) -> str | None:
+    """A field's value as the text an index or a query parameter holds (None: no value)."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the image knows of an entity: its state fields (in order), indexed, filterable
+    and searchable fields (dotted paths into the state)."""
+
+    fields: tuple[str, ...]
+    indexes: tuple[str, ...] = ()
+    filters: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    _position: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._position.update({name: i for i, name in enumerate(self.fields)})
+
+    def encode(self, value: bytes) -> tuple[bytes, dict[str, Any]]:
+        """(stored form, decoded state) of a latest-topic value."""
+        state = orjson.loads(value)
+        if not isinstance(state, dict):
+            return value, {}
+        mask = 0
+        values: list[Any] = [0]
+        last = -1
+        for name, item in state.items():
+            at = self._position.get(name)
+            if at is None or at <= last:
+                return value, state  # not the declared shape: kept as it came
+            last = at
+            mask |= 1 << at
+            values.append(item)
+        values[0] = mask
+        return orjson.dumps(values), state
+
+    def decode(self, stored: bytes) -> dict[str, Any]:
+        data = orjson.loads(stored)
+        if isinstance(data, dict):
+            return data
+        mask = data[0]
+        items = iter(data[1:])
+        return {name: next(items) for i, name in enumerate(self.fields) if mask >> i & 1}
+
+
+@dataclass
+class Page:
+    items: list[tuple[str, dict[str, Any]]]
+    next_cursor: str | None
+
+
+class Image:
+    """Latest state per key of one entity, with its declared indexes."""
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+        self.lock = threading.Lock()
+        self._values: dict[str, bytes] = {}
+        self._indexes: dict[str, dict[str, str | set[str]]] = {name: {} for name in shape.indexes}
+        self._order: list[str] | None = None
+
+    # ------------------------------------------------------------------ writing
+
+    def apply(self, key: str, value: bytes | None) -> None:
+        """One latest-topic record: a state (JSON) or a tombstone (None) for `key`."""
+        old = self._values.get(key)
+        if old is not None and self._indexes:
+            self._unindex(key, self.shape.decode(old))
+        if value is None:
+            if old is not None:
+                del self._values[key]
+                if self._order is not None:
+                    at = bisect.bisect_left(self._order, order_key(key), key=order_key)
+                    if at < len(self._order) and self._order[at] == key:
+                        del self._order[at]
+            return
+        stored, state = self.shape.encode(value)
+        if old is None and self._order is not None:
+            bisect.insort(self._order, key, key=order_key)
+        self._values[key] = stored
+        if self._indexes:
+            self._index(key, state)
+
+    def _index(self, key: str, state: Mapping[str, Any]) -> None:
+        for name, index in self._indexes.items():
+            text = as_text(field_value(state, name))
+            if text is None:
+                continue
+            found = index.get(text)
+            if found is None:
+                index[text] = key
+            elif isinstance(found, set):
+                found.add(key)
+            elif found != key:
+                index[text] = {found, key}
+
+    def _unindex(self, key: str, state: Mapping[str, Any]) -> None:
+        for name, index in self._indexes.items():
+            text = as_text(field_value(state, name))
+            found = index.get(text) if text is not None else None
+            if found is None or text is None:
+                continue
+            if isinstance(found, set):
+                found.discard(key)
+                if len(found) == 1:
+                    index[text] = next(iter(found))
+            elif found == key:
+                del index[text]
+
+    def clear(self) -> None:
+        self._values.clear()
+        for index in self._indexes.values():
+            index.clear()
+        self._order = None
+
+    # ------------------------------------------------------------------ reading
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        stored = self._values.get(key)
+        return None if stored is None else self.shape.decode(stored)
+
+    def by_index(self, index: str, value: str) -> list[tuple[str, dict[str, Any]]]:
+        """The keys (in order) whose `index` field has `value`, with their states."""
+        found = self._indexes[index].get(value)
+        keys = [] if found is None else [found] if isinstance(found, str) else found
+        return [(k, self.shape.decode(self._values[k])) for k in sorted(keys, key=order_key)]
+
+    def keys_in_order(self) -> list[str]:
+        if self._order is None:
+            self._order = sorted(self._values, key=order_key)
+        return self._order
+
+    def _candidates(self, filters: Mapping[str, str], after: str | None) -> Iterator[str]:
+        """Keys after the cursor, in order; narrowed by an index when a filter has one."""
+        indexed = [name for name in filters if name in self._indexes]
+        if indexed:
+            found = self._indexes[indexed[0]].get(filters[indexed[0]])
+            keys: Iterable[str] = (
+                [] if found is None else [found] if isinstance(found, str) else found
+            )
+            ordered = sorted(keys, key=order_key)
+            start = (
+                0
+                if after is None
+                else bisect.bisect_right(ordered, order_key(after), key=order_key)
+            )
+            return iter(ordered[start:])
+        order = self.keys_in_order()
+        start = 0 if after is None else bisect.bisect_right(order, order_key(after), key=order_key)
+        return (order[i] for i in range(start, len(order)))
+
+    def _matches(
+        self, state: Mapping[str, Any], filters: Mapping[str, str], words: Sequence[str]
+    ) -> bool:
+        for name, wanted in filters.items():
+            if as_text(field_value(state, name)) != wanted:
+                return False
+        if words:
+            text = " ".join(
+                str(v) for v in (field_value(state, f) for f in self.shape.search) if v is not None
+            ).casefold()
+            return all(w in text for w in words)
+        return True
+
+    def page(
+        self,
+        filters: Mapping[str, str] | None = None,
+        *,
+        query: str = "",
+        limit: int = 50,
+        after: str | None = None,
+    ) -> Page:
+        """Up to `limit` states after the cursor `after` (a key), in key order, whose fields
+        equal `filters` and whose search fields hold every word of `query`."""
+        filters = filters or {}
+        words = query.casefold().split()
+        items: list[tuple[str, dict[str, Any]]] = []
+        for key in self._candidates(filters, after):
+            state = self.shape.decode(self._values[key])
+            if self._matches(state, filters, words):
+                items.append((key, state))
+                if len(items) > limit:
+                    break
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items, items[-1][0] if more and items else None)
+
+    def count(self, filters: Mapping[str, str] | None = None, query: str = "") -> int:
+        if not filters and not query:
+            return len(self._values)
+        filters = filters or {}
+        words = query.casefold().split()
+        return sum(
+            1
+            for key in self._candidates(filters, None)
+            if self._matches(self.shape.decode(self._values[key]), filters, words)
+        )
+
+    # ------------------------------------------------------------------ snapshots
+
+    def contents(self) -> tuple[list[str], list[bytes]]:
+        """Keys and stored values, aligned (a snapshot's; the caller holds the lock, briefly:
+        stored values are immutable, so the copy is consistent and cheap)."""
+        return list(self._values.keys()), list(self._values.values())
+
+    def index_text(self, name: str, stored: bytes) -> str | None:
+        """The text the index `name` files a stored value under (None: not indexed)."""
+        return as_text(field_value(self.shape.decode(stored), name))
+
+    def restore(
+        self,
+        keys: list[str],
+        values: list[bytes],
+        indexes: Mapping[str, Sequence[str | None]],
+    ) -> None:
+        """Replace the content with a snapshot's: keys, stored values and, per index, each
+        entry's indexed text (aligned with the keys); an index it lacks is rebuilt."""
+        self.clear()
+        self._values = dict(zip(keys, values, strict=True))
+        for name in self.shape.indexes:
+            texts = indexes.get(name)
+            if texts is None:
+                texts = [self.index_text(name, v) for v in values]
+            pairs = [(t, k) for t, k in zip(texts, keys, strict=True) if t is not None]
+            index: dict[str, str | set[str]] = dict(pairs)
+            if len(index) != len(pairs):  # shared values: group them
+                index = {}
+                for text, key in pairs:
+                    found = index.get(text)
+                    if found is None:
+                        index[text] = key
+                    elif isinstance(found, set):
+                        found.add(key)
+                    else:
+                        index[text] = {found, key}
+            self._indexes[name] = index
+
+    def has_index(self, name: str) -> bool:
+        return name in self._indexes
+
+    def stored(self, key: str) -> bytes | None:
+        return self._values.get(key)
