@@ -65,6 +65,63 @@ def _position_body(offsets: Offsets, source: str | None) -> dict[str, Any]:
     return body
 
 
+class KeyFastPath:
+    """`GET /<entity>/<key>` without a query string, answered without FastAPI's routing,
+    parameter parsing and dependency machinery: the hottest request, at a fraction of the
+    cost (same bytes as the FastAPI route, which still serves it with `after=` and documents
+    it). Anything else goes to the app."""
+
+    def __init__(self, app: FastAPI, service: Service) -> None:
+        self.app = app
+        self.service = service
+        self.prefix = f"/{service.spec.entity}/"
+        self.taken = {"count", "search", "by", ""}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:
+            path: str = scope["path"]  # percent-decoded by the server
+            if path.startswith(self.prefix):
+                key = path[len(self.prefix) :]
+                if "/" not in key and key not in self.taken:
+                    status, body, offsets = key_response(self.service, key, None)
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": status,
+                            "headers": [
+                                (b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (
+                                    POSITION_HEADER.lower().encode(),
+                                    format_offsets(offsets).encode(),
+                                ),
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)
+
+
+def key_response(service: Service, key: str, source: str | None) -> tuple[int, bytes, Offsets]:
+    """(status, JSON body, offsets) of GET /<entity>/<key> as the image is now."""
+    image = service.image
+    with image.lock:
+        stored = image.stored(key)
+        offsets = service.applied()
+    position = _position_body(offsets, source)
+    if stored is None:
+        body = {"detail": f"no {service.spec.entity} with key {key}", "position": position}
+        return 404, orjson.dumps(body), offsets
+    state = image.shape.decode(stored)
+    return 200, orjson.dumps({"key": key, "data": state, "position": position}), offsets
+
+
+def create_asgi(service: Service) -> KeyFastPath:
+    """The service's ASGI application: the FastAPI app behind the by-key fast path."""
+    return KeyFastPath(create_app(service), service)
+
+
 def create_app(service: Service) -> FastAPI:
     spec = service.spec
     image = service.image
@@ -287,14 +344,12 @@ def create_app(service: Service) -> FastAPI:
         source, error = await gate(after, wait_ms)
         if error is not None:
             return error
-        with image.lock:
-            stored = image.stored(key)
-            offsets = service.applied()
-        if stored is None:
-            return problem(404, f"no {entity} with key {key}", offsets)
-        state = image.shape.decode(stored)
-        return _json(
-            {"key": key, "data": state, "position": _position_body(offsets, source)}, 200, offsets
+        status, body, offsets = key_response(service, key, source)
+        return Response(
+            body,
+            status_code=status,
+            media_type="application/json",
+            headers={POSITION_HEADER: format_offsets(offsets)},
         )
 
     return app

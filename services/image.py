@@ -58,6 +58,8 @@ def _part(value: Any) -> tuple[int, Any]:
 
 def field_value(state: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted path (`category.id`), or None when any part is missing."""
+    if "." not in path:
+        return state.get(path)
     value: Any = state
     for part in path.split("."):
         if not isinstance(value, Mapping):
@@ -68,6 +70,8 @@ def field_value(state: Mapping[str, Any], path: str) -> Any:
 
 def as_text(value: Any) -> str | None:
     """A field's value as the text an index or a query parameter holds (None: no value)."""
+    if type(value) is str:
+        return value
     if value is None or isinstance(value, dict | list):
         return None
     if isinstance(value, bool):
@@ -85,35 +89,54 @@ class Shape:
     filters: tuple[str, ...] = ()
     search: tuple[str, ...] = ()
     _position: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # The few field sets values come with: names -> mask, mask -> names (no loop per value).
+    _masks: dict[tuple[str, ...], int | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _names: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._position.update({name: i for i, name in enumerate(self.fields)})
 
+    def _mask(self, names: tuple[str, ...]) -> int | None:
+        """The mask of a value's field names, or None when they are not declared state
+        fields in the declared order (such a value is kept as it came)."""
+        mask = 0
+        last = -1
+        for name in names:
+            at = self._position.get(name)
+            if at is None or at <= last:
+                return None
+            last = at
+            mask |= 1 << at
+        self._names[mask] = names
+        return mask
+
     def encode(self, value: bytes) -> tuple[bytes, dict[str, Any]]:
         """(stored form, decoded state) of a latest-topic value."""
         state = orjson.loads(value)
-        if not isinstance(state, dict):
+        if type(state) is not dict:
             return value, {}
-        mask = 0
-        values: list[Any] = [0]
-        last = -1
-        for name, item in state.items():
-            at = self._position.get(name)
-            if at is None or at <= last:
-                return value, state  # not the declared shape: kept as it came
-            last = at
-            mask |= 1 << at
-            values.append(item)
-        values[0] = mask
-        return orjson.dumps(values), state
+        names = tuple(state)
+        mask = self._masks.get(names, -1)
+        if mask == -1:
+            mask = self._masks[names] = self._mask(names)
+        if mask is None:
+            return value, state
+        # A copy of exactly its size: orjson hands out its bytes in a buffer of ~4 KB, which
+        # kept as they are would cost a million entities 4 GB instead of 300 MB.
+        return memoryview(orjson.dumps([mask, *state.values()])).tobytes(), state
 
     def decode(self, stored: bytes) -> dict[str, Any]:
         data = orjson.loads(stored)
-        if isinstance(data, dict):
+        if type(data) is dict:
             return data
-        mask = data[0]
-        items = iter(data[1:])
-        return {name: next(items) for i, name in enumerate(self.fields) if mask >> i & 1}
+        names = self._names.get(data[0])
+        if names is None:  # a mask from a snapshot: its names in declared order
+            names = self._names[data[0]] = tuple(
+                name for i, name in enumerate(self.fields) if data[0] >> i & 1
+            )
+        return dict(zip(names, data[1:], strict=True))
 
 
 @dataclass

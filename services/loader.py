@@ -30,7 +30,7 @@ from seam.streams.kafka import Kafka
 
 log = logging.getLogger(__name__)
 
-BATCH: Final = 5000
+BATCH: Final = 2000
 POLL_S: Final = 0.05
 
 
@@ -114,7 +114,9 @@ class Loader:
                     "isolation.level": "read_committed",
                     "auto.offset.reset": "earliest",
                     "fetch.wait.max.ms": 50,
-                    "queued.max.messages.kbytes": 65536,
+                    # librdkafka prefetches up to this much (default 64 MB): the image's
+                    # memory is the point of the process, the prefetch buffer is not.
+                    "queued.max.messages.kbytes": 16384,
                     "logger": _quiet_logger(),
                 }
             )

@@ -31,10 +31,10 @@ def serve(
     """Serve `service` on host:port until stopped."""
     import uvicorn
 
-    from seam.services.app import create_app
+    from seam.services.app import create_asgi
 
     config = uvicorn.Config(
-        create_app(service),
+        create_asgi(service),
         host=host,
         port=port,
         log_level="warning",
