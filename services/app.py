@@ -113,7 +113,7 @@ def key_response(service: Service, key: str, source: str | None) -> tuple[int, b
     if stored is None:
         body = {"detail": f"no {service.spec.entity} with key {key}", "position": position}
         return 404, orjson.dumps(body), offsets
-    state = image.shape.decode(stored)
+    state = image.decode(stored)
     return 200, orjson.dumps({"key": key, "data": state, "position": position}), offsets
 
 

@@ -8,6 +8,10 @@ What is stored, and why (1,000,000 keys must fit in a few hundred MB of one proc
   a million times would cost a third of the memory. A value that does not fit that shape
   (fields the declaration does not list, another order) is kept as it came. A `bytes` is one
   Python object (33 bytes of header) where a decoded dict would be dozens;
+* compressed with zstd and a dictionary trained on the entity's own values once there are
+  `TRAIN_AFTER` of them (a catalog product: 255 bytes -> about 65, 2.5 us to compress, 1 us
+  to decompress). Values of one entity repeat the same words, names and shapes, which is
+  what a dictionary captures and per-value compression without one cannot;
 * one dict, key text -> stored value; the key text is the latest topic's record key
   (`seam.transforms.declared.envelope.key_text`: `42`, or `[3,"B"]` for a composite key);
 * per declared index, a dict: the field's value as text -> the key text (the same `str`
@@ -26,12 +30,20 @@ around each batch it applies, the HTTP handlers around each read).
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
+import zstandard
+
+log = logging.getLogger(__name__)
+
+TRAIN_AFTER: Final = 10_000  # values before a dictionary is trained (fewer: not compressed)
+DICTIONARY_BYTES: Final = 32_768
+_ZSTD: Final = 0x28  # the first byte of a zstd frame; JSON never starts with it
 
 
 def order_key(key: str) -> tuple[Any, ...]:
@@ -148,9 +160,13 @@ class Page:
 class Image:
     """Latest state per key of one entity, with its declared indexes."""
 
-    def __init__(self, shape: Shape) -> None:
+    def __init__(self, shape: Shape, *, compress: bool = True) -> None:
         self.shape = shape
         self.lock = threading.Lock()
+        self.compress = compress
+        self.dictionary: bytes | None = None
+        self._compressor: Any = None
+        self._local = threading.local()  # a decompressor per thread: they are not shared
         self._values: dict[str, bytes] = {}
         self._indexes: dict[str, dict[str, str | set[str]]] = {name: {} for name in shape.indexes}
         self._order: list[str] | None = None
@@ -161,7 +177,7 @@ class Image:
         """One latest-topic record: a state (JSON) or a tombstone (None) for `key`."""
         old = self._values.get(key)
         if old is not None and self._indexes:
-            self._unindex(key, self.shape.decode(old))
+            self._unindex(key, self.decode(old))
         if value is None:
             if old is not None:
                 del self._values[key]
@@ -171,11 +187,52 @@ class Image:
                         del self._order[at]
             return
         stored, state = self.shape.encode(value)
+        if self._compressor is not None:
+            stored = memoryview(self._compressor.compress(stored)).tobytes()
+        elif self.compress and old is None and len(self._values) >= TRAIN_AFTER:
+            self._train()
         if old is None and self._order is not None:
             bisect.insort(self._order, key, key=order_key)
         self._values[key] = stored
         if self._indexes:
             self._index(key, state)
+
+    # ------------------------------------------------------------------ compression
+
+    def _use(self, dictionary: bytes) -> None:
+        data = zstandard.ZstdCompressionDict(dictionary)
+        self._compressor = zstandard.ZstdCompressor(
+            level=3, dict_data=data, write_checksum=False, write_dict_id=False
+        )
+        self.dictionary = dictionary
+        self._local = threading.local()
+
+    def _train(self) -> None:
+        """Train a dictionary on the values so far, and compress them with it."""
+        sample: list[bytes | bytearray | memoryview] = [
+            v for _, v in zip(range(TRAIN_AFTER), self._values.values(), strict=False)
+        ]
+        try:
+            trained = zstandard.train_dictionary(DICTIONARY_BYTES, sample)
+        except zstandard.ZstdError as exc:  # too few or too alike: values stay as they are
+            log.warning("no compression dictionary for these values (%s)", exc)
+            self.compress = False
+            return
+        self._use(trained.as_bytes())
+        compress = self._compressor.compress
+        for key, value in self._values.items():
+            if value[0] != _ZSTD:
+                self._values[key] = memoryview(compress(value)).tobytes()
+
+    def decode(self, stored: bytes) -> dict[str, Any]:
+        """The state a stored value holds."""
+        if stored[0] == _ZSTD:
+            decompressor = getattr(self._local, "decompressor", None)
+            if decompressor is None:
+                data = zstandard.ZstdCompressionDict(self.dictionary or b"")
+                decompressor = self._local.decompressor = zstandard.ZstdDecompressor(dict_data=data)
+            stored = decompressor.decompress(stored)
+        return self.shape.decode(stored)
 
     def _index(self, key: str, state: Mapping[str, Any]) -> None:
         for name, index in self._indexes.items():
@@ -205,6 +262,8 @@ class Image:
 
     def clear(self) -> None:
         self._values.clear()
+        self._compressor = None
+        self.dictionary = None
         for index in self._indexes.values():
             index.clear()
         self._order = None
@@ -216,13 +275,13 @@ class Image:
 
     def get(self, key: str) -> dict[str, Any] | None:
         stored = self._values.get(key)
-        return None if stored is None else self.shape.decode(stored)
+        return None if stored is None else self.decode(stored)
 
     def by_index(self, index: str, value: str) -> list[tuple[str, dict[str, Any]]]:
         """The keys (in order) whose `index` field has `value`, with their states."""
         found = self._indexes[index].get(value)
         keys = [] if found is None else [found] if isinstance(found, str) else found
-        return [(k, self.shape.decode(self._values[k])) for k in sorted(keys, key=order_key)]
+        return [(k, self.decode(self._values[k])) for k in sorted(keys, key=order_key)]
 
     def keys_in_order(self) -> list[str]:
         if self._order is None:
@@ -275,7 +334,7 @@ class Image:
         words = query.casefold().split()
         items: list[tuple[str, dict[str, Any]]] = []
         for key in self._candidates(filters, after):
-            state = self.shape.decode(self._values[key])
+            state = self.decode(self._values[key])
             if self._matches(state, filters, words):
                 items.append((key, state))
                 if len(items) > limit:
@@ -292,7 +351,7 @@ class Image:
         return sum(
             1
             for key in self._candidates(filters, None)
-            if self._matches(self.shape.decode(self._values[key]), filters, words)
+            if self._matches(self.decode(self._values[key]), filters, words)
         )
 
     # ------------------------------------------------------------------ snapshots
@@ -304,25 +363,30 @@ class Image:
 
     def index_text(self, name: str, stored: bytes) -> str | None:
         """The text the index `name` files a stored value under (None: not indexed)."""
-        return as_text(field_value(self.shape.decode(stored), name))
+        return as_text(field_value(self.decode(stored), name))
 
     def restore(
         self,
         keys: list[str],
         values: list[bytes],
         indexes: Mapping[str, Sequence[str | None]],
+        dictionary: bytes | None = None,
     ) -> None:
-        """Replace the content with a snapshot's: keys, stored values and, per index, each
-        entry's indexed text (aligned with the keys); an index it lacks is rebuilt."""
+        """Replace the content with a snapshot's: keys, stored values (compressed with
+        `dictionary` when they start as a zstd frame) and, per index, each entry's indexed
+        text (aligned with the keys); an index it lacks is rebuilt."""
         self.clear()
+        if dictionary:
+            self._use(dictionary)
         self._values = dict(zip(keys, values, strict=True))
         for name in self.shape.indexes:
             texts = indexes.get(name)
             if texts is None:
                 texts = [self.index_text(name, v) for v in values]
-            pairs = [(t, k) for t, k in zip(texts, keys, strict=True) if t is not None]
-            index: dict[str, str | set[str]] = dict(pairs)
-            if len(index) != len(pairs):  # shared values: group them
+            index: dict[str, str | set[str]] = dict(zip(texts, keys, strict=True))  # type: ignore[arg-type]
+            index.pop(None, None)  # type: ignore[call-overload]
+            if len(index) != len(keys) - texts.count(None):  # shared values: group them
+                pairs = [(t, k) for t, k in zip(texts, keys, strict=True) if t is not None]
                 index = {}
                 for text, key in pairs:
                     found = index.get(text)

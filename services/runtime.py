@@ -98,7 +98,7 @@ class Service:
             log.warning("%s", self.note.detail)
             return {}
         with self.image.lock:
-            self.image.restore(found.keys, found.values, found.indexes)
+            self.image.restore(found.keys, found.values, found.indexes, found.dictionary)
         self.note = StartNote(
             True,
             f"loaded {len(found.keys)} entities from snapshot file {path}, written at "
@@ -114,6 +114,7 @@ class Service:
             image = self.image
             with image.lock:
                 keys, values = image.contents()
+                dictionary = image.dictionary
                 offsets = dict(self.loader.progress.applied)
             texts = {
                 name: [image.index_text(name, v) for v in values] for name in image.shape.indexes
@@ -121,7 +122,14 @@ class Service:
             size = snapshot_file.write(
                 self.snapshot_path,
                 snapshot_file.Snapshot(
-                    self.spec.topic, self.spec.fields, offsets, keys, values, texts, time.time()
+                    self.spec.topic,
+                    self.spec.fields,
+                    offsets,
+                    keys,
+                    values,
+                    texts,
+                    time.time(),
+                    dictionary,
                 ),
             )
             self.snapshots_written += 1

@@ -7,9 +7,11 @@ Layout (all integers little-endian):
 
 The header names the topic, the entity's fields (in the order the stored values use them),
 the indexes, the offsets (partition -> next offset) and the section sizes. Sections: the
-lengths (u32 array) then the bytes of the keys, of the stored values, and per index of each
-entry's indexed text (length 0xFFFFFFFF: not indexed). Lengths let a load slice one big
-`bytes` into a million small ones at C speed; the index texts spare it decoding every value.
+keys (a JSON array of strings), the stored values (their lengths as a u32 array, then their
+bytes), per index each entry's indexed text (a JSON array, null: not indexed), and the zstd
+dictionary the values are compressed with (empty: none). orjson parses a million strings
+and the lengths slice one big `bytes` into a million small ones at C speed; the index texts
+spare a load decoding every value.
 
 Written to `<path>.tmp`, flushed to disk, then renamed over `path`: a crash leaves the old
 file or the new one, never half of one. A file that is not a snapshot, is cut short, fails
@@ -51,6 +53,7 @@ class Snapshot:
     values: list[bytes]
     indexes: dict[str, list[str | None]]
     written_at: float = 0.0
+    dictionary: bytes | None = None  # the values' zstd dictionary (None: not compressed)
 
 
 def _lengths(items: Sequence[bytes | None]) -> bytes:
@@ -63,20 +66,18 @@ def _lengths(items: Sequence[bytes | None]) -> bytes:
 def write(path: Path, snapshot: Snapshot) -> int:
     """Write `snapshot` atomically to `path`; returns its size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys = [k.encode() for k in snapshot.keys]
-    sections: list[bytes] = [_lengths(keys), b"".join(keys)]
+    sections: list[bytes] = [orjson.dumps(snapshot.keys)]
     sections += [_lengths(snapshot.values), b"".join(snapshot.values)]
     names = sorted(snapshot.indexes)
-    for name in names:
-        texts = [None if t is None else t.encode() for t in snapshot.indexes[name]]
-        sections += [_lengths(texts), b"".join(t for t in texts if t is not None)]
+    sections += [orjson.dumps(snapshot.indexes[name]) for name in names]
+    sections.append(snapshot.dictionary or b"")
     header = orjson.dumps(
         {
             "version": VERSION,
             "topic": snapshot.topic,
             "fields": list(snapshot.fields),
             "offsets": {str(p): o for p, o in snapshot.offsets.items()},
-            "count": len(keys),
+            "count": len(snapshot.keys),
             "indexes": names,
             "sections": [len(s) for s in sections],
             "written_at": snapshot.written_at or time.time(),
@@ -97,17 +98,23 @@ def write(path: Path, snapshot: Snapshot) -> int:
     return size + 4
 
 
-def _split(lengths: bytes, blob: bytes) -> list[bytes | None]:
+def _split(lengths: bytes, blob: bytes) -> list[bytes]:
     sizes = array("I")
     sizes.frombytes(lengths)
-    plain = [0 if n == _ABSENT else n for n in sizes]
-    ends = list(accumulate(plain))
+    ends = list(accumulate(sizes))
     if (ends[-1] if ends else 0) != len(blob):
         raise SnapshotError("its sections do not add up")
     starts = [0, *ends][: len(ends)]
-    return [
-        None if n == _ABSENT else blob[a:b] for n, a, b in zip(sizes, starts, ends, strict=True)
-    ]
+    # Slicing through map() runs at C speed: a million values in a few tenths of a second.
+    return list(map(blob.__getitem__, map(slice, starts, ends)))
+
+
+def _strings(section: bytes, nullable: bool) -> list[Any]:
+    found = orjson.loads(section)
+    allowed = {str, type(None)} if nullable else {str}
+    if not isinstance(found, list) or not set(map(type, found)) <= allowed:
+        raise SnapshotError("a section of texts holds something else")
+    return found
 
 
 def read(path: Path, *, topic: str, fields: Sequence[str]) -> Snapshot:
@@ -138,12 +145,13 @@ def read(path: Path, *, topic: str, fields: Sequence[str]) -> Snapshot:
             at += int(length)
         if at != len(data) - 4:
             raise SnapshotError(f"{where}: its sections do not add up")
-        keys = _split(sections[0], sections[1])
-        values = _split(sections[2], sections[3])
-        indexes: dict[str, list[str | None]] = {}
-        for i, name in enumerate(header["indexes"]):
-            texts = _split(sections[4 + 2 * i], sections[5 + 2 * i])
-            indexes[str(name)] = [None if t is None else t.decode() for t in texts]
+        keys: list[str] = _strings(sections[0], nullable=False)
+        values = _split(sections[1], sections[2])
+        indexes: dict[str, list[str | None]] = {
+            str(name): _strings(sections[3 + i], nullable=True)
+            for i, name in enumerate(header["indexes"])
+        }
+        dictionary = sections[3 + len(header["indexes"])] or None
         offsets = {int(p): int(o) for p, o in header["offsets"].items()}
     except SnapshotError as exc:
         if exc.message.startswith(where):
@@ -157,10 +165,11 @@ def read(path: Path, *, topic: str, fields: Sequence[str]) -> Snapshot:
         topic=topic,
         fields=tuple(fields),
         offsets=offsets,
-        keys=[k.decode() for k in keys if k is not None],
-        values=[v for v in values if v is not None],
+        keys=keys,
+        values=values,
         indexes=indexes,
         written_at=float(header.get("written_at") or 0.0),
+        dictionary=dictionary,
     )
 
 

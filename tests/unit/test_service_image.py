@@ -170,3 +170,31 @@ def test_restore_rebuilds_the_indexes_from_their_texts() -> None:
     rebuilt = image_of(0, indexes=("code", "status"))
     rebuilt.restore(keys, values, {"code": texts["code"]})
     assert [k for k, _ in rebuilt.by_index("status", "closed")] == ["3", "6"]
+
+
+def test_values_are_compressed_with_a_dictionary_once_there_are_enough() -> None:
+    from seam.services.image import TRAIN_AFTER
+
+    image = image_of(TRAIN_AFTER - 1)
+    assert image.dictionary is None
+    plain = image.stored("5")
+    assert plain is not None
+    assert plain[:1] == b"["
+    for i in range(TRAIN_AFTER, TRAIN_AFTER + 100):
+        image.apply(str(i), orjson.dumps(state(i)))
+    assert image.dictionary is not None
+    stored = image.stored("5")
+    assert stored is not None
+    assert stored[0] == 0x28
+    assert len(stored) < len(plain) / 2
+    assert image.get("5") == state(5)
+    assert image.get(str(TRAIN_AFTER + 50)) == state(TRAIN_AFTER + 50)
+    image.apply("5", orjson.dumps(state(5, note="changed")))  # an update, compressed
+    assert image.get("5") == state(5, note="changed")
+    assert image.by_index("code", "C-0005") == [("5", state(5, note="changed"))]
+    # A snapshot's content and dictionary restore the same image.
+    keys, values = image.contents()
+    copy = image_of(0)
+    copy.restore(keys, values, {}, image.dictionary)
+    assert copy.get("5") == state(5, note="changed")
+    assert copy.by_index("code", "C-0007") == [("7", state(7))]

@@ -103,3 +103,19 @@ def test_after_parses_offsets_and_source_positions() -> None:
             parse_after(bad)
     assert reached({0: 5, 1: 3}, {0: 5})
     assert not reached({0: 5}, {0: 5, 1: 1})
+
+
+def test_the_dictionary_round_trips(tmp_path: Path) -> None:
+    from seam.services.image import TRAIN_AFTER
+
+    image = filled(TRAIN_AFTER + 10)
+    assert image.dictionary is not None
+    path = tmp_path / "img.snapshot"
+    taken = snap(image, {0: 1})
+    taken.dictionary = image.dictionary
+    snapshot.write(path, taken)
+    found = snapshot.read(path, topic="t", fields=FIELDS)
+    assert found.dictionary == image.dictionary
+    copy = Image(Shape(FIELDS, indexes=("code",)))
+    copy.restore(found.keys, found.values, found.indexes, found.dictionary)
+    assert copy.get("9999") == image.get("9999")
