@@ -148,17 +148,25 @@ class Service:
 
     def until_ready(self, timeout: float = 600) -> float:
         deadline = time.monotonic() + timeout
+        self.first_answer: float | None = None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"the service stopped: {self.log.read_text()}")
             try:
                 status, _body = self.get("/ready")
+                if self.first_answer is None:
+                    self.first_answer = time.monotonic() - self.began
                 if status == 200:
                     return time.monotonic() - self.began
             except OSError:
                 pass
             time.sleep(0.01)
         raise SystemExit(f"not ready within {timeout}s")
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the service has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> float:
         pid = self.process.pid
@@ -255,11 +263,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000, help="updates/s applied meanwhile")
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--cpu", type=int, default=None, help="pin the service to this core")
-    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the topic (and files)")
+    parser.add_argument(
+        "--topic", help="an existing topic of --products states (from --keep): not refilled"
+    )
     args = parser.parse_args()
 
     settings = load_settings()
-    topic = f"bench.products-latest-{uuid.uuid4().hex[:8]}"
+    topic = args.topic or f"bench.products-latest-{uuid.uuid4().hex[:8]}"
+    keep = args.keep or args.topic is not None
     folder = Path(tempfile.mkdtemp(prefix="seam-service-bench-"))
     doc = pipeline_document("catalog")
     doc["outputs"]["latest"]["topic"] = topic
@@ -269,17 +281,20 @@ def main() -> None:
         "pipeline: pipeline.yaml\nindexes: [sku]\nfilters: [status, category.id]\n"
         "search: [name, description]\nsnapshot: {path: image.snapshot, interval_s: 0}\n"
     )
-    print(f"filling {topic} with {args.products} products ...")
-    print(f"  written in {fill(settings, topic, args.products):.1f}s")
+    if args.topic is None:
+        print(f"filling {topic} with {args.products} products ...")
+        print(f"  written in {fill(settings, topic, args.products):.1f}s")
     services: list[Service] = []
     port = 18780 + random.randrange(1000)
     try:
         cold = Service(service_file, port, args.cpu, "--rebuild")
         services.append(cold)
         ready = cold.until_ready()
+        cpu = cold.cpu_s()
         _status, body = cold.get("/ready")
         print(
-            f"cold ready:      {ready:.2f}s (the service's own count: {body['ready_after_s']:.2f}s "
+            f"cold ready:      {ready:.2f}s, {cpu:.1f} CPU-s (first answer at {cold.first_answer:.2f}s)\n"
+            f"                  (the service's own count: {body['ready_after_s']:.2f}s "
             f"after it started loading; {body['entities']} entities)"
         )
         print(f"  RSS:           {cold.rss_mb():.0f} MB")
@@ -290,8 +305,13 @@ def main() -> None:
         warm = Service(service_file, port + 1, args.cpu)
         services.append(warm)
         ready = warm.until_ready()
+        cpu = warm.cpu_s()
         _status, body = warm.get("/ready")
-        print(f"snapshot ready:  {ready:.2f}s ({body['start']})")
+        print(
+            f"snapshot ready:  {ready:.2f}s, {cpu:.1f} CPU-s (first answer at "
+            f"{warm.first_answer:.2f}s; ready {body['ready_after_s']:.2f}s after loading "
+            f"began)\n                 {body['start']}"
+        )
         print(f"  RSS:           {warm.rss_mb():.0f} MB")
 
         stop = threading.Event()
@@ -317,7 +337,7 @@ def main() -> None:
     finally:
         for service in services:
             service.stop()
-        if not args.keep:
+        if not keep:
             from confluent_kafka.admin import AdminClient
 
             admin = AdminClient(settings.kafka.client_config())  # kept alive until done

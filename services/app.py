@@ -104,17 +104,19 @@ class KeyFastPath:
 
 
 def key_response(service: Service, key: str, source: str | None) -> tuple[int, bytes, Offsets]:
-    """(status, JSON body, offsets) of GET /<entity>/<key> as the image is now."""
+    """(status, JSON body, offsets) of GET /<entity>/<key> as the image is now. The state's
+    JSON goes into the body as stored, never parsed."""
     image = service.image
     with image.lock:
         stored = image.stored(key)
         offsets = service.applied()
-    position = _position_body(offsets, source)
+    position = orjson.dumps(_position_body(offsets, source))
     if stored is None:
-        body = {"detail": f"no {service.spec.entity} with key {key}", "position": position}
-        return 404, orjson.dumps(body), offsets
-    state = image.decode(stored)
-    return 200, orjson.dumps({"key": key, "data": state, "position": position}), offsets
+        body = {"detail": f"no {service.spec.entity} with key {key}"}
+        return 404, orjson.dumps(body)[:-1] + b',"position":' + position + b"}", offsets
+    data = image.json(stored)
+    head = b'{"key":' + orjson.dumps(key) + b',"data":'
+    return 200, head + data + b',"position":' + position + b"}", offsets
 
 
 def create_asgi(service: Service) -> KeyFastPath:

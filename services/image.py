@@ -2,16 +2,14 @@
 
 What is stored, and why (1,000,000 keys must fit in a few hundred MB of one process):
 
-* per key, one `bytes`: the state's JSON with the field names left out, `[mask, v1, v2, ...]`
-  in the declared state order (`mask`: which state fields are present; a field may be
-  absent). Names are the same for every key and known from the declaration, so storing them
-  a million times would cost a third of the memory. A value that does not fit that shape
-  (fields the declaration does not list, another order) is kept as it came. A `bytes` is one
-  Python object (33 bytes of header) where a decoded dict would be dozens;
-* compressed with zstd and a dictionary trained on the entity's own values once there are
-  `TRAIN_AFTER` of them (a catalog product: 255 bytes -> about 65, 2.5 us to compress, 1 us
-  to decompress). Values of one entity repeat the same words, names and shapes, which is
-  what a dictionary captures and per-value compression without one cannot;
+* per key, one `bytes`: the state's JSON as the latest topic holds it, compressed with zstd
+  and a dictionary trained on the entity's own values once there are `TRAIN_AFTER` of them
+  (a catalog product: 355 bytes -> about 70, 2.5 us to compress, 1 us to decompress).
+  Values of one entity repeat the same field names, words and shapes, which is what a
+  dictionary captures and per-value compression without one cannot (leaving the field names
+  out by hand saved 100 bytes a value uncompressed, 6 compressed: not worth a re-encoding).
+  A `bytes` is one Python object (33 bytes of header) where a decoded dict would be dozens,
+  and a GET by key answers with the bytes as they are, never parsing them;
 * one dict, key text -> stored value; the key text is the latest topic's record key
   (`seam.transforms.declared.envelope.key_text`: `42`, or `[3,"B"]` for a composite key);
 * per declared index, a dict: the field's value as text -> the key text (the same `str`
@@ -33,7 +31,7 @@ import bisect
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -100,55 +98,16 @@ class Shape:
     indexes: tuple[str, ...] = ()
     filters: tuple[str, ...] = ()
     search: tuple[str, ...] = ()
-    _position: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
-    # The few field sets values come with: names -> mask, mask -> names (no loop per value).
-    _masks: dict[tuple[str, ...], int | None] = field(
-        default_factory=dict, compare=False, repr=False
-    )
-    _names: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._position.update({name: i for i, name in enumerate(self.fields)})
-
-    def _mask(self, names: tuple[str, ...]) -> int | None:
-        """The mask of a value's field names, or None when they are not declared state
-        fields in the declared order (such a value is kept as it came)."""
-        mask = 0
-        last = -1
-        for name in names:
-            at = self._position.get(name)
-            if at is None or at <= last:
-                return None
-            last = at
-            mask |= 1 << at
-        self._names[mask] = names
-        return mask
 
     def encode(self, value: bytes) -> tuple[bytes, dict[str, Any]]:
-        """(stored form, decoded state) of a latest-topic value."""
+        """(stored form, decoded state) of a latest-topic value: the value as published
+        (compressed later by the image), and its state for the indexes."""
         state = orjson.loads(value)
-        if type(state) is not dict:
-            return value, {}
-        names = tuple(state)
-        mask = self._masks.get(names, -1)
-        if mask == -1:
-            mask = self._masks[names] = self._mask(names)
-        if mask is None:
-            return value, state
-        # A copy of exactly its size: orjson hands out its bytes in a buffer of ~4 KB, which
-        # kept as they are would cost a million entities 4 GB instead of 300 MB.
-        return memoryview(orjson.dumps([mask, *state.values()])).tobytes(), state
+        return value, state if type(state) is dict else {}
 
     def decode(self, stored: bytes) -> dict[str, Any]:
         data = orjson.loads(stored)
-        if type(data) is dict:
-            return data
-        names = self._names.get(data[0])
-        if names is None:  # a mask from a snapshot: its names in declared order
-            names = self._names[data[0]] = tuple(
-                name for i, name in enumerate(self.fields) if data[0] >> i & 1
-            )
-        return dict(zip(names, data[1:], strict=True))
+        return data if type(data) is dict else {}
 
 
 @dataclass
@@ -188,6 +147,8 @@ class Image:
             return
         stored, state = self.shape.encode(value)
         if self._compressor is not None:
+            # A copy of exactly its size: zstd (like orjson) hands out bytes in a larger
+            # buffer, which kept as it is costs a million entities gigabytes.
             stored = memoryview(self._compressor.compress(stored)).tobytes()
         elif self.compress and old is None and len(self._values) >= TRAIN_AFTER:
             self._train()
@@ -224,15 +185,19 @@ class Image:
             if value[0] != _ZSTD:
                 self._values[key] = memoryview(compress(value)).tobytes()
 
-    def decode(self, stored: bytes) -> dict[str, Any]:
-        """The state a stored value holds."""
+    def json(self, stored: bytes) -> bytes:
+        """The state's JSON a stored value holds."""
         if stored[0] == _ZSTD:
             decompressor = getattr(self._local, "decompressor", None)
             if decompressor is None:
                 data = zstandard.ZstdCompressionDict(self.dictionary or b"")
                 decompressor = self._local.decompressor = zstandard.ZstdDecompressor(dict_data=data)
-            stored = decompressor.decompress(stored)
-        return self.shape.decode(stored)
+            return decompressor.decompress(stored)
+        return stored
+
+    def decode(self, stored: bytes) -> dict[str, Any]:
+        """The state a stored value holds."""
+        return self.shape.decode(self.json(stored))
 
     def _index(self, key: str, state: Mapping[str, Any]) -> None:
         for name, index in self._indexes.items():

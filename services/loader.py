@@ -161,12 +161,15 @@ class Loader:
                 if not messages:
                     continue
                 moved: dict[int, int] = {}
+                applied_records = 0
+                last = None
+                apply = image.apply
                 with image.lock:
                     applied = dict(progress.applied)
                     for msg in messages:
                         error = msg.error()
-                        partition = msg.partition()
                         if error is not None:
+                            partition = msg.partition()
                             if error.code() == KafkaError._PARTITION_EOF:
                                 moved[partition] = max(moved.get(partition, 0), msg.offset())
                             else:
@@ -174,10 +177,13 @@ class Loader:
                             continue
                         key = msg.key()
                         if key is not None:
-                            image.apply(key.decode(), msg.value())
-                        moved[partition] = msg.offset() + 1
-                        progress.records += 1
-                        stamp = msg.timestamp()
+                            apply(key.decode(), msg.value())
+                        moved[msg.partition()] = msg.offset() + 1
+                        applied_records += 1
+                        last = msg
+                    progress.records += applied_records
+                    if last is not None:
+                        stamp = last.timestamp()
                         if stamp[0] != 0:
                             progress.last_record_ts_ms = stamp[1]
                     for partition, offset in moved.items():
