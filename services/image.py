@@ -4,7 +4,7 @@ What is stored, and why (1,000,000 keys must fit in a few hundred MB of one proc
 
 * per key, one `bytes`: the state's JSON as the latest topic holds it, compressed with zstd
   and a dictionary trained on the entity's own values once there are `TRAIN_AFTER` of them
-  (a catalog product: 355 bytes -> about 70, 2.5 us to compress, 1 us to decompress).
+  (a product of the example: 355 bytes -> about 70, 2.5 us to compress, 1 us to decompress).
   Values of one entity repeat the same field names, words and shapes, which is what a
   dictionary captures and per-value compression without one cannot (leaving the field names
   out by hand saved 100 bytes a value uncompressed, 6 compressed: not worth a re-encoding).
