@@ -294,8 +294,8 @@ def main() -> None:
         _status, body = cold.get("/ready")
         print(
             f"cold ready:      {ready:.2f}s, {cpu:.1f} CPU-s (first answer at {cold.first_answer:.2f}s)\n"
-            f"                  (the service's own count: {body['ready_after_s']:.2f}s "
-            f"after it started loading; {body['entities']} entities)"
+            f"                 (ready {body['ready_after_s']:.2f}s after it began loading; "
+            f"{body['entities']} entities)"
         )
         print(f"  RSS:           {cold.rss_mb():.0f} MB")
         cold.stop()
@@ -309,8 +309,8 @@ def main() -> None:
         _status, body = warm.get("/ready")
         print(
             f"snapshot ready:  {ready:.2f}s, {cpu:.1f} CPU-s (first answer at "
-            f"{warm.first_answer:.2f}s; ready {body['ready_after_s']:.2f}s after loading "
-            f"began)\n                 {body['start']}"
+            f"{warm.first_answer:.2f}s; ready {body['ready_after_s']:.2f}s after the snapshot "
+            f"began loading)\n                 {body['start']}"
         )
         print(f"  RSS:           {warm.rss_mb():.0f} MB")
 

@@ -93,12 +93,15 @@ class Loader:
         )
         return found
 
-    def start(self, marks: Mapping[int, tuple[int, int]] | None = None) -> None:
+    def start(
+        self, marks: Mapping[int, tuple[int, int]] | None = None, *, began: float | None = None
+    ) -> None:
         """Note the end offsets, assign every partition and start the thread. `marks`: the
-        partitions' (low, end) if the caller has just read them."""
+        partitions' (low, end) if the caller has just read them; `began`: when the start
+        began (monotonic; a snapshot loaded before counts in the time to ready)."""
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-        self._started = time.monotonic()
+        self._started = time.monotonic() if began is None else began
         found = dict(marks) if marks is not None else self.partitions()
         ends = {p: hi for p, (_lo, hi) in found.items()}
         applied = {p: self.start_offsets.get(p, 0) for p in found}

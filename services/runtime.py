@@ -66,10 +66,11 @@ class Service:
     # ------------------------------------------------------------------ life
 
     def start(self) -> None:
+        began = time.monotonic()
         marks = self.loader.partitions()
         start = self._restore(marks)
         self.loader.start_offsets = start
-        self.loader.start(marks)
+        self.loader.start(marks, began=began)
         self.started = True
         if self.spec.snapshot_interval_s > 0:
             self._writer = threading.Thread(
