@@ -149,6 +149,7 @@ class Service:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop tailing and write the snapshot (when the image has caught up once)."""
         self._stop.set()
+        self.source.close()
         self.loader.stop(timeout)
         if self._writer is not None:
             self._writer.join(timeout)

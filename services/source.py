@@ -13,93 +13,167 @@ returns each partition's offset with its metadata) tells how far the transform g
    through the transform, and its outputs are committed in the latest topic.
 
 The image then waits until it has applied the latest topic's end offsets of that moment.
+
+One poller thread reads the committed offsets (every `POLL_S`) while any request waits, for
+all of them: a hundred requests waiting cost the broker what one does. Its clients (a
+consumer that names the transform's group but never joins it or commits, and a probe for
+end offsets) live as long as the service.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from seam.kafka_config import KafkaSettings
 from seam.services.position import SourcePosition
 from seam.streams.kafka import Kafka
-from seam.transforms.redelivery import parse_metadata
+from seam.transforms.redelivery import Mark, parse_metadata
+
+POLL_S: Final = 0.01
+Committed = dict[tuple[str, int], tuple[int, dict[str, Mark]]]
 
 
 class SourceWatch:
-    """Reads a transform group's committed offsets and marks (no joining, no committing)."""
+    """The transform group's committed offsets and marks, read for waiting requests."""
 
     def __init__(self, kafka: KafkaSettings, group: str, inputs: Sequence[str]) -> None:
         self.kafka = kafka
         self.group = group
         self.inputs = tuple(inputs)
+        self._lock = threading.Lock()  # the clients: one caller at a time
+        self._changed = threading.Condition()
+        self._committed: Committed = {}
+        self._read_at = 0.0  # monotonic time of the last read
+        self._waiting = 0
+        self._cluster: Kafka | None = None
+        self._group: Any = None
+        self._probe: Any = None
+        self._partitions: list[Any] = []
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self.error: str | None = None
+
+    def _clients(self) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        if self._cluster is not None:
+            return
+        cluster = Kafka(self.kafka, timeout=5.0)
+        self._partitions = [
+            TopicPartition(topic, p) for topic in self.inputs for p in cluster.partitions(topic)
+        ]
+        self._group = Consumer(
+            self.kafka.client_config({"group.id": self.group, "enable.auto.commit": False})
+        )
+        self._probe = cluster.consumer()
+        self._cluster = cluster
+
+    def _read(self) -> Committed:
+        with self._lock:
+            self._clients()
+            assert self._cluster is not None
+            found = self._cluster.call(
+                "reading the transform's committed offsets",
+                self._group.committed,
+                self._partitions,
+                timeout=5.0,
+            )
+        return {(tp.topic, tp.partition): (tp.offset, parse_metadata(tp.metadata)) for tp in found}
+
+    def _ends(self) -> dict[tuple[str, int], int]:
+        with self._lock:
+            self._clients()
+            assert self._cluster is not None
+            out = {}
+            for tp in self._partitions:
+                _lo, hi = self._cluster.call(
+                    "reading the raw topics' end offsets",
+                    self._probe.get_watermark_offsets,
+                    tp,
+                    timeout=5.0,
+                )
+                out[(tp.topic, tp.partition)] = hi
+            return out
+
+    def _poll(self) -> None:
+        while True:
+            with self._changed:
+                while self._waiting == 0 and not self._stopped:
+                    self._changed.wait()
+                if self._stopped:
+                    return
+            try:
+                committed = self._read()
+                self.error = None
+            except Exception as exc:  # a waiting request says so; the poller goes on
+                self.error = f"{type(exc).__name__}: {exc}"
+                time.sleep(0.5)
+                continue
+            with self._changed:
+                self._committed = committed
+                self._read_at = time.monotonic()
+                self._changed.notify_all()
+            time.sleep(POLL_S)
+
+    def _fresh(self, after: float, deadline: float) -> Committed | None:
+        """Committed offsets read after `after` (None: the deadline passed first)."""
+        with self._changed:
+            while self._read_at <= after:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._changed.wait(remaining)
+            return self._committed
 
     def wait(self, position: SourcePosition, deadline: float) -> bool:
         """Block until the transform has published every change up to `position` (True),
         or the monotonic `deadline` passes (False)."""
-        from confluent_kafka import TopicPartition
-
-        with Kafka(self.kafka, timeout=max(1.0, min(5.0, deadline - time.monotonic()))) as cluster:
-            partitions = [
-                TopicPartition(topic, p) for topic in self.inputs for p in cluster.partitions(topic)
-            ]
-            from confluent_kafka import Consumer
-
-            group = Consumer(
-                cluster.settings.client_config(
-                    {"group.id": self.group, "enable.auto.commit": False}
+        with self._changed:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._poll, name="seam-serve-source", daemon=True
                 )
-            )
-            try:
-                return self._wait(cluster, group, partitions, position, deadline)
-            finally:
-                group.close()
-
-    def _wait(
-        self,
-        cluster: Kafka,
-        group: Any,
-        partitions: list[Any],
-        position: SourcePosition,
-        deadline: float,
-    ) -> bool:
-        ends: dict[tuple[str, int], int] | None = None
-        probe = cluster.consumer()
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            committed = cluster.call(
-                "reading the transform's committed offsets",
-                group.committed,
-                partitions,
-                timeout=max(0.5, remaining),
-            )
-            passed = {
-                (tp.topic, tp.partition)
-                for tp in committed
-                if any(
-                    position.reached_by(stream, mark)
-                    for stream, mark in parse_metadata(tp.metadata).items()
-                )
-            }
-            if ends is None and passed:
-                ends = {
-                    (tp.topic, tp.partition): hi
-                    for tp in partitions
-                    for _lo, hi in [
-                        cluster.call(
-                            "reading the raw topics' end offsets",
-                            probe.get_watermark_offsets,
-                            tp,
-                            timeout=max(0.5, remaining),
-                        )
-                    ]
+                self._thread.start()
+            self._waiting += 1
+            self._changed.notify_all()
+        try:
+            ends: dict[tuple[str, int], int] | None = None
+            since = time.monotonic()
+            while True:
+                committed = self._fresh(since, deadline)
+                if committed is None:
+                    return False
+                since = self._read_at
+                passed = {
+                    where
+                    for where, (_offset, marks) in committed.items()
+                    if any(position.reached_by(s, m) for s, m in marks.items())
                 }
-            if ends is not None and all(
-                (tp.topic, tp.partition) in passed or tp.offset >= ends[(tp.topic, tp.partition)]
-                for tp in committed
-            ):
-                return True
-            time.sleep(0.02)
+                if ends is None and passed:
+                    ends = self._ends()
+                if ends is not None and all(
+                    where in passed or offset >= ends[where]
+                    for where, (offset, _marks) in committed.items()
+                ):
+                    return True
+        finally:
+            with self._changed:
+                self._waiting -= 1
+
+    def close(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(5)
+        with self._lock:
+            for client in (self._group,):
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        client.close()
+            if self._cluster is not None:
+                self._cluster.close()
