@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from seam.kafka_config import KafkaSettings, kafka_settings
+from seam.services.fresh import Fresh
 from seam.services.image import Image
 from seam.streams.kafka import Kafka
 
@@ -71,6 +72,9 @@ class Loader:
         self._thread: threading.Thread | None = None
         self._consumer: Any = None
         self._started = 0.0
+        self._probe: tuple[Kafka, Any] | None = None
+        self._probe_lock = threading.Lock()
+        self.latest_ends = Fresh(self._fetch_ends)
 
     def partitions(self) -> dict[int, tuple[int, int]]:
         """partition -> (low, end offset) of the topic now (end: the last stable offset)."""
@@ -230,10 +234,23 @@ class Loader:
             with contextlib.suppress(Exception):
                 self._consumer.close()
             self._consumer = None
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe[0].close()
+                self._probe = None
 
-    def end_offsets(self) -> dict[int, int]:
-        """The topic's end offsets now (the last stable offsets: committed transactions)."""
-        return {p: hi for p, (_lo, hi) in self.partitions().items()}
+    def end_offsets(self, after: float) -> dict[int, int]:
+        """The topic's end offsets (last stable offsets) as read by a fetch that began after
+        the monotonic time `after`; concurrent callers share one."""
+        return self.latest_ends.get(after)
+
+    def _fetch_ends(self) -> dict[int, int]:
+        with self._probe_lock:
+            if self._probe is None:
+                cluster = Kafka(self.kafka, timeout=self.timeout)
+                self._probe = (cluster, cluster.consumer(committed_only=True))
+            cluster, probe = self._probe
+            return {p: self._watermarks(cluster, probe, p)[1] for p in self.progress.ends_at_start}
 
 
 def _quiet_logger() -> logging.Logger:

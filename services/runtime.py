@@ -11,6 +11,7 @@ serves its snapshot as if it were current. The snapshot is written every
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -59,6 +60,9 @@ class Service:
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self._write_lock = threading.Lock()
+        # Requests waiting for a source position block a thread each: a pool of their own,
+        # so they neither starve nor are starved by the other endpoints' threads.
+        self.waiters = concurrent.futures.ThreadPoolExecutor(256, thread_name_prefix="seam-wait")
         self.started = False  # the loader was started (after the snapshot, if any, loaded)
         self.snapshots_written = 0
         self.last_snapshot_s: float | None = None
@@ -150,6 +154,7 @@ class Service:
         """Stop tailing and write the snapshot (when the image has caught up once)."""
         self._stop.set()
         self.source.close()
+        self.waiters.shutdown(wait=False, cancel_futures=True)
         self.loader.stop(timeout)
         if self._writer is not None:
             self._writer.join(timeout)
@@ -177,7 +182,7 @@ class Service:
         offsets then (None: the deadline passed first)."""
         if not self.source.wait(position, deadline):
             return None
-        return self.loader.end_offsets()
+        return self.loader.end_offsets(after=time.monotonic())
 
     @property
     def healthy(self) -> bool:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from seam.kafka_config import KafkaSettings
+from seam.services.fresh import Fresh
 from seam.services.position import SourcePosition
 from seam.streams.kafka import Kafka
 from seam.transforms.redelivery import Mark, parse_metadata
@@ -55,6 +56,7 @@ class SourceWatch:
         self._partitions: list[Any] = []
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._raw_ends = Fresh(self._fetch_ends)
         self.error: str | None = None
 
     def _clients(self) -> None:
@@ -84,7 +86,7 @@ class SourceWatch:
             )
         return {(tp.topic, tp.partition): (tp.offset, parse_metadata(tp.metadata)) for tp in found}
 
-    def _ends(self) -> dict[tuple[str, int], int]:
+    def _fetch_ends(self) -> dict[tuple[str, int], int]:
         with self._lock:
             self._clients()
             assert self._cluster is not None
@@ -154,7 +156,7 @@ class SourceWatch:
                     if any(position.reached_by(s, m) for s, m in marks.items())
                 }
                 if ends is None and passed:
-                    ends = self._ends()
+                    ends = self._raw_ends.get(after=since)
                 if ends is not None and all(
                     where in passed or offset >= ends[where]
                     for where, (offset, _marks) in committed.items()
