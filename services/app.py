@@ -20,7 +20,6 @@ service file), until the image has applied it; past that, 504 with the position 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any, Final
 
@@ -156,10 +155,7 @@ def create_app(service: Service) -> FastAPI:
         source = None
         if isinstance(target, SourcePosition):
             try:
-                loop = asyncio.get_running_loop()
-                ends = await loop.run_in_executor(
-                    service.waiters, service.wait_source, target, deadline
-                )
+                ends = await service.wait_source(target, deadline)
             except Exception as exc:  # the broker: say so, never a traceback
                 return None, problem(
                     503, f"cannot read the transform's progress: {exc}", service.applied()

@@ -27,12 +27,13 @@ from typing import Any, Final
 from seam.kafka_config import KafkaSettings, kafka_settings
 from seam.services.fresh import Fresh
 from seam.services.image import Image
+from seam.services.signal import Signal
 from seam.streams.kafka import Kafka
 
 log = logging.getLogger(__name__)
 
 BATCH: Final = 2000
-POLL_S: Final = 0.05
+POLL_S: Final = 0.01  # consume() waits this long for a full batch: the tail latency
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Loader:
         self._probe: tuple[Kafka, Any] | None = None
         self._probe_lock = threading.Lock()
         self.latest_ends = Fresh(self._fetch_ends)
+        self.applied_signal = Signal()  # fired after each batch applied
 
     def partitions(self) -> dict[int, tuple[int, int]]:
         """partition -> (low, end offset) of the topic now (end: the last stable offset)."""
@@ -120,7 +122,7 @@ class Loader:
                     "enable.partition.eof": True,
                     "isolation.level": "read_committed",
                     "auto.offset.reset": "earliest",
-                    "fetch.wait.max.ms": 50,
+                    "fetch.wait.max.ms": 10,
                     # librdkafka prefetches up to this much (default 64 MB): the image's
                     # memory is the point of the process, the prefetch buffer is not.
                     "queued.max.messages.kbytes": 16384,
@@ -197,6 +199,7 @@ class Loader:
                         applied[partition] = max(applied.get(partition, 0), offset)
                     progress.applied = applied  # a new dict: readers copy nothing
                     self._check_ready()
+                self.applied_signal.fire()
         except Exception as exc:  # the thread's end must be visible, not silent
             log.exception("the loader of %s stopped", self.topic)
             progress.error = f"{type(exc).__name__}: {exc}"

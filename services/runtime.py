@@ -171,18 +171,22 @@ class Service:
 
     async def wait_offsets(self, wanted: Offsets, deadline: float) -> bool:
         """Wait (without blocking the event loop) until the image has applied `wanted`."""
+        signal = self.loader.applied_signal
         while not reached(self.loader.progress.applied, wanted):
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return False
-            await asyncio.sleep(0.002)
+            await signal.wait(min(remaining, 0.1))
         return True
 
-    def wait_source(self, position: SourcePosition, deadline: float) -> Offsets | None:
-        """Block until the transform has published `position`; the latest topic's end
+    async def wait_source(self, position: SourcePosition, deadline: float) -> Offsets | None:
+        """Wait until the transform has published `position`; the latest topic's end
         offsets then (None: the deadline passed first)."""
-        if not self.source.wait(position, deadline):
+        if not await self.source.wait(position, deadline, self.waiters):
             return None
-        return self.loader.end_offsets(after=time.monotonic())
+        passed = time.monotonic()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.waiters, self.loader.end_offsets, passed)
 
     @property
     def healthy(self) -> bool:

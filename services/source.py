@@ -22,6 +22,8 @@ end offsets) live as long as the service.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import threading
 import time
@@ -31,6 +33,7 @@ from typing import Any, Final
 from seam.kafka_config import KafkaSettings
 from seam.services.fresh import Fresh
 from seam.services.position import SourcePosition
+from seam.services.signal import Signal
 from seam.streams.kafka import Kafka
 from seam.transforms.redelivery import Mark, parse_metadata
 
@@ -57,6 +60,7 @@ class SourceWatch:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._raw_ends = Fresh(self._fetch_ends)
+        self.signal = Signal()  # fired after each read
         self.error: str | None = None
 
     def _clients(self) -> None:
@@ -108,6 +112,7 @@ class SourceWatch:
                     self._changed.wait()
                 if self._stopped:
                     return
+            began = time.monotonic()
             try:
                 committed = self._read()
                 self.error = None
@@ -117,23 +122,15 @@ class SourceWatch:
                 continue
             with self._changed:
                 self._committed = committed
-                self._read_at = time.monotonic()
-                self._changed.notify_all()
+                self._read_at = began  # the read began after every waiter that sees it
+            self.signal.fire()
             time.sleep(POLL_S)
 
-    def _fresh(self, after: float, deadline: float) -> Committed | None:
-        """Committed offsets read after `after` (None: the deadline passed first)."""
-        with self._changed:
-            while self._read_at <= after:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._changed.wait(remaining)
-            return self._committed
-
-    def wait(self, position: SourcePosition, deadline: float) -> bool:
-        """Block until the transform has published every change up to `position` (True),
-        or the monotonic `deadline` passes (False)."""
+    async def wait(
+        self, position: SourcePosition, deadline: float, executor: concurrent.futures.Executor
+    ) -> bool:
+        """Wait until the transform has published every change up to `position` (True), or
+        the monotonic `deadline` passes (False). Raw end offsets are read on `executor`."""
         with self._changed:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -146,17 +143,20 @@ class SourceWatch:
             ends: dict[tuple[str, int], int] | None = None
             since = time.monotonic()
             while True:
-                committed = self._fresh(since, deadline)
-                if committed is None:
-                    return False
-                since = self._read_at
+                while self._read_at <= since:  # a read that began after the last one seen
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    await self.signal.wait(min(remaining, 0.1))
+                since, committed = self._read_at, self._committed
                 passed = {
                     where
                     for where, (_offset, marks) in committed.items()
                     if any(position.reached_by(s, m) for s, m in marks.items())
                 }
                 if ends is None and passed:
-                    ends = self._raw_ends.get(after=since)
+                    loop = asyncio.get_running_loop()
+                    ends = await loop.run_in_executor(executor, self._raw_ends.get, since)
                 if ends is not None and all(
                     where in passed or offset >= ends[where]
                     for where, (offset, _marks) in committed.items()
