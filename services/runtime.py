@@ -171,13 +171,10 @@ class Service:
 
     async def wait_offsets(self, wanted: Offsets, deadline: float) -> bool:
         """Wait (without blocking the event loop) until the image has applied `wanted`."""
-        signal = self.loader.applied_signal
-        while not reached(self.loader.progress.applied, wanted):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            await signal.wait(min(remaining, 0.1))
-        return True
+        progress = self.loader.progress
+        return await self.loader.applied_signal.until(
+            lambda: reached(progress.applied, wanted), deadline - time.monotonic()
+        )
 
     async def wait_source(self, position: SourcePosition, deadline: float) -> Offsets | None:
         """Wait until the transform has published `position`; the latest topic's end

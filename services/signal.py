@@ -1,45 +1,63 @@
-"""Wake the coroutines of one event loop from another thread (the loader, the poller).
+"""Wake the requests waiting for a position, from the thread that moved it.
 
-Hundreds of requests may wait at once for a position: each polling on a timer would cost
-hundreds of thousands of wake-ups a second. They await one shared future instead, which
-`fire()` (from any thread) resolves once per event; each then checks its own condition.
+Hundreds of requests may wait at once (read-your-writes at hundreds of commits a second).
+Each registers a check and a future; `fire()` (from any thread: the loader after a batch,
+the marks poller after a read) schedules one pass over the registered checks on the event
+loop, which resolves the futures whose check now holds. A pass costs a microsecond or so a
+waiter; nothing polls on a timer, and no task is made per wake-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+from collections.abc import Callable
 
 
 class Signal:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._future: asyncio.Future[None] | None = None
-        self.waiting = 0
+        self._waiters: dict[int, tuple[Callable[[], bool], asyncio.Future[bool]]] = {}
+        self._ids = itertools.count()
+        self._scheduled = False
 
-    async def wait(self, timeout: float) -> None:
-        """Return at the next `fire()`, or after `timeout` s (a fire missed in a race costs
-        at most that)."""
+    async def until(self, check: Callable[[], bool], timeout: float) -> bool:
+        """True once `check()` holds (checked now and at every fire), False after `timeout` s."""
+        if check():
+            return True
+        if timeout <= 0:
+            return False
         loop = asyncio.get_running_loop()
         self._loop = loop
-        if self._future is None or self._future.done():
-            self._future = loop.create_future()
-        future = self._future
-        self.waiting += 1
+        future: asyncio.Future[bool] = loop.create_future()
+        key = next(self._ids)
+        self._waiters[key] = (check, future)
+        timer = loop.call_later(timeout, _resolve, future, False)
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), max(0.0, timeout))
+            if check():  # moved after the first check, before a fire could see this waiter
+                return True
+            return await future
         finally:
-            self.waiting -= 1
+            timer.cancel()
+            self._waiters.pop(key, None)
 
     def fire(self) -> None:
-        """Wake every waiter (callable from any thread; nothing to do when none waits)."""
+        """Check the waiters again (callable from any thread; free when none waits)."""
         loop = self._loop
-        if loop is None or self.waiting == 0 or loop.is_closed():
+        if loop is None or not self._waiters or self._scheduled or loop.is_closed():
             return
+        self._scheduled = True
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(self._resolve)
+            loop.call_soon_threadsafe(self._check)
 
-    def _resolve(self) -> None:
-        if self._future is not None and not self._future.done():
-            self._future.set_result(None)
+    def _check(self) -> None:
+        self._scheduled = False
+        for check, future in list(self._waiters.values()):
+            if not future.done() and check():
+                future.set_result(True)
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)

@@ -140,28 +140,32 @@ class SourceWatch:
             self._waiting += 1
             self._changed.notify_all()
         try:
-            ends: dict[tuple[str, int], int] | None = None
             since = time.monotonic()
-            while True:
-                while self._read_at <= since:  # a read that began after the last one seen
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    await self.signal.wait(min(remaining, 0.1))
-                since, committed = self._read_at, self._committed
-                passed = {
+
+            def passed() -> set[tuple[str, int]]:
+                return {
                     where
-                    for where, (_offset, marks) in committed.items()
+                    for where, (_offset, marks) in self._committed.items()
                     if any(position.reached_by(s, m) for s, m in marks.items())
                 }
-                if ends is None and passed:
-                    loop = asyncio.get_running_loop()
-                    ends = await loop.run_in_executor(executor, self._raw_ends.get, since)
-                if ends is not None and all(
-                    where in passed or offset >= ends[where]
-                    for where, (offset, _marks) in committed.items()
-                ):
-                    return True
+
+            # 1. Some partition's mark is past the position, in a read begun after the request.
+            if not await self.signal.until(
+                lambda: self._read_at > since and bool(passed()), deadline - time.monotonic()
+            ):
+                return False
+            loop = asyncio.get_running_loop()
+            ends = await loop.run_in_executor(executor, self._raw_ends.get, self._read_at)
+
+            # 2. Every partition: past the position, or committed up to those end offsets.
+            def through() -> bool:
+                past = passed()
+                return all(
+                    where in past or offset >= ends[where]
+                    for where, (offset, _marks) in self._committed.items()
+                )
+
+            return await self.signal.until(through, deadline - time.monotonic())
         finally:
             with self._changed:
                 self._waiting -= 1
