@@ -27,6 +27,7 @@ from typing import Any, Final
 from seam.kafka_config import KafkaSettings, kafka_settings
 from seam.services.fresh import Fresh
 from seam.services.image import Image
+from seam.services.offsets import end_offsets
 from seam.services.signal import Signal
 from seam.streams.kafka import Kafka
 
@@ -73,7 +74,7 @@ class Loader:
         self._thread: threading.Thread | None = None
         self._consumer: Any = None
         self._started = 0.0
-        self._probe: tuple[Kafka, Any] | None = None
+        self._probe: Kafka | None = None  # its admin client lists end offsets
         self._probe_lock = threading.Lock()
         self.latest_ends = Fresh(self._fetch_ends)
         self.applied_signal = Signal()  # fired after each batch applied
@@ -239,7 +240,7 @@ class Loader:
             self._consumer = None
         with self._probe_lock:
             if self._probe is not None:
-                self._probe[0].close()
+                self._probe.close()
                 self._probe = None
 
     def end_offsets(self, after: float) -> dict[int, int]:
@@ -250,10 +251,13 @@ class Loader:
     def _fetch_ends(self) -> dict[int, int]:
         with self._probe_lock:
             if self._probe is None:
-                cluster = Kafka(self.kafka, timeout=self.timeout)
-                self._probe = (cluster, cluster.consumer(committed_only=True))
-            cluster, probe = self._probe
-            return {p: self._watermarks(cluster, probe, p)[1] for p in self.progress.ends_at_start}
+                self._probe = Kafka(self.kafka, timeout=self.timeout)
+            found = end_offsets(
+                self._probe,
+                [(self.topic, p) for p in self.progress.ends_at_start],
+                committed_only=True,
+            )
+        return {p: o for (_t, p), o in found.items()}
 
 
 def _quiet_logger() -> logging.Logger:

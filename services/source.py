@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from seam.kafka_config import KafkaSettings
 from seam.services.fresh import Fresh
+from seam.services.offsets import end_offsets
 from seam.services.position import SourcePosition
 from seam.services.signal import Signal
 from seam.streams.kafka import Kafka
@@ -48,14 +49,15 @@ class SourceWatch:
         self.kafka = kafka
         self.group = group
         self.inputs = tuple(inputs)
-        self._lock = threading.Lock()  # the clients: one caller at a time
+        self._lock = threading.Lock()  # the poller's clients: one caller at a time
+        self._ends_lock = threading.Lock()
+        self._ends_cluster: Kafka | None = None
         self._changed = threading.Condition()
         self._committed: Committed = {}
         self._read_at = 0.0  # monotonic time of the last read
         self._waiting = 0
         self._cluster: Kafka | None = None
         self._group: Any = None
-        self._probe: Any = None
         self._partitions: list[Any] = []
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -75,7 +77,6 @@ class SourceWatch:
         self._group = Consumer(
             self.kafka.client_config({"group.id": self.group, "enable.auto.commit": False})
         )
-        self._probe = cluster.consumer()
         self._cluster = cluster
 
     def _read(self) -> Committed:
@@ -91,19 +92,14 @@ class SourceWatch:
         return {(tp.topic, tp.partition): (tp.offset, parse_metadata(tp.metadata)) for tp in found}
 
     def _fetch_ends(self) -> dict[tuple[str, int], int]:
-        with self._lock:
-            self._clients()
-            assert self._cluster is not None
-            out = {}
-            for tp in self._partitions:
-                _lo, hi = self._cluster.call(
-                    "reading the raw topics' end offsets",
-                    self._probe.get_watermark_offsets,
-                    tp,
-                    timeout=5.0,
-                )
-                out[(tp.topic, tp.partition)] = hi
-            return out
+        # Its own client (the admin's), so a fetch never holds up the marks poller.
+        with self._ends_lock:
+            if self._ends_cluster is None:
+                self._ends_cluster = Kafka(self.kafka, timeout=5.0)
+            with self._lock:
+                self._clients()
+                wanted = [(tp.topic, tp.partition) for tp in self._partitions]
+            return end_offsets(self._ends_cluster, wanted, committed_only=False)
 
     def _poll(self) -> None:
         while True:
@@ -183,3 +179,6 @@ class SourceWatch:
                         client.close()
             if self._cluster is not None:
                 self._cluster.close()
+        with self._ends_lock:
+            if self._ends_cluster is not None:
+                self._ends_cluster.close()
