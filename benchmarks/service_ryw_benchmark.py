@@ -223,6 +223,11 @@ def main() -> None:
                     f"  {label:22} p50 {s['p50']:7.1f} ms  p99 {s['p99']:7.1f} ms  "
                     f"max {s['max']:7.1f} ms  (n={len(legs[key])})"
                 )
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        steps = [line for line in metrics.splitlines() if line.startswith("seam_service_wait")]
+        print("  seconds the requests spent waiting, summed by step:")
+        for line in steps:
+            print(f"    {line}")
         stop_process(service)
     print(f"command: {' '.join(sys.argv)}")
 

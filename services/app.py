@@ -233,6 +233,7 @@ def create_app(service: Service) -> FastAPI:
             records=progress.records,
             ready_after_s=progress.ready_after_s,
             snapshots_written=service.snapshots_written,
+            waited=service.source.spent,
         )
         return Response(text, media_type=metrics.CONTENT_TYPE)
 

@@ -59,6 +59,7 @@ def render(
     records: int,
     ready_after_s: float | None,
     snapshots_written: int,
+    waited: Mapping[str, float] | None = None,
 ) -> str:
     base = {"entity": entity}
     out = Exposition()
@@ -123,4 +124,11 @@ def render(
         "Snapshot files written.",
         [(base, snapshots_written)],
     )
+    if waited:
+        out.metric(
+            "seam_service_wait_seconds_total",
+            "counter",
+            "Seconds requests with after= spent in each step, summed.",
+            [({**base, "step": step}, seconds) for step, seconds in sorted(waited.items())],
+        )
     return out.text()

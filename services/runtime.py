@@ -172,18 +172,30 @@ class Service:
     async def wait_offsets(self, wanted: Offsets, deadline: float) -> bool:
         """Wait (without blocking the event loop) until the image has applied `wanted`."""
         progress = self.loader.progress
-        return await self.loader.applied_signal.until(
+        began = time.monotonic()
+        done = await self.loader.applied_signal.until(
             lambda: reached(progress.applied, wanted), deadline - time.monotonic()
         )
+        self.source.spent["image_applied"] = (
+            self.source.spent.get("image_applied", 0.0) + time.monotonic() - began
+        )
+        return done
 
     async def wait_source(self, position: SourcePosition, deadline: float) -> Offsets | None:
         """Wait until the transform has published `position`; the latest topic's end
         offsets then (None: the deadline passed first)."""
-        if not await self.source.wait(position, deadline, self.waiters):
+        passed = await self.source.wait(position, deadline, self.waiters)
+        if passed is None:
             return None
-        passed = time.monotonic()
+        # End offsets read after the read that showed the transform through: shared by
+        # every request that read showed through.
+        began = time.monotonic()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.waiters, self.loader.end_offsets, passed)
+        ends = await loop.run_in_executor(self.waiters, self.loader.end_offsets, passed)
+        self.source.spent["latest_ends"] = (
+            self.source.spent.get("latest_ends", 0.0) + time.monotonic() - began
+        )
+        return ends
 
     @property
     def healthy(self) -> bool:

@@ -54,7 +54,8 @@ class SourceWatch:
         self._ends_cluster: Kafka | None = None
         self._changed = threading.Condition()
         self._committed: Committed = {}
-        self._read_at = 0.0  # monotonic time of the last read
+        self._read_at = 0.0  # monotonic time the last read began
+        self._read_done = 0.0  # ... and ended
         self._waiting = 0
         self._cluster: Kafka | None = None
         self._group: Any = None
@@ -63,6 +64,8 @@ class SourceWatch:
         self._stopped = False
         self._raw_ends = Fresh(self._fetch_ends)
         self.signal = Signal()  # fired after each read
+        # Seconds spent by waiting requests in each step, summed (for /metrics).
+        self.spent = {"source_passed": 0.0, "raw_ends": 0.0, "transform_through": 0.0}
         self.error: str | None = None
 
     def _clients(self) -> None:
@@ -75,7 +78,17 @@ class SourceWatch:
             TopicPartition(topic, p) for topic in self.inputs for p in cluster.partitions(topic)
         ]
         self._group = Consumer(
-            self.kafka.client_config({"group.id": self.group, "enable.auto.commit": False})
+            self.kafka.client_config(
+                {
+                    "group.id": self.group,
+                    "enable.auto.commit": False,
+                    # read_committed makes librdkafka ask for stable offsets (KIP-447): while
+                    # the transform has a transaction open, which is nearly always under load,
+                    # the broker answers "unstable" and the client retries after a backoff.
+                    # The offsets it answers without are the committed ones all the same.
+                    "isolation.level": "read_uncommitted",
+                }
+            )
         )
         self._cluster = cluster
 
@@ -119,14 +132,17 @@ class SourceWatch:
             with self._changed:
                 self._committed = committed
                 self._read_at = began  # the read began after every waiter that sees it
+                self._read_done = time.monotonic()
             self.signal.fire()
             time.sleep(POLL_S)
 
     async def wait(
         self, position: SourcePosition, deadline: float, executor: concurrent.futures.Executor
-    ) -> bool:
-        """Wait until the transform has published every change up to `position` (True), or
-        the monotonic `deadline` passes (False). Raw end offsets are read on `executor`."""
+    ) -> float | None:
+        """Wait until the transform has published every change up to `position`; when the
+        read that showed it ended (monotonic: the latest topic's end offsets read after it
+        hold every output), or None once the `deadline` passes. Raw end offsets are read on
+        `executor`."""
         with self._changed:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -149,9 +165,13 @@ class SourceWatch:
             if not await self.signal.until(
                 lambda: self._read_at > since and bool(passed()), deadline - time.monotonic()
             ):
-                return False
+                return None
+            self.spent["source_passed"] += time.monotonic() - since
             loop = asyncio.get_running_loop()
+            began = time.monotonic()
             ends = await loop.run_in_executor(executor, self._raw_ends.get, self._read_at)
+            self.spent["raw_ends"] += time.monotonic() - began
+            began = time.monotonic()
 
             # 2. Every partition: past the position, or committed up to those end offsets.
             def through() -> bool:
@@ -161,7 +181,17 @@ class SourceWatch:
                     for where, (offset, _marks) in self._committed.items()
                 )
 
-            return await self.signal.until(through, deadline - time.monotonic())
+            seen: list[float] = []
+
+            def through_now() -> bool:
+                done = through()
+                if done:
+                    seen.append(self._read_done)
+                return done
+
+            done = await self.signal.until(through_now, deadline - time.monotonic())
+            self.spent["transform_through"] += time.monotonic() - began
+            return seen[0] if done and seen else (self._read_done if done else None)
         finally:
             with self._changed:
                 self._waiting -= 1
