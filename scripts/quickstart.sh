@@ -3,8 +3,8 @@
 # the stack up, seed the legacy catalog in PostgreSQL and MariaDB, make both ready for CDC,
 # provision the Debezium connectors from legacy_db/connectors/, turn the captured changes into
 # validated domain events (one transform pass per database, exactly once, until caught up),
-# keep the products as a table of another database (legacy_db/views/, a JDBC sink), and show
-# what runs and what the topics hold.
+# keep the products as a table of another database (legacy_db/views/, a JDBC sink), serve
+# them from memory for one request (`seam serve`), and show what runs and what the topics hold.
 # Safe to run again: every step is idempotent (an existing catalog is kept).
 # Pass --products N to choose the catalog size (default 10000).
 set -euo pipefail
@@ -27,6 +27,34 @@ done
 # The products as a table of a new service's own database (catalog_view), kept by the JDBC sink.
 $seam connectors prepare --yes legacy_db/views
 $seam connectors apply --wait legacy_db/views
+# The catalog's memory image (`seam serve`): loaded from the latest topic, asked for one
+# product, stopped (SIGTERM: it writes its snapshot for a fast start next time).
+$seam serve legacy_db/services/catalog.yaml &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+.venv/bin/python - <<'PY'
+import json, sys, time, urllib.error, urllib.request
+
+base = "http://127.0.0.1:8780"
+deadline = time.monotonic() + 120
+while True:
+    try:
+        with urllib.request.urlopen(f"{base}/ready", timeout=5) as answer:
+            break
+    except (urllib.error.URLError, ConnectionError):
+        if time.monotonic() > deadline:
+            sys.exit("seam serve was not ready within 120 s")
+        time.sleep(0.2)
+with urllib.request.urlopen(f"{base}/product?limit=1", timeout=5) as answer:
+    page = json.load(answer)
+key = page["keys"][0]
+print(f"curl {base}/product/{key}")
+with urllib.request.urlopen(f"{base}/product/{key}", timeout=5) as answer:
+    print(json.dumps(json.load(answer), indent=2))
+PY
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
+trap - EXIT
 $seam stack status
 $seam connectors status
 $seam streams list --prefix catalog

@@ -1,0 +1,236 @@
+"""Read your writes across CDC: a legacy commit -> visible in `seam serve`, per leg.
+
+    .venv/bin/python benchmarks/service_ryw_benchmark.py                   # 200 commits/s, 20 s
+    .venv/bin/python benchmarks/service_ryw_benchmark.py --database mariadb --rate 100
+
+Sets up what latency_benchmark.py sets up (a fresh legacy database seeded with --products,
+the example connector under a unique name, a transform worker on the run's topics) and
+`seam serve` on the run's latest topic. Then, at --rate commits/s, one thread renames a
+listed product per transaction (UPDATE + COMMIT, as the legacy app writes) and reads the log
+position after the commit (`pg_current_wal_lsn()`, or `SHOW MASTER STATUS`); each commit's
+`GET /product/<id>?after=<position>` is sent at once, from a pool, and must answer with the
+new name. Per commit (ms):
+
+  commit -> raw record      COMMIT returned -> the raw change record received (Debezium's leg)
+  raw -> domain event       -> its ProductRenamed received, read_committed (the transform's)
+  event -> visible          -> the service's answer received (marks read, image applied)
+  commit -> visible         the total: what a user who writes then reads waits
+
+The position counts as passed once a later commit of that database has gone through (see
+seam.services.position): at --rate commits/s the next one follows within 1/rate s.
+Everything it started is stopped at the end (service, worker, connector, topics, database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from cdc_bench import (
+    LegacyDatabase,
+    Run,
+    connect_database,
+    end_offsets,
+    maybe_private_stack,
+    stop_process,
+    summary,
+    wait_for,
+)
+from latency_benchmark import NAME_PREFIX, Reader, committed, listed_products
+
+
+@dataclass
+class Visible:
+    committed_at: float
+    answered_at: float | None = None
+    ok: bool = False
+    status: int = 0
+
+
+@dataclass
+class Results:
+    visible: dict[str, Visible] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def position_after_commit(cur: Any, flavour: str) -> str:
+    if flavour == "postgres":
+        cur.execute("SELECT pg_current_wal_lsn()::text")
+        return f"lsn:{cur.fetchone()[0]}"
+    cur.execute("SHOW MASTER STATUS")
+    row = cur.fetchone()
+    return f"binlog:{row[0]}:{row[1]}"
+
+
+def drive(run: Run, ids: list[int], rate: float, seconds: float, url: str) -> Results:
+    """Rename at `rate`/s for `seconds`; each commit's read-your-writes GET from a pool."""
+    results = Results()
+    client = httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_connections=256))
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=128)
+    conn = connect_database(run.flavour, run.db.url)
+    cur = conn.cursor()
+
+    def read(name: str, product: int, position: str) -> None:
+        answer = client.get(f"/product/{product}", params={"after": position, "wait_ms": 30_000})
+        done = time.time()
+        seen = results.visible[name]
+        seen.answered_at = done
+        seen.status = answer.status_code
+        seen.ok = answer.status_code == 200 and answer.json()["data"]["name"] == name
+
+    count = int(rate * seconds)
+    began = time.monotonic()
+    futures = []
+    for i in range(count):
+        due = began + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        name = f"{NAME_PREFIX} {run.id} {i}"
+        product = ids[i % len(ids)]
+        cur.execute("UPDATE products SET prod_name = %s WHERE prod_id = %s", (name, product))
+        conn.commit()
+        results.visible[name] = Visible(time.time())
+        position = position_after_commit(cur, run.flavour)
+        conn.commit()  # the position query's own transaction (MariaDB: repeatable read)
+        futures.append(pool.submit(read, name, product, position))
+    concurrent.futures.wait(futures, timeout=120)
+    pool.shutdown(wait=False, cancel_futures=True)
+    client.close()
+    conn.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=200.0, help="legacy commits per second")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds driven")
+    parser.add_argument("--database", choices=("postgres", "mariadb"), default="postgres")
+    parser.add_argument("--products", type=int, default=10_000, help="products seeded")
+    parser.add_argument("--private-stack", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the database and topics")
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+    with (
+        maybe_private_stack(args.private_stack),
+        LegacyDatabase(args.database, label="ryw", keep=args.keep) as db,
+        Run(db, keep=args.keep) as run,
+    ):
+        db.seed(args.products)
+        spec = run.write_spec({})
+        pipeline, data = run.write_pipeline()
+        run.apply(spec)
+        raw_topic = run.topics.raw("products")
+        bootstrap = run.bootstrap
+        products = db.count("products")
+        wait_for(
+            "the snapshot of products",
+            lambda: sum(end_offsets(bootstrap, raw_topic).values()) >= products,
+            600,
+            every=0.5,
+        )
+        worker = run.start_worker(pipeline)
+        wait_for(
+            "the worker to catch up",
+            lambda: committed(bootstrap, data["group"], raw_topic) >= products,
+            600,
+            every=0.5,
+        )
+        latest = data["outputs"]["latest"]["topic"]
+        ids = listed_products(bootstrap, latest)
+        random.Random(1).shuffle(ids)
+        service_file = run.dir / "service.yaml"
+        service_file.write_text(
+            f"pipeline: {pipeline}\nindexes: [sku]\nsnapshot: {{path: image.snapshot}}\n"
+        )
+        port = 19780 + random.randrange(500)
+        log = (run.dir / "serve.log").open("wb")
+        run.callback(log.close)
+        service = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "seam.cli.main",
+                "serve",
+                str(service_file),
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        run.callback(stop_process, service)
+        url = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            if service.poll() is not None:
+                raise SystemExit((run.dir / "serve.log").read_text())
+            try:
+                return httpx.get(f"{url}/ready", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for("the service to be ready", ready, 120, every=0.2)
+        reader = Reader(bootstrap, raw_topic, data["outputs"]["history"]["topic"])
+        reader.start()
+        run.callback(reader.stop)
+        time.sleep(1.0)
+        print(
+            f"{args.database}: {len(ids):,} listed products; {args.rate:g} commits/s for "
+            f"{args.duration:g} s, each read back with ?after=<its position>"
+        )
+        results = drive(run, ids, args.rate, args.duration, url)
+        time.sleep(2.0)  # the reader's last records
+        if worker.poll() is not None:
+            raise SystemExit(f"the worker exited:\n{run.worker_log()}")
+
+        legs: dict[str, list[float]] = {"debezium": [], "worker": [], "service": [], "total": []}
+        failed = 0
+        for name, seen in results.visible.items():
+            if not seen.ok or seen.answered_at is None:
+                failed += 1
+                continue
+            legs["total"].append((seen.answered_at - seen.committed_at) * 1000)
+            topics = reader.seen.get(name)
+            if topics is None or topics.raw_at is None or topics.event_at is None:
+                continue
+            legs["debezium"].append((topics.raw_at - seen.committed_at) * 1000)
+            legs["worker"].append((topics.event_at - topics.raw_at) * 1000)
+            legs["service"].append((seen.answered_at - topics.event_at) * 1000)
+        print(f"{len(results.visible)} commits, {failed} not visible with their name in time")
+        for label, key in (
+            ("commit -> raw record", "debezium"),
+            ("raw -> domain event", "worker"),
+            ("event -> visible", "service"),
+            ("commit -> visible", "total"),
+        ):
+            if legs[key]:
+                s = summary(legs[key])
+                print(
+                    f"  {label:22} p50 {s['p50']:7.1f} ms  p99 {s['p99']:7.1f} ms  "
+                    f"max {s['max']:7.1f} ms  (n={len(legs[key])})"
+                )
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        steps = [line for line in metrics.splitlines() if line.startswith("seam_service_wait")]
+        print("  seconds the requests spent waiting, summed by step:")
+        for line in steps:
+            print(f"    {line}")
+        stop_process(service)
+    print(f"command: {' '.join(sys.argv)}")
+
+
+if __name__ == "__main__":
+    main()

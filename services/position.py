@@ -1,0 +1,103 @@
+"""Positions a request can wait for (`?after=`), and the one every response reflects.
+
+Two kinds:
+
+* latest-topic offsets, as a previous response gave them (its `Seam-Position` header or its
+  `position.offsets`): `0:1234,1:998,2:1502`, partition:next offset. Reached when the image
+  has applied every partition up to those offsets.
+* a legacy source position, for read-your-writes across CDC:
+  - PostgreSQL: `lsn:0/16B3748` (e.g. `SELECT pg_current_wal_lsn()` after the commit);
+  - MySQL/MariaDB: `binlog:mysql-bin.000003:1234` (file and position after the commit,
+    `SHOW MASTER STATUS` / `SHOW BINARY LOG STATUS`).
+  Reached once the transform has committed a change at or past it (its high-water marks,
+  `seam.transforms.redelivery`, are committed with its outputs) and the image has then
+  applied the latest topic to its end offsets of that moment. Debezium streams a database's
+  transactions in commit order, so a change at or past the position belongs to a later
+  transaction: every change of the writer's transaction is then in the latest topic. It also
+  means the position is reached only once some later change has gone through (a quiet
+  database: a Debezium heartbeat whose action query writes to a captured table).
+  GTIDs are not accepted: the transform's marks hold binlog file and position, not GTIDs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from seam.errors import SeamError
+from seam.transforms.redelivery import Mark
+
+Offsets = dict[int, int]
+
+_LSN: Final = re.compile(r"\A([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})\Z")
+_BINLOG: Final = re.compile(r"\A(.+\.([0-9]+)):([0-9]+)\Z")
+_HINT: Final = (
+    "pass after=<partition>:<offset>,... as a response's Seam-Position header gave it, "
+    "after=lsn:<X/Y> (PostgreSQL) or after=binlog:<file>:<position> (MySQL/MariaDB)"
+)
+
+
+class PositionError(SeamError):
+    """A request's `after=` is not a position."""
+
+
+@dataclass(frozen=True)
+class SourcePosition:
+    """A legacy log position: its connector kind and the mark prefix that orders it."""
+
+    connector: str  # postgresql, or mysql/mariadb (any binlog connector)
+    mark: tuple[int, ...]
+    text: str
+
+    def reached_by(self, stream: str, mark: Mark) -> bool:
+        """Whether a transform's high-water `mark` of `stream` lies at or past this position."""
+        kind = stream.split("|", 1)[0]
+        if self.connector == "postgresql":
+            # (last commit LSN, change LSN, rank): either at or past the position will do.
+            return kind == "postgresql" and max(mark[:2]) >= self.mark[0]
+        return kind != "postgresql" and tuple(mark[:2]) >= self.mark
+
+
+def format_offsets(offsets: Mapping[int, int]) -> str:
+    return ",".join(f"{p}:{o}" for p, o in sorted(offsets.items()))
+
+
+def parse_after(text: str) -> Offsets | SourcePosition:
+    text = text.strip()
+    if text.startswith("lsn:"):
+        found = _LSN.match(text[4:].strip())
+        if found is None:
+            raise PositionError(f"after={text}: not a PostgreSQL LSN (X/Y in hex)", hint=_HINT)
+        lsn = (int(found.group(1), 16) << 32) + int(found.group(2), 16)
+        return SourcePosition("postgresql", (lsn,), text)
+    if text.startswith("binlog:"):
+        found = _BINLOG.match(text[7:].strip())
+        if found is None:
+            raise PositionError(
+                f"after={text}: not a binlog position (<file>.<number>:<position>)", hint=_HINT
+            )
+        return SourcePosition("binlog", (int(found.group(2)), int(found.group(3))), text)
+    if text.startswith("gtid:"):
+        raise PositionError(
+            f"after={text}: GTIDs are not supported",
+            hint="pass the binlog file and position after the commit instead: "
+            "after=binlog:<file>:<position> (SHOW MASTER STATUS)",
+        )
+    offsets: Offsets = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        partition, sep, offset = part.partition(":")
+        if not sep or not partition.isdigit() or not offset.isdigit():
+            raise PositionError(f"after={text}: '{part}' is not <partition>:<offset>", hint=_HINT)
+        offsets[int(partition)] = int(offset)
+    if not offsets:
+        raise PositionError("after= is empty", hint=_HINT)
+    return offsets
+
+
+def reached(applied: Mapping[int, int], wanted: Mapping[int, int]) -> bool:
+    return all(applied.get(p, 0) >= o for p, o in wanted.items())
+
+
+__all__ = ["Offsets", "PositionError", "SourcePosition", "format_offsets", "parse_after", "reached"]

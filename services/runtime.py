@@ -1,0 +1,229 @@
+"""One running service: its image, the loader that keeps it current, its snapshot file.
+
+Start: the snapshot file, if there is one and it fits (same topic and fields, its offsets
+within the topic's offsets now), is loaded and the loader tails from its offsets; else the
+image is built from offset 0 (`rebuild=True` skips the file). Either way the service is
+ready only once it has applied the end offsets seen at start: a restarted instance never
+serves its snapshot as if it were current. The snapshot is written every
+`snapshot_interval_s` and on a clean stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seam.kafka_config import KafkaSettings, kafka_settings
+from seam.services import snapshot as snapshot_file
+from seam.services.image import Image, Shape
+from seam.services.loader import Loader
+from seam.services.position import Offsets, SourcePosition, reached
+from seam.services.service_file import ServiceSpec
+from seam.services.source import SourceWatch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StartNote:
+    """How the image started: from a snapshot (its offsets, load time) or from offset 0."""
+
+    from_snapshot: bool
+    detail: str
+    load_s: float = 0.0
+
+
+class Service:
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        kafka: KafkaSettings | str,
+        *,
+        rebuild: bool = False,
+        snapshot_path: Path | None = None,
+    ) -> None:
+        self.spec = spec
+        self.kafka = kafka_settings(kafka)
+        self.rebuild = rebuild
+        self.snapshot_path = snapshot_path or spec.snapshot_path
+        shape = Shape(spec.fields, spec.indexes, spec.filters, spec.search)
+        self.image = Image(shape)
+        self.loader = Loader(self.image, spec.topic, self.kafka)
+        self.source = SourceWatch(self.kafka, spec.pipeline.group, spec.pipeline.inputs)
+        self.note = StartNote(False, "not started")
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._write_lock = threading.Lock()
+        # Requests waiting for a source position block a thread each: a pool of their own,
+        # so they neither starve nor are starved by the other endpoints' threads.
+        self.waiters = concurrent.futures.ThreadPoolExecutor(256, thread_name_prefix="seam-wait")
+        self.started = False  # the loader was started (after the snapshot, if any, loaded)
+        self.snapshots_written = 0
+        self.last_snapshot_s: float | None = None
+
+    # ------------------------------------------------------------------ life
+
+    def start(self) -> None:
+        began = time.monotonic()
+        marks = self.loader.partitions()
+        start = self._restore(marks)
+        self.loader.start_offsets = start
+        self.loader.start(marks, began=began)
+        self.started = True
+        if self.spec.snapshot_interval_s > 0:
+            self._writer = threading.Thread(
+                target=self._write_periodically, name="seam-serve-snapshot", daemon=True
+            )
+            self._writer.start()
+
+    def _restore(self, marks: dict[int, tuple[int, int]]) -> dict[int, int]:
+        if self.rebuild:
+            self.note = StartNote(False, "rebuilt from offset 0 (--rebuild)")
+            return {}
+        path = self.snapshot_path
+        if not path.exists():
+            self.note = StartNote(False, f"no snapshot file at {path}: built from offset 0")
+            return {}
+        began = time.monotonic()
+        try:
+            found = snapshot_file.read(path, topic=self.spec.topic, fields=self.spec.fields)
+        except snapshot_file.SnapshotError as exc:
+            self.note = StartNote(False, f"{exc.message}: rebuilt from offset 0")
+            log.warning("%s", self.note.detail)
+            return {}
+        problem = _misfit(found.offsets, marks)
+        if problem:
+            self.note = StartNote(False, f"snapshot file {path} {problem}: rebuilt from offset 0")
+            log.warning("%s", self.note.detail)
+            return {}
+        with self.image.lock:
+            self.image.restore(found.keys, found.values, found.indexes, found.dictionary)
+        self.note = StartNote(
+            True,
+            f"loaded {len(found.keys)} entities from snapshot file {path}, written at "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(found.written_at))}",
+            time.monotonic() - began,
+        )
+        log.info("%s in %.2fs", self.note.detail, self.note.load_s)
+        return found.offsets
+
+    def write_snapshot(self) -> int:
+        """Write the image and the offsets it reflects to the snapshot file; its size."""
+        with self._write_lock:
+            image = self.image
+            with image.lock:
+                keys, values = image.contents()
+                dictionary = image.dictionary
+                offsets = dict(self.loader.progress.applied)
+            texts = {
+                name: [image.index_text(name, v) for v in values] for name in image.shape.indexes
+            }
+            size = snapshot_file.write(
+                self.snapshot_path,
+                snapshot_file.Snapshot(
+                    self.spec.topic,
+                    self.spec.fields,
+                    offsets,
+                    keys,
+                    values,
+                    texts,
+                    time.time(),
+                    dictionary,
+                ),
+            )
+            self.snapshots_written += 1
+            self.last_snapshot_s = time.time()
+            return size
+
+    def _write_periodically(self) -> None:
+        while not self._stop.wait(self.spec.snapshot_interval_s):
+            if not self.loader.progress.ready:
+                continue  # a half-loaded image is no better than the last snapshot
+            try:
+                self.write_snapshot()
+            except OSError as exc:
+                log.warning("cannot write snapshot file %s: %s", self.snapshot_path, exc)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop tailing and write the snapshot (when the image has caught up once)."""
+        self._stop.set()
+        self.source.close()
+        self.waiters.shutdown(wait=False, cancel_futures=True)
+        self.loader.stop(timeout)
+        if self._writer is not None:
+            self._writer.join(timeout)
+        if self.loader.progress.ready:
+            try:
+                self.write_snapshot()
+            except OSError as exc:
+                log.warning("cannot write snapshot file %s: %s", self.snapshot_path, exc)
+
+    # ------------------------------------------------------------------ positions
+
+    def applied(self) -> Offsets:
+        return self.loader.progress.applied
+
+    async def wait_offsets(self, wanted: Offsets, deadline: float) -> bool:
+        """Wait (without blocking the event loop) until the image has applied `wanted`."""
+        progress = self.loader.progress
+        began = time.monotonic()
+        done = await self.loader.applied_signal.until(
+            lambda: reached(progress.applied, wanted), deadline - time.monotonic()
+        )
+        self.source.spent["image_applied"] = (
+            self.source.spent.get("image_applied", 0.0) + time.monotonic() - began
+        )
+        return done
+
+    async def wait_source(self, position: SourcePosition, deadline: float) -> Offsets | None:
+        """Wait until the transform has published `position`; the latest topic's end
+        offsets then (None: the deadline passed first)."""
+        passed = await self.source.wait(position, deadline, self.waiters)
+        if passed is None:
+            return None
+        # End offsets read after the read that showed the transform through: shared by
+        # every request that read showed through.
+        began = time.monotonic()
+        loop = asyncio.get_running_loop()
+        ends = await loop.run_in_executor(self.waiters, self.loader.end_offsets, passed)
+        self.source.spent["latest_ends"] = (
+            self.source.spent.get("latest_ends", 0.0) + time.monotonic() - began
+        )
+        return ends
+
+    @property
+    def healthy(self) -> bool:
+        """Up: starting, or tailing without a stopped loader."""
+        return not self.started or self.loader.alive
+
+    def status(self) -> dict[str, Any]:
+        progress = self.loader.progress
+        return {
+            "ready": progress.ready,
+            "entities": len(self.image),
+            "applied": {str(p): o for p, o in sorted(progress.applied.items())},
+            "end_offsets_at_start": {str(p): o for p, o in sorted(progress.ends_at_start.items())},
+            "ready_after_s": progress.ready_after_s,
+            "start": self.note.detail,
+            "loader": "running" if self.loader.alive else "stopped" if self.started else "starting",
+            "error": progress.error,
+        }
+
+
+def _misfit(offsets: dict[int, int], marks: dict[int, tuple[int, int]]) -> str | None:
+    """Why a snapshot's offsets cannot be tailed from on the topic as it is now."""
+    if set(offsets) - set(marks):
+        return "names partitions the topic does not have (was it recreated?)"
+    for partition, offset in offsets.items():
+        low, end = marks[partition]
+        if offset > end:
+            return f"is ahead of partition {partition} ({offset} > its end {end}: recreated?)"
+        if offset < low:
+            return f"is behind partition {partition}'s first offset {low} (records deleted)"
+    return None

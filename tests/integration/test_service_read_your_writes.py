@@ -1,0 +1,123 @@
+"""Read your writes across CDC: a legacy commit, then `GET ...?after=<its log position>`.
+
+The whole path runs for real: the seeded catalog in its own database (PostgreSQL, and
+MariaDB), its Debezium connector, the transform worker, `seam serve` on the latest topic.
+A request that names the position of a legacy commit answers only once the image holds the
+commit's change, and says which source position it reflects.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from seam.settings import Settings
+from tests.catalog_checks import wait_for
+from tests.conftest import start_transform_worker
+from tests.integration.test_service_image import Served
+from tests.integration.test_transform_e2e import Catalog, catalog  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.integration
+
+
+def commit_rename(url: str, product: int, name: str, flavour: str) -> str:
+    """Rename a product in the legacy database; the log position after the commit."""
+    from seam.connectors.engine import connect
+
+    with connect(url) as conn:
+        conn.execute(
+            text("UPDATE products SET prod_name = :name WHERE prod_id = :id"),
+            {"name": name, "id": product},
+        )
+        conn.commit()
+        if flavour == "postgres":
+            lsn = conn.execute(text("SELECT pg_current_wal_lsn()::text")).scalar_one()
+            return f"lsn:{lsn}"
+        row = conn.execute(text("SHOW MASTER STATUS")).mappings().one()
+        return f"binlog:{row['File']}:{row['Position']}"
+
+
+@pytest.fixture
+def running(stack: Settings, catalog: Catalog, tmp_path: Path) -> Iterator[tuple[Catalog, Served]]:  # noqa: F811
+    """The transform worker and the service, both stopped at the end."""
+    from seam.streams.kafka import TopicNotFoundError
+    from seam.transforms.readback import read_to_end
+
+    worker = start_transform_worker(catalog.pipeline, "w1", capture_stdout=False)
+    served: Served | None = None
+    try:
+
+        def latest_filled() -> bool:
+            assert worker.poll() is None, worker.communicate()[1].decode()[-3000:]
+            try:
+                return len(read_to_end(stack.kafka, catalog.latest)) > 0
+            except TopicNotFoundError:
+                return False
+
+        wait_for(latest_filled, 120, "the latest topic", step=0.5)
+        service_file = tmp_path / "service.yaml"
+        service_file.write_text(
+            f"pipeline: {catalog.pipeline}\nindexes: [sku]\nfilters: [status]\n"
+            "snapshot: {path: image.snapshot, interval_s: 0}\n"
+        )
+        served = Served(service_file, "--rebuild")
+        served.up()
+        served.until_ready()
+        yield catalog, served
+    finally:
+        if served is not None:
+            served.close()
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)
+
+
+def listed_product(served: Served) -> tuple[int, dict[str, Any]]:
+    page = served.get("/product", status="active", limit=2).json()
+    return int(page["keys"][0]), page["items"][0]
+
+
+def test_a_request_after_a_legacy_commit_sees_it(
+    running: tuple[Catalog, Served], request: pytest.FixtureRequest
+) -> None:
+    legacy, served = running
+    flavour = "postgres" if "postgres" in request.node.callspec.id else "mariadb"
+    product, before = listed_product(served)
+    other = int(served.get("/product", status="active", limit=2).json()["keys"][1])
+    name = f"Renamed {time.monotonic_ns()}"
+    position = commit_rename(legacy.url, product, name, flavour)
+
+    # The position is proven passed by a later change: the workload's next commit.
+    def later() -> None:
+        time.sleep(1.0)
+        commit_rename(legacy.url, other, f"Other {time.monotonic_ns()}", flavour)
+
+    writer = threading.Thread(target=later)
+    writer.start()
+    try:
+        answer = served.get(f"/product/{product}", after=position, wait_ms=60_000)
+    finally:
+        writer.join()
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["data"]["name"] == name != before["name"]
+    assert body["position"]["source"] == position
+    assert answer.headers["Seam-Position"]
+
+    # A position far ahead is not reached: 504 within the wait, naming it.
+    if flavour == "postgres":
+        ahead = "lsn:FFFFFFF/0"
+    else:
+        file, _pos = position.removeprefix("binlog:").rsplit(":", 1)
+        ahead = f"binlog:{file}:999999999"
+    began = time.monotonic()
+    late = served.get(f"/product/{product}", after=ahead, wait_ms=500)
+    assert late.status_code == 504, late.text
+    assert late.json()["wanted"] == ahead
+    assert time.monotonic() - began < 10

@@ -1,0 +1,121 @@
+"""The snapshot file: a round trip, and a clear SnapshotError for anything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from seam.services import snapshot
+from seam.services.image import Image, Shape
+from seam.services.position import PositionError, SourcePosition, parse_after, reached
+
+pytestmark = pytest.mark.unit
+
+FIELDS = ("id", "code", "name")
+
+
+def filled(n: int) -> Image:
+    image = Image(Shape(FIELDS, indexes=("code",)))
+    for i in range(n):
+        image.apply(str(i), orjson.dumps({"id": i, "code": f"c{i % 7}", "name": f"ñame {i}"}))
+    return image
+
+
+def snap(image: Image, offsets: dict[int, int]) -> snapshot.Snapshot:
+    keys, values = image.contents()
+    texts = {"code": [image.index_text("code", v) for v in values]}
+    return snapshot.Snapshot("t", FIELDS, offsets, keys, values, texts, 1.5)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    image = filled(100)
+    path = tmp_path / "s" / "img.snapshot"
+    size = snapshot.write(path, snap(image, {0: 40, 1: 77}))
+    assert path.stat().st_size == size
+    assert not path.with_name("img.snapshot.tmp").exists()
+    found = snapshot.read(path, topic="t", fields=FIELDS)
+    assert found.offsets == {0: 40, 1: 77}
+    assert found.written_at == 1.5
+    copy = Image(Shape(FIELDS, indexes=("code",)))
+    copy.restore(found.keys, found.values, found.indexes)
+    assert len(copy) == 100
+    assert copy.get("42") == image.get("42")
+    assert [k for k, _ in copy.by_index("code", "c3")] == [
+        k for k, _ in image.by_index("code", "c3")
+    ]
+
+
+def test_an_empty_image_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "empty.snapshot"
+    snapshot.write(path, snap(filled(0), {0: 0}))
+    found = snapshot.read(path, topic="t", fields=FIELDS)
+    assert found.keys == []
+    assert found.offsets == {0: 0}
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (lambda data: b"not a snapshot at all", "is not a seam image snapshot"),
+        (lambda data: data[: len(data) // 2], "is damaged"),
+        (lambda data: data[:-30] + b"x" + data[-29:], "is damaged"),
+        (lambda data: b"", "is not a seam image snapshot"),
+    ],
+)
+def test_a_corrupt_file_is_a_clear_error(tmp_path: Path, damage: object, says: str) -> None:
+    path = tmp_path / "img.snapshot"
+    snapshot.write(path, snap(filled(50), {0: 50}))
+    path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
+    with pytest.raises(snapshot.SnapshotError) as caught:
+        snapshot.read(path, topic="t", fields=FIELDS)
+    assert says in caught.value.message
+    assert str(path) in caught.value.message
+
+
+def test_a_snapshot_of_another_topic_or_shape_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "img.snapshot"
+    snapshot.write(path, snap(filled(5), {0: 5}))
+    with pytest.raises(snapshot.SnapshotError, match="holds topic 't', not 'other'"):
+        snapshot.read(path, topic="other", fields=FIELDS)
+    with pytest.raises(snapshot.SnapshotError, match="other state fields"):
+        snapshot.read(path, topic="t", fields=("id", "name"))
+
+
+def test_after_parses_offsets_and_source_positions() -> None:
+    assert parse_after("0:12, 2:7") == {0: 12, 2: 7}
+    lsn = parse_after("lsn:1/0000000A")
+    assert isinstance(lsn, SourcePosition)
+    assert lsn.mark == ((1 << 32) + 10,)
+    assert lsn.reached_by("postgresql|srv|db", (0, (1 << 32) + 10, 1))
+    assert lsn.reached_by("postgresql|srv|db", ((1 << 32) + 11, 5, 1))
+    assert not lsn.reached_by("postgresql|srv|db", (5, (1 << 32) + 9, 1))
+    assert not lsn.reached_by("mariadb|srv|1", (9, 9, 0, 1))
+    binlog = parse_after("binlog:mysql-bin.000003:1234")
+    assert isinstance(binlog, SourcePosition)
+    assert binlog.mark == (3, 1234)
+    assert binlog.reached_by("mariadb|srv|1", (3, 1234, 0, 1))
+    assert not binlog.reached_by("mariadb|srv|1", (3, 1000, 2, 1))
+    assert binlog.reached_by("mysql|srv|1", (4, 4, 0, 1))
+    for bad in ("", "x", "0:a", "lsn:zz", "binlog:nofile:1", "gtid:0-1-2"):
+        with pytest.raises(PositionError):
+            parse_after(bad)
+    assert reached({0: 5, 1: 3}, {0: 5})
+    assert not reached({0: 5}, {0: 5, 1: 1})
+
+
+def test_the_dictionary_round_trips(tmp_path: Path) -> None:
+    from seam.services.image import TRAIN_AFTER
+
+    image = filled(TRAIN_AFTER + 10)
+    assert image.dictionary is not None
+    path = tmp_path / "img.snapshot"
+    taken = snap(image, {0: 1})
+    taken.dictionary = image.dictionary
+    snapshot.write(path, taken)
+    found = snapshot.read(path, topic="t", fields=FIELDS)
+    assert found.dictionary == image.dictionary
+    copy = Image(Shape(FIELDS, indexes=("code",)))
+    copy.restore(found.keys, found.values, found.indexes, found.dictionary)
+    assert copy.get("9999") == image.get("9999")
