@@ -13,8 +13,6 @@ what is new) unless `--no-update`. Never commits offsets.
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,18 +52,11 @@ TIMEOUT = typer.Option(
 )
 
 
-def default_index(bootstrap: str, topic: str) -> Path:
-    """Where the index of `topic` on the cluster at `bootstrap` lives by default."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    cluster = re.sub(r"[^A-Za-z0-9.-]+", "_", bootstrap.split(",")[0])
-    return Path(base) / "seam" / "history" / cluster / f"{topic}.sqlite"
-
-
 @contextmanager
 def _opened(
     ctx: typer.Context, pipeline: Path, index_path: Path | None, timeout: float
 ) -> Iterator[tuple[HistoryIndex, Kafka]]:
-    from seam.services.history_index import HistoryIndex
+    from seam.services.history_index import HistoryIndex, default_index
     from seam.streams.kafka import Kafka
     from seam.transforms.pipeline_file import load_pipeline
 

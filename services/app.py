@@ -355,4 +355,15 @@ def create_app(service: Service) -> FastAPI:
             headers={POSITION_HEADER: format_offsets(offsets)},
         )
 
+    if service.history is not None and service.raw_kafka is not None:
+        from seam.services.history_http import router
+        from seam.services.history_index import read_raw_with
+        from seam.streams.decode import decode
+
+        # Raw change records are shown as sent (no column types: those need the source
+        # database, which a service does not reach).
+        raw_reader = read_raw_with(service.raw_kafka, decode)
+        app.include_router(
+            router(service.history, raw_reader=raw_reader, prefix=f"/{entity}/history")
+        )
     return app

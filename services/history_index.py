@@ -20,6 +20,8 @@ at-least-once pipeline, the same event id) are folded once.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import sqlite3
 import threading
 import time
@@ -210,6 +212,13 @@ class _Row:
 # Reads the raw change record at (topic, partition, offset), decoded, or None when it is
 # gone (retention, compaction); HTTP and the CLI pass one that reads Kafka.
 RawReader = Callable[[str, int, int], Mapping[str, Any] | None]
+
+
+def default_index(bootstrap: str, topic: str) -> Path:
+    """Where the index of `topic` on the cluster at `bootstrap` lives by default."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    cluster = re.sub(r"[^A-Za-z0-9.-]+", "_", bootstrap.split(",")[0])
+    return Path(base) / "seam" / "history" / cluster / f"{topic}.sqlite"
 
 
 class HistoryIndex:
@@ -768,6 +777,7 @@ __all__ = [
     "TimelineEntry",
     "Why",
     "as_json",
+    "default_index",
     "micros",
     "parse_time",
     "read_raw",

@@ -21,11 +21,13 @@ from typing import Any
 
 from seam.kafka_config import KafkaSettings, kafka_settings
 from seam.services import snapshot as snapshot_file
+from seam.services.history_index import HistoryIndex, default_index
 from seam.services.image import Image, Shape
 from seam.services.loader import Loader
 from seam.services.position import Offsets, SourcePosition, reached
 from seam.services.service_file import ServiceSpec
 from seam.services.source import SourceWatch
+from seam.streams.kafka import Kafka
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,18 @@ class Service:
         self.loader = Loader(self.image, spec.topic, self.kafka)
         self.source = SourceWatch(self.kafka, spec.pipeline.group, spec.pipeline.inputs)
         self.note = StartNote(False, "not started")
+        # The history queries (service file `history:`): an index of the pipeline's history
+        # topic, kept current by a thread of its own while the service runs.
+        self.history: HistoryIndex | None = None
+        if spec.history:
+            topic = spec.pipeline.history.topic
+            path = spec.history_index or default_index(self.kafka.bootstrap_servers, topic)
+            self.history = HistoryIndex(path, topic, spec.pipeline.declaration)
+        # Clients of their own: one for the follower's catch-ups, one for the raw change
+        # records `why` shows (read in request threads).
+        self._history_kafka = Kafka(self.kafka) if spec.history else None
+        self.raw_kafka = Kafka(self.kafka) if spec.history else None
+        self._follower: threading.Thread | None = None
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self._write_lock = threading.Lock()
@@ -76,6 +90,14 @@ class Service:
         self.loader.start_offsets = start
         self.loader.start(marks, began=began)
         self.started = True
+        if self.history is not None and self._history_kafka is not None:
+            self._follower = threading.Thread(
+                target=self.history.follow,
+                args=(self._history_kafka, self._stop),
+                name="seam-serve-history",
+                daemon=True,
+            )
+            self._follower.start()
         if self.spec.snapshot_interval_s > 0:
             self._writer = threading.Thread(
                 target=self._write_periodically, name="seam-serve-snapshot", daemon=True
@@ -158,6 +180,17 @@ class Service:
         self.loader.stop(timeout)
         if self._writer is not None:
             self._writer.join(timeout)
+        if self._follower is not None:
+            self._follower.join(timeout)
+        # A catch-up still reading (a long first one) keeps its client: the thread is a
+        # daemon and ends with the process.
+        follower_done = self._follower is None or not self._follower.is_alive()
+        if self._history_kafka is not None and follower_done:
+            self._history_kafka.close()
+        if self.raw_kafka is not None:
+            self.raw_kafka.close()
+        if self.history is not None:
+            self.history.close()
         if self.loader.progress.ready:
             try:
                 self.write_snapshot()

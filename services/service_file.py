@@ -16,6 +16,10 @@
     read_your_writes:
       wait_ms: 2000                     # how long `after=` waits by default
       max_wait_ms: 30000                # the most a request's `wait_ms` may ask
+    history:                            # /<entity>/history/...: timeline, as-of, why, from an
+                                        # (or `history: true`)
+      index: ~/orders-history.sqlite    # index of the pipeline's history topic (default: the
+                                        # one `seam history` keeps for that cluster and topic)
 
 Fields named anywhere must be state fields of the entity (a dotted path starts with one).
 Every problem is reported at once at file:line:column; an unknown key or field names the
@@ -46,9 +50,11 @@ _TOP: Final = (
     "port",
     "snapshot",
     "read_your_writes",
+    "history",
 )
 _SNAPSHOT: Final = ("path", "interval_s")
 _RYW: Final = ("wait_ms", "max_wait_ms")
+_HISTORY: Final = ("index",)
 _RESERVED: Final = ("ready", "health", "metrics", "docs", "openapi.json", "redoc")
 _WRITE: Final = (
     "write at least 'pipeline: <declared pipeline file>'; see seam.services.service_file "
@@ -74,6 +80,8 @@ class ServiceSpec:
     snapshot_interval_s: int = 60
     wait_ms: int = 2000
     max_wait_ms: int = 30000
+    history: bool = False  # serve the history queries of the pipeline's history topic
+    history_index: Path | None = None  # None: `seam.services.history_index.default_index`
     source: str = "<service>"
 
 
@@ -147,11 +155,7 @@ def parse_service(data: Any, source: str, *, folder: Path) -> ServiceSpec:
     snapshot = _section(reader, top, "snapshot", _SNAPSHOT)
     path_text = reader.string(snapshot, "path", "snapshot.path") if "path" in snapshot else ""
     snapshot_path = (
-        (
-            Path(path_text).expanduser()
-            if Path(path_text).expanduser().is_absolute()
-            else folder / path_text
-        )
+        _path(path_text, folder)
         if path_text
         else default_snapshot_path(entity.name, pipeline.latest.topic)
     )
@@ -159,6 +163,14 @@ def parse_service(data: Any, source: str, *, folder: Path) -> ServiceSpec:
     ryw = _section(reader, top, "read_your_writes", _RYW)
     wait_ms = reader.integer(ryw, "wait_ms", "read_your_writes.wait_ms", 0, 2000)
     max_wait = reader.integer(ryw, "max_wait_ms", "read_your_writes.max_wait_ms", 0, 30000)
+    # `history: true` (or an empty section) serves it with the default index
+    wants_history = "history" in top and top["history"] is not False
+    history = (
+        {}
+        if top.get("history") in (None, True, False)
+        else _section(reader, top, "history", _HISTORY)
+    )
+    index_text = reader.string(history, "index", "history.index") if "index" in history else ""
     reader.problems.check()
     return ServiceSpec(
         pipeline=pipeline,
@@ -177,8 +189,16 @@ def parse_service(data: Any, source: str, *, folder: Path) -> ServiceSpec:
         snapshot_interval_s=60 if interval is None else interval,
         wait_ms=2000 if wait_ms is None else wait_ms,
         max_wait_ms=max(30000 if max_wait is None else max_wait, wait_ms or 0),
+        history=wants_history,
+        history_index=_path(index_text, folder) if index_text else None,
         source=source,
     )
+
+
+def _path(text: str, folder: Path) -> Path:
+    """A path of the service file: relative ones are relative to the file's folder."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else folder / path
 
 
 def _pipeline(path: Path, source: str, top: Mapping[str, Any]) -> PipelineSpec:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from seam.cli.history import default_index
 from seam.cli.main import app
 from seam.errors import SeamError
 from seam.legacy_db.files import folder
+from seam.services.history_index import default_index
 
 pytestmark = pytest.mark.unit
 

@@ -45,6 +45,26 @@ def test_paths_are_relative_to_the_service_file(tmp_path: Path) -> None:
     assert spec.page_size == 50
 
 
+def test_history_is_off_unless_asked_for_and_its_index_is_relative_to_the_file(
+    tmp_path: Path,
+) -> None:
+    assert not load_service(write(tmp_path, f"pipeline: {PIPELINE}\n")).history
+    on = load_service(write(tmp_path, f"pipeline: {PIPELINE}\nhistory: true\n"))
+    assert on.history
+    assert on.history_index is None
+    empty = load_service(write(tmp_path, f"pipeline: {PIPELINE}\nhistory:\n"))
+    assert empty.history
+    placed = load_service(
+        write(tmp_path, f"pipeline: {PIPELINE}\nhistory: {{index: idx/h.sqlite}}\n")
+    )
+    assert placed.history
+    assert placed.history_index == tmp_path / "idx" / "h.sqlite"
+    path = write(tmp_path, f"pipeline: {PIPELINE}\nhistory: {{indx: h.sqlite}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_service(path)
+    assert "'indx' (did you mean 'index'?)" in caught.value.message
+
+
 def test_an_unknown_key_names_the_closest_valid_one_at_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, f"pipeline: {PIPELINE}\nindexs: [sku]\n")
     with pytest.raises(ConfigError) as caught:
