@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from seam.errors import ConfigError
@@ -142,6 +143,22 @@ def _loader_class() -> Any:
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
     return Loader
+
+
+def read_file(path: Path, what: str, example: str) -> str:
+    """The text of a user's YAML file; one ConfigError when it cannot be read or is not
+    UTF-8. `what` names the kind of file ('pipeline'), `example` a path of one."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {what} file {path}: {exc.strerror or exc}",
+            hint=f"pass the path of a {what} YAML file, e.g. {example}",
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path}: not a text file (not UTF-8)", hint=f"pass a {what} YAML file"
+        ) from None
 
 
 def load_documents(text: str, source: str) -> list[Any]:

@@ -37,7 +37,7 @@ from typing import Any, Final
 from seam.errors import ConfigError
 from seam.keys import closest
 from seam.transforms.pipeline_file import PipelineSpec, load_pipeline
-from seam.yamlfile import Reader, key_mark, kind_of, load_documents, mark_of, value_mark
+from seam.yamlfile import Reader, key_mark, kind_of, load_documents, mark_of, read_file, value_mark
 
 _TOP: Final = (
     "pipeline",
@@ -95,17 +95,7 @@ def load_service(path: Path | str) -> ServiceSpec:
     every problem of the service file, in file order)."""
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read service file {path}: {exc.strerror or exc}",
-            hint="pass the path of a service YAML file, e.g. services/orders.yaml",
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(
-            f"{path}: not a text file (not UTF-8)", hint="pass a service YAML file"
-        ) from None
+    text = read_file(path, "service", "services/orders.yaml")
     docs = [d for d in load_documents(text, source) if d is not None]
     if len(docs) != 1:
         raise ConfigError(

@@ -83,6 +83,7 @@ from seam.yamlfile import (
     load_documents,
     mark_of,
     plain,
+    read_file,
     value_mark,
 )
 
@@ -203,17 +204,7 @@ def load_pipeline(path: Path | str) -> PipelineSpec:
     """Read and check a pipeline file (a ConfigError listing every problem, in file order)."""
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read pipeline file {path}: {exc.strerror or exc}",
-            hint="pass the path of a pipeline YAML file, e.g. pipelines/orders.yaml",
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(
-            f"{path}: not a text file (not UTF-8)", hint="pass a pipeline YAML file"
-        ) from None
+    text = read_file(path, "pipeline", "pipelines/orders.yaml")
     docs = [d for d in load_documents(text, source) if d is not None]
     if not docs:
         raise ConfigError(

@@ -288,3 +288,15 @@ def test_a_worker_without_the_types_a_pipeline_asks_for_refuses_to_start() -> No
     spec = parse_pipeline(data, "p.yaml")
     with pytest.raises(ConfigError, match="column_types: source but the worker got no types"):
         Worker(spec, "127.0.0.1:1")
+
+
+def test_a_missing_or_binary_pipeline_file_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(tmp_path / "absent.yaml")
+    assert caught.value.message.startswith(f"cannot read pipeline file {tmp_path / 'absent.yaml'}")
+    assert "pipelines/orders.yaml" in (caught.value.hint or "")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"name: \xff\xfe\n")
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(binary)
+    assert caught.value.message == f"{binary}: not a text file (not UTF-8)"
