@@ -54,6 +54,9 @@ class Snapshot:
     indexes: dict[str, list[str | None]]
     written_at: float = 0.0
     dictionary: bytes | None = None  # the values' zstd dictionary (None: not compressed)
+    # When the image last had every record of the topic then (every record at or past
+    # `offsets` was written after it); 0: unknown, read as `written_at`.
+    current_at: float = 0.0
 
 
 def _lengths(items: Sequence[bytes | None]) -> bytes:
@@ -81,6 +84,7 @@ def write(path: Path, snapshot: Snapshot) -> int:
             "indexes": names,
             "sections": [len(s) for s in sections],
             "written_at": snapshot.written_at or time.time(),
+            "current_at": snapshot.current_at or snapshot.written_at or time.time(),
         }
     )
     tmp = path.with_name(path.name + ".tmp")
@@ -170,6 +174,7 @@ def read(path: Path, *, topic: str, fields: Sequence[str]) -> Snapshot:
         indexes=indexes,
         written_at=float(header.get("written_at") or 0.0),
         dictionary=dictionary,
+        current_at=float(header.get("current_at") or header.get("written_at") or 0.0),
     )
 
 
