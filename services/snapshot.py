@@ -6,6 +6,7 @@ Layout (all integers little-endian):
     section*          | u32 CRC-32 of everything before it
 
 The header names the topic, the entity's fields (in the order the stored values use them),
+when it was written and since when the image had lagged (`current_at`),
 the indexes, the offsets (partition -> next offset) and the section sizes. Sections: the
 keys (a JSON array of strings), the stored values (their lengths as a u32 array, then their
 bytes), per index each entry's indexed text (a JSON array, null: not indexed), and the zstd

@@ -245,7 +245,10 @@ class Kafka:
 
     def topic_config(self, topic: str) -> dict[str, str]:
         """The topic's configuration as the broker applies it (defaults included)."""
-        from confluent_kafka.admin import ConfigResource, ResourceType
+        from confluent_kafka.admin import (  # type: ignore[attr-defined]
+            ConfigResource,
+            ResourceType,
+        )
 
         resource = ConfigResource(ResourceType.TOPIC, topic)
         futures = self.call(
