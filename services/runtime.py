@@ -28,7 +28,7 @@ from seam.services.loader import Loader
 from seam.services.position import Offsets, SourcePosition, reached
 from seam.services.service_file import ServiceSpec
 from seam.services.source import SourceWatch
-from seam.streams.kafka import Kafka
+from seam.streams.kafka import Kafka, KafkaUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,14 @@ class Service:
             self.note = StartNote(False, f"{exc.message}: rebuilt from offset 0")
             log.warning("%s", self.note.detail)
             return {}
-        problem = _misfit(found.offsets, marks) or _outlived(
-            found.current_at, self._tombstones_kept_s(), time.time()
-        )
+        problem = _misfit(found.offsets, marks)
+        if not problem:
+            try:
+                problem = _outlived(found.current_at, self._tombstones_kept_s(), time.time())
+            except KafkaUnavailableError as exc:  # e.g. not allowed to describe the topic
+                problem = (
+                    f"cannot be checked against the topic's delete.retention.ms ({exc.message})"
+                )
         if problem:
             self.note = StartNote(False, f"snapshot file {path} {problem}: rebuilt from offset 0")
             log.warning("%s", self.note.detail)

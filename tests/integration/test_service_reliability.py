@@ -166,6 +166,7 @@ def test_a_snapshot_older_than_the_topics_tombstones_is_rebuilt(
     note = seen[-1]["start"]
     assert "compaction may have removed tombstones written since" in note, note
     assert note.endswith("rebuilt from offset 0"), note
+    assert second.get("/health").json()["start"] == note
     assert second.stop() == 0
 
 
