@@ -11,6 +11,9 @@ moved under the image's lock together with the records: what a reader sees and t
 it is told always agree. A transaction's commit marker takes an offset of its own; the
 partition-end event librdkafka sends when it has read everything carries the offset past
 it, which the applied offsets take too.
+
+Partitions added to the topic while the loader runs are found by a metadata read every
+`REFRESH_S` and read from their first offset (readiness stays about the partitions at start).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 BATCH: Final = 2000
 POLL_S: Final = 0.01  # consume() waits this long for a full batch: the tail latency
+REFRESH_S: Final = 5.0  # how often the topic's partitions are read again (new ones are added)
 
 
 @dataclass
@@ -161,10 +165,14 @@ class Loader:
         image = self.image
         progress = self.progress
         looked = 0.0
+        refreshed = time.monotonic()
         try:
             while not self._stop.is_set():
                 messages = consumer.consume(BATCH, POLL_S)
                 now = time.monotonic()
+                if now - refreshed > REFRESH_S:
+                    refreshed = now
+                    self._add_new_partitions(consumer)
                 if now - looked > 0.5:
                     looked = now
                     self._note_lag(consumer)
@@ -205,6 +213,28 @@ class Loader:
             log.exception("the loader of %s stopped", self.topic)
             progress.error = f"{type(exc).__name__}: {exc}"
 
+    def _add_new_partitions(self, consumer: Any) -> None:
+        """Read partitions the topic has gained since the loader started from offset 0."""
+        from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+
+        try:
+            meta = consumer.list_topics(self.topic, timeout=self.timeout)
+        except KafkaException as exc:  # the next refresh tries again; tailing goes on
+            log.warning("cannot read the partitions of %s: %s", self.topic, exc)
+            return
+        found = meta.topics.get(self.topic)
+        if found is None or found.error is not None:
+            return
+        new = sorted(set(found.partitions) - set(self.progress.applied))
+        if not new:
+            return
+        consumer.incremental_assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in new])
+        progress = self.progress
+        with self.image.lock:
+            progress.applied = {**progress.applied, **dict.fromkeys(new, 0)}
+            progress.ends = {**progress.ends, **dict.fromkeys(new, 0)}
+        log.info("%s gained partitions %s: reading them from offset 0", self.topic, new)
+
     def _note_lag(self, consumer: Any) -> None:
         """Refresh the end offsets the consumer has seen (no broker call) and whether the
         image lags behind them."""
@@ -212,7 +242,7 @@ class Loader:
 
         progress = self.progress
         ends = dict(progress.ends)
-        for partition in progress.ends_at_start:
+        for partition in progress.applied:
             _lo, hi = consumer.get_watermark_offsets(
                 TopicPartition(self.topic, partition), cached=True
             )
@@ -254,7 +284,7 @@ class Loader:
                 self._probe = Kafka(self.kafka, timeout=self.timeout)
             found = end_offsets(
                 self._probe,
-                [(self.topic, p) for p in self.progress.ends_at_start],
+                [(self.topic, p) for p in self.progress.applied],
                 committed_only=True,
             )
         return {p: o for (_t, p), o in found.items()}

@@ -1,8 +1,9 @@
 """One running service: its image, the loader that keeps it current, its snapshot file.
 
 Start: the snapshot file, if there is one and it fits (same topic and fields, its offsets
-within the topic's offsets now), is loaded and the loader tails from its offsets; else the
-image is built from offset 0 (`rebuild=True` skips the file). Either way the service is
+within the topic's offsets now, and younger than the topic's delete.retention.ms when the
+topic is compacted), is loaded and the loader tails from its offsets; else the image is
+built from offset 0 (`rebuild=True` skips the file). Either way the service is
 ready only once it has applied the end offsets seen at start: a restarted instance never
 serves its snapshot as if it were current. The snapshot is written every
 `snapshot_interval_s` and on a clean stop.
@@ -17,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from seam.kafka_config import KafkaSettings, kafka_settings
 from seam.services import snapshot as snapshot_file
@@ -27,9 +28,13 @@ from seam.services.loader import Loader
 from seam.services.position import Offsets, SourcePosition, reached
 from seam.services.service_file import ServiceSpec
 from seam.services.source import SourceWatch
-from seam.streams.kafka import Kafka
+from seam.streams.kafka import Kafka, KafkaUnavailableError
 
 log = logging.getLogger(__name__)
+
+# Margin on a snapshot's age against the topic's delete.retention.ms: the loader's lag checks
+# (every 0.5 s) and a clock difference between this host and the broker.
+TOMBSTONE_SLACK_S: Final = 60.0
 
 
 @dataclass
@@ -120,6 +125,13 @@ class Service:
             log.warning("%s", self.note.detail)
             return {}
         problem = _misfit(found.offsets, marks)
+        if not problem:
+            try:
+                problem = _outlived(found.current_at, self._tombstones_kept_s(), time.time())
+            except KafkaUnavailableError as exc:  # e.g. not allowed to describe the topic
+                problem = (
+                    f"cannot be checked against the topic's delete.retention.ms ({exc.message})"
+                )
         if problem:
             self.note = StartNote(False, f"snapshot file {path} {problem}: rebuilt from offset 0")
             log.warning("%s", self.note.detail)
@@ -135,6 +147,16 @@ class Service:
         log.info("%s in %.2fs", self.note.detail, self.note.load_s)
         return found.offsets
 
+    def _tombstones_kept_s(self) -> float | None:
+        """How long the broker keeps a tombstone of the topic at least (its
+        delete.retention.ms); None when the topic is not compacted (nothing is removed
+        above the log start offset, which `_misfit` checks)."""
+        with Kafka(self.kafka) as cluster:
+            config = cluster.topic_config(self.spec.topic)
+        if "compact" not in config.get("cleanup.policy", ""):
+            return None
+        return int(config.get("delete.retention.ms", "86400000")) / 1000
+
     def write_snapshot(self) -> int:
         """Write the image and the offsets it reflects to the snapshot file; its size."""
         with self._write_lock:
@@ -143,6 +165,9 @@ class Service:
                 keys, values = image.contents()
                 dictionary = image.dictionary
                 offsets = dict(self.loader.progress.applied)
+                now = time.time()
+                behind = self.loader.progress.behind_since
+                current_at = now if behind is None else min(now, behind)
             texts = {
                 name: [image.index_text(name, v) for v in values] for name in image.shape.indexes
             }
@@ -155,8 +180,9 @@ class Service:
                     keys,
                     values,
                     texts,
-                    time.time(),
+                    now,
                     dictionary,
+                    current_at,
                 ),
             )
             self.snapshots_written += 1
@@ -260,3 +286,20 @@ def _misfit(offsets: dict[int, int], marks: dict[int, tuple[int, int]]) -> str |
         if offset < low:
             return f"is behind partition {partition}'s first offset {low} (records deleted)"
     return None
+
+
+def _outlived(current_at: float, tombstones_kept_s: float | None, now: float) -> str | None:
+    """Why a snapshot may miss deletes: the broker keeps a tombstone at least the topic's
+    delete.retention.ms, then compaction may remove it. A delete written after the snapshot
+    was current and since removed would never reach the image tailing from its offsets
+    (the key would stay, served as if current); only a read from offset 0 is then right."""
+    if tombstones_kept_s is None:
+        return None
+    age = now - current_at
+    if age + TOMBSTONE_SLACK_S < tombstones_kept_s:
+        return None
+    return (
+        f"was current {age:.0f}s ago, longer than the topic keeps deletes "
+        f"(delete.retention.ms {tombstones_kept_s * 1000:.0f} less {TOMBSTONE_SLACK_S:.0f}s): "
+        "compaction may have removed tombstones written since"
+    )

@@ -6,6 +6,7 @@ Layout (all integers little-endian):
     section*          | u32 CRC-32 of everything before it
 
 The header names the topic, the entity's fields (in the order the stored values use them),
+when it was written and since when the image had lagged (`current_at`),
 the indexes, the offsets (partition -> next offset) and the section sizes. Sections: the
 keys (a JSON array of strings), the stored values (their lengths as a u32 array, then their
 bytes), per index each entry's indexed text (a JSON array, null: not indexed), and the zstd
@@ -54,6 +55,9 @@ class Snapshot:
     indexes: dict[str, list[str | None]]
     written_at: float = 0.0
     dictionary: bytes | None = None  # the values' zstd dictionary (None: not compressed)
+    # When the image last had every record of the topic then (every record at or past
+    # `offsets` was written after it); 0: unknown, read as `written_at`.
+    current_at: float = 0.0
 
 
 def _lengths(items: Sequence[bytes | None]) -> bytes:
@@ -81,6 +85,7 @@ def write(path: Path, snapshot: Snapshot) -> int:
             "indexes": names,
             "sections": [len(s) for s in sections],
             "written_at": snapshot.written_at or time.time(),
+            "current_at": snapshot.current_at or snapshot.written_at or time.time(),
         }
     )
     tmp = path.with_name(path.name + ".tmp")
@@ -170,6 +175,7 @@ def read(path: Path, *, topic: str, fields: Sequence[str]) -> Snapshot:
         indexes=indexes,
         written_at=float(header.get("written_at") or 0.0),
         dictionary=dictionary,
+        current_at=float(header.get("current_at") or header.get("written_at") or 0.0),
     )
 
 

@@ -243,6 +243,27 @@ class Kafka:
             )
         return sorted(found.partitions)
 
+    def topic_config(self, topic: str) -> dict[str, str]:
+        """The topic's configuration as the broker applies it (defaults included)."""
+        from confluent_kafka.admin import (  # type: ignore[attr-defined]
+            ConfigResource,
+            ResourceType,
+        )
+
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        futures = self.call(
+            "describing the topic's configuration",
+            self.admin.describe_configs,
+            [resource],
+            request_timeout=self.timeout,
+        )
+        entries = self.call(
+            "describing the topic's configuration",
+            futures[resource].result,
+            timeout=self.timeout + 1,
+        )
+        return {name: str(entry.value) for name, entry in entries.items()}
+
     def list_offsets(
         self, topic: str, partitions: Iterable[int], spec: Any
     ) -> dict[int, tuple[int, int]]:

@@ -49,7 +49,13 @@ def product(i: int, version: int = 0) -> dict[str, Any]:
 class Topic:
     """A latest topic of the test's own, and a transactional producer writing to it."""
 
-    def __init__(self, settings: Settings, name: str, partitions: int = 3) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        partitions: int = 3,
+        config: dict[str, str] | None = None,
+    ) -> None:
         from confluent_kafka import Producer
         from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -57,7 +63,7 @@ class Topic:
         self.settings = settings
         self.admin = AdminClient(settings.kafka.client_config())
         self.admin.create_topics(
-            [NewTopic(name, partitions, 1, config={"cleanup.policy": "compact"})]
+            [NewTopic(name, partitions, 1, config={"cleanup.policy": "compact", **(config or {})})]
         )[name].result(timeout=30)
         self.producer = Producer(
             settings.kafka.client_config(

@@ -119,3 +119,32 @@ def test_the_dictionary_round_trips(tmp_path: Path) -> None:
     copy = Image(Shape(FIELDS, indexes=("code",)))
     copy.restore(found.keys, found.values, found.indexes, found.dictionary)
     assert copy.get("9999") == image.get("9999")
+
+
+def test_when_the_image_was_current_round_trips(tmp_path: Path) -> None:
+    image = filled(3)
+    path = tmp_path / "image.snapshot"
+    written = snap(image, {0: 3})
+    written.current_at = 1.0  # the image lagged from 1.0 until it was written at 1.5
+    snapshot.write(path, written)
+    assert snapshot.read(path, topic="t", fields=FIELDS).current_at == 1.0
+    written.current_at = 0.0  # unknown: taken as when it was written
+    snapshot.write(path, written)
+    assert snapshot.read(path, topic="t", fields=FIELDS).current_at == 1.5
+
+
+def test_a_snapshot_older_than_the_topics_tombstones_does_not_fit() -> None:
+    from seam.services.runtime import TOMBSTONE_SLACK_S, _misfit, _outlived
+
+    day = 86_400.0
+    assert _outlived(1000.0, None, 1000.0 + 10 * day) is None  # not compacted: nothing removed
+    assert _outlived(1000.0, day, 1000.0 + day - TOMBSTONE_SLACK_S - 1) is None
+    said = _outlived(1000.0, day, 1000.0 + day - TOMBSTONE_SLACK_S)
+    assert said is not None
+    assert "delete.retention.ms 86400000" in said
+    assert "compaction may have removed tombstones" in said
+    assert (
+        _misfit({0: 5}, {0: (6, 9)}) == "is behind partition 0's first offset 6 (records deleted)"
+    )
+    assert _misfit({0: 5, 1: 0}, {0: (0, 9)}) is not None  # a partition the topic lacks
+    assert _misfit({0: 5}, {0: (0, 9), 1: (0, 4)}) is None  # a partition added: read from 0
