@@ -198,34 +198,51 @@ def user_activity(
 
 
 def drop_slot(url: str, slot: str, *, wait_s: float = 15.0, appear_s: float = 0.0) -> bool:
-    """Drop `slot` once no WAL sender holds it. True if it existed and was dropped.
+    """Drop `slot` once no WAL sender holds it, and keep it dropped: the call returns once
+    the slot has been absent for `appear_s` seconds. True if it was dropped (at least once).
 
-    `appear_s`: how long a slot that does not exist yet may still appear. A connector just
-    deleted can have a task still starting, which creates its slot after the DELETE has
-    returned (seen in CI: the slot of a pruned connector left behind)."""
+    A connector just deleted can have a task still starting or stopping, which creates its
+    slot after the DELETE has returned, or again after a drop (seen in CI: the slot of a
+    pruned connector left behind). `wait_s` bounds how long a slot may stay in use."""
     import time
 
     from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
 
     from seam.connectors.engine import connect
 
     deadline = time.monotonic() + wait_s
-    absent_until = time.monotonic() + appear_s
+    dropped = False
+    absent_since: float | None = None
     with connect(url, isolation_level="AUTOCOMMIT") as conn:
         while True:
             row = conn.execute(
                 text("SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = :s"),
                 {"s": slot},
             ).first()
+            now = time.monotonic()
             if row is None:
-                if time.monotonic() >= absent_until:
-                    return False
+                absent_since = absent_since if absent_since is not None else now
+                if now - absent_since >= appear_s:
+                    return dropped
                 time.sleep(0.5)
                 continue
+            absent_since = None
             if not row[0]:
-                conn.execute(text("SELECT pg_drop_replication_slot(:s)"), {"s": slot})
-                return True
-            if time.monotonic() > deadline:
+                # Dropping can race a task that takes the slot between the read and the drop.
+                try:
+                    conn.execute(text("SELECT pg_drop_replication_slot(:s)"), {"s": slot})
+                    dropped = True
+                except DBAPIError as exc:  # taken or dropped meanwhile: look again
+                    if now > deadline:
+                        raise DatabaseError(
+                            f"cannot drop replication slot '{slot}': {exc.orig}",
+                            hint="stop or delete the connector that reads it, then drop it "
+                            f"with SELECT pg_drop_replication_slot('{slot}')",
+                        ) from None
+                    time.sleep(0.2)
+                continue
+            if now > deadline:
                 raise DatabaseError(
                     f"replication slot '{slot}' is still in use (pid {row[1]})",
                     hint="stop or delete the connector that reads it, then drop it with "

@@ -491,7 +491,7 @@ def apply_plan(
     return result
 
 
-SLOT_APPEARS_S: Final = 5.0  # how long a deleted connector's task may still create its slot
+SLOT_APPEARS_S: Final = 3.0  # how long a dropped slot must stay absent (a task may re-create it)
 
 
 def delete_connector(
