@@ -17,7 +17,7 @@ from typing import Any, Final
 import typer
 
 from seam import __version__
-from seam.cli import connectors, history, serve, stack, streams, transform
+from seam.cli import connectors, history, migrate, serve, stack, streams, transform
 from seam.cli.context import CliState
 from seam.errors import ConfigError, SeamError
 
@@ -35,6 +35,7 @@ app.add_typer(connectors.app, name="connectors")
 app.add_typer(streams.app, name="streams")
 app.add_typer(transform.app, name="transform")
 app.add_typer(history.app, name="history")
+app.add_typer(migrate.app, name="migrate")
 app.command("serve")(serve.serve)
 
 
