@@ -261,3 +261,33 @@ def drop_database(url: str) -> bool:
         force = " WITH (FORCE)" if flavour == "postgres" else ""
         conn.execute(text(f"DROP DATABASE {_quote_ident(flavour, name)}{force}"))
         return True
+
+
+def log_position(conn: Connection) -> str:
+    """Where the database's log ends now, as `?after=` and the migration tools write it:
+    `lsn:0/16B3748` (PostgreSQL) or `binlog:<file>:<position>` (MySQL/MariaDB).
+
+    Read after a commit, it is at or past that commit. MySQL/MariaDB answer from the
+    connection's transaction snapshot under repeatable read, so the caller ends its
+    transaction first (commit or rollback) when it needs the position of now.
+    """
+    from sqlalchemy import text
+
+    if conn.dialect.name == "postgresql":
+        lsn = conn.execute(text("SELECT pg_current_wal_lsn()::text")).scalar_one()
+        return f"lsn:{lsn}"
+    row = None
+    for statement in ("SHOW MASTER STATUS", "SHOW BINARY LOG STATUS"):  # MySQL 8.4 renamed it
+        try:
+            row = conn.execute(text(statement)).mappings().one_or_none()
+            break
+        except Exception:  # the other spelling is tried; a real failure repeats there
+            if statement == "SHOW BINARY LOG STATUS":
+                raise
+    if row is None:
+        raise DatabaseError(
+            "the database has no binary log, so it has no position to wait for",
+            hint="turn on row-based binary logging (log_bin, binlog_format=ROW): "
+            "`seam connectors preflight` shows what else CDC needs",
+        )
+    return f"binlog:{row['File']}:{row['Position']}"

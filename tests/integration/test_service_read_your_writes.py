@@ -27,9 +27,9 @@ from tests.integration.test_transform_e2e import Catalog, catalog  # noqa: F401 
 pytestmark = pytest.mark.integration
 
 
-def commit_rename(url: str, product: int, name: str, flavour: str) -> str:
+def commit_rename(url: str, product: int, name: str) -> str:
     """Rename a product in the legacy database; the log position after the commit."""
-    from seam.connectors.engine import connect
+    from seam.connectors.engine import connect, log_position
 
     with connect(url) as conn:
         conn.execute(
@@ -37,11 +37,7 @@ def commit_rename(url: str, product: int, name: str, flavour: str) -> str:
             {"name": name, "id": product},
         )
         conn.commit()
-        if flavour == "postgres":
-            lsn = conn.execute(text("SELECT pg_current_wal_lsn()::text")).scalar_one()
-            return f"lsn:{lsn}"
-        row = conn.execute(text("SHOW MASTER STATUS")).mappings().one()
-        return f"binlog:{row['File']}:{row['Position']}"
+        return log_position(conn)
 
 
 @pytest.fixture
@@ -91,12 +87,12 @@ def test_a_request_after_a_legacy_commit_sees_it(
     product, before = listed_product(served)
     other = int(served.get("/product", status="active", limit=2).json()["keys"][1])
     name = f"Renamed {time.monotonic_ns()}"
-    position = commit_rename(legacy.url, product, name, flavour)
+    position = commit_rename(legacy.url, product, name)
 
     # The position is proven passed by a later change: the workload's next commit.
     def later() -> None:
         time.sleep(1.0)
-        commit_rename(legacy.url, other, f"Other {time.monotonic_ns()}", flavour)
+        commit_rename(legacy.url, other, f"Other {time.monotonic_ns()}")
 
     writer = threading.Thread(target=later)
     writer.start()
