@@ -129,6 +129,13 @@ def catalog(
             wait=True,
             wait_timeout=120,
         )
+        # A running connector may still be snapshotting: a worker started now would find no
+        # reference topics yet (a cold Connect on MariaDB is slow enough for that).
+        wait_for(
+            lambda: set(topics) <= set(admin.list_topics(timeout=10).topics),
+            120,
+            f"the snapshot's topics {topics}",
+        )
 
         pipeline = pipeline_document()
         pipeline["group"] = f"seam-tx-{suffix}"
