@@ -32,7 +32,7 @@ import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeAlias, overload
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeAlias, TypeVar, overload
 from urllib.parse import unquote, urlsplit
 
 from seam.connectors.spec import PROVIDER_REFERENCE, ConnectorSpec, SecretRef, is_secret_key
@@ -114,11 +114,19 @@ class DatabaseAddress:
     dbname: str
 
 
-@dataclass(frozen=True)
-class RenderedConnector:
-    """A spec expanded into the config Connect receives."""
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
 
-    spec: ConnectorSpec
+
+SpecT = TypeVar("SpecT", bound=_Named)
+
+
+@dataclass(frozen=True)
+class RenderedBase(Generic[SpecT]):
+    """A spec (source or sink) expanded into the config Connect receives."""
+
+    spec: SpecT
     config: dict[str, str]
 
     @property
@@ -131,6 +139,11 @@ class RenderedConnector:
 
     def masked(self) -> dict[str, str]:
         return mask_config(self.config)
+
+
+@dataclass(frozen=True)
+class RenderedConnector(RenderedBase[ConnectorSpec]):
+    """A source connector spec expanded into the config Connect receives."""
 
 
 def pg_identifier(prefix: str, name: str) -> str:

@@ -51,6 +51,7 @@ from seam.connectors.connect_schema import (
     key_schema,
     value_schema,
 )
+from seam.connectors.render import RenderedBase
 from seam.connectors.spec import (
     SINK_PASSWORD_ENV,
     SecretRef,
@@ -135,24 +136,8 @@ class SinkSpec:
 
 
 @dataclass(frozen=True)
-class RenderedSink:
+class RenderedSink(RenderedBase[SinkSpec]):
     """A sink spec expanded into the config Connect receives."""
-
-    spec: SinkSpec
-    config: dict[str, str]
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def connector_class(self) -> str:
-        return self.config["connector.class"]
-
-    def masked(self) -> dict[str, str]:
-        from seam.connectors.render import mask_config
-
-        return mask_config(self.config)
 
 
 def parse_sink_spec(data: Mapping[str, Any], source: str, at: Any) -> SinkSpec:
