@@ -7,7 +7,7 @@
     GET    /products/search?q=text      case-sensitive LIKE on the name
     POST   /products                    create         {sku, prod_name, price, cat_id, ...}
     POST   /products/<id>/rename        {prod_name}
-    POST   /products/<id>/price         {price[, currency]}
+    POST   /products/<id>/price         {price and/or price_cents[, currency]}
     POST   /products/<id>/category      {cat_id}
     POST   /products/<id>/discontinue   {[status_cd]}
     POST   /products/<id>/delist        soft delete (is_deleted = 'Y')
@@ -174,6 +174,25 @@ def parse_price(text: str) -> int:
     return int(amount * 100)
 
 
+def price_fields(fields: Mapping[str, Any]) -> tuple[str, int]:
+    """(price_txt, price_cents) from `price` (the old UI's text, W1) and `price_cents` (the
+    2015 field, W2): the cents given win, and a text given with them must agree (it may be
+    '', as the app stored it); the text alone gives the cents."""
+    text = _text(fields, "price", blank=True)
+    cents = _int(fields, "price_cents", 0)
+    if cents is None:
+        if text is None:
+            raise BadRequestError("missing field(s) price", hint='e.g. {"price": "12,50"}')
+        return text, parse_price(text)
+    if text is None or not text.strip():
+        return text or "", cents
+    if parse_price(text) != cents:
+        raise BadRequestError(
+            f"price {text!r} and price_cents {cents} disagree", hint="send one of them"
+        )
+    return text, cents
+
+
 def _currency(body: Mapping[str, Any]) -> str:
     value = _text(body, "currency")
     if value is None:
@@ -190,6 +209,7 @@ def parse_new_product(body: Any) -> NewProduct:
             "sku",
             "prod_name",
             "price",
+            "price_cents",
             "currency",
             "cat_id",
             "supp_id",
@@ -200,10 +220,9 @@ def parse_new_product(body: Any) -> NewProduct:
             "qty_on_hand",
             "tag",
         },
-        {"sku", "prod_name", "price"},
+        {"sku", "prod_name"},
     )
-    price_txt = _text(fields, "price")
-    assert price_txt is not None  # required
+    price_txt, price_cents = price_fields(fields)
     status = fields.get("status_cd", "A")
     if status not in STATUS_CODES:
         raise BadRequestError(f"status_cd: expected one of A, D, X (or lower case), got {status!r}")
@@ -219,7 +238,7 @@ def parse_new_product(body: Any) -> NewProduct:
         sku=_text(fields, "sku") or "",
         prod_name=_text(fields, "prod_name") or "",
         price_txt=price_txt,
-        price_cents=parse_price(price_txt),
+        price_cents=price_cents,
         cat_id=_int(fields, "cat_id", 1),  # W10: not checked against categories
         supp_id=_int(fields, "supp_id", 0) or 0,  # W6: 0 is no supplier
         status_cd=status,
@@ -238,9 +257,8 @@ def parse_rename(body: Any) -> tuple[str]:
 
 
 def parse_reprice(body: Any) -> tuple[str, int, str]:
-    fields = _fields(body, {"price", "currency"}, {"price"})
-    text = _text(fields, "price") or ""
-    return text, parse_price(text), _currency(fields)
+    fields = _fields(body, {"price", "price_cents", "currency"}, set())
+    return (*price_fields(fields), _currency(fields))
 
 
 def parse_recategorize(body: Any) -> tuple[int]:

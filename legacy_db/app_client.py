@@ -96,6 +96,7 @@ class AppClient:
             "sku": new.sku,
             "prod_name": new.prod_name,
             "price": new.price_txt,
+            "price_cents": new.price_cents,
             "currency": new.currency,
             "cat_id": new.cat_id,
             "supp_id": new.supp_id,
@@ -112,8 +113,8 @@ class AppClient:
         method, action = _ENDPOINTS[kind]
         body: dict[str, Any] | None = None
         if kind == "price_change":
-            text, _cents, currency = args  # the app derives the cents from the text, as here
-            body = {"price": text, "currency": currency}
+            text, cents, currency = args
+            body = {"price": text, "price_cents": cents, "currency": currency}
         elif kind == "rename":
             body = {"prod_name": args[0]}
         elif kind == "recategorize":
