@@ -559,9 +559,8 @@ def serve(url: str, host: str, port: int, *, started: Callable[[str], None] | No
 
     import uvicorn
 
-    from seam.errors import ConfigError
-
     check_database(url)
+    _check_port(host, port)
     config = uvicorn.Config(
         create_app(url),
         host=host,
@@ -586,15 +585,38 @@ def serve(url: str, host: str, port: int, *, started: Callable[[str], None] | No
     previous = signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         server.run()
+    except SystemExit:
+        if server.started:
+            raise
+        # uvicorn exits (3) when it cannot bind: a port taken since the check above.
     finally:
         server.should_exit = True
         announcer.join(5)
         signal.signal(signal.SIGTERM, previous)
     if not server.started:
-        raise ConfigError(
-            f"cannot listen on {host}:{port} (in use, or not an address of this machine)",
-            hint="pass another --port, or stop what listens there",
-        )
+        raise _cannot_listen(host, port)
+
+
+def _cannot_listen(host: str, port: int) -> SeamError:
+    from seam.errors import ConfigError
+
+    return ConfigError(
+        f"cannot listen on {host}:{port} (in use, or not an address of this machine)",
+        hint="pass another --port, or stop what listens there",
+    )
+
+
+def _check_port(host: str, port: int) -> None:
+    """One clear error for a port in use, before uvicorn logs its own and exits."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError:
+        raise _cannot_listen(host, port) from None
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
