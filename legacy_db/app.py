@@ -146,10 +146,22 @@ def _text(body: Mapping[str, Any], name: str, *, blank: bool = False) -> str | N
         raise BadRequestError(f"{name}: expected text, got {type(value).__name__}")
     if not blank and not value.strip():
         raise BadRequestError(f"{name}: must not be blank")
+    if "\x00" in value or not _encodable(value):
+        # PostgreSQL cannot store NUL, neither database a lone surrogate: refused here, so
+        # both databases refuse alike and with a 400 rather than a database error.
+        raise BadRequestError(f"{name}: holds a NUL character or an unpaired surrogate")
     width = _WIDTH.get(name)
     if width is not None and len(value) > width:
         raise BadRequestError(f"{name}: at most {width} characters, got {len(value)}")
     return value  # A2: kept as given, whitespace and all
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _int(body: Mapping[str, Any], name: str, low: int) -> int | None:
@@ -224,7 +236,7 @@ def parse_new_product(body: Any) -> NewProduct:
     )
     price_txt, price_cents = price_fields(fields)
     status = fields.get("status_cd", "A")
-    if status not in STATUS_CODES:
+    if not isinstance(status, str) or status not in STATUS_CODES:
         raise BadRequestError(f"status_cd: expected one of A, D, X (or lower case), got {status!r}")
     warehouse = fields.get("warehouse_cd", WAREHOUSES[0])
     if warehouse not in WAREHOUSES:
@@ -287,16 +299,25 @@ def page_arguments(page: str | None, per_page: str | None) -> tuple[int, int]:
     def number(name: str, text: str | None, default: int, high: int) -> int:
         if text is None:
             return default
-        if not text.isdigit() or not 1 <= int(text) <= high:
+        value = _whole(text)
+        if value is None or not 1 <= value <= high:
             raise BadRequestError(f"{name}: expected a number 1..{high}, got {text!r}")
-        return int(text)
+        return value
 
     return number("page", page, 1, MAX_INT), number("per_page", per_page, PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 def product_id(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_INT:
+    value = _whole(text)
+    if value is None or not 1 <= value <= MAX_INT:
         raise BadRequestError(f"product number: expected 1..{MAX_INT}, got {text!r}")
+    return value
+
+
+def _whole(text: str) -> int | None:
+    """ASCII digits, at most 10 of them (INTEGER's width), as a number; None otherwise."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        return None
     return int(text)
 
 

@@ -416,7 +416,8 @@ def _play(
                 on_operation(op)
     except KeyboardInterrupt:
         # Ctrl-C: the operation in flight is rolled back; everything logged was committed.
-        # (Over HTTP an operation is its own request: it either committed or it did not.)
+        # (Over HTTP the app commits each request itself: a request cut short by Ctrl-C may
+        # have committed without being logged.)
         driver.rollback()
         report.interrupted = True
     report.seconds = clock() - start

@@ -122,6 +122,8 @@ def test_a_new_product_from_the_form_fields() -> None:
         ({"sku": "A", "prod_name": "  ", "price": "1"}, "prod_name: must not be blank"),
         ({"sku": "A" * 33, "prod_name": "B", "price": "1"}, "sku: at most 32 characters"),
         ({"sku": "A", "prod_name": 5, "price": "1"}, "prod_name: expected text"),
+        ({"sku": "A", "prod_name": "B\x00", "price": "1"}, "prod_name: holds a NUL"),
+        ({"sku": "A", "prod_name": "B", "descr": "\ud800", "price": "1"}, "descr: holds a NUL"),
         ({"sku": "A", "prod_name": "B", "price": "cheap"}, "unreadable price"),
         ({"sku": "A", "prod_name": "B", "price": "1,234"}, "ambiguous price"),
         ({"sku": "A", "prod_name": "B", "price": ""}, "price: must not be blank"),
@@ -129,6 +131,7 @@ def test_a_new_product_from_the_form_fields() -> None:
         ({"sku": "A", "prod_name": "B", "price": "1", "cat_id": True}, "cat_id: expected a whole"),
         ({"sku": "A", "prod_name": "B", "price": "1", "cat_id": 2**31}, "cat_id: expected 1.."),
         ({"sku": "A", "prod_name": "B", "price": "1", "status_cd": "Q"}, "status_cd"),
+        ({"sku": "A", "prod_name": "B", "price": "1", "status_cd": ["A"]}, "status_cd"),
         ({"sku": "A", "prod_name": "B", "price": "1", "warehouse_cd": "LON"}, "warehouse_cd"),
         ({"sku": "A", "prod_name": "B", "price": "1", "currency": "USD"}, "EUR only"),
         ({"sku": "A", "prod_name": "B", "price": "1", "qty_on_hand": "3"}, "qty_on_hand"),
@@ -160,11 +163,17 @@ def test_the_update_bodies() -> None:
 def test_paging_and_product_numbers() -> None:
     assert page_arguments(None, None) == (1, 20)
     assert page_arguments("3", "100") == (3, 100)
-    for page, per_page in (("0", None), ("x", None), ("-1", None), (None, "101"), (None, "0")):
+    for page, per_page in (
+        ("0", None),
+        ("x", None),
+        ("-1", None),
+        (None, "101"),
+        ("9" * 5000, None),
+    ):
         with pytest.raises(BadRequestError):
             page_arguments(page, per_page)
     assert product_id("42") == 42
-    for text in ("0", "4x", "-3", "99999999999"):
+    for text in ("0", "4x", "-3", "99999999999", "\u00b2", "9" * 5000, "", " 4"):
         with pytest.raises(BadRequestError):
             product_id(text)
 
