@@ -387,13 +387,17 @@ class LegacyApp:
         from sqlalchemy import func, or_, select
 
         live = or_(products.c.is_deleted.is_(None), products.c.is_deleted != "Y")
-        rows = conn.execute(
-            select(products)
-            .where(live)
-            .order_by(products.c.prod_id)
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        ).mappings()
+        rows = (
+            conn.execute(
+                select(products)
+                .where(live)
+                .order_by(products.c.prod_id)
+                .limit(per_page)
+                .offset((page - 1) * per_page)
+            )
+            .mappings()
+            .all()
+        )
         total = conn.execute(select(func.count()).select_from(products).where(live)).scalar_one()
         return {
             "products": [legacy_product(r) for r in rows],
@@ -408,12 +412,16 @@ class LegacyApp:
         name: ColumnElement[Any] = products.c.prod_name
         if conn.dialect.name == "mysql":
             name = name.collate("utf8mb4_bin")  # A8: case-sensitive on both databases
-        rows = conn.execute(
-            select(products)
-            .where(name.like(f"%{q}%"))  # A8: % and _ in q are wildcards
-            .order_by(products.c.prod_id)
-            .limit(SEARCH_LIMIT)
-        ).mappings()
+        rows = (
+            conn.execute(
+                select(products)
+                .where(name.like(f"%{q}%"))  # A8: % and _ in q are wildcards
+                .order_by(products.c.prod_id)
+                .limit(SEARCH_LIMIT)
+            )
+            .mappings()
+            .all()
+        )
         found = [legacy_product(r) for r in rows]
         return {"query": q, "count": len(found), "products": found}
 
@@ -504,7 +512,7 @@ def create_app(url: str, engine: Engine | None = None) -> FastAPI:
     async def search(q: str | None = None) -> Response:
         if q is None or q == "":
             raise BadRequestError("q: give the text to search for", hint="/products/search?q=Tea")
-        query = q
+        query = _text({"q": q}, "q", blank=True) or ""
         body, position = await run_in_threadpool(legacy.read, lambda c: legacy.search(c, query))
         return _json(body, position)
 

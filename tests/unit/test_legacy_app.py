@@ -196,6 +196,7 @@ def client() -> TestClient:
         ("GET", "/products/abc", None, 400, "product number: expected 1.."),
         ("GET", "/products?page=0", None, 400, "page: expected a number"),
         ("GET", "/products/search", None, 400, "q: give the text"),
+        ("GET", "/products/search?q=a%00", None, 400, "q: holds a NUL"),
         ("POST", "/products", {"sku": "A"}, 400, "missing field(s) prod_name"),
         ("POST", "/products/3/rename", {"prod_name": ""}, 400, "prod_name: must not be blank"),
         ("POST", "/products/3/price", {"price": "a lot"}, 400, "unreadable price"),
