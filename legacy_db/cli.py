@@ -103,7 +103,9 @@ def workload(
     output: Output = OUTPUT,
 ) -> None:
     """Play the legacy application: inserts, price changes, renames, deletes, ...
-    by SQL, or over HTTP through `seam legacy app` (--via http --app-url URL)."""
+
+    By SQL, or over HTTP through `seam legacy app` (--via http --app-url URL).
+    """
     from seam.cli.render import print_json, print_mapping, print_table
     from seam.legacy_db.workload import Via, run_workload
 
@@ -173,8 +175,10 @@ def legacy_app(
     port: int = typer.Option(8790, "--port", min=0, max=65535, help="Port to listen on."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
 ) -> None:
-    """Run the catalog's legacy application over the database (HTTP; warts and all, see
-    legacy_db/README.md). Ctrl-C or SIGTERM stops it."""
+    """Run the catalog's legacy application: HTTP over the catalog database.
+
+    Warts and all (legacy_db/README.md, A1..A8). Ctrl-C or SIGTERM stops it.
+    """
     from seam.legacy_db.app import serve
     from seam.secrets import mask_url
 
