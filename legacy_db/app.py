@@ -42,7 +42,7 @@ from seam.legacy_db import writes
 from seam.legacy_db.generator import WAREHOUSES
 from seam.legacy_db.models import products
 from seam.legacy_db.rules import MAX_INT, Unfixable, parse_price_text
-from seam.legacy_db.writes import NewProduct, Written
+from seam.legacy_db.writes import NewProduct, Written, json_value
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine, RowMapping
@@ -111,8 +111,6 @@ def error_page(status: int, message: str) -> str:
 
 def trace(written: Written) -> dict[str, Any]:
     """What a write wrote, as JSON holds it (as the workload's log writes it)."""
-    from seam.legacy_db.workload import json_value
-
     plain: dict[str, Any] = json.loads(
         json.dumps(asdict(written), default=json_value, ensure_ascii=False)
     )

@@ -34,14 +34,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from seam.connectors.engine import Flavour, connect, flavour_of
 from seam.errors import ConfigError, DatabaseError
 from seam.legacy_db import generator, writes
-from seam.legacy_db.writes import LEGACY_TZ, Change, NewProduct, RowChange, Written
+from seam.legacy_db.writes import LEGACY_TZ, Change, NewProduct, RowChange, Written, json_value
 from seam.secrets import mask_url
 
 if TYPE_CHECKING:
@@ -122,15 +121,6 @@ class WorkloadReport:
             "skipped": self.skipped,
             "interrupted": self.interrupted,
         }
-
-
-def json_value(value: Any) -> Any:
-    """A written value as JSON holds it: decimals and times as text."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ")
-    return value
 
 
 def operation_json(op: Operation) -> str:

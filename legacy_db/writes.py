@@ -70,6 +70,15 @@ class NewProduct:
     currency: str = "EUR"
 
 
+def json_value(value: Any) -> Any:
+    """A written value as JSON holds it: decimals and times as text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    return value
+
+
 def now_local() -> dt.datetime:
     # W7: the legacy app writes the shop's local wall-clock time, no zone, whole seconds.
     return dt.datetime.now(LEGACY_TZ).replace(tzinfo=None, microsecond=0)
