@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -346,6 +347,10 @@ class LegacyApp:
     def __init__(self, url: str, engine: Engine) -> None:
         self.url = url
         self.engine = engine
+        # Keys are MAX+1 (A7): two creates at once would pick the same one, and the second
+        # would fail on the primary key. One create at a time in this process; another
+        # writer of the same database (a workload by SQL) can still collide, as it could.
+        self.creating = threading.Lock()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -424,7 +429,7 @@ class LegacyApp:
         return {"query": q, "count": len(found), "products": found}
 
     def create(self, new: NewProduct) -> tuple[dict[str, Any], Written, str]:
-        with self.transaction() as conn:
+        with self.creating, self.transaction() as conn:
             written = writes.insert_product(conn, new)
             product = self.get(conn, written.key["prod_id"])
             conn.commit()

@@ -281,6 +281,23 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(
         assert rows(url, "SELECT * FROM products ORDER BY prod_id") == before
 
 
+def test_concurrent_creates_each_get_their_own_key(stack: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with fresh_database(stack, "postgres", 20) as url, running_app(url) as app:
+
+        def create(i: int) -> tuple[int, str]:
+            body = {"sku": f"CC-{i:07d}", "prod_name": f"Parallel {i}", "price": "1.00"}
+            response = requests.post(f"{app}/products", json=body, timeout=30)
+            return response.status_code, response.text
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(create, range(24)))
+        assert [status for status, _ in answers] == [200] * 24, answers
+        keys = sorted(json.loads(text)["prod_id"] for _, text in answers)
+        assert keys == list(range(21, 45))
+
+
 # --- the workload over HTTP -------------------------------------------------------------
 
 
