@@ -17,7 +17,7 @@ from seam.cli.render import OUTPUT, Output
 from seam.errors import ConfigError
 
 app = typer.Typer(
-    help="The example legacy product catalog: seed it, run its workload, "
+    help="The example legacy product catalog: seed it, run its workload and its app, "
     "export its pipeline files.",
     no_args_is_help=True,
 )
@@ -92,13 +92,38 @@ def workload(
     report_file: Path | None = typer.Option(
         None, "--report", help="Write every operation to this file as JSON lines."
     ),
+    via: str = typer.Option(
+        "sql", "--via", help="sql: write the database directly; http: through the legacy app."
+    ),
+    app_url: str | None = typer.Option(
+        None,
+        "--app-url",
+        help="The legacy app's URL (with --via http), e.g. http://127.0.0.1:8790.",
+    ),
     output: Output = OUTPUT,
 ) -> None:
-    """Play the legacy application: inserts, price changes, renames, deletes, ..."""
-    from seam.cli.render import print_json, print_mapping, print_table
-    from seam.legacy_db.workload import run_workload
+    """Play the legacy application: inserts, price changes, renames, deletes, ...
 
-    url = settings(ctx).database_url(database)
+    By SQL, or over HTTP through `seam legacy app` (--via http --app-url URL).
+    """
+    from seam.cli.render import print_json, print_mapping, print_table
+    from seam.legacy_db.workload import Via, run_workload
+
+    if via == "sql":
+        if app_url is not None:
+            raise ConfigError(
+                "--app-url is for --via http", hint="add --via http, or drop --app-url"
+            )
+        url = settings(ctx).database_url(database)
+    elif via == "http":
+        if app_url is None:
+            raise ConfigError(
+                "--via http needs --app-url", hint="start `seam legacy app` and pass its URL"
+            )
+        url = app_url
+    else:
+        raise ConfigError(f"--via: expected sql or http, got {via!r}")
+    mode: Via = "sql" if via == "sql" else "http"
     target = _rate(rate)
     if report_file is not None:
         try:
@@ -112,12 +137,19 @@ def workload(
                 duration=duration,
                 count=count,
                 seed=seed,
+                via=mode,
                 log=log,
                 keep_operations=False,
             )
     else:
         report = run_workload(
-            url, rate=target, duration=duration, count=count, seed=seed, keep_operations=False
+            url,
+            rate=target,
+            duration=duration,
+            count=count,
+            seed=seed,
+            via=mode,
+            keep_operations=False,
         )
     summary = report.summary()
     if output is Output.json:
@@ -127,12 +159,35 @@ def workload(
     print_mapping(
         {
             "database": report.database,
+            "via": report.via,
             "total": report.total,
             "seconds": f"{report.seconds:.2f}",
             "rate": f"{report.achieved_rate:.1f}/s (target {target:g}/s)",
             "report": str(report_file) if report_file else "-",
         }
     )
+
+
+@app.command("app")
+def legacy_app(
+    ctx: typer.Context,
+    database: str = typer.Option("postgres", "--database", "-d", help=_DATABASE_HELP),
+    port: int = typer.Option(8790, "--port", min=0, max=65535, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+) -> None:
+    """Run the catalog's legacy application: HTTP over the catalog database.
+
+    Warts and all (legacy_db/README.md, A1..A8). Ctrl-C or SIGTERM stops it.
+    """
+    from seam.legacy_db.app import serve
+    from seam.secrets import mask_url
+
+    url = settings(ctx).database_url(database)
+
+    def started(where: str) -> None:
+        typer.echo(f"legacy app over {mask_url(url)} on {where}; Ctrl-C stops", err=True)
+
+    serve(url, host, port, started=started)
 
 
 @app.command()

@@ -17,8 +17,12 @@ Operation kinds and what they write (all timestamps naive Europe/Berlin wall-clo
 - ``soft_delete``:   products.is_deleted to 'Y'/updated_at (W8).
 - ``hard_delete``:   DELETE of the product's tags, stock levels, prices and the product.
 
-The random choices depend only on the seed and on what the database holds, so the same seed
-on the same seeded data gives the same operations on PostgreSQL and MariaDB.
+This module makes the random choices; `writes.py` does the writing, for the workload and
+for the legacy app alike. The workload drives the writes either by SQL (`via="sql"`: the
+write functions on its own connection) or over HTTP (`via="http"`: the legacy app's
+endpoints, which call the same functions; `seam legacy app`). The random choices depend
+only on the seed and on what the database holds, so the same seed on the same seeded data
+gives the same operations on PostgreSQL and MariaDB, by SQL or over HTTP.
 """
 
 from __future__ import annotations
@@ -27,23 +31,24 @@ import datetime as dt
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final
-from zoneinfo import ZoneInfo
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from seam.connectors.engine import Flavour, connect, flavour_of
 from seam.errors import ConfigError, DatabaseError
-from seam.legacy_db import generator
-from seam.legacy_db.models import product_prices, product_tags, products, stock_levels
+from seam.legacy_db import generator, writes
+from seam.legacy_db.writes import LEGACY_TZ, Change, NewProduct, RowChange, Written, json_value
 from seam.secrets import mask_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-LEGACY_TZ: Final = ZoneInfo("Europe/Berlin")
+__all__ = ["LEGACY_TZ", "Change", "Operation", "RowChange", "WorkloadReport", "run_workload"]
+
+Via = Literal["sql", "http"]
 
 # Relative frequency of each kind of operation.
 MIX: Final[dict[str, int]] = {
@@ -58,18 +63,6 @@ MIX: Final[dict[str, int]] = {
 KINDS: Final = tuple(MIX)
 # How many random keys to try before concluding the catalog has no live product left.
 _PICK_TRIES: Final = 50
-
-Change = dict[str, Any]  # {"old": ..., "new": ...}
-
-
-@dataclass(frozen=True)
-class RowChange:
-    """One row written by an operation."""
-
-    table: str
-    action: str  # insert | update | delete
-    key: dict[str, Any]
-    changes: dict[str, Change]
 
 
 @dataclass(frozen=True)
@@ -90,11 +83,12 @@ class Operation:
 
 @dataclass
 class WorkloadReport:
-    database: str  # masked URL
-    flavour: Flavour
+    database: str  # masked URL, or the app's URL over HTTP
+    flavour: Flavour | None  # None over HTTP: the app does not say
     seed: int
     target_rate: float
     started_at: str
+    via: Via = "sql"
     finished_at: str = ""
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
@@ -115,6 +109,7 @@ class WorkloadReport:
         return {
             "database": self.database,
             "flavour": self.flavour,
+            "via": self.via,
             "seed": self.seed,
             "target_rate": self.target_rate,
             "achieved_rate": round(self.achieved_rate, 2),
@@ -128,271 +123,155 @@ class WorkloadReport:
         }
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ")
-    return value
-
-
 def operation_json(op: Operation) -> str:
     """One line of the JSON-lines log (values as JSON scalars; decimals and times as text)."""
-    return json.dumps(op.as_dict(), default=_json_value, ensure_ascii=False)
+    return json.dumps(op.as_dict(), default=json_value, ensure_ascii=False)
 
 
-def _now_local() -> dt.datetime:
-    # W7: the legacy app writes the shop's local wall-clock time, no zone, whole seconds.
-    return dt.datetime.now(LEGACY_TZ).replace(tzinfo=None, microsecond=0)
+class _Choices:
+    """The random choices of the legacy application's users, from one random stream."""
 
-
-def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Change]:
-    return {k: {"old": before.get(k), "new": v} for k, v in after.items()}
-
-
-class _Legacy:
-    """The operations, against one connection, driven by one random stream."""
-
-    def __init__(self, conn: Connection, rng: random.Random, flavour: Flavour) -> None:
-        self.conn = conn
+    def __init__(self, rng: random.Random, max_id: int, n_cat: int, n_supp: int) -> None:
         self.rng = rng
-        self.flavour = flavour
-        from sqlalchemy import func, select
+        self.max_id = max_id
+        self.n_cat = n_cat
+        self.n_supp = n_supp
 
-        self.max_id = conn.execute(select(func.max(products.c.prod_id))).scalar() or 0
-        self.n_cat = conn.execute(
-            select(func.count()).select_from(products.metadata.tables["categories"])
-        ).scalar_one()
-        self.n_supp = conn.execute(
-            select(func.count()).select_from(products.metadata.tables["suppliers"])
-        ).scalar_one()
-
-    def _pick(self) -> dict[str, Any] | None:
-        """A random live product, locked for this transaction; None if none was found."""
-        from sqlalchemy import or_, select
-
+    def pick(self, lookup: Callable[[int], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """A random live product (`lookup` gives it or None); None if none was found."""
         for _ in range(_PICK_TRIES):
             if self.max_id < 1:
                 return None
-            prod_id = self.rng.randint(1, self.max_id)
-            row = (
-                self.conn.execute(
-                    select(products)
-                    .where(products.c.prod_id == prod_id)
-                    .where(or_(products.c.is_deleted.is_(None), products.c.is_deleted != "Y"))
-                    .with_for_update()
-                )
-                .mappings()
-                .first()
-            )
+            row = lookup(self.rng.randint(1, self.max_id))
             if row is not None:
-                return dict(row)
+                return row
         return None
 
-    def _update_product(
-        self, row: dict[str, Any], values: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Change]]:
-        from sqlalchemy import update
-
-        values = {**values, "updated_at": _now_local()}
-        self.conn.execute(
-            update(products).where(products.c.prod_id == row["prod_id"]).values(**values)
-        )
-        return {"prod_id": row["prod_id"]}, _diff(row, values)
-
-    def _insert_price(self, values: dict[str, Any]) -> RowChange:
-        from sqlalchemy import insert
-
-        result = self.conn.execute(insert(product_prices).values(**values))
-        pk = result.inserted_primary_key
-        if pk is None:  # pragma: no cover - both dialects report the new key
-            raise DatabaseError("the database did not report the new product_prices key")
-        price_id = int(pk[0])
-        return RowChange(
-            "product_prices",
-            "insert",
-            {"price_id": price_id},
-            _diff({}, {"price_id": price_id, **values}),
-        )
-
-    def insert(self) -> tuple[str, dict[str, Any], dict[str, Change], list[RowChange]]:
-        from sqlalchemy import func, insert, select, text
-
+    def new_product(self, prod_id: int) -> NewProduct:
         rng = self.rng
-        now = _now_local()
-        # The legacy app allocates keys itself with MAX+1 (and so reuses the key of a
-        # hard-deleted newest product): the same on both databases, whatever their sequences.
-        prod_id = int(self.conn.execute(select(func.max(products.c.prod_id))).scalar() or 0) + 1
         cents = generator.price_cents(rng)
-        values: dict[str, Any] = {
-            "prod_id": prod_id,
-            "sku": generator.warty_sku(rng, generator.canonical_sku(prod_id, rng)),
-            "prod_name": generator.product_name(rng),
-            "price_txt": generator.format_price_text(cents, generator.price_shape(rng)),
-            "price_cents": cents,
-            "cat_id": rng.randint(1, max(1, self.n_cat)),
-            "supp_id": 0 if rng.random() < 0.03 else rng.randint(1, max(1, self.n_supp)),
-            "status_cd": "a" if rng.random() < 0.05 else "A",
-            "is_deleted": "N",
-            "ean": "" if rng.random() < 0.3 else str(rng.randrange(10**12, 10**13)),
-            "descr": generator.description(rng),
-            "created_at": now,
-            "updated_at": None,
-        }
-        self.conn.execute(insert(products).values(**values))
+        sku = generator.warty_sku(rng, generator.canonical_sku(prod_id, rng))
+        name = generator.product_name(rng)
+        price_txt = generator.format_price_text(cents, generator.price_shape(rng))
+        cat_id = rng.randint(1, max(1, self.n_cat))
+        supp_id = 0 if rng.random() < 0.03 else rng.randint(1, max(1, self.n_supp))
+        status = "a" if rng.random() < 0.05 else "A"
+        ean = "" if rng.random() < 0.3 else str(rng.randrange(10**12, 10**13))
+        descr = generator.description(rng)
+        warehouse = rng.choice(generator.WAREHOUSES)
+        qty = rng.randint(0, 200)
+        tag = rng.choice(generator._TAGS) if rng.random() < 0.5 else None
         self.max_id = max(self.max_id, prod_id)
-        if self.flavour == "postgres":
-            # Keep the SERIAL sequence ahead of the keys the app chose (MySQL does this itself).
-            self.conn.execute(
-                text(
-                    "SELECT setval(pg_get_serial_sequence('products', 'prod_id'), "
-                    "GREATEST(:id, (SELECT COALESCE(MAX(prod_id), 1) FROM products)))"
-                ),
-                {"id": prod_id},
-            )
-        key = {"prod_id": prod_id}
-        side: list[RowChange] = []
-        price_values = {
-            "prod_id": prod_id,
-            "amount": Decimal(cents) / 100,
-            "currency": "EUR",
-            "valid_from": now,
-            "valid_to": None,
-        }
-        side.append(self._insert_price(price_values))
-        stock_values = {
-            "prod_id": prod_id,
-            "warehouse_cd": rng.choice(generator.WAREHOUSES),
-            "qty_on_hand": rng.randint(0, 200),
-            "last_counted": now,
-        }
-        self.conn.execute(insert(stock_levels).values(**stock_values))
-        side.append(
-            RowChange(
-                "stock_levels",
-                "insert",
-                {"prod_id": prod_id, "warehouse_cd": stock_values["warehouse_cd"]},
-                _diff({}, stock_values),
-            )
+        return NewProduct(
+            sku=sku,
+            prod_name=name,
+            price_txt=price_txt,
+            price_cents=cents,
+            cat_id=cat_id,
+            supp_id=supp_id,
+            status_cd=status,
+            ean=ean,
+            descr=descr,
+            warehouse_cd=warehouse,
+            qty_on_hand=qty,
+            tag=tag,
         )
-        if rng.random() < 0.5:
-            tag = {"prod_id": prod_id, "tag": rng.choice(generator._TAGS)}
-            self.conn.execute(insert(product_tags).values(**tag))
-            side.append(RowChange("product_tags", "insert", dict(tag), _diff({}, tag)))
-        return "products", key, _diff({}, values), side
 
-    def price_change(
-        self, row: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Change], list[RowChange]]:
-        from sqlalchemy import select, update
-
+    def arguments(self, kind: str, row: dict[str, Any]) -> tuple[Any, ...]:
+        """The values an update of `row` writes (see `writes`)."""
         rng = self.rng
-        old = row["price_cents"] or generator.price_cents(rng)
-        new = max(99, old + rng.randint(-300, 300) * 10 + rng.choice((0, 9)))
-        if new == old:
-            new += 10
-        key, changes = self._update_product(
-            row,
-            {
-                "price_txt": generator.format_price_text(new, generator.price_shape(rng)),
-                "price_cents": new,
-            },
-        )
-        now = changes["updated_at"]["new"]
-        side: list[RowChange] = []
-        open_rows = self.conn.execute(
-            select(product_prices.c.price_id, product_prices.c.valid_to)
-            .where(product_prices.c.prod_id == row["prod_id"])
-            .where(product_prices.c.valid_to.is_(None))
-            .order_by(product_prices.c.price_id)
-            .with_for_update()
-        ).all()
-        for price_id, valid_to in open_rows:
-            self.conn.execute(
-                update(product_prices)
-                .where(product_prices.c.price_id == price_id)
-                .values(valid_to=now)
+        if kind == "price_change":
+            old = row["price_cents"] or generator.price_cents(rng)
+            new = max(99, old + rng.randint(-300, 300) * 10 + rng.choice((0, 9)))
+            if new == old:
+                new += 10
+            text = generator.format_price_text(new, generator.price_shape(rng))
+            return text, new, "eur" if rng.random() < 0.1 else "EUR"
+        if kind == "rename":
+            name = generator.product_name(rng)
+            return (name + " II" if name == row["prod_name"] else name,)
+        if kind == "recategorize":
+            cat = rng.randint(1, max(1, self.n_cat))
+            if cat == row["cat_id"]:
+                cat = cat % max(1, self.n_cat) + 1
+            return (cat,)
+        if kind == "discontinue":
+            return ("d" if rng.random() < 0.1 else "D",)
+        return ()
+
+
+class _Driver(Protocol):
+    """Where the operations run: the database by SQL, or the legacy app over HTTP."""
+
+    def reference(self) -> tuple[int, int, int]:
+        """(largest product key, number of categories, number of suppliers)."""
+        ...
+
+    def next_id(self) -> int: ...
+
+    def lookup(self, prod_id: int) -> dict[str, Any] | None: ...
+
+    def insert(self, new: NewProduct) -> Written: ...
+
+    def update(self, kind: str, row: dict[str, Any], args: tuple[Any, ...]) -> Written: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+_UPDATES: Final[dict[str, Callable[..., Written]]] = {
+    "price_change": writes.price_change,
+    "rename": writes.rename,
+    "recategorize": writes.recategorize,
+    "discontinue": writes.discontinue,
+    "soft_delete": writes.soft_delete,
+    "hard_delete": writes.hard_delete,
+}
+
+
+class _Sql:
+    """The writes on one connection, one transaction per operation."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def reference(self) -> tuple[int, int, int]:
+        n_cat, n_supp = writes.reference_counts(self.conn)
+        max_id = writes.next_product_id(self.conn) - 1
+        self.conn.commit()
+        return max_id, n_cat, n_supp
+
+    def next_id(self) -> int:
+        return writes.next_product_id(self.conn)
+
+    def lookup(self, prod_id: int) -> dict[str, Any] | None:
+        return writes.live_product(self.conn, prod_id)
+
+    def insert(self, new: NewProduct) -> Written:
+        return writes.insert_product(self.conn, new)
+
+    def update(self, kind: str, row: dict[str, Any], args: tuple[Any, ...]) -> Written:
+        return _UPDATES[kind](self.conn, row, *args)
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+
+@contextmanager
+def _sql_driver(url: str) -> Iterator[_Sql]:
+    with connect(url) as conn:
+        from sqlalchemy import inspect
+
+        if "products" not in inspect(conn).get_table_names():
+            raise DatabaseError(
+                f"{mask_url(url)} has no products table", hint="seed it first: seam legacy seed"
             )
-            side.append(
-                RowChange(
-                    "product_prices",
-                    "update",
-                    {"price_id": price_id},
-                    {"valid_to": {"old": valid_to, "new": now}},
-                )
-            )
-        price_values = {
-            "prod_id": row["prod_id"],
-            "amount": Decimal(new) / 100,
-            "currency": "eur" if rng.random() < 0.1 else "EUR",
-            "valid_from": now,
-            "valid_to": None,
-        }
-        side.append(self._insert_price(price_values))
-        return key, changes, side
-
-    def rename(
-        self, row: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Change], list[RowChange]]:
-        name = generator.product_name(self.rng)
-        if name == row["prod_name"]:
-            name += " II"
-        return (*self._update_product(row, {"prod_name": name}), [])
-
-    def recategorize(
-        self, row: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Change], list[RowChange]]:
-        cat = self.rng.randint(1, max(1, self.n_cat))
-        if cat == row["cat_id"]:
-            cat = cat % max(1, self.n_cat) + 1
-        return (*self._update_product(row, {"cat_id": cat}), [])
-
-    def discontinue(
-        self, row: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Change], list[RowChange]]:
-        code = "d" if self.rng.random() < 0.1 else "D"
-        return (*self._update_product(row, {"status_cd": code}), [])
-
-    def soft_delete(
-        self, row: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Change], list[RowChange]]:
-        return (*self._update_product(row, {"is_deleted": "Y"}), [])
-
-    def hard_delete(
-        self, row: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Change], list[RowChange]]:
-        from sqlalchemy import delete, select
-
-        prod_id = row["prod_id"]
-        side: list[RowChange] = []
-        for table, keys in (
-            (product_tags, ("prod_id", "tag")),
-            (stock_levels, ("prod_id", "warehouse_cd")),
-            (product_prices, ("price_id",)),
-        ):
-            # Sorted here, not by ORDER BY: the databases collate ' bio' and 'Bio' differently.
-            gone = sorted(
-                (
-                    dict(g)
-                    for g in self.conn.execute(select(table).where(table.c.prod_id == prod_id))
-                    .mappings()
-                    .all()
-                ),
-                key=lambda g: [str(v) for v in g.values()],
-            )
-            if gone:
-                self.conn.execute(delete(table).where(table.c.prod_id == prod_id))
-            for g in gone:
-                side.append(
-                    RowChange(
-                        table.name,
-                        "delete",
-                        {k: g[k] for k in keys},
-                        {c: {"old": v, "new": None} for c, v in g.items()},
-                    )
-                )
-        self.conn.execute(delete(products).where(products.c.prod_id == prod_id))
-        return {"prod_id": prod_id}, {c: {"old": v, "new": None} for c, v in row.items()}, side
+        conn.commit()
+        yield _Sql(conn)
 
 
 def run_workload(
@@ -402,6 +281,7 @@ def run_workload(
     duration: float | None = None,
     count: int | None = None,
     seed: int = 1,
+    via: Via = "sql",
     log: IO[str] | None = None,
     keep_operations: bool = True,
     on_operation: Callable[[Operation], None] | None = None,
@@ -411,6 +291,9 @@ def run_workload(
     """Play the legacy application against `url` until `count` operations or `duration`
     seconds, at about `rate` operations per second (0: as fast as possible).
 
+    `via="sql"`: `url` is the database, written by SQL. `via="http"`: `url` is the legacy
+    app (`seam legacy app`), written through its endpoints; the operations recorded are the
+    same, their values as JSON has them (decimals and times as text).
     `log` receives one JSON line per committed operation (see `operation_json`).
     """
     if count is None and duration is None:
@@ -421,80 +304,113 @@ def run_workload(
         raise ConfigError(f"--duration must be >= 0, got {duration}")
     if rate < 0:
         raise ConfigError(f"--rate must be >= 0, got {rate}")
-    flavour = flavour_of(url)
+    if via == "sql":
+        flavour: Flavour | None = flavour_of(url)
+        where = mask_url(url)
+    else:
+        from seam.legacy_db.app_client import check_app_url
+
+        flavour, where = None, check_app_url(url)
     rng = random.Random(f"seam-workload:{seed}")
     report = WorkloadReport(
-        database=mask_url(url),
+        database=where,
         flavour=flavour,
         seed=seed,
         target_rate=rate,
         started_at=dt.datetime.now(dt.UTC).isoformat(),
+        via=via,
     )
-    weights = [MIX[k] for k in KINDS]
-    with connect(url) as conn:
-        from sqlalchemy import inspect
-
-        if "products" not in inspect(conn).get_table_names():
-            raise DatabaseError(
-                f"{mask_url(url)} has no products table", hint="seed it first: seam legacy seed"
+    if via == "sql":
+        with _sql_driver(url) as sql:
+            _play(
+                sql, rng, report, count, duration, log, keep_operations, on_operation, clock, sleep
             )
-        conn.commit()
-        app = _Legacy(conn, rng, flavour)
-        conn.commit()
-        start = clock()
-        seq = 0
-        try:
-            while True:
-                if count is not None and seq >= count:
-                    break
-                if duration is not None and clock() - start >= duration:
-                    break
-                if rate > 0:
-                    due = start + seq / rate
-                    wait = due - clock()
-                    if wait > 0:
-                        if duration is not None and due - start >= duration:
-                            break
-                        sleep(wait)
-                kind = rng.choices(KINDS, weights=weights)[0]
-                if kind == "insert":
-                    table, key, changes, side = app.insert()
-                else:
-                    row = app._pick()
-                    if row is None:
-                        conn.rollback()
-                        report.skipped += 1
-                        kind = "insert"  # an empty catalog only grows
-                        table, key, changes, side = app.insert()
-                    else:
-                        table = "products"
-                        key, changes, side = getattr(app, kind)(row)
-                conn.commit()
-                seq += 1
-                op = Operation(
-                    seq=seq,
-                    op=kind,
-                    table=table,
-                    key=key,
-                    changes=changes,
-                    side_effects=side,
-                    committed_at=dt.datetime.now(dt.UTC).isoformat(),
-                )
-                report.counts[kind] += 1
-                if keep_operations:
-                    report.operations.append(op)
-                if log is not None:
-                    log.write(operation_json(op) + "\n")
-                    log.flush()
-                if on_operation is not None:
-                    on_operation(op)
-        except KeyboardInterrupt:
-            # Ctrl-C: the operation in flight is rolled back; everything logged was committed.
-            conn.rollback()
-            report.interrupted = True
-        report.seconds = clock() - start
+    else:
+        from seam.legacy_db.app_client import AppClient
+
+        with AppClient(url) as client:
+            _play(
+                client,
+                rng,
+                report,
+                count,
+                duration,
+                log,
+                keep_operations,
+                on_operation,
+                clock,
+                sleep,
+            )
     report.finished_at = dt.datetime.now(dt.UTC).isoformat()
     return report
+
+
+def _play(
+    driver: _Driver,
+    rng: random.Random,
+    report: WorkloadReport,
+    count: int | None,
+    duration: float | None,
+    log: IO[str] | None,
+    keep_operations: bool,
+    on_operation: Callable[[Operation], None] | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> None:
+    rate = report.target_rate
+    weights = [MIX[k] for k in KINDS]
+    choices = _Choices(rng, *driver.reference())
+    start = clock()
+    seq = 0
+    try:
+        while True:
+            if count is not None and seq >= count:
+                break
+            if duration is not None and clock() - start >= duration:
+                break
+            if rate > 0:
+                due = start + seq / rate
+                wait = due - clock()
+                if wait > 0:
+                    if duration is not None and due - start >= duration:
+                        break
+                    sleep(wait)
+            kind = rng.choices(KINDS, weights=weights)[0]
+            row = None if kind == "insert" else choices.pick(driver.lookup)
+            if kind != "insert" and row is None:
+                driver.rollback()
+                report.skipped += 1
+                kind = "insert"  # an empty catalog only grows
+            if row is None:
+                written = driver.insert(choices.new_product(driver.next_id()))
+            else:
+                written = driver.update(kind, row, choices.arguments(kind, row))
+            driver.commit()
+            seq += 1
+            op = Operation(
+                seq=seq,
+                op=kind,
+                table=written.table,
+                key=written.key,
+                changes=written.changes,
+                side_effects=written.side_effects,
+                committed_at=dt.datetime.now(dt.UTC).isoformat(),
+            )
+            report.counts[kind] += 1
+            if keep_operations:
+                report.operations.append(op)
+            if log is not None:
+                log.write(operation_json(op) + "\n")
+                log.flush()
+            if on_operation is not None:
+                on_operation(op)
+    except KeyboardInterrupt:
+        # Ctrl-C: the operation in flight is rolled back; everything logged was committed.
+        # (Over HTTP the app commits each request itself: a request cut short by Ctrl-C may
+        # have committed without being logged.)
+        driver.rollback()
+        report.interrupted = True
+    report.seconds = clock() - start
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:

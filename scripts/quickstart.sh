@@ -4,7 +4,8 @@
 # provision the Debezium connectors from legacy_db/connectors/, turn the captured changes into
 # validated domain events (one transform pass per database, exactly once, until caught up),
 # keep the products as a table of another database (legacy_db/views/, a JDBC sink), serve
-# them from memory for one request (`seam serve`), and show what runs and what the topics hold.
+# them from memory for one request (`seam serve`), ask the legacy app (`seam legacy app`) for
+# one product, and show what runs and what the topics hold.
 # Safe to run again: every step is idempotent (an existing catalog is kept).
 # Pass --products N to choose the catalog size (default 10000).
 set -euo pipefail
@@ -54,6 +55,33 @@ with urllib.request.urlopen(f"{base}/product/{key}", timeout=5) as answer:
 PY
 kill -TERM "$serve_pid"
 wait "$serve_pid" || true
+trap - EXIT
+# The legacy application itself (`seam legacy app`): started over the PostgreSQL catalog, asked
+# for one product (its answer says the database position it reflects), stopped with SIGTERM.
+$seam legacy app --database postgres --port 8790 &
+app_pid=$!
+trap 'kill "$app_pid" 2>/dev/null || true' EXIT
+.venv/bin/python - <<'PY'
+import json, sys, time, urllib.error, urllib.request
+
+base = "http://127.0.0.1:8790"
+deadline = time.monotonic() + 60
+while True:
+    try:
+        with urllib.request.urlopen(f"{base}/products/1", timeout=5) as answer:
+            position = answer.headers["Seam-Legacy-Position"]
+            product = json.load(answer)
+            break
+    except (urllib.error.URLError, ConnectionError):
+        if time.monotonic() > deadline:
+            sys.exit("seam legacy app did not answer within 60 s")
+        time.sleep(0.2)
+print(f"curl -i {base}/products/1")
+print(f"Seam-Legacy-Position: {position}")
+print(json.dumps(product, indent=2, ensure_ascii=False))
+PY
+kill -TERM "$app_pid"
+wait "$app_pid"
 trap - EXIT
 $seam stack status
 $seam connectors status
