@@ -1,0 +1,556 @@
+"""The facade: a reverse proxy that sends each capability's requests where its mode says.
+
+A plain ASGI app (no framework on the request path) over pooled keep-alive httpx clients,
+one per upstream. It passes the method, path, query, body and end-to-end headers through
+(hop-by-hop headers are the proxy's own) and sends requests no capability matches to
+legacy. An upstream that cannot be reached answers 502 with a JSON body naming the side and
+why; `new` mode with the new side down does the same, or answers from legacy when the
+capability says `fallback: legacy`.
+
+Changes without restart: every `RELOAD_S` the facade looks at the routes file (a file that
+does not parse keeps the running routes and logs one error) and at the route records of the
+migration directory (`seam migrate route`), and writes what it serves and has counted to
+`facade/status.json` there for `seam migrate status`.
+
+/_seam/health, /_seam/status (JSON) and /_seam/metrics (Prometheus) are the facade's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import parse_qs
+
+from seam.errors import SeamError
+from seam.migration.modes import MovedCohorts, read_override, to_new
+from seam.migration.routes import Capability, Mode, Routes, load_routes
+from seam.migration.shadow import OUTCOMES, POSITION_HEADER, MismatchStore, Shadow, ShadowItem
+from seam.migration.state import MigrationStore
+from seam.services.metrics import CONTENT_TYPE, Exposition
+
+log = logging.getLogger("seam.facade")
+
+RELOAD_S: Final = 0.5
+STATUS_FILE: Final = "facade/status.json"
+MISMATCHES_FILE: Final = "shadow/mismatches.sqlite"
+# Hop-by-hop headers (RFC 9110 7.6.1) and the ones the proxy sets itself.
+_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_JSON: Final = [(b"content-type", b"application/json")]
+
+
+class UpstreamError(Exception):
+    """An upstream could not answer: `reason` says why, for the 502 body."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Live:
+    """The routes being served and each capability's effective mode."""
+
+    routes: Routes
+    modes: dict[str, Mode]
+    overridden: set[str]
+
+
+class Latency:
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.sum += seconds
+        for i, bound in enumerate(_BUCKETS):
+            if seconds <= bound:
+                self.counts[i] += 1
+                return
+        self.counts[-1] += 1
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+class Facade:
+    def __init__(
+        self,
+        routes_file: Path,
+        state_dir: Path,
+        *,
+        database_url: Callable[[str], str] | None = None,
+    ) -> None:
+        self.routes_file = routes_file
+        self.store = MigrationStore(state_dir)
+        self.database_url = database_url
+        routes = load_routes(routes_file)
+        self.live = Live(routes, {}, set())
+        self._refresh_modes()
+        self.routes_stamp = _stamp(routes_file)
+        self.override_stamps: dict[str, tuple[int, int] | None] = {}
+        self.bad_stamp: tuple[int, int] | None = None
+        self.clients: dict[str, Any] = {}
+        self.moved: dict[str, MovedCohorts] = {}
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.errors: Counter[tuple[str, str]] = Counter()
+        self.latency: dict[tuple[str, str], Latency] = {}
+        self.shadow: Shadow | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.started_at = time.time()
+        self.url = ""
+
+    # --- configuration ------------------------------------------------------------------
+
+    def _refresh_modes(self) -> bool:
+        """Effective modes: a route record wins over the file. Whether anything changed."""
+        modes, overridden = {}, set()
+        for cap in self.live.routes.capabilities:
+            try:
+                override = read_override(self.store, cap.name)
+            except SeamError as exc:
+                log.error("%s (fix: %s); keeping mode %s", exc.message, exc.hint, cap.mode)
+                override = (
+                    self.live.modes.get(cap.name) if cap.name in self.live.overridden else None
+                )
+            if override is not None:
+                overridden.add(cap.name)
+            modes[cap.name] = override or cap.mode
+        changed = modes != self.live.modes
+        for name, mode in modes.items():
+            if self.live.modes and self.live.modes.get(name) != mode:
+                log.warning("capability %s: mode %s -> %s", name, self.live.modes.get(name), mode)
+        self.live = Live(self.live.routes, modes, overridden)
+        return changed
+
+    def reload(self) -> None:
+        """Take up a changed routes file and route records (called every RELOAD_S)."""
+        stamp = _stamp(self.routes_file)
+        reloaded = False
+        if stamp != self.routes_stamp and stamp != self.bad_stamp:
+            try:
+                routes = load_routes(self.routes_file)
+            except SeamError as exc:
+                self.bad_stamp = stamp
+                hint = f" (fix: {exc.hint})" if exc.hint else ""
+                log.error(
+                    "the routes file was not reloaded, the running routes stay: %s%s",
+                    exc.message,
+                    hint,
+                )
+            else:
+                self.routes_stamp, self.bad_stamp = stamp, None
+                self.live = Live(routes, self.live.modes, self.live.overridden)
+                self.moved = {}
+                reloaded = True
+                log.warning("reloaded the routes file %s", self.routes_file)
+        stamps = {
+            cap.name: _stamp(self.store.path(f"routes/{cap.name}.json"))
+            for cap in self.live.routes.capabilities
+        }
+        if stamps != self.override_stamps or reloaded:
+            self.override_stamps = stamps
+            self._refresh_modes()
+
+    def _moved(self, cap: Capability) -> MovedCohorts | None:
+        if not cap.forward_only:
+            return None
+        if cap.name not in self.moved:
+            self.moved[cap.name] = MovedCohorts(self.store, cap.name)
+        return self.moved[cap.name]
+
+    # --- upstreams ----------------------------------------------------------------------
+
+    def _client(self, base_url: str) -> Any:
+        client = self.clients.get(base_url)
+        if client is None:
+            import httpx
+
+            client = httpx.AsyncClient(
+                base_url=base_url,
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+                timeout=httpx.Timeout(self.live.routes.legacy_timeout_s),
+                follow_redirects=False,
+            )
+            self.clients[base_url] = client
+        return client
+
+    async def send(
+        self,
+        base_url: str,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        timeout_s: float | None = None,
+        body: bytes = b"",
+    ) -> tuple[int, Any, bytes]:
+        import httpx
+
+        client = self._client(base_url)
+        try:
+            response = await client.request(
+                method,
+                target,
+                content=body or None,
+                headers=headers,
+                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(f"no answer in time ({type(exc).__name__})") from None
+        except httpx.ConnectError as exc:
+            raise UpstreamError(f"cannot connect: {exc or type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{type(exc).__name__}: {exc}") from None
+        return response.status_code, response.headers, response.content
+
+    def _read_position(self) -> Callable[[], str] | None:
+        name = self.live.routes.legacy_database
+        if name is None or self.database_url is None:
+            return None
+        from seam.connectors.engine import log_position, make_engine, translate_errors
+
+        url = self.database_url(name)
+        engine = make_engine(url, pool_size=1, max_overflow=1)
+
+        def read() -> str:
+            with translate_errors(url), engine.connect() as conn:
+                return log_position(conn)
+
+        return read
+
+    # --- the ASGI app -------------------------------------------------------------------
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path.startswith("/_seam/"):
+            await self._own(path, send)
+            return
+        await self._proxy(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.shadow = Shadow(
+                        self.send,
+                        self._read_position(),
+                        MismatchStore(self.store.path(MISMATCHES_FILE)),
+                    )
+                    self.shadow.start()
+                    self.tasks.append(asyncio.create_task(self._watch()))
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for task in self.tasks:
+                    task.cancel()
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+                if self.shadow is not None:
+                    await self.shadow.stop()
+                for client in self.clients.values():
+                    await client.aclose()
+                self._write_status()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _watch(self) -> None:
+        beat = 0
+        while True:
+            await asyncio.sleep(RELOAD_S)
+            try:
+                self.reload()
+                beat += 1
+                if beat % 2 == 0:
+                    self._write_status()
+            except Exception:  # keep watching: one bad moment must not freeze the config
+                log.exception("the facade could not check its routes")
+
+    async def _own(self, path: str, send: Any) -> None:
+        if path == "/_seam/health":
+            body = {"status": "ok", "routes": str(self.routes_file)}
+            await _answer(send, 200, _JSON, json.dumps(body).encode())
+        elif path == "/_seam/status":
+            await _answer(send, 200, _JSON, json.dumps(self.status()).encode())
+        elif path == "/_seam/metrics":
+            headers = [(b"content-type", CONTENT_TYPE.encode())]
+            await _answer(send, 200, headers, self.metrics().encode())
+        else:
+            await _answer(send, 404, _JSON, b'{"error": "not a facade endpoint"}')
+
+    def _match(self, method: str, path: str) -> tuple[Capability, dict[str, str]] | None:
+        for cap in self.live.routes.capabilities:
+            for pattern in cap.patterns:
+                params = pattern.match(method, path)
+                if params is not None:
+                    return cap, params
+        return None
+
+    async def _proxy(self, scope: Any, receive: Any, send: Any) -> None:
+        began = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        raw_path = scope.get("raw_path")
+        query = scope["query_string"].decode("latin-1")
+        body = await _body(receive)
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in scope["headers"]
+            if k.decode("latin-1").lower() not in _HOP
+        ]
+        routes = self.live.routes
+        found = self._match(method, path)
+        cap, params = found if found else (None, {})
+        mode = self.live.modes.get(cap.name, cap.mode) if cap else Mode("legacy")
+        name = cap.name if cap else "<unmatched>"
+        upstream_path = raw_path.decode("latin-1") if raw_path else path
+        use_new = False
+        if cap is not None and mode.kind == "new":
+            use_new = True
+        elif cap is not None and mode.kind == "split":
+            key = _cohort_key(cap, params, scope["headers"], query)
+            use_new = to_new(cap.name, key, mode.percent, self._moved(cap))
+        if use_new and cap is not None and cap.side is not None:
+            base = routes.new[cap.side]
+            target = _target(cap.new_path(path, params), query)
+            try:
+                status, answer_headers, content = await self.send(
+                    base, method, target, headers, body=body
+                )
+            except UpstreamError as exc:
+                self._count(name, "new", began, error=True)
+                if not cap.fallback_legacy:
+                    await _down(send, f"new:{cap.side}", name, exc.reason)
+                    return
+                log.warning("%s: the new side failed (%s); answering from legacy", name, exc.reason)
+            else:
+                self._count(name, "new", began, error=status >= 500)
+                await _answer(send, status, _pass_headers(answer_headers), content, method)
+                return
+        target = _target(upstream_path, query)
+        try:
+            status, answer_headers, content = await self.send(
+                routes.legacy_url, method, target, headers, body=body
+            )
+        except UpstreamError as exc:
+            self._count(name, "legacy", began, error=True)
+            await _down(send, "legacy", name, exc.reason)
+            return
+        self._count(name, "legacy", began, error=status >= 500)
+        await _answer(send, status, _pass_headers(answer_headers), content, method)
+        if (
+            cap is not None
+            and mode.kind == "shadow"
+            and cap.side is not None
+            and method in ("GET", "HEAD")
+            and self.shadow is not None
+        ):
+            self.shadow.offer(
+                ShadowItem(
+                    capability=cap.name,
+                    rules=cap.compare,
+                    wait_ms=cap.shadow_wait_ms,
+                    base_url=routes.new[cap.side],
+                    method="GET",
+                    path=cap.new_path(path, params),
+                    query=query,
+                    headers=headers,
+                    legacy_status=status,
+                    legacy_body=content,
+                    position=answer_headers.get(POSITION_HEADER),
+                )
+            )
+
+    def _count(self, capability: str, side: str, began: float, *, error: bool) -> None:
+        key = (capability, side)
+        self.requests[key] += 1
+        if error:
+            self.errors[key] += 1
+        latency = self.latency.get(key)
+        if latency is None:
+            latency = self.latency[key] = Latency()
+        latency.observe(time.perf_counter() - began)
+
+    # --- what it reports ----------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        caps = {}
+        for cap in self.live.routes.capabilities:
+            shadow = self.shadow.totals(cap.name) if self.shadow else dict.fromkeys(OUTCOMES, 0)
+            caps[cap.name] = {
+                "mode": str(self.live.modes.get(cap.name, cap.mode)),
+                "mode_from": "route record" if cap.name in self.live.overridden else "routes file",
+                "entity": cap.entity,
+                "requests": {s: self.requests[(cap.name, s)] for s in ("legacy", "new")},
+                "errors": {s: self.errors[(cap.name, s)] for s in ("legacy", "new")},
+                "shadow": shadow,
+            }
+        return {
+            "routes": str(self.routes_file),
+            "url": self.url,
+            "pid": os.getpid(),
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "unmatched": self.requests[("<unmatched>", "legacy")],
+            "capabilities": caps,
+        }
+
+    def _write_status(self) -> None:
+        try:
+            self.store.write(STATUS_FILE, self.status())
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.store.path(STATUS_FILE), exc)
+
+    def metrics(self) -> str:
+        out = Exposition()
+        keys = sorted(self.requests)
+        out.metric(
+            "seam_facade_requests_total",
+            "counter",
+            "Requests answered, by capability and side.",
+            [({"capability": c, "side": s}, self.requests[(c, s)]) for c, s in keys],
+        )
+        out.metric(
+            "seam_facade_errors_total",
+            "counter",
+            "Requests whose upstream failed or answered 5xx, by capability and side.",
+            [({"capability": c, "side": s}, self.errors[(c, s)]) for c, s in keys],
+        )
+        samples: list[tuple[dict[str, object], float]] = []
+        for (c, s), latency in sorted(self.latency.items()):
+            total = 0
+            for bound, count in zip((*_BUCKETS, float("inf")), latency.counts, strict=True):
+                total += count
+                le = "+Inf" if bound == float("inf") else f"{bound:g}"
+                samples.append(({"capability": c, "side": s, "le": le}, total))
+        out.metric(
+            "seam_facade_latency_seconds_bucket",
+            "counter",
+            "Time to answer, through the facade, by capability and side (cumulative buckets).",
+            samples,
+        )
+        out.metric(
+            "seam_facade_latency_seconds_sum",
+            "counter",
+            "Total time to answer, by capability and side.",
+            [({"capability": c, "side": s}, v.sum) for (c, s), v in sorted(self.latency.items())],
+        )
+        shadow = self.shadow
+        out.metric(
+            "seam_facade_shadow_total",
+            "counter",
+            "Shadowed requests by outcome: match, mismatch, unsettled (the new side had not "
+            "applied the legacy position in time), error, skipped (queue full).",
+            [
+                (
+                    {"capability": cap.name, "outcome": o},
+                    shadow.counts[(cap.name, o)] if shadow else 0,
+                )
+                for cap in self.live.routes.capabilities
+                for o in OUTCOMES
+            ],
+        )
+        return out.text()
+
+
+def _target(path: str, query: str) -> str:
+    return f"{path}?{query}" if query else path
+
+
+def _pass_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    return [
+        (k.encode("latin-1"), v.encode("latin-1"))
+        for k, v in headers.multi_items()
+        if k.lower() not in _HOP and k.lower() != "content-encoding"
+    ]
+
+
+def _cohort_key(
+    cap: Capability, params: dict[str, str], raw_headers: list[tuple[bytes, bytes]], query: str
+) -> str | None:
+    cohort = cap.cohort
+    if cohort is None:
+        return None
+    if cohort.kind == "path":
+        return params.get(cohort.name)
+    if cohort.kind == "query":
+        values = parse_qs(query).get(cohort.name)
+        return values[0] if values else None
+    wanted = b"cookie" if cohort.kind == "cookie" else cohort.name.encode("latin-1")
+    for k, v in raw_headers:
+        if k.lower() != wanted:
+            continue
+        if cohort.kind == "header":
+            return v.decode("latin-1")
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(v.decode("latin-1"))
+        except Exception:  # a malformed cookie header: no key
+            return None
+        if cohort.name in jar:
+            return jar[cohort.name].value
+    return None
+
+
+async def _body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _answer(
+    send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes, method: str = "GET"
+) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+async def _down(send: Any, side: str, capability: str, reason: str) -> None:
+    body = {
+        "error": f"the {side} side did not answer",
+        "side": side,
+        "capability": capability,
+        "reason": reason,
+    }
+    await _answer(send, 502, _JSON, json.dumps(body).encode())
+
+
+__all__ = ["MISMATCHES_FILE", "STATUS_FILE", "Facade", "UpstreamError"]
