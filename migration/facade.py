@@ -273,6 +273,7 @@ class Facade:
                     )
                     self.shadow.start()
                     self.tasks.append(asyncio.create_task(self._watch()))
+                    self._write_status()  # `seam migrate route` knows the capabilities now
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
