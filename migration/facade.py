@@ -1,7 +1,7 @@
 """The facade: a reverse proxy that sends each capability's requests where its mode says.
 
-A plain ASGI app (no framework on the request path) over pooled keep-alive httpx clients,
-one per upstream. It passes the method, path, query, body and end-to-end headers through
+A plain ASGI app (no framework on the request path) over pooled keep-alive connections,
+one pool per upstream (`seam.migration.upstream`). It passes the method, path, query, body and end-to-end headers through
 (hop-by-hop headers are the proxy's own) and sends requests no capability matches to
 legacy. An upstream that cannot be reached answers 502 with a JSON body naming the side and
 why; `new` mode with the new side down does the same, or answers from legacy when the
@@ -36,6 +36,7 @@ from seam.migration.modes import MovedCohorts, read_override, to_new
 from seam.migration.routes import Capability, Mode, Routes, load_routes
 from seam.migration.shadow import OUTCOMES, POSITION_HEADER, MismatchStore, Shadow, ShadowItem
 from seam.migration.state import MigrationStore
+from seam.migration.upstream import Headers, Pool, UpstreamError, pass_headers
 from seam.services.metrics import CONTENT_TYPE, Exposition
 
 log = logging.getLogger("seam.facade")
@@ -46,29 +47,21 @@ MISMATCHES_FILE: Final = "shadow/mismatches.sqlite"
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones the proxy sets itself.
 _HOP: Final = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
     }
 )
 _BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _JSON: Final = [(b"content-type", b"application/json")]
-
-
-class UpstreamError(Exception):
-    """An upstream could not answer: `reason` says why, for the 502 body."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass
@@ -119,7 +112,7 @@ class Facade:
         self.routes_stamp = _stamp(routes_file)
         self.override_stamps: dict[str, tuple[int, int] | None] = {}
         self.bad_stamp: tuple[int, int] | None = None
-        self.clients: dict[str, Any] = {}
+        self.pools: dict[str, Pool] = {}
         self.moved: dict[str, MovedCohorts] = {}
         self.requests: Counter[tuple[str, str]] = Counter()
         self.errors: Counter[tuple[str, str]] = Counter()
@@ -190,47 +183,25 @@ class Facade:
 
     # --- upstreams ----------------------------------------------------------------------
 
-    def _client(self, base_url: str) -> Any:
-        client = self.clients.get(base_url)
-        if client is None:
-            import httpx
-
-            client = httpx.AsyncClient(
-                base_url=base_url,
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-                timeout=httpx.Timeout(self.live.routes.legacy_timeout_s),
-                follow_redirects=False,
-            )
-            self.clients[base_url] = client
-        return client
+    def _pool(self, base_url: str) -> Pool:
+        pool = self.pools.get(base_url)
+        if pool is None:
+            pool = self.pools[base_url] = Pool(base_url, self.live.routes.legacy_timeout_s)
+        return pool
 
     async def send(
         self,
         base_url: str,
         method: str,
         target: str,
-        headers: list[tuple[str, str]],
+        headers: list[tuple[bytes, bytes]],
         timeout_s: float | None = None,
         body: bytes = b"",
-    ) -> tuple[int, Any, bytes]:
-        import httpx
-
-        client = self._client(base_url)
-        try:
-            response = await client.request(
-                method,
-                target,
-                content=body or None,
-                headers=headers,
-                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(f"no answer in time ({type(exc).__name__})") from None
-        except httpx.ConnectError as exc:
-            raise UpstreamError(f"cannot connect: {exc or type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{type(exc).__name__}: {exc}") from None
-        return response.status_code, response.headers, response.content
+    ) -> tuple[int, Headers, bytes]:
+        answer: tuple[int, Headers, bytes] = await self._pool(base_url).request(
+            method, target, headers, body, timeout_s
+        )
+        return answer
 
     def _read_position(self) -> Callable[[], str] | None:
         name = self.live.routes.legacy_database
@@ -259,7 +230,11 @@ class Facade:
         if path.startswith("/_seam/"):
             await self._own(path, send)
             return
-        await self._proxy(scope, receive, send)
+        try:
+            await self._proxy(scope, receive, send)
+        except Exception as exc:  # a bug: one clear answer and a log line, not a bare 500
+            log.exception("the facade failed on %s %s", scope.get("method"), path)
+            await _down(send, "facade", "<facade>", f"{type(exc).__name__}: {exc}")
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -284,8 +259,8 @@ class Facade:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
                 if self.shadow is not None:
                     await self.shadow.stop()
-                for client in self.clients.values():
-                    await client.aclose()
+                for pool in self.pools.values():
+                    pool.close()
                 self._write_status()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -297,8 +272,10 @@ class Facade:
             try:
                 self.reload()
                 beat += 1
-                if beat % 2 == 0:
-                    self._write_status()
+                if beat % 2 == 0:  # written in a thread: an fsync must not stall requests
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, self._write_status, self.status()
+                    )
             except Exception:  # keep watching: one bad moment must not freeze the config
                 log.exception("the facade could not check its routes")
 
@@ -329,11 +306,7 @@ class Facade:
         raw_path = scope.get("raw_path")
         query = scope["query_string"].decode("latin-1")
         body = await _body(receive)
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in scope["headers"]
-            if k.decode("latin-1").lower() not in _HOP
-        ]
+        headers = pass_headers(scope["headers"], _HOP)
         routes = self.live.routes
         found = self._match(method, path)
         cap, params = found if found else (None, {})
@@ -361,7 +334,7 @@ class Facade:
                 log.warning("%s: the new side failed (%s); answering from legacy", name, exc.reason)
             else:
                 self._count(name, "new", began, error=status >= 500)
-                await _answer(send, status, _pass_headers(answer_headers), content, method)
+                await _answer(send, status, pass_headers(answer_headers.raw, _HOP), content, method)
                 return
         target = _target(upstream_path, query)
         try:
@@ -373,7 +346,7 @@ class Facade:
             await _down(send, "legacy", name, exc.reason)
             return
         self._count(name, "legacy", began, error=status >= 500)
-        await _answer(send, status, _pass_headers(answer_headers), content, method)
+        await _answer(send, status, pass_headers(answer_headers.raw, _HOP), content, method)
         if (
             cap is not None
             and mode.kind == "shadow"
@@ -390,8 +363,9 @@ class Facade:
                     method="GET",
                     path=cap.new_path(path, params),
                     query=query,
-                    headers=headers,
+                    headers=[(k, v) for k, v in headers if k.lower() != b"accept-encoding"],
                     legacy_status=status,
+                    legacy_encoding=answer_headers.get("content-encoding"),
                     legacy_body=content,
                     position=answer_headers.get(POSITION_HEADER),
                 )
@@ -430,9 +404,9 @@ class Facade:
             "capabilities": caps,
         }
 
-    def _write_status(self) -> None:
+    def _write_status(self, status: dict[str, Any] | None = None) -> None:
         try:
-            self.store.write(STATUS_FILE, self.status())
+            self.store.write(STATUS_FILE, status or self.status())
         except OSError as exc:
             log.warning("cannot write %s: %s", self.store.path(STATUS_FILE), exc)
 
@@ -492,14 +466,6 @@ def _target(path: str, query: str) -> str:
     return f"{path}?{query}" if query else path
 
 
-def _pass_headers(headers: Any) -> list[tuple[bytes, bytes]]:
-    return [
-        (k.encode("latin-1"), v.encode("latin-1"))
-        for k, v in headers.multi_items()
-        if k.lower() not in _HOP and k.lower() != "content-encoding"
-    ]
-
-
 def _cohort_key(
     cap: Capability, params: dict[str, str], raw_headers: list[tuple[bytes, bytes]], query: str
 ) -> str | None:
@@ -554,4 +520,4 @@ async def _down(send: Any, side: str, capability: str, reason: str) -> None:
     await _answer(send, 502, _JSON, json.dumps(body).encode())
 
 
-__all__ = ["MISMATCHES_FILE", "STATUS_FILE", "Facade", "UpstreamError"]
+__all__ = ["MISMATCHES_FILE", "STATUS_FILE", "Facade"]

@@ -17,9 +17,11 @@ bodies, the field-level diff and both positions, the newest `KEEP` per capabilit
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import sqlite3
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,10 +52,11 @@ class ShadowItem:
     method: str
     path: str  # on the new side
     query: str
-    headers: list[tuple[str, str]]
+    headers: list[tuple[bytes, bytes]]
     legacy_status: int
     legacy_body: bytes
     position: str | None
+    legacy_encoding: str | None = None  # the legacy answer's Content-Encoding
 
 
 class MismatchStore:
@@ -199,9 +202,10 @@ class Shadow:
             diff = [{"field": "<status>", "legacy": item.legacy_status, "new": status}]
         elif 200 <= status < 300:
             try:
-                legacy = json.loads(item.legacy_body) if item.legacy_body else None
+                raw = _decoded(item.legacy_body, item.legacy_encoding)
+                legacy = json.loads(raw) if raw else None
                 new = json.loads(body) if body else None
-            except ValueError:
+            except (ValueError, OSError, zlib.error):
                 return "error"  # not JSON: nothing to compare field by field
             diff = compare(legacy, new, item.rules)
         else:
@@ -226,6 +230,15 @@ class Shadow:
 
     def totals(self, capability: str) -> dict[str, int]:
         return {o: self.counts[(capability, o)] for o in OUTCOMES}
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes:
+    """The body as sent before compression (the user asked legacy for gzip, say)."""
+    if encoding and encoding.strip().lower() in ("gzip", "x-gzip"):
+        return gzip.decompress(body)
+    if encoding and encoding.strip().lower() == "deflate":
+        return zlib.decompress(body)
+    return body
 
 
 __all__ = [
