@@ -6,13 +6,15 @@
       rename:                     # legacy field -> new field (a parent renames its children)
         title: name
       ignore: [updated_at, tags.*.id]
+      only: [name, price]         # optional: compare these fields only (the rest ignored)
       normalise:                  # rules applied to both sides' value of a field
         name: [trim, lower]
         price: [number, decimals:2]
         listed_on: [date]
 
 Field paths are dotted, list items are numbered (`tags.0.id`), `*` matches any one part.
-`rename` applies first; `ignore` and `normalise` name fields as the new side names them.
+`rename` applies first; `only`, `ignore` and `normalise` name fields as the new side names
+them.
 Rules, applied in the order written:
   trim          strip leading and trailing white space of text
   lower         compare text case-insensitively
@@ -38,7 +40,7 @@ from typing import Any, Final
 from seam.yamlfile import Reader, value_mark
 
 RULES: Final = ("trim", "lower", "number", "decimals:N", "date", "empty_null")
-_KEYS: Final = ("legacy_root", "new_root", "rename", "ignore", "normalise")
+_KEYS: Final = ("legacy_root", "new_root", "rename", "ignore", "only", "normalise")
 _DECIMALS: Final = re.compile(r"\Adecimals:([0-9]{1,2})\Z")
 _ABSENT: Final = object()
 
@@ -49,6 +51,7 @@ class CompareRules:
     new_root: tuple[str, ...] = ()
     rename: Mapping[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
     ignore: tuple[tuple[str, ...], ...] = ()
+    only: tuple[tuple[str, ...], ...] = ()
     normalise: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
 
 
@@ -72,22 +75,8 @@ def parse_rules(reader: Reader, parent: Any, key: str, what: str) -> CompareRule
             new = reader.string(pairs, old, f"{what}.rename.{old}")
             if new:
                 rename[_split(old)] = _split(new)
-    ignore: list[tuple[str, ...]] = []
-    if "ignore" in body:
-        items = body["ignore"]
-        if not isinstance(items, list):
-            reader.add(
-                value_mark(body, "ignore"),
-                f"{what}.ignore",
-                "expected a list of field paths",
-                hint="e.g. ignore: [updated_at, lines.*.id]",
-            )
-        else:
-            ignore = [
-                _split(s)
-                for i, _ in enumerate(items)
-                if (s := reader.string(items, i, f"{what}.ignore"))
-            ]
+    ignore = _paths(reader, body, "ignore", what)
+    only = _paths(reader, body, "only", what)
     normalise: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
     if "normalise" in body:
         fields = reader.mapping(
@@ -112,8 +101,28 @@ def parse_rules(reader: Reader, parent: Any, key: str, what: str) -> CompareRule
         new_root=roots["new_root"],
         rename=rename,
         ignore=tuple(ignore),
+        only=tuple(only),
         normalise=tuple(normalise),
     )
+
+
+def _paths(reader: Reader, body: Any, key: str, what: str) -> list[tuple[str, ...]]:
+    if key not in body:
+        return []
+    items = body[key]
+    if not isinstance(items, list):
+        reader.add(
+            value_mark(body, key),
+            f"{what}.{key}",
+            "expected a list of field paths",
+            hint=f"e.g. {key}: [updated_at, lines.*.id]",
+        )
+        return []
+    return [
+        _split(text)
+        for i in range(len(items))
+        if (text := reader.string(items, i, f"{what}.{key}"))
+    ]
 
 
 def _matches(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
@@ -220,6 +229,8 @@ def _prepared(
         if legacy:
             path = _renamed(path, rules.rename)
         if any(_matches(p, path) for p in rules.ignore):
+            continue
+        if rules.only and not any(_matches(p, path) for p in rules.only):
             continue
         for pattern, listed in rules.normalise:
             if _matches(pattern, path):

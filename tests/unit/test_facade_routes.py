@@ -238,3 +238,11 @@ def test_normalise_rules_one_by_one() -> None:
     assert normalise_value("20240301", ("date",)) == "2024-03-01"
     assert normalise_value("2024-03-01T10:00:00Z", ("date",)) == "2024-03-01T10:00:00+00:00"
     assert normalise_value("", ("empty_null",)) is None
+
+
+def test_compare_only_looks_at_the_fields_named() -> None:
+    rules = CompareRules(new_root=("data",), rename={("n",): ("name",)}, only=(("name",),))
+    assert compare({"n": "A", "x": 1}, {"data": {"name": "A", "sku": "Z"}}, rules) == []
+    assert compare({"n": "A"}, {"data": {"name": "B"}}, rules) == [
+        {"field": "name", "legacy": "A", "new": "B"}
+    ]
