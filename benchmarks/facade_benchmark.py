@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--modes", default="direct,legacy,shadow", help="which to measure")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="seam-facade-bench-"))
     legacy = Upstream("legacy", folder)
@@ -126,7 +127,7 @@ def main() -> None:
             facades[mode] = facade
         results: dict[str, list[dict[str, float]]] = {"direct": [], "legacy": [], "shadow": []}
         for run in range(args.runs):
-            for mode in ("direct", "legacy", "shadow"):
+            for mode in args.modes.split(","):
                 target = legacy if mode == "direct" else facades[mode]
                 pid = target.process.pid  # type: ignore[union-attr]
                 cpu = cpu_seconds(pid)
@@ -146,6 +147,7 @@ def main() -> None:
             f"\nover {args.runs} runs of {args.duration:g} s at {args.rate} req/s, "
             f"{args.connections} connections: median [range]"
         )
+        results = {m: r for m, r in results.items() if r}
         for mode, runs in results.items():
             print(
                 f"  {mode:7} p50 {summary(mode, runs, 'p50_ms')} ms, p99 "
@@ -156,6 +158,8 @@ def main() -> None:
             m: {k: statistics.median(r[k] for r in runs) for k in ("p50_ms", "p99_ms")}
             for m, runs in results.items()
         }
+        if len(results) < 3:
+            return
         p50 = med["legacy"]["p50_ms"] - med["direct"]["p50_ms"]
         p99 = med["legacy"]["p99_ms"] - med["direct"]["p99_ms"]
         extra = med["shadow"]["p99_ms"] - med["legacy"]["p99_ms"]

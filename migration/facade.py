@@ -107,6 +107,8 @@ class Facade:
         self.store = MigrationStore(state_dir)
         self.database_url = database_url
         routes = load_routes(routes_file)
+        if routes.legacy_database and database_url is not None:
+            database_url(routes.legacy_database)  # an unknown name: a clear error now
         self.live = Live(routes, {}, set())
         self._refresh_modes()
         self.routes_stamp = _stamp(routes_file)
@@ -351,7 +353,7 @@ class Facade:
             cap is not None
             and mode.kind == "shadow"
             and cap.side is not None
-            and method in ("GET", "HEAD")
+            and method == "GET"
             and self.shadow is not None
         ):
             self.shadow.offer(

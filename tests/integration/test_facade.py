@@ -313,8 +313,10 @@ def test_a_slow_or_failing_new_side_never_changes_the_users_answer_or_latency(
         failing = statistics.median(latencies())
         new.close()  # down altogether
         down = statistics.median(latencies())
+        # A shadow that waited for the new side would add its 2 s (slow) or a connect error's
+        # round trip; the margin only absorbs the noise of a shared machine.
         for measured in (slow, failing, down):
-            assert measured < baseline + 0.005, (baseline, slow, failing, down)
+            assert measured < baseline + 0.025, (baseline, slow, failing, down)
         shadow = facade.status()["capabilities"]["shadowed"]["shadow"]
         assert shadow["mismatch"] == 0
         wait_until(

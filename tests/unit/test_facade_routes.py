@@ -246,3 +246,30 @@ def test_compare_only_looks_at_the_fields_named() -> None:
     assert compare({"n": "A"}, {"data": {"name": "B"}}, rules) == [
         {"field": "name", "legacy": "A", "new": "B"}
     ]
+
+
+def test_status_lines_show_mode_traffic_mismatch_rate_and_parity() -> None:
+    from seam.cli.facade import _line
+
+    row = {
+        "capability": "details",
+        "mode": "split 10%",
+        "mode_from": "route record",
+        "requests": {"legacy": 90, "new": 10},
+        "shadow": {"match": 3, "mismatch": 1, "unsettled": 2, "error": 0, "skipped": 0},
+        "mismatch_rate": 0.25,
+        "entity": "order",
+        "parity": None,
+    }
+    line = _line(row)
+    assert "details: split 10% (route record); requests legacy 90, new 10" in line
+    assert "shadow 25.00% mismatched (3 match, 1 mismatch, 2 unsettled" in line
+    assert line.endswith("parity (order): never run")
+    row["parity"] = {
+        "entity": "order",
+        "clean": False,
+        "differing": 4,
+        "position": "lsn:0/1",
+        "finished_at": "2026-12-02T09:00:00+00:00",
+    }
+    assert _line(row).endswith("parity (order): 4 differing at lsn:0/1, 2026-12-02T09:00:00+00:00")
