@@ -13,7 +13,8 @@ a database. In shadow mode the new side answers every shadowed request too.
 
 Load: `--connections` keep-alive connections, one thread each, sending GET requests open
 loop (each request is due at its time; latency counts from then, so a facade that falls
-behind pays for it). For each mode and run: p50, p99, max latency (ms) and the facade's CPU
+behind pays for it). Within a run the modes take turns every `--segment` seconds, so a
+burst of other work on a shared machine falls on all of them alike. For each mode and run: p50, p99, max latency (ms) and the facade's CPU
 per request (user+system time of its process over the run / requests). Reported: the median
 and range over the runs, and the facade's overhead over calling legacy directly against
 the targets (legacy mode: <= 1 ms p50 and 5 ms p99; shadow: <= 2 ms p99 over legacy mode).
@@ -47,11 +48,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(port: int, rate: int, duration: float, connections: int) -> dict[str, float]:
-    """GET /items/<random id> at `rate`/s for `duration` s, open loop, over `connections`."""
+def load(port: int, rate: int, duration: float, connections: int) -> tuple[list[float], int]:
+    """GET /items/<random id> at `rate`/s for `duration` s, open loop, over `connections`:
+    (latencies in ms, errors)."""
     results: list[list[float]] = [[] for _ in range(connections)]
     errors = [0] * connections
-    began = time.monotonic() + 0.2
+    began = time.monotonic() + 0.05
     each = rate / connections
 
     def drive(slot: int) -> None:
@@ -76,14 +78,18 @@ def load(port: int, rate: int, duration: float, connections: int) -> dict[str, f
         thread.start()
     for thread in threads:
         thread.join()
-    latencies = sorted(x for r in results for x in r)
+    return [x for r in results for x in r], sum(errors)
+
+
+def figures(latencies: list[float], errors: int, seconds: float) -> dict[str, float]:
+    latencies = sorted(latencies)
     return {
         "requests": len(latencies),
-        "achieved_rps": len(latencies) / (time.monotonic() - began),
+        "achieved_rps": len(latencies) / seconds,
         "p50_ms": statistics.median(latencies),
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         "max_ms": latencies[-1],
-        "errors": sum(errors),
+        "errors": errors,
     }
 
 
@@ -109,6 +115,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--modes", default="direct,legacy,shadow", help="which to measure")
+    parser.add_argument("--segment", type=float, default=1.0, help="seconds per turn of a mode")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="seam-facade-bench-"))
     legacy = Upstream("legacy", folder)
@@ -126,13 +133,29 @@ def main() -> None:
             started.append(facade)
             facades[mode] = facade
         results: dict[str, list[dict[str, float]]] = {"direct": [], "legacy": [], "shadow": []}
+        modes = args.modes.split(",")
+        targets = {m: legacy if m == "direct" else facades[m] for m in modes}
         for run in range(args.runs):
-            for mode in args.modes.split(","):
-                target = legacy if mode == "direct" else facades[mode]
-                pid = target.process.pid  # type: ignore[union-attr]
-                cpu = cpu_seconds(pid)
-                result = load(target.port, args.rate, args.duration, args.connections)
-                result["cpu_ms_per_request"] = (cpu_seconds(pid) - cpu) * 1000 / result["requests"]
+            # The modes take turns every --segment seconds, so that each sees the same
+            # background noise of a shared machine.
+            latencies: dict[str, list[float]] = {m: [] for m in modes}
+            errors = dict.fromkeys(modes, 0)
+            spent = dict.fromkeys(modes, 0.0)
+            cpu = dict.fromkeys(modes, 0.0)
+            for _ in range(max(1, round(args.duration / args.segment))):
+                for mode in modes:
+                    pid = targets[mode].process.pid  # type: ignore[union-attr]
+                    before, began = cpu_seconds(pid), time.monotonic()
+                    found, failed = load(
+                        targets[mode].port, args.rate, args.segment, args.connections
+                    )
+                    spent[mode] += time.monotonic() - began
+                    cpu[mode] += cpu_seconds(pid) - before
+                    latencies[mode] += found
+                    errors[mode] += failed
+            for mode in modes:
+                result = figures(latencies[mode], errors[mode], spent[mode])
+                result["cpu_ms_per_request"] = cpu[mode] * 1000 / result["requests"]
                 results[mode].append(result)
                 print(
                     f"run {run + 1} {mode:7}: {result['achieved_rps']:.0f} req/s, p50 "
