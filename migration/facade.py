@@ -58,6 +58,7 @@ _HOP: Final = frozenset(
         b"upgrade",
         b"host",
         b"content-length",
+        b"expect",  # the body is read whole before it is sent on: no 100-continue upstream
     }
 )
 _BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -137,6 +138,17 @@ class Facade:
                 override = (
                     self.live.modes.get(cap.name) if cap.name in self.live.overridden else None
                 )
+            if override is not None and override.kind != "legacy" and cap.side is None:
+                log.error(
+                    "capability %s: the route record's mode %s needs a new side, and the "
+                    "routes file names none (fix: add 'side:' to it, or seam migrate route "
+                    "%s --clear); keeping mode %s",
+                    cap.name,
+                    override,
+                    cap.name,
+                    cap.mode,
+                )
+                override = None
             if override is not None:
                 overridden.add(cap.name)
             modes[cap.name] = override or cap.mode
