@@ -335,7 +335,7 @@ class Facade:
             use_new = to_new(cap.name, key, mode.percent, self._moved(cap))
         if use_new and cap is not None and cap.side is not None:
             base = routes.new[cap.side]
-            target = _target(cap.new_path(path, params), query)
+            target = _target(cap.new_path(upstream_path, params), query)
             try:
                 status, answer_headers, content = await self.send(
                     base, method, target, headers, body=body
@@ -375,7 +375,7 @@ class Facade:
                     wait_ms=cap.shadow_wait_ms,
                     base_url=routes.new[cap.side],
                     method="GET",
-                    path=cap.new_path(path, params),
+                    path=cap.new_path(upstream_path, params),
                     query=query,
                     headers=[(k, v) for k, v in headers if k.lower() != b"accept-encoding"],
                     legacy_status=status,

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 from seam.errors import ConfigError
 from seam.migration.compare import CompareRules, parse_rules
@@ -135,10 +136,14 @@ class Capability:
     compare: CompareRules = field(default_factory=CompareRules)
 
     def new_path(self, path: str, params: Mapping[str, str]) -> str:
-        """The path the new side is asked for."""
+        """The path the new side is asked for (`path` as received, when not rewritten)."""
         if self.rewrite is None:
             return path
-        return _PARAM.sub(lambda m: params.get(m.group(1), m.group(0)), self.rewrite)
+        # the parameters were matched in the decoded path: quoted again for the new one
+        return _PARAM.sub(
+            lambda m: quote(params[m.group(1)], safe="") if m.group(1) in params else m.group(0),
+            self.rewrite,
+        )
 
 
 @dataclass(frozen=True)

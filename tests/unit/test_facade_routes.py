@@ -74,6 +74,8 @@ def test_a_whole_routes_file_reads_as_written(tmp_path: Path) -> None:
     assert details.patterns[0].match("POST", "/orders/17") is None
     assert details.patterns[0].match("GET", "/orders/17/lines") is None
     assert details.new_path("/orders/17", {"id": "17"}) == "/order/17"
+    assert details.new_path("/orders/a%2Fb", {"id": "a/b"}) == "/order/a%2Fb"
+    assert search.new_path("/orders/a%2Fb", {}) == "/orders/a%2Fb"  # as received
     assert search.mode == Mode("legacy")
     assert search.patterns[0].match("GET", "/orders") == {}
     assert details.compare.rename == {("title",): ("name",)}
