@@ -34,7 +34,8 @@ from urllib.parse import parse_qs
 from seam.errors import SeamError
 from seam.migration.modes import MovedCohorts, read_override, to_new
 from seam.migration.routes import Capability, Mode, Routes, load_routes
-from seam.migration.shadow import OUTCOMES, POSITION_HEADER, MismatchStore, Shadow, ShadowItem
+from seam.migration.shadow import OUTCOMES, POSITION_HEADER, ShadowItem
+from seam.migration.shadow_process import ShadowProcess
 from seam.migration.state import MigrationStore
 from seam.migration.upstream import Headers, Pool, UpstreamError, pass_headers
 from seam.services.metrics import CONTENT_TYPE, Exposition
@@ -120,7 +121,7 @@ class Facade:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.errors: Counter[tuple[str, str]] = Counter()
         self.latency: dict[tuple[str, str], Latency] = {}
-        self.shadow: Shadow | None = None
+        self.shadow: ShadowProcess | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.started_at = time.time()
         self.url = ""
@@ -217,21 +218,6 @@ class Facade:
         )
         return answer
 
-    def _read_position(self) -> Callable[[], str] | None:
-        name = self.live.routes.legacy_database
-        if name is None or self.database_url is None:
-            return None
-        from seam.connectors.engine import log_position, make_engine, translate_errors
-
-        url = self.database_url(name)
-        engine = make_engine(url, pool_size=1, max_overflow=1)
-
-        def read() -> str:
-            with translate_errors(url), engine.connect() as conn:
-                return log_position(conn)
-
-        return read
-
     # --- the ASGI app -------------------------------------------------------------------
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -255,10 +241,11 @@ class Facade:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self.shadow = Shadow(
-                        self.send,
-                        self._read_position(),
-                        MismatchStore(self.store.path(MISMATCHES_FILE)),
+                    name = self.live.routes.legacy_database
+                    self.shadow = ShadowProcess(
+                        self.store.path(MISMATCHES_FILE),
+                        self.database_url(name) if name and self.database_url else None,
+                        self.live.routes.legacy_timeout_s,
                     )
                     self.shadow.start()
                     self.tasks.append(asyncio.create_task(self._watch()))
@@ -465,12 +452,11 @@ class Facade:
             "Shadowed requests by outcome: match, mismatch, unsettled (the new side had not "
             "applied the legacy position in time), error, skipped (queue full).",
             [
-                (
-                    {"capability": cap.name, "outcome": o},
-                    shadow.counts[(cap.name, o)] if shadow else 0,
-                )
+                ({"capability": cap.name, "outcome": o}, n)
                 for cap in self.live.routes.capabilities
-                for o in OUTCOMES
+                for o, n in (
+                    shadow.totals(cap.name) if shadow else dict.fromkeys(OUTCOMES, 0)
+                ).items()
             ],
         )
         return out.text()
