@@ -12,7 +12,9 @@ does not parse keeps the running routes and logs one error) and at the route rec
 migration directory (`seam migrate route`), and writes what it serves and has counted to
 `facade/status.json` there for `seam migrate status`.
 
-/_seam/health, /_seam/status (JSON) and /_seam/metrics (Prometheus) are the facade's own.
+Shadowed requests are compared in a child process (`seam.migration.shadow_process`), so
+that comparing never takes the proxy's CPU. /_seam/health, /_seam/status (JSON) and
+/_seam/metrics (Prometheus) are the facade's own.
 """
 
 from __future__ import annotations
