@@ -180,7 +180,12 @@ def test_a_route_change_applies_without_restart_and_survives_kill_9(
         began = time.monotonic()
         wait_until(lambda: side(facade.client.get("/items/1")) == "new", 5, "the new mode")
         assert time.monotonic() - began < 2.0
+        assert facade.process is not None
+        pid = facade.process.pid
+        (child,) = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         facade.signal(signal.SIGKILL)
+        # Its shadow process sees its pipe close and ends too: no orphan.
+        wait_until(lambda: not Path(f"/proc/{child}").exists(), 10, "the shadow process gone")
         facade.start()  # a restarted facade keeps the mode set
         assert side(facade.client.get("/items/1")) == "new"
         # status from the facade's last record, without --routes
