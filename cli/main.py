@@ -18,6 +18,7 @@ import typer
 
 from seam import __version__
 from seam.cli import connectors, history, migrate, serve, stack, streams, transform
+from seam.cli import facade as facade_cli  # also adds its commands to `seam migrate`
 from seam.cli.context import CliState
 from seam.errors import ConfigError, SeamError
 
@@ -36,6 +37,7 @@ app.add_typer(streams.app, name="streams")
 app.add_typer(transform.app, name="transform")
 app.add_typer(history.app, name="history")
 app.add_typer(migrate.app, name="migrate")
+app.add_typer(facade_cli.app, name="facade")
 app.command("serve")(serve.serve)
 
 

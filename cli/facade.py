@@ -1,0 +1,249 @@
+"""`seam facade run ROUTES` and the route commands of `seam migrate` (route, rollback,
+status), which drive the facade through the migration directory.
+
+Heavy modules (uvicorn, httpx) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from seam.cli import migrate
+from seam.cli.context import settings
+from seam.errors import ConfigError, SeamError
+
+app = typer.Typer(help="The facade: a reverse proxy in front of legacy and new services.")
+
+ROUTES = typer.Argument(..., help="Routes file (YAML): the legacy app, new sides, capabilities.")
+ROUTES_OPTION = typer.Option(
+    None, "--routes", help="The routes file, to check the capability name against."
+)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    routes_file: Path = ROUTES,
+    port: int = typer.Option(8700, "--port", help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    state: Path | None = migrate.STATE,
+) -> None:
+    """Serve the routes file's capabilities: legacy, new, split N% or shadow. Reloads the
+    file and `seam migrate route` changes while running; SIGTERM or Ctrl-C stops it."""
+    from seam.migration.facade import Facade
+    from seam.migration.server import run_facade
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # httpx logs every request at INFO: on the request path, and it would log query strings
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    directory = migrate.state_option(state)
+    facade = Facade(
+        routes_file, directory, database_url=lambda name: settings(ctx).database_url(name)
+    )
+
+    def started(url: str) -> None:
+        modes = ", ".join(f"{n} {m}" for n, m in facade.live.modes.items()) or "none"
+        typer.echo(
+            f"facade on {url} in front of {facade.live.routes.legacy_url} "
+            f"(capabilities: {modes}; state: {directory}); Ctrl-C stops",
+            err=True,
+        )
+
+    run_facade(facade, host, port, started=started)
+
+
+def _known(directory: Path, routes_file: Path | None) -> dict[str, str]:
+    """Capability name -> the mode its routes file gives, from --routes, else from what the
+    last facade run with this migration directory recorded."""
+    from seam.migration.facade import STATUS_FILE
+    from seam.migration.routes import load_routes
+    from seam.migration.state import MigrationStore
+
+    if routes_file is not None:
+        return {c.name: str(c.mode) for c in load_routes(routes_file).capabilities}
+    status = MigrationStore(directory).read(STATUS_FILE)
+    if not isinstance(status, dict):
+        raise ConfigError(
+            f"no facade has run with the migration directory {directory}, so its "
+            "capabilities are unknown",
+            hint="pass --routes ROUTES_FILE, or --state DIR of the running facade",
+        )
+    return {name: str(c.get("mode")) for name, c in status.get("capabilities", {}).items()}
+
+
+def _check(capability: str, known: dict[str, str]) -> None:
+    if capability not in known:
+        from seam.keys import closest
+
+        near = closest(capability, tuple(known))
+        raise ConfigError(
+            f"no capability named '{capability}' (known: {', '.join(sorted(known)) or 'none'})",
+            hint=f"did you mean '{near}'?" if near else "name a capability of the routes file",
+        )
+
+
+@migrate.app.command("route")
+def route(
+    capability: str = typer.Argument(..., help="The capability, as the routes file names it."),
+    mode: str | None = typer.Option(
+        None, "--mode", help="legacy, new, shadow or split (with --percent)."
+    ),
+    percent: float | None = typer.Option(
+        None, "--percent", min=0, max=100, help="For --mode split: the share sent to new."
+    ),
+    clear: bool = typer.Option(
+        False, "--clear", help="Forget the set mode: the routes file's mode applies again."
+    ),
+    routes_file: Path | None = ROUTES_OPTION,
+    state: Path | None = migrate.STATE,
+) -> None:
+    """Set a capability's mode; the running facade takes it up within a second, and a
+    restarted one keeps it."""
+    from seam.migration.modes import clear_override, read_override, write_override
+    from seam.migration.routes import parse_mode
+    from seam.migration.state import MigrationStore
+
+    directory = migrate.state_option(state)
+    _check(capability, _known(directory, routes_file))
+    store = MigrationStore(directory)
+    if clear:
+        gone = clear_override(store, capability)
+        typer.echo(
+            f"{capability}: " + ("the routes file's mode applies" if gone else "no mode was set")
+        )
+        return
+    if mode is None:
+        raise ConfigError(
+            "--mode is missing", hint="pass --mode legacy|new|shadow|split, or --clear"
+        )
+    text = (
+        f"split {percent:g}%" if mode.strip().lower() == "split" and percent is not None else mode
+    )
+    if mode.strip().lower() == "split" and percent is None:
+        raise ConfigError("--mode split needs --percent N", hint="e.g. --mode split --percent 10")
+    if mode.strip().lower() != "split" and percent is not None:
+        raise ConfigError(f"--percent goes with --mode split, not {mode}", hint="drop --percent")
+    parsed = parse_mode(text)
+    if parsed is None:
+        raise ConfigError(
+            f"--mode {mode}: not a mode", hint="pass --mode legacy, new, shadow or split"
+        )
+    record = write_override(store, capability, parsed, read_override(store, capability))
+    typer.echo(f"{capability}: {record['previous'] or 'routes file mode'} -> {record['mode']}")
+
+
+@migrate.app.command("rollback")
+def rollback(
+    capability: str = typer.Argument(..., help="The capability to send back to legacy."),
+    routes_file: Path | None = ROUTES_OPTION,
+    state: Path | None = migrate.STATE,
+) -> None:
+    """Send every request of a capability to legacy again, in one step."""
+    from seam.migration.modes import read_override, write_override
+    from seam.migration.routes import Mode
+    from seam.migration.state import MigrationStore
+
+    directory = migrate.state_option(state)
+    known = _known(directory, routes_file)
+    _check(capability, known)
+    store = MigrationStore(directory)
+    previous = read_override(store, capability)
+    write_override(store, capability, Mode("legacy"), previous)
+    typer.echo(f"{capability}: {previous or known[capability]} -> legacy")
+
+
+@migrate.app.command("status")
+def status(
+    facade_url: str | None = typer.Option(
+        None, "--facade", help="A running facade's URL (default: its last recorded status)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    state: Path | None = migrate.STATE,
+) -> None:
+    """Each capability's mode, traffic per side, shadow mismatch rate and last parity."""
+    from seam.migration.facade import STATUS_FILE
+    from seam.migration.state import MigrationStore
+
+    directory = migrate.state_option(state)
+    store = MigrationStore(directory)
+    report: Any
+    if facade_url:
+        report = _fetch_status(facade_url)
+    else:
+        report = store.read(STATUS_FILE)
+        if report is None:
+            raise ConfigError(
+                f"no facade has recorded its status in {directory}",
+                hint="start one (seam facade run ROUTES --state DIR), pass --facade URL, "
+                "or --state DIR of the facade",
+            )
+    rows = []
+    for name, cap in report.get("capabilities", {}).items():
+        shadow = cap.get("shadow", {})
+        compared = shadow.get("match", 0) + shadow.get("mismatch", 0)
+        entity = cap.get("entity")
+        parity = store.read(f"parity/{entity}.json") if entity else None
+        rows.append(
+            {
+                "capability": name,
+                "mode": cap.get("mode"),
+                "mode_from": cap.get("mode_from"),
+                "requests": cap.get("requests", {}),
+                "shadow": shadow,
+                "mismatch_rate": shadow.get("mismatch", 0) / compared if compared else None,
+                "entity": entity,
+                "parity": parity,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps({"updated_at": report.get("updated_at"), "capabilities": rows}))
+        return
+    typer.echo(f"facade status as of {report.get('updated_at')} ({report.get('routes')})")
+    for row in rows:
+        typer.echo(_line(row))
+
+
+def _line(row: dict[str, Any]) -> str:
+    requests = row["requests"]
+    shadow = row["shadow"]
+    rate = row["mismatch_rate"]
+    shown = "no comparison yet" if rate is None else f"{rate:.2%} mismatched"
+    parity = row["parity"]
+    if not row["entity"]:
+        parity_text = "parity: no entity named"
+    elif not isinstance(parity, dict):
+        parity_text = f"parity ({row['entity']}): never run"
+    else:
+        verdict = "clean" if parity.get("clean") else f"{parity.get('differing', '?')} differing"
+        parity_text = (
+            f"parity ({row['entity']}): {verdict} at {parity.get('position')}, "
+            f"{parity.get('finished_at')}"
+        )
+    return (
+        f"{row['capability']}: {row['mode']} ({row['mode_from']}); requests legacy "
+        f"{requests.get('legacy', 0)}, new {requests.get('new', 0)}; shadow {shown} "
+        f"({shadow.get('match', 0)} match, {shadow.get('mismatch', 0)} mismatch, "
+        f"{shadow.get('unsettled', 0)} unsettled, {shadow.get('error', 0)} error, "
+        f"{shadow.get('skipped', 0)} skipped); {parity_text}"
+    )
+
+
+def _fetch_status(url: str) -> dict[str, Any]:
+    import requests
+
+    target = url.rstrip("/") + "/_seam/status"
+    try:
+        response = requests.get(target, timeout=5)
+        response.raise_for_status()
+        report: dict[str, Any] = response.json()
+        return report
+    except (requests.RequestException, ValueError) as exc:
+        raise SeamError(
+            f"cannot read the facade's status at {target}: {exc}",
+            hint="check the facade runs there (seam facade run ...), or leave out --facade",
+        ) from None

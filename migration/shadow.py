@@ -1,0 +1,251 @@
+"""Shadow traffic: the new side answers the user's request too, off the user's path, and the
+two answers are compared once the new side has applied what the legacy answer reflected.
+
+A shadowed request is queued after the user has the legacy answer; a full queue skips it
+(counted), it never waits. Its position is the legacy answer's `Seam-Legacy-Position`
+header, else the legacy database's log position read as soon as the request leaves the
+queue (one read serves every request queued by then; a change committed between the answer
+and that read can still look like a mismatch, which the header avoids). The new side is
+then asked with `after=<position>&wait_ms=N` (a `seam serve` memory image waits until it has
+applied that position, else answers 504): an answer it could not give in time, or a request
+with no position at all, is `unsettled`, never a mismatch.
+
+Mismatches are kept in `shadow/mismatches.sqlite` of the migration directory with both
+bodies, the field-level diff and both positions, the newest `KEEP` per capability.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import sqlite3
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+from seam.migration.compare import CompareRules, compare
+
+log = logging.getLogger("seam.facade")
+
+POSITION_HEADER: Final = "seam-legacy-position"
+NEW_POSITION_HEADER: Final = "seam-position"
+QUEUE: Final = 1000  # shadowed requests waiting; beyond: skipped
+WORKERS: Final = 32  # comparisons in flight (most of their time is the new side's wait)
+KEEP: Final = 1000  # mismatches kept per capability
+OUTCOMES: Final = ("match", "mismatch", "unsettled", "error", "skipped")
+
+
+@dataclass
+class ShadowItem:
+    capability: str
+    rules: CompareRules
+    wait_ms: int
+    base_url: str
+    method: str
+    path: str  # on the new side
+    query: str
+    headers: list[tuple[bytes, bytes]]
+    legacy_status: int
+    legacy_body: bytes
+    position: str | None
+    legacy_encoding: str | None = None  # the legacy answer's Content-Encoding
+
+
+class MismatchStore:
+    """Mismatches in SQLite, written from one thread (never the event loop)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, check_same_thread=False)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS mismatch (id INTEGER PRIMARY KEY, at TEXT, "
+            "capability TEXT, method TEXT, path TEXT, legacy_status INTEGER, "
+            "new_status INTEGER, legacy_body TEXT, new_body TEXT, diff TEXT, "
+            "legacy_position TEXT, new_position TEXT)"
+        )
+        self.db.execute("CREATE INDEX IF NOT EXISTS by_cap ON mismatch (capability, id)")
+        self.db.commit()
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO mismatch (at, capability, method, path, legacy_status, new_status, "
+            "legacy_body, new_body, diff, legacy_position, new_position) VALUES "
+            "(:at, :capability, :method, :path, :legacy_status, :new_status, :legacy_body, "
+            ":new_body, :diff, :legacy_position, :new_position)",
+            row,
+        )
+        self.db.execute(
+            "DELETE FROM mismatch WHERE capability = ? AND id <= (SELECT id FROM mismatch "
+            "WHERE capability = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (row["capability"], row["capability"], KEEP),
+        )
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def read_mismatches(
+    path: Path, capability: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The newest mismatches kept (for `seam migrate status` and tests)."""
+    if not path.exists():
+        return []
+    db = sqlite3.connect(path)
+    try:
+        db.row_factory = sqlite3.Row
+        where, args = ("WHERE capability = ?", (capability,)) if capability else ("", ())
+        rows = db.execute(
+            f"SELECT * FROM mismatch {where} ORDER BY id DESC LIMIT ?", (*args, limit)
+        ).fetchall()
+        return [{**dict(r), "diff": json.loads(r["diff"])} for r in rows]
+    finally:
+        db.close()
+
+
+class Shadow:
+    """The queue, the position reader and the comparing workers of one facade."""
+
+    def __init__(
+        self,
+        send: Callable[..., Any],
+        read_position: Callable[[], str] | None,
+        store: MismatchStore,
+    ) -> None:
+        self.send = send  # async (base_url, method, path_and_query, headers, timeout_s)
+        self.read_position = read_position
+        self.store = store
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.queue: asyncio.Queue[ShadowItem] = asyncio.Queue(QUEUE)
+        self.ready: asyncio.Queue[ShadowItem] = asyncio.Queue(QUEUE)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="seam-shadow-store")
+        self.positions = ThreadPoolExecutor(1, thread_name_prefix="seam-shadow-position")
+
+    def start(self) -> None:
+        self.tasks.append(asyncio.create_task(self._position_loop()))
+        self.tasks += [asyncio.create_task(self._worker()) for _ in range(WORKERS)]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.positions.shutdown(wait=False, cancel_futures=True)
+        self.writer.shutdown(wait=True)
+        self.store.close()
+
+    def offer(self, item: ShadowItem) -> None:
+        """Queue a comparison, or count it skipped: never waits."""
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.counts[(item.capability, "skipped")] += 1
+
+    async def _position_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            while not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            position: str | None = None
+            if self.read_position is not None and any(i.position is None for i in batch):
+                try:
+                    position = await loop.run_in_executor(self.positions, self.read_position)
+                except Exception as exc:  # the database down: these stay unsettled
+                    log.warning("shadow: cannot read the legacy log position: %s", exc)
+            for item in batch:
+                item.position = item.position or position
+                try:
+                    self.ready.put_nowait(item)
+                except asyncio.QueueFull:
+                    self.counts[(item.capability, "skipped")] += 1
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self.ready.get()
+            try:
+                outcome = await self._compare(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must not stop the shadow for good
+                log.exception("shadow: comparing %s failed: %s", item.path, exc)
+                outcome = "error"
+            self.counts[(item.capability, outcome)] += 1
+
+    async def _compare(self, item: ShadowItem) -> str:
+        if item.position is None:
+            return "unsettled"  # nothing says what the legacy answer reflected
+        query = f"{item.query}&" if item.query else ""
+        target = f"{item.path}?{query}after={quote(item.position)}&wait_ms={item.wait_ms}"
+        try:
+            status, headers, body = await self.send(
+                item.base_url, item.method, target, item.headers, item.wait_ms / 1000 + 5
+            )
+        except Exception as exc:  # the new side down or too slow: not the user's problem
+            log.debug("shadow: the new side failed on %s: %s", item.path, exc)
+            return "error"
+        if status == 504:
+            return "unsettled"
+        new_position = headers.get(NEW_POSITION_HEADER)
+        if status >= 500:
+            return "error"
+        diff: list[dict[str, Any]]
+        if status != item.legacy_status:
+            diff = [{"field": "<status>", "legacy": item.legacy_status, "new": status}]
+        elif 200 <= status < 300:
+            try:
+                raw = _decoded(item.legacy_body, item.legacy_encoding)
+                legacy = json.loads(raw) if raw else None
+                new = json.loads(body) if body else None
+            except (ValueError, OSError, zlib.error):
+                return "error"  # not JSON: nothing to compare field by field
+            diff = compare(legacy, new, item.rules)
+        else:
+            diff = []
+        if not diff:
+            return "match"
+        row = {
+            "at": datetime.now(UTC).isoformat(),
+            "capability": item.capability,
+            "method": item.method,
+            "path": item.path + (f"?{item.query}" if item.query else ""),
+            "legacy_status": item.legacy_status,
+            "new_status": status,
+            "legacy_body": item.legacy_body.decode("utf-8", "replace"),
+            "new_body": body.decode("utf-8", "replace"),
+            "diff": json.dumps(diff, default=str),
+            "legacy_position": item.position,
+            "new_position": new_position,
+        }
+        await asyncio.get_running_loop().run_in_executor(self.writer, self.store.add, row)
+        return "mismatch"
+
+    def totals(self, capability: str) -> dict[str, int]:
+        return {o: self.counts[(capability, o)] for o in OUTCOMES}
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes:
+    """The body as sent before compression (the user asked legacy for gzip, say)."""
+    if encoding and encoding.strip().lower() in ("gzip", "x-gzip"):
+        return gzip.decompress(body)
+    if encoding and encoding.strip().lower() == "deflate":
+        return zlib.decompress(body)
+    return body
+
+
+__all__ = [
+    "OUTCOMES",
+    "POSITION_HEADER",
+    "MismatchStore",
+    "Shadow",
+    "ShadowItem",
+    "read_mismatches",
+]
