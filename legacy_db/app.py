@@ -564,7 +564,6 @@ def create_app(url: str, engine: Engine | None = None) -> FastAPI:
 
 # --- serving --------------------------------------------------------------------------
 
-GRACE_S: Final = 3
 
 
 def check_database(url: str) -> None:
@@ -584,72 +583,9 @@ def check_database(url: str) -> None:
 
 def serve(url: str, host: str, port: int, *, started: Callable[[str], None] | None = None) -> None:
     """Serve the legacy app over `url` on host:port until SIGTERM or Ctrl-C (requests in
-    flight get `GRACE_S` to finish), as `seam serve` runs a service."""
-    import signal
-    import threading
-    import time
-
-    import uvicorn
+    flight get a grace period to finish), as `seam serve` runs a service."""
+    from seam.http_server import check_port, run_asgi
 
     check_database(url)
-    _check_port(host, port)
-    config = uvicorn.Config(
-        create_app(url),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=GRACE_S,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-
-    def announce() -> None:
-        while not server.started and not server.should_exit:
-            time.sleep(0.01)
-        if server.started and started is not None:
-            started(f"http://{host}:{port}")
-
-    announcer = threading.Thread(target=announce, name="seam-legacy-app-start", daemon=True)
-    announcer.start()
-    # uvicorn raises the signal it stopped on again once it has shut down: SIGTERM must then
-    # end the process quietly, not kill it.
-    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
-    try:
-        server.run()
-    except SystemExit:
-        if server.started:
-            raise
-        # uvicorn exits (3) when it cannot bind: a port taken since the check above.
-    finally:
-        server.should_exit = True
-        announcer.join(5)
-        signal.signal(signal.SIGTERM, previous)
-    if not server.started:
-        raise _cannot_listen(host, port)
-
-
-def _cannot_listen(host: str, port: int) -> SeamError:
-    from seam.errors import ConfigError
-
-    return ConfigError(
-        f"cannot listen on {host}:{port} (in use, or not an address of this machine)",
-        hint="pass another --port, or stop what listens there",
-    )
-
-
-def _check_port(host: str, port: int) -> None:
-    """One clear error for a port in use, before uvicorn logs its own and exits."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(infos[0][4])
-    except OSError:
-        raise _cannot_listen(host, port) from None
-
-
-def _exit_cleanly(signum: int, frame: object) -> None:
-    raise SystemExit(0)
+    check_port(host, port)
+    run_asgi(create_app(url), host, port, on_started=started)
