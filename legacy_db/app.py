@@ -565,7 +565,6 @@ def create_app(url: str, engine: Engine | None = None) -> FastAPI:
 # --- serving --------------------------------------------------------------------------
 
 
-
 def check_database(url: str) -> None:
     """Refuse to start over a database without the catalog (one clear error, not 503s)."""
     from sqlalchemy import inspect
