@@ -229,6 +229,8 @@ def create_app(service: Service) -> FastAPI:
             applied=progress.applied,
             ends=progress.ends,
             behind_since=progress.behind_since,
+            lag_seconds=progress.lag_seconds(time.time()),
+            last_source_ts_ms=progress.last_source_ts_ms,
             last_record_ts_ms=progress.last_record_ts_ms,
             records=progress.records,
             ready_after_s=progress.ready_after_s,

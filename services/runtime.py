@@ -269,6 +269,12 @@ class Service:
             "applied": {str(p): o for p, o in sorted(progress.applied.items())},
             "end_offsets_at_start": {str(p): o for p, o in sorted(progress.ends_at_start.items())},
             "ready_after_s": progress.ready_after_s,
+            # Seconds behind the source commit (seam.services.metrics), None: not known yet.
+            "lag_seconds": progress.lag_seconds(time.time()),
+            "last_applied_source": {
+                "ts_ms": progress.last_source_ts_ms,
+                "position": progress.last_source_position,
+            },
             "start": self.note.detail,
             "loader": "running" if self.loader.alive else "stopped" if self.started else "starting",
             "error": progress.error,
