@@ -193,3 +193,49 @@ def test_records_carry_the_source_commit_and_the_service_lags_from_it(
     assert health["lag_seconds"] == 0.0
     assert health["last_applied_source"]["ts_ms"] >= int(source["ts_ms"])
     assert health["last_applied_source"]["position"].split(":")[0] == position.split(":")[0]
+
+
+def test_a_request_after_a_mariadb_gtid_sees_its_commit(
+    running: tuple[Catalog, Served], request: pytest.FixtureRequest
+) -> None:
+    if "mariadb" not in request.node.callspec.id:
+        pytest.skip("GTIDs are MySQL/MariaDB's")
+    from seam.connectors.engine import connect, log_gtid
+
+    legacy, served = running
+    product, before = listed_product(served)
+    other = int(served.get("/product", status="active", limit=2).json()["keys"][1])
+    name = f"Gtid {time.monotonic_ns()}"
+    with connect(legacy.url) as conn:
+        conn.execute(
+            text("UPDATE products SET prod_name = :name WHERE prod_id = :id"),
+            {"name": name, "id": product},
+        )
+        conn.commit()
+        gtid = log_gtid(conn)
+    assert gtid.startswith("gtid:"), gtid
+    assert gtid.count("-") == 2, gtid
+
+    # Not passed until a later transaction of the domain has gone through the transform.
+    early = served.get(f"/product/{product}", after=gtid, wait_ms=300)
+    assert early.status_code == 504, early.text
+    assert early.json()["wanted"] == gtid
+
+    def later() -> None:
+        time.sleep(1.0)
+        commit_rename(legacy.url, other, f"Other {time.monotonic_ns()}")
+
+    writer = threading.Thread(target=later)
+    writer.start()
+    try:
+        answer = served.get(f"/product/{product}", after=gtid, wait_ms=60_000)
+    finally:
+        writer.join()
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["data"]["name"] == name != before["name"]
+    assert body["position"]["source"] == gtid
+
+    bad = served.get(f"/product/{product}", after="gtid:0-1-5,1-2-6")
+    assert bad.status_code == 400
+    assert "does not say which one" in bad.json()["detail"]

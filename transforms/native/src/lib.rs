@@ -889,7 +889,7 @@ fn mark<'py>(
             }
             Ok(Some(false))
         }
-        Position::Mark(stream, mark) => {
+        Position::Mark(stream, mark, gtid) => {
             let key = PyTuple::new(
                 py,
                 [
@@ -907,6 +907,17 @@ fn mark<'py>(
                 }
             }
             marks.set_item(key, PyTuple::new(py, mark)?)?;
+            if let Some((stream, seq)) = gtid {
+                let key = PyTuple::new(
+                    py,
+                    [
+                        topic.clone(),
+                        partition.into_pyobject(py)?.into_any(),
+                        PyString::new(py, &stream).into_any(),
+                    ],
+                )?;
+                marks.set_item(key, PyTuple::new(py, [seq])?)?;
+            }
             Ok(Some(false))
         }
     }
@@ -1168,6 +1179,7 @@ impl Engine {
                 file: &source.file,
                 pos: &source.pos,
                 row: &source.row,
+                gtid: &source.gtid,
                 snapshot: &source.snapshot,
             },
         )?;
