@@ -63,3 +63,23 @@ def test_the_metric_has_no_sample_while_unknown() -> None:
     text = render(None)
     assert "# TYPE seam_service_lag_seconds gauge" in text
     assert 'seam_service_lag_seconds{entity="thing"}' not in text
+
+
+def test_the_history_follower_starts_once_the_image_is_ready() -> None:
+    import threading
+
+    from seam.services.runtime import follow_when_ready
+
+    checks: list[bool] = []
+    followed: list[int] = []
+
+    def ready() -> bool:
+        checks.append(len(checks) >= 3)  # ready at the fourth look
+        return checks[-1]
+
+    stop = threading.Event()
+    assert follow_when_ready(ready, stop, lambda: followed.append(len(checks)), every=0.001)
+    assert followed == [4]  # called once, after the image said ready
+    stop.set()
+    assert not follow_when_ready(lambda: False, stop, lambda: followed.append(0), every=0.001)
+    assert followed == [4]  # stopped before ready: never followed
