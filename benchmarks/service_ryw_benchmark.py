@@ -224,11 +224,23 @@ def main() -> None:
                     f"max {s['max']:7.1f} ms  (n={len(legs[key])})"
                 )
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
-        steps = [line for line in metrics.splitlines() if line.startswith("seam_service_wait")]
+        steps = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith(("seam_service_wait", "seam_service_marks"))
+        ]
         print("  seconds the requests spent waiting, summed by step:")
         for line in steps:
             print(f"    {line}")
         stop_process(service)
+        slow = [
+            line
+            for line in (run.dir / "serve.log").read_text().splitlines()
+            if "WARNING" in line or "passed" in line
+        ]
+        print(f"  service log: {len(slow)} slow-wait or warning lines")
+        for line in slow[:20]:
+            print(f"    {line}")
     print(f"command: {' '.join(sys.argv)}")
 
 

@@ -103,9 +103,18 @@ class KeyFastPath:
         await self.app(scope, receive, send)
 
 
+LOADING: Final = (
+    "the image is still loading its snapshot: it holds nothing to answer from yet "
+    "(/ready says when it is current; retry in a moment)"
+)
+
+
 def key_response(service: Service, key: str, source: str | None) -> tuple[int, bytes, Offsets]:
     """(status, JSON body, offsets) of GET /<entity>/<key> as the image is now. The state's
-    JSON goes into the body as stored, never parsed."""
+    JSON goes into the body as stored, never parsed. 503 before the image has loaded its
+    snapshot: an empty image would say "no such key" of keys it simply has not read yet."""
+    if not service.started:
+        return 503, orjson.dumps({"detail": LOADING, "position": _position_body({}, source)}), {}
     image = service.image
     with image.lock:
         stored = image.stored(key)
@@ -143,7 +152,10 @@ def create_app(service: Service) -> FastAPI:
         )
 
     async def gate(after: str | None, wait_ms: int | None) -> tuple[str | None, Response | None]:
-        """Wait for `after`: (the source position reached, or None; an error response)."""
+        """Wait for `after`: (the source position reached, or None; an error response). 503
+        while the image has not loaded its snapshot (it would answer from nothing)."""
+        if not service.started:
+            return None, problem(503, LOADING, {})
         if after is None:
             return None, None
         try:
@@ -236,6 +248,11 @@ def create_app(service: Service) -> FastAPI:
             ready_after_s=progress.ready_after_s,
             snapshots_written=service.snapshots_written,
             waited=service.source.spent,
+            marks_reads=(
+                service.source.reads,
+                service.source.slowest_read_s,
+                service.source.read_errors,
+            ),
         )
         return Response(text, media_type=metrics.CONTENT_TYPE)
 

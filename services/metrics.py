@@ -72,7 +72,10 @@ def render(
     ready_after_s: float | None,
     snapshots_written: int,
     waited: Mapping[str, float] | None = None,
+    marks_reads: tuple[int, float, int] | None = None,
 ) -> str:
+    """The exposition; `marks_reads`: (reads of the transform's committed offsets for
+    requests waiting on a source position, the slowest in seconds, the failed ones)."""
     base = {"entity": entity}
     out = Exposition()
     out.metric(
@@ -156,5 +159,25 @@ def render(
             "counter",
             "Seconds requests with after= spent in each step, summed.",
             [({**base, "step": step}, seconds) for step, seconds in sorted(waited.items())],
+        )
+    if marks_reads is not None:
+        reads, slowest, failed = marks_reads
+        out.metric(
+            "seam_service_marks_reads_total",
+            "counter",
+            "Reads of the transform's committed offsets and marks (for after= positions).",
+            [(base, reads)],
+        )
+        out.metric(
+            "seam_service_marks_read_seconds_max",
+            "gauge",
+            "The slowest read of the transform's committed offsets.",
+            [(base, slowest)],
+        )
+        out.metric(
+            "seam_service_marks_read_errors_total",
+            "counter",
+            "Reads of the transform's committed offsets that failed.",
+            [(base, failed)],
         )
     return out.text()

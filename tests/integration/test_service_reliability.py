@@ -245,3 +245,109 @@ def test_a_partition_added_while_the_service_runs_is_read(
     assert seen[-1]["start"].startswith("loaded 399 entities"), seen[-1]["start"]
     assert second.all_states() == view
     assert second.stop() == 0
+
+
+def test_kill_9_under_requests_and_writes_restarts_from_the_snapshot_honestly(
+    topic: Topic, serve: Callable[..., Served], service_file: Path
+) -> None:
+    """SIGKILL while a client sends requests and a workload writes: the restarted service
+    loads its snapshot, says it is not ready until it has applied the end offsets it saw at
+    start, every answer meanwhile states the offsets it reflects and holds exactly the
+    topic's state at them (never anything older than the snapshot), and once ready and the
+    writes stop it serves the topic read to its end."""
+    import random
+    import threading
+
+    import httpx
+
+    n = 5000
+    topic.write([(str(i), product(i)) for i in range(1, n + 1)])
+    first = serve("--rebuild")
+    first.until_ready()
+    snapshot_file = service_file.parent / "image.snapshot"
+    deadline = time.monotonic() + 30
+    while not snapshot_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert snapshot_file.exists(), "no periodic snapshot within 30 s"
+
+    stop = threading.Event()
+    wrote = [0]
+
+    def workload() -> None:  # updates and deletes, about 2,000 records a second
+        version = 1
+        while not stop.is_set():
+            version += 1
+            keys = random.sample(range(1, n + 1), 100)
+            topic.write(
+                [(str(k), None if k % 97 == 0 else product(k, version)) for k in keys], batch=50
+            )
+            wrote[0] += len(keys)
+            time.sleep(0.05)
+
+    answers: list[tuple[str, int, dict[str, Any] | None, str | None]] = []
+    target: list[Served] = [first]
+
+    def client() -> None:  # GET by key without pause, from whichever instance runs
+        rng = random.Random(7)
+        while not stop.is_set():
+            key = str(rng.randint(1, n))
+            try:
+                answer = target[0].client.get(f"/product/{key}")
+            except (httpx.TransportError, RuntimeError):  # killed, or its client closed
+                time.sleep(0.01)
+                continue
+            if answer.status_code in (200, 404):
+                body = answer.json()
+                answers.append(
+                    (
+                        key,
+                        answer.status_code,
+                        body.get("data"),
+                        answer.headers.get("Seam-Position"),
+                    )
+                )
+
+    threads = [threading.Thread(target=workload), threading.Thread(target=client)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(3.0)  # load on the first instance, and a snapshot or two written under it
+        first.kill()
+        kept = saved(snapshot_file, topic.name)
+        before_restart = len(answers)
+        time.sleep(1.0)  # the topic moves on while no instance runs
+        second = serve()
+        target[0] = second
+        seen = second.until_ready()
+        time.sleep(2.0)  # requests and writes go on after ready
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+
+    assert wrote[0] > 2000
+    check_ready_answers(seen)  # 503 until the end offsets seen at start are applied
+    assert seen[-1]["start"].startswith("loaded "), seen[-1]["start"]
+    assert any(a["status"] == 503 for a in seen), "ready before it had caught up?"
+    after = answers[before_restart:]
+    assert len(after) > 100, len(after)
+
+    # Each answer holds the topic's state at the offsets it says it reflects.
+    writes: dict[str, list[tuple[int, int, Any]]] = {}  # key -> (partition, offset, value)
+    for r in read_to_end(topic.settings.kafka, topic.name):
+        if r.key is not None:
+            writes.setdefault(r.key.decode(), []).append((r.partition, r.offset, r.json()))
+    for key, status, data, position in after:
+        assert position, "an answer without the position it reflects"
+        offsets = {int(p): int(o) for p, o in (part.split(":") for part in position.split(","))}
+        for partition, offset in kept.offsets.items():  # never older than the snapshot
+            assert offsets.get(partition, 0) >= offset, (position, kept.offsets)
+        expected = None
+        for partition, offset, value in writes[key]:  # in offset order, one partition
+            if offset < offsets.get(partition, 0):
+                expected = value
+        want = (200, expected) if expected is not None else (404, None)
+        assert (status, data) == want, (key, position)
+    until_equal(second, topic)
+    assert "Traceback" not in second.log.read_text()
+    assert second.stop() == 0
