@@ -30,7 +30,7 @@ Two kinds:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -66,19 +66,49 @@ class SourcePosition:
     text: str
     domain: str = ""  # a GTID's domain (MariaDB) or server uuid (MySQL)
 
-    def reached_by(self, stream: str, mark: Mark) -> bool:
-        """Whether a transform's high-water `mark` of `stream` lies at or past this position
-        (for a GTID: past it)."""
-        kind, _, rest = stream.partition("|")
-        if self.connector == "postgresql":
-            # (last commit LSN, change LSN, rank): either at or past the position will do.
-            return kind == "postgresql" and max(mark[:2]) >= self.mark[0]
-        if kind == "postgresql":
+    @property
+    def family(self) -> str:
+        """The `progress` family whose frontier this position is compared with."""
+        return GTID_STREAM + self.domain if self.connector == "gtid" else self.connector
+
+    def reached_at(self, frontier: Mapping[str, tuple[int, ...]]) -> bool:
+        """Whether the transform's frontier (`frontier_of` its marks) lies at or past this
+        position (for a GTID: past it, a later transaction)."""
+        got = frontier.get(self.family)
+        if got is None:
             return False
-        gtid = rest.rpartition("|")[2]
-        if self.connector == "gtid":
-            return gtid == GTID_STREAM + self.domain and mark[:1] > self.mark
-        return not gtid.startswith(GTID_STREAM) and tuple(mark[:2]) >= self.mark
+        return got > self.mark if self.connector == "gtid" else got >= self.mark
+
+    def reached_by(self, stream: str, mark: Mark) -> bool:
+        """Whether a transform's high-water `mark` of `stream` lies at or past this position."""
+        family, value = progress(stream, mark)
+        return self.reached_at({family: value})
+
+
+def progress(stream: str, mark: Mark) -> tuple[str, tuple[int, ...]]:
+    """What a transform's high-water `mark` of `stream` says it has passed: (family, how
+    far), compared as a tuple with positions of the family. PostgreSQL: (last commit LSN,
+    change LSN, rank), either LSN at or past a position will do; binlog: (file number,
+    position); a GTID mark (`seam.transforms.redelivery`): (sequence,) in `gtid:<domain>`."""
+    kind, _, rest = stream.partition("|")
+    if kind == "postgresql":
+        return "postgresql", (max(mark[:2]),)
+    last = rest.rpartition("|")[2]
+    if last.startswith(GTID_STREAM):
+        return last, tuple(mark[:1])
+    return "binlog", tuple(mark[:2])
+
+
+def frontier_of(marks: Iterable[Mapping[str, Mark]]) -> dict[str, tuple[int, ...]]:
+    """family -> the furthest any of `marks` (one mapping per input partition) has passed:
+    a position is reached by some partition's mark exactly when it is reached at this."""
+    out: dict[str, tuple[int, ...]] = {}
+    for streams in marks:
+        for stream, mark in streams.items():
+            family, value = progress(stream, mark)
+            if family not in out or value > out[family]:
+                out[family] = value
+    return out
 
 
 def format_offsets(offsets: Mapping[int, int]) -> str:
@@ -129,4 +159,13 @@ def reached(applied: Mapping[int, int], wanted: Mapping[int, int]) -> bool:
     return all(applied.get(p, 0) >= o for p, o in wanted.items())
 
 
-__all__ = ["Offsets", "PositionError", "SourcePosition", "format_offsets", "parse_after", "reached"]
+__all__ = [
+    "Offsets",
+    "PositionError",
+    "SourcePosition",
+    "format_offsets",
+    "frontier_of",
+    "parse_after",
+    "progress",
+    "reached",
+]

@@ -34,7 +34,7 @@ from typing import Any, Final
 from seam.kafka_config import KafkaSettings
 from seam.services.fresh import Fresh
 from seam.services.offsets import end_offsets
-from seam.services.position import SourcePosition
+from seam.services.position import SourcePosition, frontier_of
 from seam.services.signal import Signal
 from seam.streams.kafka import Kafka
 from seam.transforms.redelivery import Mark, parse_metadata
@@ -57,6 +57,7 @@ class SourceWatch:
         self._ends_cluster: Kafka | None = None
         self._changed = threading.Condition()
         self._committed: Committed = {}
+        self._frontier: dict[str, tuple[int, ...]] = {}  # frontier_of the last read's marks
         self._read_at = 0.0  # monotonic time the last read began
         self._read_done = 0.0  # ... and ended
         self._waiting = 0
@@ -142,8 +143,10 @@ class SourceWatch:
             self.slowest_read_s = max(self.slowest_read_s, took)
             if took > 1.0:
                 log.warning("reading the transform's committed offsets took %.1fs", took)
+            frontier = frontier_of(marks for _offset, marks in committed.values())
             with self._changed:
                 self._committed = committed
+                self._frontier = frontier
                 self._read_at = began  # the read began after every waiter that sees it
                 self._read_done = time.monotonic()
             self.signal.fire()
@@ -174,9 +177,11 @@ class SourceWatch:
                     if any(position.reached_by(s, m) for s, m in marks.items())
                 }
 
-            # 1. Some partition's mark is past the position, in a read begun after the request.
+            # 1. Some partition's mark is past the position, in a read begun after the request
+            # (one look at the read's frontier: hundreds of waiters are checked at each read).
             if not await self.signal.until(
-                lambda: self._read_at > since and bool(passed()), deadline - time.monotonic()
+                lambda: self._read_at > since and position.reached_at(self._frontier),
+                deadline - time.monotonic(),
             ):
                 return None
             waited = time.monotonic() - since

@@ -161,3 +161,29 @@ def test_a_snapshot_older_than_the_topics_tombstones_does_not_fit() -> None:
     )
     assert _misfit({0: 5, 1: 0}, {0: (0, 9)}) is not None  # a partition the topic lacks
     assert _misfit({0: 5}, {0: (0, 9), 1: (0, 4)}) is None  # a partition added: read from 0
+
+
+def test_a_position_is_reached_at_the_frontier_exactly_when_some_mark_reaches_it() -> None:
+    from seam.services.position import frontier_of
+
+    partitions = [
+        {"postgresql|s|db": (10, 30, 1)},
+        {"postgresql|s|db": (25, 20, 1), "mariadb|m|1": (3, 500, 0, 1)},
+        {"mariadb|m|1": (2, 900, 0, 1), "mariadb|m|gtid:0": (41,)},
+    ]
+    frontier = frontier_of(partitions)
+    assert frontier == {"postgresql": (30,), "binlog": (3, 500), "gtid:0": (41,)}
+    for text in (
+        "lsn:0/1E",
+        "lsn:0/1F",
+        "binlog:b.000003:500",
+        "binlog:b.000003:501",
+        "binlog:b.000002:950",
+        "gtid:0-1-40",
+        "gtid:0-1-41",
+        "gtid:1-1-1",
+    ):
+        position = parse_after(text)
+        assert isinstance(position, SourcePosition)
+        some = any(position.reached_by(s, m) for marks in partitions for s, m in marks.items())
+        assert position.reached_at(frontier) is some, text
