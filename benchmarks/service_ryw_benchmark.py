@@ -7,9 +7,10 @@ Sets up what latency_benchmark.py sets up (a fresh legacy database seeded with -
 the example connector under a unique name, a transform worker on the run's topics) and
 `seam serve` on the run's latest topic. Then, at --rate commits/s, one thread renames a
 listed product per transaction (UPDATE + COMMIT, as the legacy app writes) and reads the log
-position after the commit (`pg_current_wal_lsn()`, or `SHOW MASTER STATUS`); each commit's
-`GET /product/<id>?after=<position>` is sent at once, from a pool, and must answer with the
-new name. Per commit (ms):
+position after the commit (`pg_current_wal_lsn()`, or `SHOW MASTER STATUS`), in a process
+of its own; each commit's `GET /product/<id>?after=<position>` is sent at once, from a
+pool of threads with keep-alive connections, and must answer with the new name (the client's own delay is printed:
+position read -> GET sent). Per commit (ms):
 
   commit -> raw record      COMMIT returned -> the raw change record received (Debezium's leg)
   raw -> domain event       -> its ProductRenamed received, read_committed (the transform's)
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import http.client
+import multiprocessing
 import os
 import random
 import subprocess
@@ -33,8 +36,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
+import orjson
 from cdc_bench import (
     LegacyDatabase,
     Run,
@@ -51,6 +56,8 @@ from latency_benchmark import NAME_PREFIX, Reader, committed, listed_products
 @dataclass
 class Visible:
     committed_at: float
+    positioned_at: float | None = None  # when the log position after the commit was read
+    started_at: float | None = None  # when a pool thread began the request
     answered_at: float | None = None
     ok: bool = False
     status: int = 0
@@ -60,6 +67,7 @@ class Visible:
 class Results:
     visible: dict[str, Visible] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    health_ms: list[float] = field(default_factory=list)
 
 
 def position_after_commit(cur: Any, flavour: str) -> str:
@@ -71,42 +79,103 @@ def position_after_commit(cur: Any, flavour: str) -> str:
     return f"binlog:{row[0]}:{row[1]}"
 
 
-def drive(run: Run, ids: list[int], rate: float, seconds: float, url: str) -> Results:
-    """Rename at `rate`/s for `seconds`; each commit's read-your-writes GET from a pool."""
-    results = Results()
-    client = httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_connections=256))
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=128)
-    conn = connect_database(run.flavour, run.db.url)
+def commit_loop(
+    flavour: str,
+    url: str,
+    run_id: str,
+    ids: list[int],
+    rate: float,
+    seconds: float,
+    out: Any,
+) -> None:
+    """In a process of its own: rename at `rate`/s for `seconds`, putting (name, product,
+    position, committed_at, positioned_at) on `out` per commit, then None. Apart from the
+    requests: a pure-Python driver (pymysql) holding the GIL beside the client made the
+    client queue requests for seconds (measured: 3.2 s p50 from the position read to the
+    GET sent), which the first MariaDB figures took for the service's latency."""
+    conn = connect_database(flavour, url)
     cur = conn.cursor()
-
-    def read(name: str, product: int, position: str) -> None:
-        answer = client.get(f"/product/{product}", params={"after": position, "wait_ms": 30_000})
-        done = time.time()
-        seen = results.visible[name]
-        seen.answered_at = done
-        seen.status = answer.status_code
-        seen.ok = answer.status_code == 200 and answer.json()["data"]["name"] == name
-
     count = int(rate * seconds)
     began = time.monotonic()
-    futures = []
     for i in range(count):
         due = began + i / rate
         delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        name = f"{NAME_PREFIX} {run.id} {i}"
+        name = f"{NAME_PREFIX} {run_id} {i}"
         product = ids[i % len(ids)]
         cur.execute("UPDATE products SET prod_name = %s WHERE prod_id = %s", (name, product))
         conn.commit()
-        results.visible[name] = Visible(time.time())
-        position = position_after_commit(cur, run.flavour)
+        committed_at = time.time()
+        position = position_after_commit(cur, flavour)
+        positioned_at = time.time()
         conn.commit()  # the position query's own transaction (MariaDB: repeatable read)
+        out.put((name, product, position, committed_at, positioned_at))
+    out.put(None)
+    conn.close()
+
+
+def drive(run: Run, ids: list[int], rate: float, seconds: float, url: str) -> Results:
+    """Rename at `rate`/s for `seconds` (in another process); each commit's read-your-writes
+    GET at once, from a pool of threads, each with a keep-alive connection of its own
+    (http.client: the lightest client; httpx's costs made the client the bottleneck)."""
+    results = Results()
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    writer = context.Process(
+        target=commit_loop,
+        args=(run.flavour, run.db.url, run.id, ids, rate, seconds, queue),
+        daemon=True,
+    )
+    parts = urlsplit(url)
+    local = threading.local()
+
+    def get(path: str) -> tuple[int, bytes]:
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection(
+                parts.hostname, parts.port, timeout=60
+            )
+        try:
+            connection.request("GET", path)
+            answer = connection.getresponse()
+            return answer.status, answer.read()
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            local.connection = None
+            raise
+
+    def read(name: str, product: int, position: str) -> None:
+        seen = results.visible[name]
+        seen.started_at = time.time()
+        query = urlencode({"after": position, "wait_ms": 30_000})
+        status, body = get(f"/product/{product}?{query}")
+        seen.answered_at = time.time()
+        seen.status = status
+        seen.ok = status == 200 and orjson.loads(body)["data"]["name"] == name
+
+    def probe() -> None:  # the service's own responsiveness: /health, every 50 ms
+        while not probing.is_set():
+            sent = time.monotonic()
+            get("/health")
+            results.health_ms.append((time.monotonic() - sent) * 1000)
+            probing.wait(0.05)
+
+    probing = threading.Event()
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=128)
+    writer.start()
+    futures = []
+    while (item := queue.get()) is not None:
+        name, product, position, committed_at, positioned_at = item
+        results.visible[name] = Visible(committed_at, positioned_at)
         futures.append(pool.submit(read, name, product, position))
     concurrent.futures.wait(futures, timeout=120)
+    probing.set()
+    prober.join(10)
     pool.shutdown(wait=False, cancel_futures=True)
-    client.close()
-    conn.close()
+    writer.join(30)
     return results
 
 
@@ -223,12 +292,47 @@ def main() -> None:
                     f"  {label:22} p50 {s['p50']:7.1f} ms  p99 {s['p99']:7.1f} ms  "
                     f"max {s['max']:7.1f} ms  (n={len(legs[key])})"
                 )
+        for label, pairs in (
+            (
+                "commit -> position read",
+                [(v.committed_at, v.positioned_at) for v in results.visible.values()],
+            ),
+            (
+                "position -> GET sent",
+                [(v.positioned_at, v.started_at) for v in results.visible.values()],
+            ),
+        ):
+            spans = [(b - a) * 1000 for a, b in pairs if a is not None and b is not None]
+            if spans:
+                s = summary(spans)
+                print(
+                    f"  {label:22} p50 {s['p50']:7.1f} ms  p99 {s['p99']:7.1f} ms  "
+                    f"max {s['max']:7.1f} ms  (the client's side)"
+                )
+        if results.health_ms:
+            s = summary(results.health_ms)
+            print(
+                f"  {'GET /health meanwhile':22} p50 {s['p50']:7.1f} ms  p99 {s['p99']:7.1f} ms  "
+                f"max {s['max']:7.1f} ms  (n={len(results.health_ms)})"
+            )
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
-        steps = [line for line in metrics.splitlines() if line.startswith("seam_service_wait")]
+        steps = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith(("seam_service_wait", "seam_service_marks"))
+        ]
         print("  seconds the requests spent waiting, summed by step:")
         for line in steps:
             print(f"    {line}")
         stop_process(service)
+        slow = [
+            line
+            for line in (run.dir / "serve.log").read_text().splitlines()
+            if "WARNING" in line or "passed" in line
+        ]
+        print(f"  service log: {len(slow)} slow-wait or warning lines")
+        for line in slow[:20]:
+            print(f"    {line}")
     print(f"command: {' '.join(sys.argv)}")
 
 

@@ -291,3 +291,26 @@ def log_position(conn: Connection) -> str:
             "`seam connectors preflight` shows what else CDC needs",
         )
     return f"binlog:{row['File']}:{row['Position']}"
+
+
+def log_gtid(conn: Connection) -> str:
+    """The GTID of the connection's last committed transaction, as `?after=` takes it:
+    `gtid:0-1-1234` (MariaDB's `@@last_gtid`, read in the session that committed). MySQL
+    has no such variable: its `@@gtid_executed` (`gtid:<uuid>:1-1234`) stands for it when
+    one server wrote everything (the service refuses a set of several)."""
+    from sqlalchemy import text
+
+    if conn.dialect.name == "postgresql":
+        raise DatabaseError(
+            "PostgreSQL has no GTIDs", hint="wait for its LSN instead (log_position: lsn:X/Y)"
+        )
+    is_mariadb = bool(getattr(conn.dialect, "is_mariadb", False))
+    query = "SELECT @@last_gtid" if is_mariadb else "SELECT @@global.gtid_executed"
+    gtid = str(conn.execute(text(query)).scalar_one() or "").replace("\n", "").strip()
+    if not gtid:
+        raise DatabaseError(
+            "the database reports no GTID for the last transaction",
+            hint="commit in this session first (MariaDB), or turn on gtid_mode (MySQL); "
+            "log_position gives the binlog position instead",
+        )
+    return f"gtid:{gtid}"

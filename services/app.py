@@ -24,7 +24,7 @@ import time
 from typing import Any, Final
 
 import orjson
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
@@ -103,9 +103,26 @@ class KeyFastPath:
         await self.app(scope, receive, send)
 
 
+class RefusedError(Exception):
+    """A request answered before its handler runs (by a dependency): the response."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+LOADING: Final = (
+    "the image is still loading its snapshot: it holds nothing to answer from yet "
+    "(/ready says when it is current; retry in a moment)"
+)
+
+
 def key_response(service: Service, key: str, source: str | None) -> tuple[int, bytes, Offsets]:
     """(status, JSON body, offsets) of GET /<entity>/<key> as the image is now. The state's
-    JSON goes into the body as stored, never parsed."""
+    JSON goes into the body as stored, never parsed. 503 before the image has loaded its
+    snapshot: an empty image would say "no such key" of keys it simply has not read yet."""
+    if not service.started:
+        return 503, orjson.dumps({"detail": LOADING, "position": _position_body({}, source)}), {}
     image = service.image
     with image.lock:
         stored = image.stored(key)
@@ -143,7 +160,10 @@ def create_app(service: Service) -> FastAPI:
         )
 
     async def gate(after: str | None, wait_ms: int | None) -> tuple[str | None, Response | None]:
-        """Wait for `after`: (the source position reached, or None; an error response)."""
+        """Wait for `after`: (the source position reached, or None; an error response). 503
+        while the image has not loaded its snapshot (it would answer from nothing)."""
+        if not service.started:
+            return None, problem(503, LOADING, {})
         if after is None:
             return None, None
         try:
@@ -179,20 +199,38 @@ def create_app(service: Service) -> FastAPI:
             )
         return source, None
 
-    def filters_of(request: Request) -> tuple[dict[str, str], Response | None]:
+    @app.exception_handler(RefusedError)
+    async def refused(request: Request, exc: RefusedError) -> Response:
+        return exc.response
+
+    async def reached(after: str | None = AFTER, wait_ms: int | None = WAIT_MS) -> str | None:
+        """Every data request's preamble (a dependency): the image loaded, and `after`
+        reached; the source position it reached (None: none asked)."""
+        source, error = await gate(after, wait_ms)
+        if error is not None:
+            raise RefusedError(error)
+        return source
+
+    def filtered(request: Request) -> dict[str, str]:
+        """The request's filters (a dependency, after `reached`): its declared fields."""
         found = {k: v for k, v in request.query_params.items() if k not in _PAGING}
         allowed = (*spec.filters, *spec.indexes)
         for name in found:
             if name not in allowed:
                 guess = closest(name, allowed)
-                return found, problem(
-                    400,
-                    f"cannot filter on '{name}'"
-                    + (f" (did you mean '{guess}'?)" if guess else "")
-                    + f": filterable fields are {', '.join(allowed) or 'none'}",
-                    service.applied(),
+                raise RefusedError(
+                    problem(
+                        400,
+                        f"cannot filter on '{name}'"
+                        + (f" (did you mean '{guess}'?)" if guess else "")
+                        + f": filterable fields are {', '.join(allowed) or 'none'}",
+                        service.applied(),
+                    )
                 )
-        return found, None
+        return found
+
+    at_position = Depends(reached)
+    with_filters = Depends(filtered)
 
     def limit_of(limit: int | None) -> int:
         return max(1, min(limit or spec.page_size, spec.max_page_size))
@@ -229,25 +267,26 @@ def create_app(service: Service) -> FastAPI:
             applied=progress.applied,
             ends=progress.ends,
             behind_since=progress.behind_since,
+            lag_seconds=progress.lag_seconds(time.time()),
+            last_source_ts_ms=progress.last_source_ts_ms,
             last_record_ts_ms=progress.last_record_ts_ms,
             records=progress.records,
             ready_after_s=progress.ready_after_s,
             snapshots_written=service.snapshots_written,
             waited=service.source.spent,
+            marks_reads=(
+                service.source.reads,
+                service.source.slowest_read_s,
+                service.source.read_errors,
+            ),
         )
         return Response(text, media_type=metrics.CONTENT_TYPE)
 
     @app.get(f"/{entity}/count", tags=[entity])
     async def count(
-        request: Request, q: str = "", after: str | None = AFTER, wait_ms: int | None = WAIT_MS
+        q: str = "", source: str | None = at_position, filters: dict[str, str] = with_filters
     ) -> Response:
         """How many states (matching the filters and the search words, if any)."""
-        source, error = await gate(after, wait_ms)
-        if error is not None:
-            return error
-        filters, error = filters_of(request)
-        if error is not None:
-            return error
 
         def run() -> tuple[int, Offsets]:
             with image.lock:
@@ -258,26 +297,19 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get(f"/{entity}/search", tags=[entity])
     async def search(
-        request: Request,
         q: str = Query(
             ..., description="Words; a state matches when its search fields hold every one"
         ),
         limit: int | None = Query(None, ge=1),
         cursor: str | None = None,
-        after: str | None = AFTER,
-        wait_ms: int | None = WAIT_MS,
+        source: str | None = at_position,
+        filters: dict[str, str] = with_filters,
     ) -> Response:
         """States whose search fields hold every word of `q` (case-insensitive), in key order."""
-        source, error = await gate(after, wait_ms)
-        if error is not None:
-            return error
         if not spec.search:
             return problem(
                 404, f"the service declares no search fields for {entity}", service.applied()
             )
-        filters, error = filters_of(request)
-        if error is not None:
-            return error
 
         def run() -> tuple[Any, Offsets]:
             with image.lock:
@@ -289,13 +321,8 @@ def create_app(service: Service) -> FastAPI:
         return _json(page_body(page, offsets, source), 200, offsets)
 
     @app.get(f"/{entity}/by/{{index}}/{{value}}", tags=[entity])
-    async def by_index(
-        index: str, value: str, after: str | None = AFTER, wait_ms: int | None = WAIT_MS
-    ) -> Response:
+    async def by_index(index: str, value: str, source: str | None = at_position) -> Response:
         """The states whose declared index field equals `value`."""
-        source, error = await gate(after, wait_ms)
-        if error is not None:
-            return error
         if not image.has_index(index):
             guess = closest(index, spec.indexes)
             return problem(
@@ -317,20 +344,13 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get(f"/{entity}", tags=[entity])
     async def listing(
-        request: Request,
         limit: int | None = Query(None, ge=1),
         cursor: str | None = Query(None, description="next_cursor of the previous page"),
-        after: str | None = AFTER,
-        wait_ms: int | None = WAIT_MS,
+        source: str | None = at_position,
+        filters: dict[str, str] = with_filters,
     ) -> Response:
         """States in key order, `limit` at a time; any other parameter filters on a declared
         field (`?status=active`, `?category.id=3`)."""
-        source, error = await gate(after, wait_ms)
-        if error is not None:
-            return error
-        filters, error = filters_of(request)
-        if error is not None:
-            return error
 
         def run() -> tuple[Any, Offsets]:
             with image.lock:
@@ -340,13 +360,8 @@ def create_app(service: Service) -> FastAPI:
         return _json(page_body(page, offsets, source), 200, offsets)
 
     @app.get(f"/{entity}/{{key}}", tags=[entity])
-    async def by_key(
-        key: str, after: str | None = AFTER, wait_ms: int | None = WAIT_MS
-    ) -> Response:
+    async def by_key(key: str, source: str | None = at_position) -> Response:
         """One state by its key (the record key: `42`, or `[3,"B"]` for a composite key)."""
-        source, error = await gate(after, wait_ms)
-        if error is not None:
-            return error
         status, body, offsets = key_response(service, key, source)
         return Response(
             body,

@@ -30,16 +30,12 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from seam.errors import SeamError
+from seam.transforms.redelivery import gtid_parts
 
 Kind = Literal["lsn", "binlog", "gtid"]
 
 _BINLOG_NUMBER: Final = re.compile(r"\.([0-9]+)\Z")
 _PG_TEXT: Final = re.compile(r"\A([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})\Z")
-_MARIADB_GTID: Final = re.compile(r"\A([0-9]+)-([0-9]+)-([0-9]+)\Z")
-_MYSQL_GTID: Final = re.compile(
-    r"\A([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
-    r":(?:[0-9]+-)?([0-9]+)\Z"
-)
 _BINLOG_TEXT: Final = re.compile(r"\A(.*\.[0-9]+):([0-9]+)(?::([0-9]+))?\Z")
 # A binlog position named without a row: before any row of an event that starts there.
 BEFORE_ROWS: Final = -1
@@ -70,13 +66,10 @@ def binlog_number(file: str) -> int | None:
 def gtid_position(gtid: str) -> Position | None:
     """A MariaDB or MySQL GTID as a position, or None when it is neither."""
     text = gtid.strip()
-    found = _MARIADB_GTID.match(text)
-    if found:
-        return Position("gtid", (int(found.group(3)),), found.group(1), text)
-    found = _MYSQL_GTID.match(text)
-    if found:
-        return Position("gtid", (int(found.group(2)),), found.group(1).lower(), text)
-    return None
+    parts = gtid_parts(text)
+    if parts is None:
+        return None
+    return Position("gtid", (parts[1],), parts[0], text)
 
 
 def parse_position(text: str) -> Position:

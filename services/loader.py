@@ -12,6 +12,11 @@ it is told always agree. A transaction's commit marker takes an offset of its ow
 partition-end event librdkafka sends when it has read everything carries the offset past
 it, which the applied offsets take too.
 
+Lag behind the source: the transform puts the source commit time and log position of each
+change on the record it publishes (headers `seam-source-ts-ms` and `seam-source-position`,
+`seam.transforms.outputs`). The loader keeps those of the last record it applied that
+carried them; `Progress.lag_seconds` turns them into seconds behind the source commit.
+
 Partitions added to the topic while the loader runs are found by a metadata read every
 `REFRESH_S` and read from their first offset (readiness stays about the partitions at start).
 """
@@ -33,6 +38,7 @@ from seam.services.image import Image
 from seam.services.offsets import end_offsets
 from seam.services.signal import Signal
 from seam.streams.kafka import Kafka
+from seam.transforms.outputs import SOURCE_POSITION_HEADER, SOURCE_TS_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,26 @@ class Progress:
     error: str | None = None
     ends: dict[int, int] = field(default_factory=dict)  # as the consumer last saw them
     behind_since: float | None = None  # wall time since when the image lags (None: current)
+    # The source headers of the last applied record that carried them.
+    last_source_ts_ms: int | None = None
+    last_source_position: str | None = None
+
+    @property
+    def behind(self) -> bool:
+        """Whether some partition's end offset, as last seen, is past the applied offset."""
+        applied = self.applied
+        return any(applied.get(p, 0) < end for p, end in self.ends.items())
+
+    def lag_seconds(self, now: float) -> float | None:
+        """Seconds behind the source commit: 0 once the image has applied the end offsets
+        it last saw; while records remain, `now` (epoch seconds) less the source commit
+        time of the last record applied; None while behind with no such time yet (nothing
+        applied, or records without the transform's source headers)."""
+        if not self.behind:
+            return 0.0
+        if self.last_source_ts_ms is None:
+            return None
+        return max(0.0, now - self.last_source_ts_ms / 1000)
 
 
 class Loader:
@@ -204,6 +230,7 @@ class Loader:
                         stamp = last.timestamp()
                         if stamp[0] != 0:
                             progress.last_record_ts_ms = stamp[1]
+                        _note_source(progress, last.headers())
                     for partition, offset in moved.items():
                         applied[partition] = max(applied.get(partition, 0), offset)
                     progress.applied = applied  # a new dict: readers copy nothing
@@ -249,8 +276,7 @@ class Loader:
             if hi >= 0:
                 ends[partition] = hi
         progress.ends = ends
-        behind = any(progress.applied.get(p, 0) < e for p, e in ends.items())
-        if not behind:
+        if not progress.behind:
             progress.behind_since = None
         elif progress.behind_since is None:
             progress.behind_since = time.time()
@@ -288,6 +314,18 @@ class Loader:
                 committed_only=True,
             )
         return {p: o for (_t, p), o in found.items()}
+
+
+def _note_source(progress: Progress, headers: list[tuple[str, bytes | None]] | None) -> None:
+    """Keep a record's source headers (module doc) in `progress`, when it has them."""
+    for name, value in headers or ():
+        if value is None:
+            continue
+        if name == SOURCE_TS_HEADER:
+            with contextlib.suppress(ValueError):
+                progress.last_source_ts_ms = int(value)
+        elif name == SOURCE_POSITION_HEADER:
+            progress.last_source_position = value.decode("utf-8", "replace")
 
 
 def _quiet_logger() -> logging.Logger:

@@ -2,10 +2,19 @@
 and counters need no client library.
 
 Lag in records: per partition, the end offset (the last stable offset the consumer last
-saw) minus the applied offset. Lag in seconds: how long the image has been behind, i.e. the
-time since it last had applied everything it had seen (0 when caught up); and the
-timestamp of the last record applied (the transform's produce time, which follows the
-legacy commit by the transform's latency: the latest topic's value carries no source time).
+saw) minus the applied offset.
+
+Lag in seconds (`seam_service_lag_seconds`): seconds behind the source commit. 0 when the
+image has applied the end offsets it last saw; while records remain to apply, now less the
+source commit time of the last record applied (its `seam-source-ts-ms` header, Debezium's
+`source.ts_ms`, put there by the transform). It counts every leg (Debezium, the transform,
+the service) and assumes the database's clock and the service's agree. No sample while the
+image is behind and no applied record has carried a source time yet (nothing applied since
+start, or records written by a transform without source headers).
+
+Also: how long the image has been behind at all (`seam_service_behind_seconds`: since it
+last had applied everything it had seen), the source commit time of the last record
+applied, and the Kafka timestamp of the last record applied (the transform's produce time).
 """
 
 from __future__ import annotations
@@ -40,7 +49,8 @@ class Exposition:
         self.lines.append(f"# HELP {name} {help_text}")
         self.lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
-            self.lines.append(f"{name}{_labels(labels)} {value:g}")
+            # repr: every digit (`:g` kept six, which turned timestamps into 1.7e+09)
+            self.lines.append(f"{name}{_labels(labels)} {value!r}")
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
@@ -55,12 +65,17 @@ def render(
     applied: Mapping[int, int],
     ends: Mapping[int, int],
     behind_since: float | None,
+    lag_seconds: float | None,
+    last_source_ts_ms: int | None,
     last_record_ts_ms: int | None,
     records: int,
     ready_after_s: float | None,
     snapshots_written: int,
     waited: Mapping[str, float] | None = None,
+    marks_reads: tuple[int, float, int] | None = None,
 ) -> str:
+    """The exposition; `marks_reads`: (reads of the transform's committed offsets for
+    requests waiting on a source position, the slowest in seconds, the failed ones)."""
     base = {"entity": entity}
     out = Exposition()
     out.metric(
@@ -96,8 +111,22 @@ def render(
     out.metric(
         "seam_service_lag_seconds",
         "gauge",
+        "Seconds behind the source commit: now less the source commit time of the last "
+        "record applied while records remain to apply, 0 once the end offsets last seen "
+        "are applied.",
+        [] if lag_seconds is None else [(base, lag_seconds)],
+    )
+    out.metric(
+        "seam_service_behind_seconds",
+        "gauge",
         "Seconds since the image last had applied every record it had seen (0: current).",
         [(base, 0.0 if behind_since is None else max(0.0, time.time() - behind_since))],
+    )
+    out.metric(
+        "seam_service_last_applied_source_timestamp_seconds",
+        "gauge",
+        "Source commit time of the last record applied that carried one.",
+        [] if last_source_ts_ms is None else [(base, last_source_ts_ms / 1000)],
     )
     out.metric(
         "seam_service_last_applied_timestamp_seconds",
@@ -130,5 +159,25 @@ def render(
             "counter",
             "Seconds requests with after= spent in each step, summed.",
             [({**base, "step": step}, seconds) for step, seconds in sorted(waited.items())],
+        )
+    if marks_reads is not None:
+        reads, slowest, failed = marks_reads
+        out.metric(
+            "seam_service_marks_reads_total",
+            "counter",
+            "Reads of the transform's committed offsets and marks (for after= positions).",
+            [(base, reads)],
+        )
+        out.metric(
+            "seam_service_marks_read_seconds_max",
+            "gauge",
+            "The slowest read of the transform's committed offsets.",
+            [(base, slowest)],
+        )
+        out.metric(
+            "seam_service_marks_read_errors_total",
+            "counter",
+            "Reads of the transform's committed offsets that failed.",
+            [(base, failed)],
         )
     return out.text()

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -96,9 +98,12 @@ class Service:
         self.loader.start(marks, began=began)
         self.started = True
         if self.history is not None and self._history_kafka is not None:
+            # Once the image is ready: the index's first catch-up (the whole history topic
+            # on a cold start) would compete with the image's load for the CPU.
+            follow = functools.partial(self.history.follow, self._history_kafka, self._stop)
             self._follower = threading.Thread(
-                target=self.history.follow,
-                args=(self._history_kafka, self._stop),
+                target=follow_when_ready,
+                args=(lambda: self.loader.progress.ready, self._stop, follow),
                 name="seam-serve-history",
                 daemon=True,
             )
@@ -269,10 +274,36 @@ class Service:
             "applied": {str(p): o for p, o in sorted(progress.applied.items())},
             "end_offsets_at_start": {str(p): o for p, o in sorted(progress.ends_at_start.items())},
             "ready_after_s": progress.ready_after_s,
+            # Seconds behind the source commit (seam.services.metrics), None: not known yet.
+            "lag_seconds": progress.lag_seconds(time.time()),
+            "last_applied_source": {
+                "ts_ms": progress.last_source_ts_ms,
+                "position": progress.last_source_position,
+            },
             "start": self.note.detail,
+            # The history index follows the topic once the image is ready (None: no history).
+            "history": None
+            if self.history is None
+            else "following"
+            if progress.ready and self._follower is not None
+            else "waiting for the image",
             "loader": "running" if self.loader.alive else "stopped" if self.started else "starting",
             "error": progress.error,
         }
+
+
+def follow_when_ready(
+    ready: Callable[[], bool],
+    stop: threading.Event,
+    follow: Callable[[], None],
+    every: float = 0.05,
+) -> bool:
+    """Call `follow` once `ready()` holds; False (not called) when `stop` is set first."""
+    while not ready():
+        if stop.wait(every):
+            return False
+    follow()
+    return True
 
 
 def _misfit(offsets: dict[int, int], marks: dict[int, tuple[int, int]]) -> str | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -33,10 +34,12 @@ from typing import Any, Final
 from seam.kafka_config import KafkaSettings
 from seam.services.fresh import Fresh
 from seam.services.offsets import end_offsets
-from seam.services.position import SourcePosition
+from seam.services.position import SourcePosition, frontier_of
 from seam.services.signal import Signal
 from seam.streams.kafka import Kafka
 from seam.transforms.redelivery import Mark, parse_metadata
+
+log = logging.getLogger(__name__)
 
 POLL_S: Final = 0.01
 Committed = dict[tuple[str, int], tuple[int, dict[str, Mark]]]
@@ -54,6 +57,7 @@ class SourceWatch:
         self._ends_cluster: Kafka | None = None
         self._changed = threading.Condition()
         self._committed: Committed = {}
+        self._frontier: dict[str, tuple[int, ...]] = {}  # frontier_of the last read's marks
         self._read_at = 0.0  # monotonic time the last read began
         self._read_done = 0.0  # ... and ended
         self._waiting = 0
@@ -67,6 +71,9 @@ class SourceWatch:
         # Seconds spent by waiting requests in each step, summed (for /metrics).
         self.spent = {"source_passed": 0.0, "raw_ends": 0.0, "transform_through": 0.0}
         self.error: str | None = None
+        self.reads = 0  # reads of the committed offsets, and the slowest one (seconds)
+        self.slowest_read_s = 0.0
+        self.read_errors = 0
 
     def _clients(self) -> None:
         from confluent_kafka import Consumer, TopicPartition
@@ -127,10 +134,19 @@ class SourceWatch:
                 self.error = None
             except Exception as exc:  # a waiting request says so; the poller goes on
                 self.error = f"{type(exc).__name__}: {exc}"
+                self.read_errors += 1
+                log.warning("reading the transform's committed offsets failed: %s", self.error)
                 time.sleep(0.5)
                 continue
+            took = time.monotonic() - began
+            self.reads += 1
+            self.slowest_read_s = max(self.slowest_read_s, took)
+            if took > 1.0:
+                log.warning("reading the transform's committed offsets took %.1fs", took)
+            frontier = frontier_of(marks for _offset, marks in committed.values())
             with self._changed:
                 self._committed = committed
+                self._frontier = frontier
                 self._read_at = began  # the read began after every waiter that sees it
                 self._read_done = time.monotonic()
             self.signal.fire()
@@ -161,12 +177,17 @@ class SourceWatch:
                     if any(position.reached_by(s, m) for s, m in marks.items())
                 }
 
-            # 1. Some partition's mark is past the position, in a read begun after the request.
+            # 1. Some partition's mark is past the position, in a read begun after the request
+            # (one look at the read's frontier: hundreds of waiters are checked at each read).
             if not await self.signal.until(
-                lambda: self._read_at > since and bool(passed()), deadline - time.monotonic()
+                lambda: self._read_at > since and position.reached_at(self._frontier),
+                deadline - time.monotonic(),
             ):
                 return None
-            self.spent["source_passed"] += time.monotonic() - since
+            waited = time.monotonic() - since
+            self.spent["source_passed"] += waited
+            if waited > 2.0:  # the transform (or Debezium) was that far behind
+                log.info("the transform passed %s after %.1fs", position.text, waited)
             loop = asyncio.get_running_loop()
             began = time.monotonic()
             ends = await loop.run_in_executor(executor, self._raw_ends.get, self._read_at)

@@ -20,7 +20,7 @@ from seam.changes import ChangeEvent, RawRecord, Undecodable
 from seam.streams.decode import decode
 from seam.transforms.delivery import Delivery
 from seam.transforms.fast_path import FastPath
-from seam.transforms.outputs import Publication, publication
+from seam.transforms.outputs import Headers, Publication, publication, source_headers
 from seam.transforms.pipeline import Outcome, Pipeline, Produced, Rejected
 from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.progress import Counts
@@ -90,11 +90,12 @@ class RecordHandler:
             batch.native += native
         else:
             outcome = self.pipeline.run(raw, change if isinstance(change, ChangeEvent) else None)
+        source = source_headers(change.source) if isinstance(change, ChangeEvent) else []
         if isinstance(outcome, Produced):
-            self.publish(publication(outcome, self.spec.history.key), batch, produce)
+            self.publish(publication(outcome, self.spec.history.key), batch, produce, source)
             return
         if not isinstance(outcome, Rejected):  # the compiled engine's publication
-            self.publish(outcome, batch, produce)
+            self.publish(outcome, batch, produce, source)
             return
         headers = [
             *raw.headers,
@@ -113,18 +114,21 @@ class RecordHandler:
         if outcome.error is not None:  # the stage raised: a bug, counted apart (and limited)
             batch.stage_errors[outcome.stage] = batch.stage_errors.get(outcome.stage, 0) + 1
 
-    def publish(self, out: Publication, batch: Counts, produce: Produce) -> None:
-        """A record's events to the history topic and its state to the latest topic."""
+    def publish(
+        self, out: Publication, batch: Counts, produce: Produce, source: Headers | None = None
+    ) -> None:
+        """A record's events to the history topic and its state to the latest topic, each
+        with the change's `source` headers (`seam.transforms.outputs.source_headers`)."""
         history, latest, note = out
         if history:
             topic = self.spec.history.topic
             for key, value, headers in history:
-                produce(topic, key, value, headers)
+                produce(topic, key, value, headers + source if source else headers)
             batch.records_with_events += 1
             batch.events_out += len(history)
         else:
             reason = note or "no event"
             batch.no_event[reason] = batch.no_event.get(reason, 0) + 1
         if latest is not None:
-            produce(self.spec.latest.topic, latest[0], latest[1])
+            produce(self.spec.latest.topic, latest[0], latest[1], source or None)
             batch.latest_out += 1

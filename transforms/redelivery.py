@@ -14,6 +14,11 @@ position only grows in the order a connector writes one stream:
 A primary-key change is one log record that Debezium emits as a delete then a create with
 the same position: the operation's rank (delete before the rest) completes the mark.
 
+A binlog change that carries a GTID (MariaDB `domain-server-sequence`, MySQL `uuid:N`)
+also moves a GTID mark: stream `<connector>|<server>|gtid:<domain or uuid>`, mark
+`(sequence,)`. No change is dropped by it; a service reads it to tell when the transform
+has gone past a GTID a request names (`seam.services.position`).
+
 The worker keeps, per input partition and source stream, the highest mark it has published
 (its high-water mark) and drops a change whose mark is not above it. The marks travel with
 the consumer offsets as their commit metadata, so they are committed atomically with the
@@ -45,6 +50,12 @@ METADATA_VERSION: Final = 1
 # A stream's changes of one log position: the delete of a primary-key change comes first.
 _OP_RANK: Final = {Op.DELETE: 0}
 _BINLOG_NUMBER: Final = re.compile(r"\.([0-9]+)\Z")
+_MARIADB_GTID: Final = re.compile(r"\A([0-9]+)-([0-9]+)-([0-9]+)\Z")
+_MYSQL_GTID: Final = re.compile(
+    r"\A([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r":(?:[0-9]+-)?([0-9]+)\Z"
+)
+GTID_STREAM: Final = "gtid:"  # the last part of a GTID mark's stream
 _FRESH_SNAPSHOTS: Final = frozenset(
     {
         Snapshot.TRUE,
@@ -87,6 +98,30 @@ def _binlog_mark(source: Mapping[str, Any]) -> tuple[int, int, int] | None:
     if number is None:
         return None
     return int(number.group(1)), pos, row if type(row) is int else 0
+
+
+def gtid_parts(text: str) -> tuple[str, int] | None:
+    """A GTID as (domain, sequence): MariaDB `0-1-42` -> ('0', 42); MySQL `uuid:42` or
+    `uuid:1-42` (an interval's end) -> (uuid in lower case, 42); None for anything else."""
+    found = _MARIADB_GTID.match(text)
+    if found:
+        return str(int(found.group(1))), int(found.group(3))
+    found = _MYSQL_GTID.match(text)
+    if found:
+        return found.group(1).lower(), int(found.group(2))
+    return None
+
+
+def gtid_mark(change: ChangeEvent) -> tuple[str, Mark] | None:
+    """The GTID mark (module doc) of a binlog change that carries a GTID, else None."""
+    source = change.source
+    gtid = source.get("gtid")
+    if type(gtid) is not str:
+        return None
+    parts = gtid_parts(gtid)
+    if parts is None:
+        return None
+    return f"{source.get('connector')}|{source.get('name')}|{GTID_STREAM}{parts[0]}", (parts[1],)
 
 
 def source_mark(change: ChangeEvent) -> tuple[str, Mark] | None:
@@ -159,6 +194,10 @@ class Marks:
         if high is not None and mark <= high:
             return True
         self._marks[key] = mark
+        if not stream.startswith("postgresql|"):
+            gtid = gtid_mark(change)
+            if gtid is not None:
+                self._marks[(topic, partition, gtid[0])] = gtid[1]
         return False
 
     def metadata(self, topic: str, partition: int) -> str:

@@ -80,7 +80,10 @@ def test_the_service_answers_history_queries_beside_its_image(
     served = Served(tmp_path / "service.yaml")
     try:
         served.up()
-        served.until_ready()
+        seen = served.until_ready()
+        # The index follows the topic only once the image is ready.
+        assert all(a["history"] == "waiting for the image" for a in seen if not a["ready"])
+        assert served.get("/health").json()["history"] == "following"
         assert served.get(f"/order/{quote(KEY)}").json()["data"]["status"] == "shipped"
 
         timeline = served.get(f"/order/history/{quote(KEY)}/timeline")

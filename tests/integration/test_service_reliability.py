@@ -43,9 +43,10 @@ def topic(
 ) -> Iterator[Topic]:
     """Overrides test_service_image's (its service_file uses this one): a latest topic the
     broker compacts eagerly, keeping tombstones for the test's parameter in ms (indirect
-    parametrization; default an hour)."""
+    parametrization; default an hour). Parameter None: a topic the broker leaves alone
+    while the test runs (the default segment.ms of a week: nothing is cleaned)."""
     kept = getattr(request, "param", 3_600_000)
-    config = {**EAGER, "delete.retention.ms": str(kept)}
+    config = {} if kept is None else {**EAGER, "delete.retention.ms": str(kept)}
     made = Topic(stack, unique_name("svc.products-latest"), config=config)
     try:
         yield made
@@ -244,4 +245,115 @@ def test_a_partition_added_while_the_service_runs_is_read(
     seen = second.until_ready()
     assert seen[-1]["start"].startswith("loaded 399 entities"), seen[-1]["start"]
     assert second.all_states() == view
+    assert second.stop() == 0
+
+
+# Not compacted meanwhile: an answer's offsets then name exactly one state per key (tailing a
+# compacted topic from a snapshot may skip a value compaction removed, to a later one).
+@pytest.mark.parametrize("topic", [None], indirect=True)
+def test_kill_9_under_requests_and_writes_restarts_from_the_snapshot_honestly(
+    topic: Topic, serve: Callable[..., Served], service_file: Path
+) -> None:
+    """SIGKILL while a client sends requests and a workload writes: the restarted service
+    loads its snapshot, says it is not ready until it has applied the end offsets it saw at
+    start, every answer meanwhile states the offsets it reflects and holds exactly the
+    topic's state at them (never anything older than the snapshot), and once ready and the
+    writes stop it serves the topic read to its end."""
+    import random
+    import threading
+
+    import httpx
+
+    n = 5000
+    # Every write with its offset: the value each answer's offsets name.
+    writes: dict[str, list[tuple[int, int, Any]]] = {}  # key -> (partition, offset, value)
+
+    def write(records: list[tuple[str, Any]], batch: int = 5000) -> None:
+        for key, (partition, offset) in topic.write(records, batch=batch).items():
+            value = dict(records)[key]
+            writes.setdefault(key, []).append((partition, offset, value))
+
+    write([(str(i), product(i)) for i in range(1, n + 1)])
+    first = serve("--rebuild")
+    first.until_ready()
+    snapshot_file = service_file.parent / "image.snapshot"
+    deadline = time.monotonic() + 30
+    while not snapshot_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert snapshot_file.exists(), "no periodic snapshot within 30 s"
+
+    stop = threading.Event()
+    wrote = [0]
+
+    def workload() -> None:  # updates and deletes, about 2,000 records a second
+        version = 1
+        while not stop.is_set():
+            version += 1
+            keys = random.sample(range(1, n + 1), 100)
+            write([(str(k), None if k % 97 == 0 else product(k, version)) for k in keys], 50)
+            wrote[0] += len(keys)
+            time.sleep(0.05)
+
+    answers: list[tuple[str, int, dict[str, Any] | None, str | None]] = []
+    target: list[Served] = [first]
+
+    def client() -> None:  # GET by key without pause, from whichever instance runs
+        rng = random.Random(7)
+        while not stop.is_set():
+            key = str(rng.randint(1, n))
+            try:
+                answer = target[0].client.get(f"/product/{key}")
+            except (httpx.TransportError, RuntimeError):  # killed, or its client closed
+                time.sleep(0.01)
+                continue
+            if answer.status_code in (200, 404):
+                body = answer.json()
+                answers.append(
+                    (
+                        key,
+                        answer.status_code,
+                        body.get("data"),
+                        answer.headers.get("Seam-Position"),
+                    )
+                )
+
+    threads = [threading.Thread(target=workload), threading.Thread(target=client)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(3.0)  # load on the first instance, and a snapshot or two written under it
+        first.kill()
+        kept = saved(snapshot_file, topic.name)
+        before_restart = len(answers)
+        time.sleep(1.0)  # the topic moves on while no instance runs
+        second = serve()
+        target[0] = second
+        seen = second.until_ready()
+        time.sleep(2.0)  # requests and writes go on after ready
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+
+    assert wrote[0] > 2000
+    check_ready_answers(seen)  # 503 until the end offsets seen at start are applied
+    assert seen[-1]["start"].startswith("loaded "), seen[-1]["start"]
+    assert any(a["status"] == 503 for a in seen), "ready before it had caught up?"
+    after = answers[before_restart:]
+    assert len(after) > 100, len(after)
+
+    # Each answer holds the topic's state at the offsets it says it reflects.
+    for key, status, data, position in after:
+        assert position, "an answer without the position it reflects"
+        offsets = {int(p): int(o) for p, o in (part.split(":") for part in position.split(","))}
+        for partition, offset in kept.offsets.items():  # never older than the snapshot
+            assert offsets.get(partition, 0) >= offset, (position, kept.offsets)
+        expected = None
+        for partition, offset, value in writes[key]:  # in offset order, one partition
+            if offset < offsets.get(partition, 0):
+                expected = value
+        want = (200, expected) if expected is not None else (404, None)
+        assert (status, data) == want, (key, position)
+    until_equal(second, topic)
+    assert "Traceback" not in second.log.read_text()
     assert second.stop() == 0

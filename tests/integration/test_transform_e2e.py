@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import yaml
 from seam.kafka_config import client_config
 from seam.legacy_db.files import pipeline_document
 from seam.settings import Settings
+from seam.transforms.outputs import lsn_text
 from tests.catalog_checks import (
     delete_topics,
     drop_slots,
@@ -223,11 +225,23 @@ def test_end_to_end_history_and_latest_match_the_legacy_tables(
 
     records = read_to_end(bootstrap, catalog.history)
     events = [r.json() for r in records]
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     for record, event in zip(records, events, strict=True):  # routing without parsing
+        # ... and the source commit the service's lag counts from (seam.transforms.outputs)
+        provenance = event["provenance"]
+        pos = provenance["position"]
+        position = (
+            f"lsn:{lsn_text(pos['lsn'])}"
+            if "lsn" in pos
+            else f"binlog:{pos['binlog_file']}:{pos['binlog_pos']}"
+        )
+        at = datetime.fromisoformat(provenance["source_ts"].replace("Z", "+00:00"))
         assert record.headers == {
             "seam.event_type": event["event_type"].encode(),
             "seam.event_id": event["event_id"].encode(),
             "seam.schema_version": str(event["schema_version"]).encode(),
+            "seam-source-ts-ms": str((at - epoch) // timedelta(milliseconds=1)).encode(),
+            "seam-source-position": position.encode(),
         }
     ids = [e["event_id"] for e in events]
     assert len(ids) == len(set(ids)), "duplicate event ids"

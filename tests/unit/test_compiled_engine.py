@@ -41,7 +41,7 @@ from seam.streams.decode import decode
 from seam.transforms.declared.compiled import CompiledPath, SplitPath, compiled_path, zone_changes
 from seam.transforms.fast_path import load_fast_path, load_split_path
 from seam.transforms.handling import RecordHandler
-from seam.transforms.outputs import publication
+from seam.transforms.outputs import publication, source_headers
 from seam.transforms.pipeline import Pipeline, Produced, Rejected
 from seam.transforms.pipeline_file import PipelineSpec, load_pipeline, parse_pipeline
 from seam.transforms.progress import Counts
@@ -897,8 +897,10 @@ def test_publish_produces_what_process_returns_in_order_and_stops_for_python() -
         assert isinstance(outcome, Produced)
         history, latest, _note = publication(outcome, spec.history.key)
         assert latest is not None
-        expected += [(spec.history.topic, v, k, h) for k, v, h in history]
-        expected.append((spec.latest.topic, latest[1], latest[0], None))
+        source = source_headers(orjson.loads(raw.value or b"")["source"])
+        assert [name for name, _ in source] == ["seam-source-ts-ms", "seam-source-position"]
+        expected += [(spec.history.topic, v, k, h + source) for k, v, h in history]
+        expected.append((spec.latest.topic, latest[1], latest[0], source))
     assert producer.calls == expected
     assert batch.records_in == batch.native == 25
     assert batch.balanced
@@ -948,3 +950,83 @@ def test_check_names_the_stages_that_run_compiled(
     result = CliRunner().invoke(app, ["transform", "check", str(path), "-o", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["compiled"] == compiled
+
+
+def python_calls(spec: PipelineSpec, pipeline: Pipeline, raw: RawRecord) -> list[Any]:
+    """What the worker's Python path produces for `raw`: (topic, value, key, headers)."""
+    calls: list[Any] = []
+
+    def produce(topic: str, key: bytes, value: bytes | None, headers: Any = None) -> None:
+        calls.append((topic, value, key, headers))
+
+    RecordHandler(spec, pipeline, None).handle(FakeMessage(raw), Counts(), Marks(), produce)
+    return calls
+
+
+def with_source(value: bytes, **changes: Any) -> bytes:
+    doc = orjson.loads(value)
+    for name, changed in changes.items():
+        if changed is None:
+            doc["source"].pop(name, None)
+        else:
+            doc["source"][name] = changed
+    return orjson.dumps(doc)
+
+
+@pytest.mark.parametrize(
+    ("flavour", "changes"),
+    [
+        ("postgresql", {}),
+        ("postgresql", {"ts_ns": None, "ts_us": 1_795_392_990_123_999}),  # floor to ms
+        ("postgresql", {"ts_ns": None, "ts_us": None}),
+        ("postgresql", {"ts_ns": None, "ts_us": None, "ts_ms": None}),  # no time: no header
+        ("postgresql", {"lsn": (0x2A << 32) + 0x16B3748}),  # both halves of the LSN
+        ("postgresql", {"lsn": None}),  # no position header
+        ("postgresql", {"lsn": "12"}),  # not an int: no position header
+        ("mariadb", {}),
+        ("mariadb", {"ts_ms": 1_795_392_990_001}),
+    ],
+)
+def test_the_source_headers_are_the_same_on_both_paths(
+    flavour: str, changes: dict[str, Any]
+) -> None:
+    """The compiled engine's publish writes the very source headers the Python path writes,
+    on the history records and the latest-topic write."""
+    spec, pipeline, fast = catalog()
+    changes_ = typical_changes(30, seed=3)
+    if flavour == "mariadb":
+        changes_ = [(k, mariadb(v, i)) for i, (k, v) in enumerate(changes_)]
+    taken = 0
+    for i, (key, value) in enumerate(changes_):
+        raw = RawRecord(key, with_source(value, **changes), TOPIC, 0, i)
+        producer = RecordingProducer(full_on=set())
+        if fast.publish([FakeMessage(raw)], 0, producer, spec, Counts(), Marks()) == 0:
+            continue  # left to Python
+        taken += 1
+        expected = python_calls(spec, pipeline, raw)
+        assert producer.calls == expected
+        latest = expected[-1]
+        assert latest[0] == spec.latest.topic
+        if not changes and latest[3] is not None:
+            source = orjson.loads(raw.value or b"")["source"]
+            want = (
+                f"lsn:{source['lsn'] >> 32:X}/{source['lsn'] & 0xFFFFFFFF:X}"
+                if flavour == "postgresql"
+                else f"binlog:{source['file']}:{source['pos']}"
+            )
+            assert dict(latest[3]) == {
+                "seam-source-ts-ms": str(source["ts_ms"]).encode(),
+                "seam-source-position": want.encode(),
+            }
+    # A text LSN sends most records to Python (they have no position the engine reads).
+    assert taken >= (1 if changes.get("lsn") == "12" else 25), f"the engine took {taken} of 30"
+
+
+def test_source_headers_encoding() -> None:
+    assert source_headers(
+        {"connector": "postgresql", "lsn": (1 << 32) + 0xAB, "ts_ms": 1_700_000_000_123}
+    ) == [("seam-source-ts-ms", b"1700000000123"), ("seam-source-position", b"lsn:1/AB")]
+    assert source_headers(
+        {"connector": "mariadb", "file": "mysql-bin.000003", "pos": 1234, "ts_ns": 1_999_999}
+    ) == [("seam-source-ts-ms", b"1"), ("seam-source-position", b"binlog:mysql-bin.000003:1234")]
+    assert source_headers({"connector": "postgresql", "lsn": True, "ts_ms": "5"}) == []

@@ -139,6 +139,21 @@ def test_mariadb_marks_follow_the_binlog_and_a_snapshot_starts_over() -> None:
     assert not marks.redelivered(TOPIC, 0, binlog("seam-bin.000001", 4))
 
 
+def test_a_binlog_change_with_a_gtid_moves_the_domains_gtid_mark() -> None:
+    row = {"prod_id": 1}
+    key, value = envelope("products", "u", row, row, 1)
+    doc = orjson.loads(value)
+    for name in ("lsn", "txId", "sequence"):
+        doc["source"].pop(name)
+    marks = Marks()
+    for pos, gtid in ((500, "0-1-41"), (900, "0-1-42"), (700, "0-1-40")):
+        doc["source"].update(connector="mariadb", file="b.000002", pos=pos, row=0, gtid=gtid)
+        marks.redelivered(TOPIC, 0, decoded(key, orjson.dumps(doc)))
+    # The third is re-delivered (its position is below the mark): the GTID mark stays.
+    assert marks.table[(TOPIC, 0, "mariadb|catalog|gtid:0")] == (42,)
+    assert parse_metadata(marks.metadata(TOPIC, 0))["mariadb|catalog|gtid:0"] == (42,)
+
+
 def test_marks_travel_as_commit_metadata() -> None:
     marks = Marks()
     for e in interleaved():
@@ -234,6 +249,25 @@ sources = st.fixed_dictionaries(
         "pos": st.one_of(st.none(), st.integers(-5, 2**64 - 1), st.booleans()),
         "row": st.one_of(st.none(), st.integers(0, 3), st.just("1")),
         "server_id": st.one_of(st.none(), st.integers(0, 3), st.just(True)),
+        "gtid": st.one_of(
+            st.none(),
+            st.builds(
+                lambda d, n: f"{d}-1-{n}", st.sampled_from(["0", "00", "12"]), st.integers(0, 2**70)
+            ),
+            st.sampled_from(
+                [
+                    "3E11FA47-71CA-11E1-9E33-C80AA9429562:23",
+                    "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-23",
+                    "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-2-3",
+                    "0-1-",
+                    "0-1-٣",
+                    "gtid",
+                ]
+            ),
+            st.just(7),
+        ),
+        "lsn": st.one_of(st.none(), st.integers(-1, 2**63 - 1), st.just("12")),
+        "ts_ms": st.one_of(st.none(), st.integers(-(2**40), 2**45), st.just("5")),
         "snapshot": st.sampled_from(
             ["false", "true", "last", "incremental", False, True, 0, 1, None, 0.0]
         ),

@@ -98,7 +98,20 @@ def test_after_parses_offsets_and_source_positions() -> None:
     assert binlog.reached_by("mariadb|srv|1", (3, 1234, 0, 1))
     assert not binlog.reached_by("mariadb|srv|1", (3, 1000, 2, 1))
     assert binlog.reached_by("mysql|srv|1", (4, 4, 0, 1))
-    for bad in ("", "x", "0:a", "lsn:zz", "binlog:nofile:1", "gtid:0-1-2"):
+    assert not binlog.reached_by("mariadb|srv|gtid:0", (9999,))  # a GTID mark is no position
+    gtid = parse_after("gtid:0-1-42")
+    assert isinstance(gtid, SourcePosition)
+    assert (gtid.connector, gtid.domain, gtid.mark) == ("gtid", "0", (42,))
+    assert gtid.reached_by("mariadb|srv|gtid:0", (43,))  # a later transaction went through
+    assert not gtid.reached_by("mariadb|srv|gtid:0", (42,))  # its own first change may have
+    assert not gtid.reached_by("mariadb|srv|gtid:1", (99,))  # another domain
+    assert not gtid.reached_by("mariadb|srv|1", (99, 99, 0, 1))
+    mysql = parse_after("gtid:3E11FA47-71CA-11E1-9E33-C80AA9429562:1-77")
+    assert isinstance(mysql, SourcePosition)
+    assert mysql.reached_by("mysql|srv|gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562", (78,))
+    with pytest.raises(PositionError, match="does not say which one"):
+        parse_after("gtid:0-1-2,1-1-5")
+    for bad in ("", "x", "0:a", "lsn:zz", "binlog:nofile:1", "gtid:0-1", "gtid:abc:5"):
         with pytest.raises(PositionError):
             parse_after(bad)
     assert reached({0: 5, 1: 3}, {0: 5})
@@ -148,3 +161,29 @@ def test_a_snapshot_older_than_the_topics_tombstones_does_not_fit() -> None:
     )
     assert _misfit({0: 5, 1: 0}, {0: (0, 9)}) is not None  # a partition the topic lacks
     assert _misfit({0: 5}, {0: (0, 9), 1: (0, 4)}) is None  # a partition added: read from 0
+
+
+def test_a_position_is_reached_at_the_frontier_exactly_when_some_mark_reaches_it() -> None:
+    from seam.services.position import frontier_of
+
+    partitions = [
+        {"postgresql|s|db": (10, 30, 1)},
+        {"postgresql|s|db": (25, 20, 1), "mariadb|m|1": (3, 500, 0, 1)},
+        {"mariadb|m|1": (2, 900, 0, 1), "mariadb|m|gtid:0": (41,)},
+    ]
+    frontier = frontier_of(partitions)
+    assert frontier == {"postgresql": (30,), "binlog": (3, 500), "gtid:0": (41,)}
+    for text in (
+        "lsn:0/1E",
+        "lsn:0/1F",
+        "binlog:b.000003:500",
+        "binlog:b.000003:501",
+        "binlog:b.000002:950",
+        "gtid:0-1-40",
+        "gtid:0-1-41",
+        "gtid:1-1-1",
+    ):
+        position = parse_after(text)
+        assert isinstance(position, SourcePosition)
+        some = any(position.reached_by(s, m) for marks in partitions for s, m in marks.items())
+        assert position.reached_at(frontier) is some, text

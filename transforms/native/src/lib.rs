@@ -583,14 +583,15 @@ impl Engine {
         offset: i64,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         match self.run(py, key, value, topic, partition, offset) {
-            Some((out, _)) => Ok(Some(self.into_python(py, out)?)),
+            Some((out, _, _)) => Ok(Some(self.into_python(py, out)?)),
             None => Ok(None),
         }
     }
 
     /// Publishes the records of `messages` from index `start` on, in order, with
     /// `producer` (a confluent-kafka Producer): each record's events to `history_topic`
-    /// with their headers, its state (or a tombstone) to `latest_topic`. Stops at the
+    /// with their headers, its state (or a tombstone) to `latest_topic`, both with the
+    /// source headers (`seam.transforms.outputs.source_headers`). Stops at the
     /// first record that takes the Python path, so that per-key order holds; returns the
     /// index it stopped at (len(messages) when done) and the counts of what it published:
     /// (stop, records, records with events, events, latest writes, {no-event reason: n},
@@ -626,7 +627,7 @@ impl Engine {
             let key = key.downcast::<PyBytes>().ok().map(|k| k.as_bytes());
             let topic = msg.call_method0(intern!(py, "topic"))?;
             let partition: i64 = msg.call_method0(intern!(py, "partition"))?.extract()?;
-            let Some((out, position)) = self.run(
+            let Some((out, position, source)) = self.run(
                 py,
                 key,
                 bytes.as_bytes(),
@@ -646,8 +647,12 @@ impl Engine {
                 None => break, // marks the engine cannot compare: Python decides
             }
             let latest_key = PyBytes::new(py, out.key.as_bytes());
+            let source = source.tuples(py)?;
             for (history_key, body, event, id) in &out.events {
                 let headers = self.header_list(py, *event, id)?;
+                for header in &source {
+                    headers.append(header)?;
+                }
                 let k = if history_key == &out.key {
                     latest_key.clone()
                 } else {
@@ -664,7 +669,12 @@ impl Engine {
                 Some(s) => PyBytes::new(py, s).into_any(),
                 None => py.None().into_bound(py),
             };
-            sink.send(latest_topic, &state, &latest_key, None)?;
+            let headers = if source.is_empty() {
+                None
+            } else {
+                Some(PyList::new(py, &source)?)
+            };
+            sink.send(latest_topic, &state, &latest_key, headers.as_ref())?;
             records += 1;
             latest += 1;
             if out.events.is_empty() {
@@ -879,7 +889,7 @@ fn mark<'py>(
             }
             Ok(Some(false))
         }
-        Position::Mark(stream, mark) => {
+        Position::Mark(stream, mark, gtid) => {
             let key = PyTuple::new(
                 py,
                 [
@@ -897,6 +907,17 @@ fn mark<'py>(
                 }
             }
             marks.set_item(key, PyTuple::new(py, mark)?)?;
+            if let Some((stream, seq)) = gtid {
+                let key = PyTuple::new(
+                    py,
+                    [
+                        topic.clone(),
+                        partition.into_pyobject(py)?.into_any(),
+                        PyString::new(py, &stream).into_any(),
+                    ],
+                )?;
+                marks.set_item(key, PyTuple::new(py, [seq])?)?;
+            }
             Ok(Some(false))
         }
     }
@@ -940,6 +961,77 @@ impl<'py> Sink<'py> {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// `seam.transforms.outputs.source_headers`: the source time in milliseconds and the
+/// change's position as `?after=` takes it, each when the source block has it.
+struct SourceHeaders {
+    ts_ms: Option<i64>,
+    position: Option<String>,
+}
+
+impl SourceHeaders {
+    /// Those of `source`; None (the Python path) for a value beyond i64, which Python
+    /// writes and this side does not.
+    fn of(source: &Source, connector: Option<&str>) -> Option<Self> {
+        let mut ts_ms = None;
+        for (cell, per_ms) in [
+            (&source.ts_ns, 1_000_000_i64),
+            (&source.ts_us, 1000),
+            (&source.ts_ms, 1),
+        ] {
+            match cell {
+                Some(Cell::Int(n)) => {
+                    ts_ms = Some(n.div_euclid(per_ms)); // Python's floor division
+                    break;
+                }
+                Some(Cell::BigInt) => return None,
+                _ => continue,
+            }
+        }
+        let position = if connector == Some("postgresql") {
+            match &source.lsn {
+                Some(Cell::Int(n)) if *n >= 0 => {
+                    Some(format!("lsn:{:X}/{:X}", n >> 32, n & 0xFFFF_FFFF))
+                }
+                Some(Cell::BigInt) => return None,
+                _ => None,
+            }
+        } else {
+            match (&source.file, &source.pos) {
+                (Some(Cell::Str(file)), Some(Cell::Int(pos))) if !file.is_empty() => {
+                    Some(format!("binlog:{file}:{pos}"))
+                }
+                (Some(Cell::Str(_)), Some(Cell::BigInt)) => return None,
+                _ => None,
+            }
+        };
+        Some(SourceHeaders { ts_ms, position })
+    }
+
+    /// The headers as confluent-kafka takes them: (name, bytes) tuples.
+    fn tuples<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(ms) = self.ts_ms {
+            out.push(PyTuple::new(
+                py,
+                [
+                    intern!(py, "seam-source-ts-ms").as_any(),
+                    PyBytes::new(py, ms.to_string().as_bytes()).as_any(),
+                ],
+            )?);
+        }
+        if let Some(position) = &self.position {
+            out.push(PyTuple::new(
+                py,
+                [
+                    intern!(py, "seam-source-position").as_any(),
+                    PyBytes::new(py, position.as_bytes()).as_any(),
+                ],
+            )?);
+        }
+        Ok(out)
     }
 }
 
@@ -1072,7 +1164,7 @@ impl Engine {
         topic: &'a str,
         partition: i64,
         offset: i64,
-    ) -> Option<(Outcome, Position)> {
+    ) -> Option<(Outcome, Position, SourceHeaders)> {
         let doc = parse(value)?;
         let (op, before, after) = self.rows(py, key, &doc, &mut false)?;
         let source = doc.source.as_ref()?;
@@ -1087,12 +1179,18 @@ impl Engine {
                 file: &source.file,
                 pos: &source.pos,
                 row: &source.row,
+                gtid: &source.gtid,
                 snapshot: &source.snapshot,
             },
         )?;
         let connector = str_of(&source.connector);
+        let headers = SourceHeaders::of(source, connector)?;
         let provenance = self.provenance(source, connector, topic, partition, offset)?;
-        Some((self.events(op, before, after, provenance)?, position))
+        Some((
+            self.events(op, before, after, provenance)?,
+            position,
+            headers,
+        ))
     }
 
     /// The record's operation and connector flavour, when this side runs its change: one

@@ -10,8 +10,9 @@ use crate::cell::Cell;
 pub enum Position {
     /// No mark (a snapshot read that does not start over, a record without a position).
     Unmarked,
-    /// (stream, mark): dropped unless the mark is above the stream's high-water mark.
-    Mark(String, Vec<i64>),
+    /// (stream, mark, GTID mark): dropped unless the mark is above the stream's high-water
+    /// mark. A kept binlog change with a GTID also sets its GTID stream's mark (sequence).
+    Mark(String, Vec<i64>, Option<(String, i64)>),
     /// A snapshot read: the marks of the streams with this prefix are forgotten.
     StartsOver(String),
 }
@@ -26,6 +27,7 @@ pub struct SourceFields<'s, 'a> {
     pub file: &'s Option<Cell<'a>>,
     pub pos: &'s Option<Cell<'a>>,
     pub row: &'s Option<Cell<'a>>,
+    pub gtid: &'s Option<Cell<'a>>,
     pub snapshot: &'s Option<Cell<'a>>,
 }
 
@@ -68,6 +70,39 @@ fn sequence(text: &str) -> Option<(i64, i64)> {
     Some((last_commit, quoted(second)?))
 }
 
+/// `seam.transforms.redelivery.gtid_parts`: (domain, sequence) of a MariaDB GTID
+/// `0-1-42` (the domain as Python's `str(int(...))` writes it) or a MySQL `uuid:42` /
+/// `uuid:1-42` (the uuid in lower case); Some(None) for any other text; None (step
+/// aside) for a sequence beyond i64, which Python keeps.
+fn gtid_parts(text: &str) -> Option<Option<(String, i64)>> {
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let sequence = |s: &str| s.parse::<i64>().ok();
+    let parts: Vec<&str> = text.split('-').collect();
+    if parts.len() == 3 && parts.iter().all(|p| all_digits(p)) {
+        let domain = parts[0].trim_start_matches('0');
+        let domain = if domain.is_empty() { "0" } else { domain };
+        return Some(Some((domain.to_string(), sequence(parts[2])?)));
+    }
+    let Some((uuid, numbers)) = text.split_once(':') else {
+        return Some(None);
+    };
+    let groups: Vec<&str> = uuid.split('-').collect();
+    let shaped = groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
+    let last = match numbers.split_once('-') {
+        Some((first, last)) if all_digits(first) => last,
+        Some(_) => return Some(None),
+        None => numbers,
+    };
+    if !shaped || !all_digits(last) {
+        return Some(None);
+    }
+    Some(Some((uuid.to_ascii_lowercase(), sequence(last)?)))
+}
+
 /// The record's position, or None to step aside. `op` is "c", "u", "d" or "r".
 pub fn position(op: &str, source: &SourceFields) -> Option<Position> {
     let (is_snapshot, incremental) = snapshot(source.snapshot)?;
@@ -91,7 +126,7 @@ pub fn position(op: &str, source: &SourceFields) -> Option<Position> {
             _ => return None,
         };
         let stream = format!("postgresql|{name}|{}", text(source.db)?);
-        return Some(Position::Mark(stream, vec![last_commit, lsn, rank]));
+        return Some(Position::Mark(stream, vec![last_commit, lsn, rank], None));
     }
     let (Some(Cell::Str(file)), Some(Cell::Int(pos))) = (source.file, source.pos) else {
         return None; // Python may still find a mark (or none): its call
@@ -107,8 +142,13 @@ pub fn position(op: &str, source: &SourceFields) -> Option<Position> {
         None | Some(Cell::Null) => "None".to_string(),
         _ => return None,
     };
+    let gtid = match source.gtid {
+        Some(Cell::Str(text)) => gtid_parts(text)?
+            .map(|(domain, seq)| (format!("{connector}|{name}|gtid:{domain}"), seq)),
+        _ => None,
+    };
     let stream = format!("{connector}|{name}|{server_id}");
-    Some(Position::Mark(stream, vec![number, *pos, row, rank]))
+    Some(Position::Mark(stream, vec![number, *pos, row, rank], gtid))
 }
 
 #[cfg(test)]
@@ -142,11 +182,16 @@ mod tests {
             file: &none,
             pos: &none,
             row: &none,
+            gtid: &none,
             snapshot: &s("false"),
         };
         assert_eq!(
             position("d", &pg),
-            Some(Position::Mark("postgresql|cat|shop".into(), vec![5, 7, 0]))
+            Some(Position::Mark(
+                "postgresql|cat|shop".into(),
+                vec![5, 7, 0],
+                None
+            ))
         );
         let (bin, pos, zero, one) = (
             s("seam-bin.000012"),
@@ -163,11 +208,16 @@ mod tests {
             file: &bin,
             pos: &pos,
             row: &zero,
+            gtid: &none,
             snapshot: &s("false"),
         };
         assert_eq!(
             position("u", &maria),
-            Some(Position::Mark("mariadb|cat|1".into(), vec![12, 99, 0, 1]))
+            Some(Position::Mark(
+                "mariadb|cat|1".into(),
+                vec![12, 99, 0, 1],
+                None
+            ))
         );
         assert_eq!(
             position(
@@ -179,5 +229,36 @@ mod tests {
             ),
             Some(Position::StartsOver("mariadb|cat|".into()))
         );
+        let gtid = s("00-1-4242");
+        assert_eq!(
+            position(
+                "u",
+                &SourceFields {
+                    gtid: &gtid,
+                    ..maria
+                }
+            ),
+            Some(Position::Mark(
+                "mariadb|cat|1".into(),
+                vec![12, 99, 0, 1],
+                Some(("mariadb|cat|gtid:0".into(), 4242))
+            ))
+        );
+    }
+
+    #[test]
+    fn gtids_as_python_reads_them() {
+        assert_eq!(gtid_parts("0-1-42"), Some(Some(("0".into(), 42))));
+        assert_eq!(
+            gtid_parts("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-77"),
+            Some(Some(("3e11fa47-71ca-11e1-9e33-c80aa9429562".into(), 77)))
+        );
+        assert_eq!(gtid_parts("0-1-"), Some(None));
+        assert_eq!(gtid_parts("0-1-2-3"), Some(None));
+        assert_eq!(
+            gtid_parts("3e11fa47-71ca-11e1-9e33-c80aa9429562:x-7"),
+            Some(None)
+        );
+        assert_eq!(gtid_parts("0-1-99999999999999999999"), None);
     }
 }
