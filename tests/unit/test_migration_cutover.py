@@ -4,7 +4,9 @@ error; and the per-minute shadow outcomes they read."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +29,7 @@ from seam.migration.shadow import (
     MISMATCHES_FILE,
     RETAIN_MIN,
     MismatchStore,
+    Shadow,
     minute_of,
     shadow_outcomes,
 )
@@ -244,3 +247,24 @@ def test_outcomes_add_up_per_minute_and_old_minutes_are_forgotten(tmp_path: Path
     assert shadow_outcomes(tmp_path / "absent.sqlite", "a", since)["compared"] == 0
     rows = sqlite3.connect(path).execute("SELECT COUNT(*) FROM outcome").fetchone()
     assert rows == (2,)
+
+
+def test_the_shadow_writes_its_outcomes_and_the_facades_skips_when_it_stops(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.sqlite"
+
+    async def run() -> Shadow:
+        shadow = Shadow(send=None, read_position=None, store=MismatchStore(path))
+        shadow.count("a", "match")
+        shadow.count("a", "mismatch")
+        shadow.note_skipped(Counter({(minute_of(time.time()), "a", "skipped"): 3}))
+        await shadow.stop()  # writes what the last flush had not
+        return shadow
+
+    shadow = asyncio.run(run())
+    counted = shadow_outcomes(path, "a", time.time() - 60)
+    assert (counted["match"], counted["mismatch"], counted["skipped"]) == (1, 1, 3)
+    assert counted["mismatch_rate"] == 0.5
+    # The facade's skips are its own to show live: the child's totals do not count them twice.
+    assert shadow.totals("a")["skipped"] == 0
