@@ -92,7 +92,7 @@ class MismatchStore:
         self.db.execute("CREATE INDEX IF NOT EXISTS by_cap ON mismatch (capability, id)")
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS outcome (capability TEXT, minute INTEGER, "
-            "outcome TEXT, n INTEGER, PRIMARY KEY (capability, minute, outcome))"
+            "outcome TEXT, n INTEGER, PRIMARY KEY (capability, minute, outcome)) WITHOUT ROWID"
         )
         self.db.commit()
         self.pruned_at = -1
