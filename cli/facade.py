@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +58,18 @@ def run(
     run_facade(facade, host, port, started=started)
 
 
-def _known(directory: Path, routes_file: Path | None) -> dict[str, str]:
-    """Capability name -> the mode its routes file gives, from --routes, else from what the
-    last facade run with this migration directory recorded."""
+def capabilities(directory: Path, routes_file: Path | None) -> dict[str, dict[str, Any]]:
+    """Capability name -> its routes file's `mode` and `entity`, from --routes, else from
+    what the last facade run with this migration directory recorded."""
     from seam.migration.facade import STATUS_FILE
     from seam.migration.routes import load_routes
     from seam.migration.state import MigrationStore
 
     if routes_file is not None:
-        return {c.name: str(c.mode) for c in load_routes(routes_file).capabilities}
+        return {
+            c.name: {"mode": str(c.mode), "entity": c.entity}
+            for c in load_routes(routes_file).capabilities
+        }
     status = MigrationStore(directory).read(STATUS_FILE)
     if not isinstance(status, dict):
         raise ConfigError(
@@ -73,10 +77,18 @@ def _known(directory: Path, routes_file: Path | None) -> dict[str, str]:
             "capabilities are unknown",
             hint="pass --routes ROUTES_FILE, or --state DIR of the running facade",
         )
-    return {name: str(c.get("mode")) for name, c in status.get("capabilities", {}).items()}
+    return {
+        name: {"mode": str(c.get("mode")), "entity": c.get("entity")}
+        for name, c in status.get("capabilities", {}).items()
+    }
 
 
-def _check(capability: str, known: dict[str, str]) -> None:
+def _known(directory: Path, routes_file: Path | None) -> dict[str, str]:
+    """Capability name -> the mode its routes file gives (see `capabilities`)."""
+    return {name: c["mode"] for name, c in capabilities(directory, routes_file).items()}
+
+
+def check_capability(capability: str, known: Mapping[str, object]) -> None:
     if capability not in known:
         from seam.keys import closest
 
@@ -109,7 +121,7 @@ def route(
     from seam.migration.state import MigrationStore
 
     directory = migrate.state_option(state)
-    _check(capability, _known(directory, routes_file))
+    check_capability(capability, _known(directory, routes_file))
     store = MigrationStore(directory)
     if clear:
         gone = clear_override(store, capability)
@@ -150,7 +162,7 @@ def rollback(
 
     directory = migrate.state_option(state)
     known = _known(directory, routes_file)
-    _check(capability, known)
+    check_capability(capability, known)
     store = MigrationStore(directory)
     previous = read_override(store, capability)
     write_override(store, capability, Mode("legacy"), previous)
@@ -163,12 +175,21 @@ def status(
         None, "--facade", help="A running facade's URL (default: its last recorded status)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    window: str = typer.Option(
+        "1h", "--window", help="The window of the shadow mismatch rate shown: 30m, 1h, 2d."
+    ),
     state: Path | None = migrate.STATE,
 ) -> None:
-    """Each capability's mode, traffic per side, shadow mismatch rate and last parity."""
+    """Each capability's mode, traffic per side, shadow mismatch rate (since the facade
+    started, and over the window), last parity and last cutover."""
+    import time
+
+    from seam.migration.cutover import last_cutover, parse_window, read_parity, window_text
     from seam.migration.facade import STATUS_FILE
+    from seam.migration.shadow import MISMATCHES_FILE, shadow_outcomes
     from seam.migration.state import MigrationStore
 
+    span = parse_window(window)
     directory = migrate.state_option(state)
     store = MigrationStore(directory)
     report: Any
@@ -187,7 +208,10 @@ def status(
         shadow = cap.get("shadow", {})
         compared = shadow.get("match", 0) + shadow.get("mismatch", 0)
         entity = cap.get("entity")
-        parity = store.read(f"parity/{entity}.json") if entity else None
+        parity = read_parity(store, entity) if entity else None
+        windowed = shadow_outcomes(
+            store.path(MISMATCHES_FILE), name, time.time() - span.total_seconds()
+        )
         rows.append(
             {
                 "capability": name,
@@ -196,8 +220,10 @@ def status(
                 "requests": cap.get("requests", {}),
                 "shadow": shadow,
                 "mismatch_rate": shadow.get("mismatch", 0) / compared if compared else None,
+                "window": {"span": window_text(span), **windowed},
                 "entity": entity,
                 "parity": parity,
+                "cutover": last_cutover(store, name),
             }
         )
     if as_json:
@@ -224,12 +250,25 @@ def _line(row: dict[str, Any]) -> str:
             f"parity ({row['entity']}): {verdict} at {parity.get('position')}, "
             f"{parity.get('finished_at')}"
         )
+    windowed = row["window"]
+    window_rate = windowed["mismatch_rate"]
+    window_text = (
+        f"last {windowed['span']}: "
+        + ("no comparison" if window_rate is None else f"{window_rate:.2%} mismatched")
+        + f" of {windowed['compared']} compared"
+    )
+    cutover = row["cutover"]
+    cutover_text = (
+        "never cut over"
+        if cutover is None
+        else f"cut over to new by {cutover['by']} at {cutover['at']}"
+    )
     return (
         f"{row['capability']}: {row['mode']} ({row['mode_from']}); requests legacy "
         f"{requests.get('legacy', 0)}, new {requests.get('new', 0)}; shadow {shown} "
         f"({shadow.get('match', 0)} match, {shadow.get('mismatch', 0)} mismatch, "
         f"{shadow.get('unsettled', 0)} unsettled, {shadow.get('error', 0)} error, "
-        f"{shadow.get('skipped', 0)} skipped); {parity_text}"
+        f"{shadow.get('skipped', 0)} skipped; {window_text}); {parity_text}; {cutover_text}"
     )
 
 

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs
 from seam.errors import SeamError
 from seam.migration.modes import MovedCohorts, read_override, to_new
 from seam.migration.routes import Capability, Mode, Routes, load_routes
-from seam.migration.shadow import OUTCOMES, POSITION_HEADER, ShadowItem
+from seam.migration.shadow import MISMATCHES_FILE, OUTCOMES, POSITION_HEADER, ShadowItem
 from seam.migration.shadow_process import ShadowProcess
 from seam.migration.state import MigrationStore
 from seam.migration.upstream import Headers, Pool, UpstreamError, pass_headers
@@ -46,7 +46,6 @@ log = logging.getLogger("seam.facade")
 
 RELOAD_S: Final = 0.5
 STATUS_FILE: Final = "facade/status.json"
-MISMATCHES_FILE: Final = "shadow/mismatches.sqlite"
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones the proxy sets itself.
 _HOP: Final = frozenset(
     {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +26,7 @@ from seam.migration.routes import Mode, parse_mode
 from seam.migration.state import MigrationStore
 
 BUCKETS: Final = 10_000  # a split's percent has a resolution of 0.01%
+ACTOR_ENV: Final = "SEAM_ACTOR"
 
 
 def override_name(capability: str) -> str:
@@ -62,7 +64,7 @@ def write_override(
         "mode": str(mode),
         "previous": None if previous is None else str(previous),
         "set_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "set_by": _who(),
+        "set_by": actor(),
     }
     store.write(override_name(capability), record)
     return record
@@ -76,7 +78,11 @@ def clear_override(store: MigrationStore, capability: str) -> bool:
         return False
 
 
-def _who() -> str:
+def actor(env: Mapping[str, str] | None = None) -> str:
+    """Who acts, for the records: $SEAM_ACTOR (a CI job, a change ticket), else the OS user."""
+    given = (os.environ if env is None else env).get(ACTOR_ENV, "").strip()
+    if given:
+        return given
     try:
         return getpass.getuser()
     except Exception:  # no user name in this environment (a container without passwd)
@@ -123,8 +129,10 @@ def to_new(capability: str, key: str | None, percent: float, moved: MovedCohorts
 
 
 __all__ = [
+    "ACTOR_ENV",
     "BUCKETS",
     "MovedCohorts",
+    "actor",
     "clear_override",
     "cohort_hash",
     "in_split",

@@ -11,16 +11,22 @@ applied that position, else answers 504): an answer it could not give in time, o
 with no position at all, is `unsettled`, never a mismatch.
 
 Mismatches are kept in `shadow/mismatches.sqlite` of the migration directory with both
-bodies, the field-level diff and both positions, the newest `KEEP` per capability.
+bodies, the field-level diff and both positions, the newest `KEEP` per capability. The same
+file keeps every outcome counted per minute, capability and outcome (the last `RETAIN_MIN`
+minutes), written by the process that compares about once a second, so that a rate over a
+window can be read after the facade stops (`shadow_outcomes`: `seam migrate status` and
+`seam migrate cutover` read it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import logging
 import sqlite3
+import time
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -31,16 +37,28 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
+from seam.errors import ConfigError
 from seam.migration.compare import CompareRules, compare
 
 log = logging.getLogger("seam.facade")
 
+MISMATCHES_FILE: Final = "shadow/mismatches.sqlite"  # in the migration directory
 POSITION_HEADER: Final = "seam-legacy-position"
 NEW_POSITION_HEADER: Final = "seam-position"
 QUEUE: Final = 1000  # shadowed requests waiting; beyond: skipped
 WORKERS: Final = 32  # comparisons in flight (most of their time is the new side's wait)
 KEEP: Final = 1000  # mismatches kept per capability
 OUTCOMES: Final = ("match", "mismatch", "unsettled", "error", "skipped")
+RETAIN_MIN: Final = 7 * 24 * 60  # outcome counts kept per capability: a week of minutes
+FLUSH_S: Final = 1.0  # how often the counts of the last second are written
+
+
+def minute_of(epoch_s: float) -> int:
+    """The minute bucket an outcome counted at `epoch_s` (Unix time) falls in."""
+    return int(epoch_s // 60)
+
+
+OutcomeKey = tuple[int, str, str]  # (minute, capability, outcome)
 
 
 @dataclass
@@ -72,6 +90,24 @@ class MismatchStore:
             "legacy_position TEXT, new_position TEXT)"
         )
         self.db.execute("CREATE INDEX IF NOT EXISTS by_cap ON mismatch (capability, id)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS outcome (capability TEXT, minute INTEGER, "
+            "outcome TEXT, n INTEGER, PRIMARY KEY (capability, minute, outcome)) WITHOUT ROWID"
+        )
+        self.db.commit()
+        self.pruned_at = -1
+
+    def add_outcomes(self, counts: Counter[OutcomeKey]) -> None:
+        """Add outcome counts to their minutes; forget minutes older than `RETAIN_MIN`."""
+        self.db.executemany(
+            "INSERT INTO outcome (capability, minute, outcome, n) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (capability, minute, outcome) DO UPDATE SET n = n + excluded.n",
+            [(c, m, o, n) for (m, c, o), n in counts.items() if n],
+        )
+        now = minute_of(time.time())
+        if now != self.pruned_at:  # once a minute is enough
+            self.db.execute("DELETE FROM outcome WHERE minute < ?", (now - RETAIN_MIN,))
+            self.pruned_at = now
         self.db.commit()
 
     def add(self, row: dict[str, Any]) -> None:
@@ -111,6 +147,50 @@ def read_mismatches(
         db.close()
 
 
+def shadow_outcomes(
+    path: Path, capability: str, since_s: float, until_s: float | None = None
+) -> dict[str, Any]:
+    """The outcomes of a capability's comparisons from the minute of `since_s` through the
+    minute of `until_s` (Unix times; default: now), with `compared` (match + mismatch),
+    `mismatch_rate` (None before any comparison) and `last_mismatch_at` (the newest
+    mismatch kept, any time). The one reading of the counts: status and cutover use it."""
+    out: dict[str, Any] = dict.fromkeys(OUTCOMES, 0)
+    last: str | None = None
+    if path.exists():
+        first = minute_of(since_s)
+        final = minute_of(time.time() if until_s is None else until_s)
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+            with contextlib.closing(db):
+                if _has_table(db, "outcome"):
+                    rows = db.execute(
+                        "SELECT outcome, SUM(n) FROM outcome WHERE capability = ? AND "
+                        "minute BETWEEN ? AND ? GROUP BY outcome",
+                        (capability, first, final),
+                    ).fetchall()
+                    out.update({o: int(n) for o, n in rows if o in out})
+                if _has_table(db, "mismatch"):
+                    (last,) = db.execute(
+                        "SELECT MAX(at) FROM mismatch WHERE capability = ?", (capability,)
+                    ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"cannot read the shadow record {path}: {exc}",
+                hint="restore it from a backup, or delete it to start counting again "
+                "(its mismatches are lost with it)",
+            ) from exc
+    compared = out["match"] + out["mismatch"]
+    out["compared"] = compared
+    out["mismatch_rate"] = out["mismatch"] / compared if compared else None
+    out["last_mismatch_at"] = last
+    return out
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return found.fetchone() is not None
+
+
 class Shadow:
     """The queue, the position reader and the comparing workers of one facade."""
 
@@ -124,6 +204,7 @@ class Shadow:
         self.read_position = read_position
         self.store = store
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.unwritten: Counter[OutcomeKey] = Counter()  # by minute, for the store
         self.queue: asyncio.Queue[ShadowItem] = asyncio.Queue(QUEUE)
         self.ready: asyncio.Queue[ShadowItem] = asyncio.Queue(QUEUE)
         self.tasks: list[asyncio.Task[None]] = []
@@ -132,6 +213,7 @@ class Shadow:
 
     def start(self) -> None:
         self.tasks.append(asyncio.create_task(self._position_loop()))
+        self.tasks.append(asyncio.create_task(self._flush_loop()))
         self.tasks += [asyncio.create_task(self._worker()) for _ in range(WORKERS)]
 
     async def stop(self) -> None:
@@ -139,6 +221,7 @@ class Shadow:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.positions.shutdown(wait=False, cancel_futures=True)
+        self._flush()
         self.writer.shutdown(wait=True)
         self.store.close()
 
@@ -147,7 +230,32 @@ class Shadow:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
-            self.counts[(item.capability, "skipped")] += 1
+            self.count(item.capability, "skipped")
+
+    def count(self, capability: str, outcome: str) -> None:
+        self.counts[(capability, outcome)] += 1
+        self.unwritten[(minute_of(time.time()), capability, outcome)] += 1
+
+    def note_skipped(self, skipped: Counter[OutcomeKey]) -> None:
+        """Outcomes counted by the facade itself (skipped before they reached this process):
+        written with the rest; its own totals already hold them."""
+        self.unwritten.update(skipped)
+
+    def _flush(self) -> None:
+        if self.unwritten:
+            counts, self.unwritten = self.unwritten, Counter()
+            self.writer.submit(self._write_outcomes, counts)
+
+    def _write_outcomes(self, counts: Counter[OutcomeKey]) -> None:
+        try:
+            self.store.add_outcomes(counts)
+        except sqlite3.Error as exc:  # a full disk: the live counts go on, the window lacks them
+            log.warning("shadow: cannot record outcome counts: %s", exc)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            self._flush()
 
     async def _position_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -166,7 +274,7 @@ class Shadow:
                 try:
                     self.ready.put_nowait(item)
                 except asyncio.QueueFull:
-                    self.counts[(item.capability, "skipped")] += 1
+                    self.count(item.capability, "skipped")
 
     async def _worker(self) -> None:
         while True:
@@ -178,7 +286,7 @@ class Shadow:
             except Exception as exc:  # a bug must not stop the shadow for good
                 log.exception("shadow: comparing %s failed: %s", item.path, exc)
                 outcome = "error"
-            self.counts[(item.capability, outcome)] += 1
+            self.count(item.capability, outcome)
 
     async def _compare(self, item: ShadowItem) -> str:
         if item.position is None:
@@ -242,10 +350,15 @@ def _decoded(body: bytes, encoding: str | None) -> bytes:
 
 
 __all__ = [
+    "MISMATCHES_FILE",
     "OUTCOMES",
     "POSITION_HEADER",
+    "RETAIN_MIN",
     "MismatchStore",
+    "OutcomeKey",
     "Shadow",
     "ShadowItem",
+    "minute_of",
     "read_mismatches",
+    "shadow_outcomes",
 ]

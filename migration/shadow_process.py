@@ -7,7 +7,9 @@ shadowed request to a child process (`python -m seam.migration.shadow_process`, 
 a pipe, without ever waiting: a write the pipe cannot take now is kept in a bounded buffer
 and sent when the pipe drains; beyond the bound the request is counted `skipped`. The
 child runs `seam.migration.shadow.Shadow` and reports its counts back four times a second.
-It exits when the pipe closes: the facade stopped, or was killed.
+It exits when the pipe closes: the facade stopped, or was killed. The requests the facade
+itself had to skip are handed on as counts with the next request that gets through, so that
+the child's per-minute record of outcomes holds them too.
 """
 
 from __future__ import annotations
@@ -21,11 +23,19 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Final
 
-from seam.migration.shadow import OUTCOMES, MismatchStore, Shadow, ShadowItem
+from seam.migration.shadow import (
+    OUTCOMES,
+    MismatchStore,
+    OutcomeKey,
+    Shadow,
+    ShadowItem,
+    minute_of,
+)
 
 FRAME: Final = struct.Struct("!I")
 MAX_PENDING: Final = 8 * 1024 * 1024  # bytes waiting for the pipe; beyond: skipped
@@ -56,6 +66,7 @@ class ShadowProcess:
         self.pending = bytearray()
         self.counts: Counter[tuple[str, str]] = Counter()
         self.skipped: Counter[str] = Counter()
+        self.unsent: Counter[OutcomeKey] = Counter()  # skips the child has not been told of
         self.report_buffer = b""
         self.loop: asyncio.AbstractEventLoop | None = None
         # The database URL goes through the pipe, never the command line (ps shows that).
@@ -75,8 +86,15 @@ class ShadowProcess:
         """Hand a comparison to the child, or count it skipped: never waits."""
         if len(self.pending) > MAX_PENDING or self.process.poll() is not None:
             self.skipped[item.capability] += 1
+            self.unsent[(minute_of(time.time()), item.capability, "skipped")] += 1
             return
+        self._send_skips()
         self._send(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _send_skips(self) -> None:
+        if self.unsent:
+            self._send(pickle.dumps(self.unsent))
+            self.unsent = Counter()
 
     def _send(self, data: bytes) -> None:
         frame = FRAME.pack(len(data)) + data
@@ -130,6 +148,8 @@ class ShadowProcess:
         if self.loop is not None:
             self.loop.remove_reader(self.reports)
             self.loop.remove_writer(self.items)
+        if self.unsent and not self.pending:  # the last skips, if the pipe takes them now
+            self._send_skips()
         os.close(self.items)  # the child sees the end of its input and stops
         try:
             await asyncio.get_running_loop().run_in_executor(None, self.process.wait, 5)
@@ -196,7 +216,11 @@ async def _child(items_fd: int, reports_fd: int) -> None:
     task = asyncio.create_task(reporter())
     try:
         while (data := await frame()) is not None:
-            shadow.offer(pickle.loads(data))
+            received = pickle.loads(data)
+            if isinstance(received, ShadowItem):
+                shadow.offer(received)
+            else:  # the facade's own skips, by minute
+                shadow.note_skipped(received)
     finally:
         task.cancel()
         report()

@@ -250,7 +250,7 @@ def test_compare_only_looks_at_the_fields_named() -> None:
     ]
 
 
-def test_status_lines_show_mode_traffic_mismatch_rate_and_parity() -> None:
+def test_status_lines_show_mode_traffic_mismatch_rate_parity_and_cutover() -> None:
     from seam.cli.facade import _line
 
     row = {
@@ -260,13 +260,21 @@ def test_status_lines_show_mode_traffic_mismatch_rate_and_parity() -> None:
         "requests": {"legacy": 90, "new": 10},
         "shadow": {"match": 3, "mismatch": 1, "unsettled": 2, "error": 0, "skipped": 0},
         "mismatch_rate": 0.25,
+        "window": {"span": "1h", "compared": 0, "mismatch_rate": None},
         "entity": "order",
         "parity": None,
+        "cutover": None,
     }
     line = _line(row)
     assert "details: split 10% (route record); requests legacy 90, new 10" in line
     assert "shadow 25.00% mismatched (3 match, 1 mismatch, 2 unsettled" in line
-    assert line.endswith("parity (order): never run")
+    assert "0 skipped; last 1h: no comparison of 0 compared)" in line
+    assert line.endswith("parity (order): never run; never cut over")
+    row["window"] = {"span": "30m", "compared": 400, "mismatch_rate": 0.0025}
+    row["cutover"] = {"by": "ana", "at": "2026-12-02T10:00:00+00:00"}
+    line = _line(row)
+    assert "last 30m: 0.25% mismatched of 400 compared" in line
+    assert line.endswith("cut over to new by ana at 2026-12-02T10:00:00+00:00")
     row["parity"] = {
         "entity": "order",
         "clean": False,
@@ -274,4 +282,4 @@ def test_status_lines_show_mode_traffic_mismatch_rate_and_parity() -> None:
         "position": "lsn:0/1",
         "finished_at": "2026-12-02T09:00:00+00:00",
     }
-    assert _line(row).endswith("parity (order): 4 differing at lsn:0/1, 2026-12-02T09:00:00+00:00")
+    assert "parity (order): 4 differing at lsn:0/1, 2026-12-02T09:00:00+00:00;" in _line(row)
