@@ -18,6 +18,7 @@ import typer
 
 from seam import __version__
 from seam.cli import connectors, history, migrate, serve, stack, streams, transform
+from seam.cli import parity as _parity  # noqa: F401 - registers `seam migrate parity`
 from seam.cli.context import CliState
 from seam.errors import ConfigError, SeamError
 
