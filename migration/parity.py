@@ -245,16 +245,14 @@ class LegacyIndex:
     def digest(self, start: int, stop: int) -> int:
         return combine([self.prefix[stop] - self.prefix[start]])
 
-    def split(self, start: int, stop: int, parts: int) -> list[tuple[str | None, str | None]]:
-        """Key bounds cutting the legacy keys [start, stop) into about `parts` ranges."""
+    def split(
+        self, lo: str | None, hi: str | None, parts: int
+    ) -> list[tuple[str | None, str | None]]:
+        """The range [lo, hi) cut at legacy keys into about `parts` ranges."""
+        start, stop = self.span(lo, hi)
         size = max(1, -(-(stop - start) // parts))
-        bounds = [self.keys[i] for i in range(start + size, stop, size)]
-        return bounds_to_ranges(bounds)
-
-
-def bounds_to_ranges(bounds: Sequence[str]) -> list[tuple[str | None, str | None]]:
-    edges: list[str | None] = [None, *bounds, None]
-    return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+        edges: list[str | None] = [lo, *(self.keys[i] for i in range(start + size, stop, size)), hi]
+        return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
 
 
 def compare_image(
@@ -263,7 +261,7 @@ def compare_image(
     """Bisect the image's key ranges against the legacy side's: (differences, the image's
     key count, what moved)."""
     moved = {"ranges": 0, "rows": 0}
-    ranges = index.split(0, len(index.keys), FIRST_RANGES)
+    ranges = index.split(None, None, FIRST_RANGES)
     differences: list[Difference] = []
     count = -1
     while ranges:
@@ -285,7 +283,7 @@ def compare_image(
                 # Few legacy keys, many in the image: its extra keys, a page at a time.
                 next_ranges.extend(_split_image_range(lo, hi, index.keys[start:stop]))
             else:
-                next_ranges.extend(index.split(start, stop, FANOUT))
+                next_ranges.extend(index.split(lo, hi, FANOUT))
         ranges = next_ranges
     return differences, max(count, 0), moved
 
