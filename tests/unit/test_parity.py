@@ -150,7 +150,7 @@ def rows() -> list[dict[str, Any]]:
         "is_deleted": "N",
         "ean": "",
         "descr": "Ideal fÃ¼r CafÃ©",
-        "created_at": datetime(2021, 3, 28, 2, 30),  # noqa: DTZ001 - a legacy wall-clock time
+        "created_at": datetime(2021, 3, 28, 2, 30),
         "updated_at": None,
     }
     return [
@@ -158,7 +158,7 @@ def rows() -> list[dict[str, Any]]:
         {"prod_id": 2, **base, "is_deleted": "Y"},  # gone: soft deleted
         {"prod_id": 3, **base, "sku": "  "},  # rejected: sku empty
         {"prod_id": 4, **base, "price_txt": "$13.00"},  # rejected: the prices disagree
-        {"prod_id": 5, **base, "status_cd": "X", "updated_at": datetime(2024, 10, 27, 2, 30)},  # noqa: DTZ001
+        {"prod_id": 5, **base, "status_cd": "X", "updated_at": datetime(2024, 10, 27, 2, 30)},
     ]
 
 
