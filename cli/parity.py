@@ -15,7 +15,7 @@ import typer
 from seam.cli import migrate
 from seam.cli.context import settings
 from seam.cli.render import OUTPUT, Output, print_json, print_table
-from seam.errors import SeamError
+from seam.errors import ConfigError, SeamError
 
 CLEAN: Final = 0
 DIFFERENT: Final = 1
@@ -46,6 +46,15 @@ def parity(
     rechecks: int = typer.Option(
         2, "--rechecks", help="Newer cuts a differing key is checked at before it counts.", min=0
     ),
+    repair: bool = typer.Option(
+        False,
+        "--repair",
+        help="Ask the connector (--connector) for an incremental snapshot of the differing "
+        "keys' rows, wait for them, and check them again.",
+    ),
+    connector: str | None = typer.Option(
+        None, "--connector", help="The Debezium connector that captures the entity's table."
+    ),
     state: Path | None = migrate.STATE,
     output: Output = OUTPUT,
 ) -> None:
@@ -55,6 +64,11 @@ def parity(
     from seam.migration.state import MigrationStore
     from seam.transforms.pipeline_file import load_pipeline
 
+    if repair and connector is None:
+        raise ConfigError(
+            "--repair needs the connector that captures the table",
+            hint="pass --connector NAME (`seam connectors status` lists them)",
+        )
     store = MigrationStore(migrate.state_option(state))
     spec = load_pipeline(pipeline)
     entity = spec.declaration.entity.name if spec.declaration is not None else spec.name
@@ -68,6 +82,8 @@ def parity(
             wait_s=wait,
             rechecks=rechecks,
             say=(lambda text: typer.echo(text, err=True)) if output is Output.text else _quiet,
+            settings=config,
+            repair_connector=connector if repair else None,
         )
         report = check.run()
     except SeamError as exc:
@@ -112,6 +128,12 @@ def _show(record: dict[str, Any]) -> None:
     verdict = "clean" if record["clean"] else f"{record['differing']} keys differ"
     typer.echo(f"{record['entity']} at {record['position']}: {verdict}")
     typer.echo("counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    repaired = record.get("repair")
+    if repaired:
+        typer.echo(
+            f"repair: asked {repaired['connector']} to snapshot {repaired['keys']} keys again; "
+            f"{repaired['repaired']} now agree"
+        )
     if record["settled"]:
         typer.echo(f"{record['settled']} keys differed at the first cut and agreed at a later one")
     rows = []

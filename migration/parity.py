@@ -81,6 +81,7 @@ class Report:
     timings: dict[str, float]
     moved: dict[str, int]  # what the image comparison moved: requests, ranges, rows
     finished_at: str = ""
+    repair: dict[str, Any] | None = None  # what --repair asked for and what it fixed
 
     @property
     def differing(self) -> int:
@@ -103,6 +104,7 @@ class Report:
             "differences": [d.as_json() for d in self.differences[:limit]],
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "moved": self.moved,
+            "repair": self.repair,
         }
 
 
@@ -368,6 +370,8 @@ class ParityCheck:
     wait_s: float = 60.0
     rechecks: int = 2
     say: Callable[[str], None] = lambda _text: None
+    settings: Any = None  # seam.settings.Settings: Connect's address, for --repair
+    repair_connector: str | None = None  # ask this connector to snapshot differing keys
 
     def run(self) -> Report:
         began = time.monotonic()
@@ -412,6 +416,11 @@ class ParityCheck:
             started = time.monotonic()
             found = self._recheck(legacy, keys, client, cuts)
             timings[f"recheck_{len(cuts) - 1}"] = time.monotonic() - started
+        repair = None
+        if found and self.repair_connector is not None:
+            started = time.monotonic()
+            found, repair = self._repair(legacy, found, client, cuts)
+            timings["repair"] = time.monotonic() - started
         timings["total"] = time.monotonic() - began
         found.sort(key=lambda d: (order_key(d.key), d.side))
         report = Report(
@@ -424,6 +433,7 @@ class ParityCheck:
             timings,
             moved,
         )
+        report.repair = repair
         report.finished_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         return report
 
@@ -443,6 +453,55 @@ class ParityCheck:
         topic = read_topic(self.kafka, self.spec.latest.topic, max(self.wait_s, 30.0))
         topic.read_s = time.monotonic() - read_began
         return topic, waited
+
+    def _repair(
+        self,
+        legacy: LegacySide,
+        found: list[Difference],
+        client: ImageClient | None,
+        cuts: list[str],
+    ) -> tuple[list[Difference], dict[str, Any]]:
+        """Ask the connector for an incremental snapshot of the differing keys' rows, wait
+        until they came through (or --wait passed), and check them again."""
+        from seam.connectors.client import ConnectClient
+        from seam.connectors.operate import snapshot_tables
+
+        assert self.settings is not None
+        assert self.repair_connector is not None
+        keys = sorted({d.key for d in found}, key=order_key)
+        now = legacy.read(keys)
+        present = [k for k in keys if k in now.states or k in now.gone or k in now.rejected]
+        info: dict[str, Any] = {
+            "connector": self.repair_connector,
+            "keys": len(keys),
+            # A key the legacy table has no row for: a snapshot cannot remove it.
+            "not_in_legacy": [k for k in keys if k not in present],
+        }
+        if not present:
+            info["repaired"] = 0
+            return found, info
+        where = legacy.where(legacy.entity_table)
+        collection = f"{where.namespace}.{where.table}"
+        condition = legacy.key_condition(present)
+        asked = snapshot_tables(
+            ConnectClient.from_settings(self.settings),
+            self.settings,
+            self.repair_connector,
+            [collection],
+            filters={collection: condition},
+        )
+        info["signal_id"] = asked["signal_id"]
+        info["filter"] = condition
+        self.say(f"asked {self.repair_connector} to snapshot {len(present)} keys again")
+        deadline = time.monotonic() + self.wait_s
+        remaining = found
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            remaining = self._recheck(legacy, keys, client, cuts)
+            if not {d.key for d in remaining} & set(present):
+                break
+        info["repaired"] = len(set(keys) - {d.key for d in remaining})
+        return remaining, info
 
     def _recheck(
         self, legacy: LegacySide, keys: list[str], client: ImageClient | None, cuts: list[str]

@@ -87,6 +87,7 @@ class LegacySide:
         self.prefix, self.namespace = ".".join(parts[:-2]), parts[-2]
         self.topic = base
         self.database = ""  # the database's name, once connected
+        self.flavour = "postgresql"  # postgresql or mariadb, once connected
         self.at: dict[str, Any] = {}  # the cut's position as Debezium's source block has it
 
     def where(self, table: str) -> Where:
@@ -117,6 +118,7 @@ class LegacySide:
             dialect = conn.dialect.name
             self.database = conn.engine.url.database or ""
             connector = "postgresql" if dialect == "postgresql" else "mariadb"
+            self.flavour = connector
             if dialect == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 position = log_position(conn)  # the first statement: the snapshot starts here
@@ -148,6 +150,29 @@ class LegacySide:
         cut.clean_s = clean_s
         cut.read_s = time.monotonic() - began - clean_s
         return cut
+
+    def key_condition(self, keys: Sequence[str]) -> str:
+        """A SQL condition on the entity table's key columns that holds for exactly the rows
+        of `keys` (record keys): what an incremental snapshot's filter takes."""
+        columns, values = self._key_filter(keys)
+        quote = '"' if self.flavour == "postgresql" else "`"
+
+        def literal(value: Any) -> str:
+            if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+                return str(int(value))
+            return "'" + str(value).replace("'", "''") + "'"
+
+        if len(columns) == 1:
+            column = quote + columns[0] + quote
+            return f"{column} IN ({', '.join(literal(v[0]) for v in values)})"
+        return " OR ".join(
+            "("
+            + " AND ".join(
+                f"{quote}{c}{quote} = {literal(v)}" for c, v in zip(columns, row, strict=True)
+            )
+            + ")"
+            for row in values
+        )
 
     def _key_filter(self, keys: Sequence[str]) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
         import orjson

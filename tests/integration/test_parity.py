@@ -288,3 +288,36 @@ def test_a_cut_that_cannot_be_reached_is_exit_code_2(running: Running, tmp_path:
     record = json.loads((tmp_path / "state" / "parity" / "product.json").read_text())
     assert record["clean"] is False
     assert record["compared"] is False
+
+
+def test_repair_snapshots_the_differing_rows_again(running: Running, tmp_path: Path) -> None:
+    """`--repair`: an incremental snapshot filtered to the differing key brings the change
+    the connector missed, and the check then finds the sides agree."""
+    keys = product_keys(running)
+    missed = keys[-1]
+    uncaptured_rename(running, missed, "Missed, then repaired")
+    with Workload(running.catalog.url, keys[:40]):
+        code, result, err = parity(
+            running,
+            tmp_path / "state",
+            "--service",
+            running.served.url,
+            "--repair",
+            "--connector",
+            running.catalog.connector,
+        )
+    assert code == 0, (result, err)
+    assert result["clean"] is True
+    repair = result["repair"]
+    assert repair["keys"] == 1
+    assert repair["repaired"] == 1
+    assert str(missed) in repair["filter"]
+    answer = running.served.get(f"/product/{missed}").json()
+    assert answer["data"]["name"] == "Missed, then repaired"
+
+
+def test_repair_needs_the_connector(running: Running, tmp_path: Path) -> None:
+    code, _result, err = parity(running, tmp_path / "state", "--repair")
+    assert code == 1
+    assert "--connector" in err
+    assert "Traceback" not in err
