@@ -32,7 +32,7 @@ import orjson
 
 from seam.errors import SeamError
 from seam.kafka_config import KafkaSettings
-from seam.migration.digest import canonical, combine, row_hash
+from seam.migration.digest import canonical, canonical_json, combine, row_hash
 from seam.migration.parity_legacy import LegacyCut, LegacySide
 from seam.services.image import order_key
 from seam.transforms.pipeline_file import PipelineSpec
@@ -340,7 +340,7 @@ class TopicCut:
 
 def read_topic(kafka: KafkaSettings, topic: str, timeout_s: float) -> TopicCut:
     from seam.streams.kafka import TopicNotFoundError
-    from seam.transforms.readback import compacted, read_to_end
+    from seam.transforms.readback import read_to_end
 
     try:
         records = read_to_end(kafka, topic, timeout=timeout_s)
@@ -351,11 +351,20 @@ def read_topic(kafka: KafkaSettings, topic: str, timeout_s: float) -> TopicCut:
             "entity's states",
         ) from None
     ends: dict[int, int] = {}
+    latest: dict[bytes, bytes] = {}  # compacted as a consumer sees it, values left as bytes
     for r in records:
         ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
-    states = {k.decode(): canonical(v) for k, v in compacted(records).items()}
+        if r.key is None:
+            continue
+        if r.value is None:
+            latest.pop(r.key, None)
+        else:
+            latest[r.key] = r.value
+    count = len(records)
+    del records  # a million records: let them go before the states are made
+    states = {k.decode(): canonical_json(v) for k, v in latest.items()}
     after = ",".join(f"{p}:{o}" for p, o in sorted(ends.items()))
-    return TopicCut(states, after, len(records))
+    return TopicCut(states, after, count)
 
 
 # ---------------------------------------------------------------------------- the check

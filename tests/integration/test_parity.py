@@ -198,11 +198,13 @@ def uncaptured_rename(run: Running, product: int, name: str) -> None:
             conn.execute(text("SET SESSION sql_log_bin = 1"))
 
 
-def produce(stack: Settings, topic: str, key: str, value: dict[str, Any]) -> None:
+def produce(stack: Settings, topic: str, key: str, value: dict[str, Any] | None) -> None:
+    """One record into `topic` (None: a tombstone)."""
     from confluent_kafka import Producer
 
     producer = Producer(stack.kafka.client_config({}))
-    producer.produce(topic, key=key.encode(), value=json.dumps(value).encode())
+    body = None if value is None else json.dumps(value).encode()
+    producer.produce(topic, key=key.encode(), value=body)
     assert producer.flush(30) == 0
 
 
@@ -236,6 +238,7 @@ def test_planted_differences_are_found_with_their_reasons(
     legacy_only, topic_wrong, image_wrong = keys[-1], keys[-2], keys[-3]
     served = restart_from_tampered_snapshot(running, str(image_wrong), "Stale in the image")
     running.served = served
+    before: dict[str, Any] | None = None
     try:
         uncaptured_rename(running, legacy_only, "Renamed behind the connector's back")
         before = served.get(f"/product/{topic_wrong}").json()["data"]
@@ -245,6 +248,10 @@ def test_planted_differences_are_found_with_their_reasons(
             code, result, err = parity(running, tmp_path / "state", "--service", served.url)
     finally:
         served.close()
+        # The topic outlives this test (the catalog is the module's): take the plants back.
+        if before is not None:
+            produce(stack, running.catalog.latest, str(topic_wrong), before)
+            produce(stack, running.catalog.latest, "99999999", None)
     assert code == 1, (result, err)
     assert result["clean"] is False
     found = {(d["key"], d["side"]): d for d in result["differences"]}
