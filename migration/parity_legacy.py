@@ -210,9 +210,9 @@ class LegacySide:
             result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(
                 text(f"SELECT * FROM {table}")
             )
-            columns = list(result.keys())
+            names = list(result.keys())
             while chunk := result.fetchmany(BATCH):
-                yield [dict(zip(columns, r, strict=True)) for r in chunk]
+                yield [dict(zip(names, r, strict=True)) for r in chunk]
             return
         columns, values = wanted
         # Text comparison: the record key is text, the column of any type.

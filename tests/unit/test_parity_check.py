@@ -77,8 +77,9 @@ class Session:
         return self.client.post(url.split("testserver", 1)[1], content=data, headers=headers)
 
 
-def image_client(values: dict[str, dict[str, Any]]) -> ImageClient:
-    image = Image(Shape(("id", "name", "price")), compress=True)
+def image_client(values: dict[str, dict[str, Any]], image: Image | None = None) -> ImageClient:
+    if image is None:
+        image = Image(Shape(("id", "name", "price")), compress=True)
     for key, value in values.items():
         image.apply(key, orjson.dumps(value))
     service = SimpleNamespace(
@@ -100,6 +101,19 @@ def test_a_clean_image_moves_digests_and_no_row() -> None:
     assert count == 20_000
     assert moved["rows"] == 0
     assert client.requests == 1
+
+
+def test_a_state_the_image_replaces_is_hashed_again() -> None:
+    """The endpoint keeps each key's hash while its stored value stays the same object: a
+    value applied since is hashed again, so a second check sees the change."""
+    states = {str(i): state(i) for i in range(1, 501)}
+    image = Image(Shape(("id", "name", "price")), compress=False)
+    client = image_client(states, image)
+    cut = cut_of(states)
+    assert compare_image(cut, LegacyIndex(cut), client, None)[0] == []
+    image.apply("42", orjson.dumps(state(42, "changed since")))
+    found, _count, _moved = compare_image(cut, LegacyIndex(cut), client, None)
+    assert [(d.key, d.reason) for d in found] == [("42", "values")]
 
 
 def test_bisection_finds_every_planted_difference_moving_few_rows() -> None:
