@@ -18,8 +18,9 @@ import typer
 
 from seam import __version__
 from seam.cli import connectors, history, migrate, serve, stack, streams, transform
-from seam.cli import cutover as _cutover  # noqa: F401  (adds `seam migrate cutover`)
+from seam.cli import cutover as _cutover  # noqa: F401 - registers `seam migrate cutover`
 from seam.cli import facade as facade_cli  # also adds its commands to `seam migrate`
+from seam.cli import parity as _parity  # noqa: F401 - registers `seam migrate parity`
 from seam.cli.context import CliState
 from seam.errors import ConfigError, SeamError
 

@@ -252,9 +252,16 @@ def drop_slot(url: str, slot: str, *, wait_s: float = 15.0, appear_s: float = 0.
 
 
 def send_snapshot_signal(
-    url: str, signal_table: str, collections: list[str], *, postgres: bool
+    url: str,
+    signal_table: str,
+    collections: list[str],
+    *,
+    postgres: bool,
+    filters: Mapping[str, str] | None = None,
 ) -> str:
-    """Ask the connector for an incremental snapshot of `collections`; returns the signal id."""
+    """Ask the connector for an incremental snapshot of `collections`; returns the signal id.
+    `filters`: per collection, a SQL condition on its columns that restricts the snapshot to
+    the rows it holds (Debezium's `additional-conditions`)."""
     from sqlalchemy import text
 
     from seam.connectors.engine import connect
@@ -264,7 +271,13 @@ def send_snapshot_signal(
     quote = '"' if postgres else "`"
     table = ".".join(f"{quote}{part}{quote}" for part in signal_table.split("."))
     signal_id = f"seam-{uuid.uuid4()}"
-    data = json.dumps({"data-collections": collections, "type": "incremental"})
+    signal: dict[str, Any] = {"data-collections": collections, "type": "incremental"}
+    if filters:
+        signal["additional-conditions"] = [
+            {"data-collection": collection, "filter": condition}
+            for collection, condition in filters.items()
+        ]
+    data = json.dumps(signal)
     with connect(url, isolation_level="AUTOCOMMIT") as conn:
         conn.execute(
             text(f"INSERT INTO {table} (id, type, data) VALUES (:id, 'execute-snapshot', :data)"),

@@ -243,8 +243,10 @@ def snapshot_tables(
     name: str,
     tables: list[str],
     live: Mapping[str, Any] | None = None,
+    filters: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Ask the connector for an incremental (ad-hoc) snapshot of `tables` via its signal table.
+    """Ask the connector for an incremental (ad-hoc) snapshot of `tables` via its signal table
+    (`filters`: per table as named in `tables`, a SQL condition restricting it to some rows).
 
     Refused when a table is not one the connector captures, or when another connector reads
     the same signal table (it would run the snapshot too: Debezium has no way to address a
@@ -283,10 +285,23 @@ def snapshot_tables(
             f"{signal_table} as '{name}': they would run this snapshot too",
             hint=clash_fix("signal.data.collection", name) + ", then apply",
         )
+    by_collection = {
+        collection: (filters or {})[table]
+        for table, collection in zip(tables, collections, strict=True)
+        if table in (filters or {})
+    }
     signal_id = send_snapshot_signal(
         url_for_connector(name, config, settings, dbname=dbname),
         signal_table,
         collections,
         postgres=postgres,
+        filters=by_collection,
     )
-    return {"connector": name, "signal_id": signal_id, "data-collections": collections}
+    result: dict[str, Any] = {
+        "connector": name,
+        "signal_id": signal_id,
+        "data-collections": collections,
+    }
+    if by_collection:
+        result["additional-conditions"] = by_collection
+    return result

@@ -31,6 +31,7 @@ from fastapi.responses import PlainTextResponse, Response
 from seam import __version__
 from seam.keys import closest
 from seam.services import metrics
+from seam.services.parity_http import router as parity_router
 from seam.services.position import (
     Offsets,
     PositionError,
@@ -381,4 +382,5 @@ def create_app(service: Service) -> FastAPI:
         app.include_router(
             router(service.history, raw_reader=raw_reader, prefix=f"/{entity}/history")
         )
+    app.include_router(parity_router(service))
     return app
