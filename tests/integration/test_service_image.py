@@ -384,9 +384,12 @@ def test_restart_from_the_snapshot_after_kill_9_then_catch_up(
     check_ready_answers(seen)
     assert seen[-1]["start"].startswith("loaded 20000 entities from snapshot file")
     assert any(a["status"] == 503 for a in seen), "ready before it had caught up?"
+    # While it catches up the image holds some mix of the snapshot and what came since: never
+    # more keys than the topic ever held (more than `view` is fine: the new keys may be in
+    # before the tombstones that follow them).
     for answer in seen:
         if answer["status"] == 503:
-            assert answer["entities"] <= len(view)
+            assert answer["entities"] <= 150_000
     assert second.all_states() == view
     assert second.stop() == 0
     # A clean stop writes the snapshot: a third start begins where the second stopped.

@@ -195,11 +195,8 @@ def test_records_carry_the_source_commit_and_the_service_lags_from_it(
     assert health["last_applied_source"]["position"].split(":")[0] == position.split(":")[0]
 
 
-def test_a_request_after_a_mariadb_gtid_sees_its_commit(
-    running: tuple[Catalog, Served], request: pytest.FixtureRequest
-) -> None:
-    if "mariadb" not in request.node.callspec.id:
-        pytest.skip("GTIDs are MySQL/MariaDB's")
+@pytest.mark.parametrize("catalog", ["mariadb"], indirect=True)  # GTIDs are MySQL/MariaDB's
+def test_a_request_after_a_mariadb_gtid_sees_its_commit(running: tuple[Catalog, Served]) -> None:
     from seam.connectors.engine import connect, log_gtid
 
     legacy, served = running
