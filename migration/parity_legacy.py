@@ -239,17 +239,7 @@ class LegacySide:
     ) -> ChangeEvent:
         after = {name: self._value(v) for name, v in row.items()}
         key = {c: after.get(c) for c in self.key_columns(where.table)}
-        source: dict[str, Any] = {
-            "version": "seam-parity",
-            "connector": connector,
-            "name": self.prefix,
-            "ts_ms": int(time.time() * 1000),
-            "snapshot": "true",
-            "db": where.namespace if connector != "postgresql" else self.database,
-            "table": where.table,
-        }
-        if connector == "postgresql":
-            source["schema"] = where.namespace
+        source = self._source(where, connector)
         return ChangeEvent(
             Op.READ,
             TableRef(where.namespace, where.table),
@@ -261,6 +251,21 @@ class LegacySide:
             None,
             RawRecord(None, None, where.topic),
         )
+
+    def _source(self, where: Where, connector: str) -> dict[str, Any]:
+        """The `source` block Debezium puts on a snapshot read of a row of `where`."""
+        source: dict[str, Any] = {
+            "version": "seam-parity",
+            "connector": connector,
+            "name": self.prefix,
+            "ts_ms": int(time.time() * 1000),
+            "snapshot": "true",
+            "db": where.namespace if connector != "postgresql" else self.database,
+            "table": where.table,
+        }
+        if connector == "postgresql":
+            source["schema"] = where.namespace
+        return source
 
     def _compiled(self, pipeline: Pipeline) -> Any:
         """The compiled engine of the pipeline, as the worker runs it (None: the pipeline
@@ -282,17 +287,7 @@ class LegacySide:
         unit = 1 if connector == "postgresql" else 1000  # MicroTimestamp / Timestamp
         after = {name: _wire(v, unit) for name, v in row.items()}
         key = {c: after.get(c) for c in self.key_columns(where.table)}
-        source: dict[str, Any] = {
-            "version": "seam-parity",
-            "connector": connector,
-            "name": self.prefix,
-            "ts_ms": int(time.time() * 1000),
-            "snapshot": "true",
-            "db": where.namespace if connector != "postgresql" else self.database,
-            "table": where.table,
-        }
-        if connector == "postgresql":
-            source["schema"] = where.namespace
+        source = self._source(where, connector)
         source.update(self.at)  # where the cut sits in the log (the engine needs a position)
         value = {"before": None, "after": after, "source": source, "op": "r", "ts_ms": 0}
         raw = RawRecord(orjson.dumps(key), orjson.dumps(value), where.topic)
