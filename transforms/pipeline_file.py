@@ -21,6 +21,9 @@
       fast_path: mypackage.native:fast_path_for   # optional, see seam.transforms.fast_path
       compiled: true                    # a declared pipeline: the compiled engine (default)
       column_types: none                # or source (see below)
+    own_writes:                         # optional: changes seam's writer made (own_writes.py)
+      ledger: orders.own-writes         # PostgreSQL: the writer's transaction ids
+      gtid_domain: 77                   # MariaDB: the writer sessions' GTID domain
 
 `outputs.history.key` names the event field that keys history records (default: the item's
 `latest_key`, the entity's key; see `seam.transforms.outputs`).
@@ -72,6 +75,7 @@ from seam.keys import closest
 from seam.transforms.declared.model import Declaration
 from seam.transforms.declared.reading import SECTIONS, declares, read_declaration
 from seam.transforms.declared.runtime import DeclaredPipeline
+from seam.transforms.own_writes import OwnWrites
 from seam.transforms.pipeline import Pipeline, StageErrorLimitError
 from seam.transforms.stage_loader import STAGE_HINT, StageSpec, build_stage
 from seam.transforms.stages import BUILTIN
@@ -89,7 +93,17 @@ from seam.yamlfile import (
 
 Guarantee = Literal["exactly_once", "at_least_once"]
 ColumnTypes = Literal["source", "none"]
-_TOP: Final = ("name", "group", "inputs", "stages", "outputs", "processing", "schemas", *SECTIONS)
+_TOP: Final = (
+    "name",
+    "group",
+    "inputs",
+    "stages",
+    "outputs",
+    "processing",
+    "schemas",
+    "own_writes",
+    *SECTIONS,
+)
 # A declared pipeline that names no stages runs these.
 DECLARED_STAGES: Final = ("decode", "clean", "events", "validate")
 _STAGE: Final = ("use", "with", "name")
@@ -105,6 +119,7 @@ _PROCESSING: Final = (
     "compiled",
     "column_types",
 )
+_OWN_WRITES: Final = ("ledger", "gtid_domain")
 DEFAULT_MAX_STAGE_ERRORS: Final = 100
 _WRITE_ALL: Final = (
     "write name, group, inputs, stages and outputs as 'key: value' lines; "
@@ -153,6 +168,7 @@ class PipelineSpec:
     folder: Path | None = None  # the pipeline file's folder: stage modules beside it import
     declaration: Declaration | None = None  # tables, entity, events (declared pipelines)
     schemas: Path | None = None  # a declared pipeline's schema folder (`schemas:`)
+    own_writes: OwnWrites | None = None  # how changes seam's writer made are recognised
 
     @property
     def outputs(self) -> tuple[OutputTopic, OutputTopic, OutputTopic]:
@@ -277,6 +293,7 @@ def parse_pipeline(
             path = Path(text).expanduser()
             schemas = path if path.is_absolute() or folder is None else folder / path
     processing = reader.processing(top)
+    own_writes = reader.own_writes(top)
     reader.problems.check()
     return PipelineSpec(
         name=name,
@@ -290,6 +307,7 @@ def parse_pipeline(
         folder=folder,
         declaration=declaration,
         schemas=schemas,
+        own_writes=own_writes,
         **processing,
     )
 
@@ -416,6 +434,34 @@ class _Reader(Reader):
             config={str(k): str(v) for k, v in config.items()},
             key=(self.string(data, "key", f"{what}.key") or None) if "key" in data else None,
         )
+
+    def own_writes(self, top: Mapping[str, Any]) -> OwnWrites | None:
+        raw = top.get("own_writes")
+        if raw is None:
+            return None
+        data = self.mapping(raw, value_mark(top, "own_writes"), "own_writes")
+        if data is None:
+            return None
+        meant = self.keys(data, _OWN_WRITES, "own_writes")
+        if not data:
+            self.missing(
+                data,
+                "ledger",
+                "own_writes",
+                "add 'ledger: <topic>' (PostgreSQL) or 'gtid_domain: <n>' (MariaDB)",
+                meant,
+            )
+            return None
+        ledger = self.string(data, "ledger", "own_writes.ledger") if "ledger" in data else None
+        domain = self.integer(
+            data,
+            "gtid_domain",
+            "own_writes.gtid_domain",
+            1,
+            None,
+            "a GTID domain no other server of the source uses, e.g. 77",
+        )
+        return OwnWrites(ledger=ledger or None, gtid_domain=domain)
 
     def processing(self, top: Mapping[str, Any]) -> dict[str, Any]:
         raw = top.get("processing")

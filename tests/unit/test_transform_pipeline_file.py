@@ -300,3 +300,38 @@ def test_a_missing_or_binary_pipeline_file_is_one_clear_error(tmp_path: Path) ->
     with pytest.raises(ConfigError) as caught:
         load_pipeline(binary)
     assert caught.value.message == f"{binary}: not a text file (not UTF-8)"
+
+
+def test_own_writes_are_read_with_their_errors() -> None:
+    data = base()
+    data["own_writes"] = {"ledger": "orders.own-writes", "gtid_domain": 77}
+    spec = parse_pipeline(data)
+    assert spec.own_writes is not None
+    assert (spec.own_writes.ledger, spec.own_writes.gtid_domain) == ("orders.own-writes", 77)
+    assert parse_pipeline(base()).own_writes is None
+
+    for own, message in (
+        ({"ledgr": "x"}, "'ledgr' (did you mean 'ledger'?)"),
+        ({"gtid_domain": 0}, "expected a whole number >= 1, got 0"),
+        ({"gtid_domain": "77"}, "own_writes.gtid_domain"),
+        ({}, "own_writes"),
+    ):
+        data = base()
+        data["own_writes"] = own
+        with pytest.raises(ConfigError) as info:
+            parse_pipeline(data)
+        assert message in str(info.value), (own, str(info.value))
+
+
+def test_own_writes_helpers() -> None:
+    from seam.transforms.own_writes import gtid_domain, ledger_entry, ledger_tx_id, pg_tx_id
+
+    assert pg_tx_id((3 << 32) | 1234) == 1234
+    key, value = ledger_entry(1234, "catalog-writer", 1)
+    assert key == b"1234"
+    assert ledger_tx_id(value) == 1234
+    assert ledger_tx_id(b"not json") is None
+    assert ledger_tx_id(b'{"tx_id": true}') is None
+    assert gtid_domain("77-1-1234") == 77
+    assert gtid_domain("3E11FA47-1-5") is None
+    assert gtid_domain(None) is None

@@ -1,0 +1,74 @@
+"""Changes seam itself wrote into the legacy database: the reverse flow's loop prevention.
+
+When a capability's writes move to a new service, the new side publishes the domain event
+and a seam writer keeps the legacy database in step. Debezium then captures that write like
+any other; published again, it would be a second event for one change (a loop). Debezium
+carries no replication origin, so the writer marks its transactions in a way the source
+log does carry, and the transform recognises them:
+
+- MariaDB: the writer's session sets `gtid_domain_id` to the declared domain; Debezium's
+  `source.gtid` (`domain-server-sequence`) names it.
+- PostgreSQL: the writer reads its transaction id (`pg_current_xact_id()`) and records it in
+  a ledger topic, flushed before it commits. Debezium's `source.txId` is that id's low 32
+  bits. A change the transform reads was committed before it was read, so reading the ledger
+  to the end offsets taken after reading the change is sure to include the writer's entry.
+
+Declared in the pipeline file:
+
+    own_writes:
+      ledger: catalog.own-writes        # PostgreSQL sources
+      gtid_domain: 77                   # MariaDB sources
+
+A change of seam's own origin still updates the latest state (the legacy row is the state)
+but publishes no domain event: it is counted as a record with no event, reason `own_write`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Final
+
+OWN_WRITE: Final = "own_write"  # the no-event reason of a change seam wrote itself
+_TX_ID_MASK: Final = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class OwnWrites:
+    """How a pipeline recognises changes that seam's writer made (see the module docstring)."""
+
+    ledger: str | None = None  # PostgreSQL: the topic of the writer's transaction ids
+    gtid_domain: int | None = None  # MariaDB: the GTID domain of the writer's sessions
+
+
+def pg_tx_id(xact_id: int) -> int:
+    """The id Debezium reports as `source.txId` for a `pg_current_xact_id()` (its epoch dropped)."""
+    return xact_id & _TX_ID_MASK
+
+
+def ledger_entry(tx_id: int, writer: str, ts_ms: int) -> tuple[bytes, bytes]:
+    """The key and value of the ledger record for one transaction of `writer`."""
+    key = str(tx_id).encode()
+    value = json.dumps({"tx_id": tx_id, "writer": writer, "ts_ms": ts_ms}).encode()
+    return key, value
+
+
+def ledger_tx_id(value: bytes | None) -> int | None:
+    """The transaction id of a ledger record's value, or None when it is not one."""
+    if not value:
+        return None
+    try:
+        tx_id = json.loads(value).get("tx_id")
+    except (ValueError, AttributeError):
+        return None
+    return tx_id if isinstance(tx_id, int) and not isinstance(tx_id, bool) else None
+
+
+def gtid_domain(gtid: str | None) -> int | None:
+    """The domain of a MariaDB GTID (`0-1-1234` -> 0), or None for another form."""
+    if not gtid:
+        return None
+    parts = gtid.split("-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0])
