@@ -16,7 +16,7 @@ log does carry, and the transform recognises them:
 Declared in the pipeline file:
 
     own_writes:
-      ledger: catalog.own-writes        # PostgreSQL sources
+      ledger: orders.own-writes         # PostgreSQL sources
       gtid_domain: 77                   # MariaDB sources
 
 A change of seam's own origin still updates the latest state (the legacy row is the state)
