@@ -21,6 +21,7 @@ from seam.cli import connectors, history, migrate, serve, stack, streams, transf
 from seam.cli import cutover as _cutover  # noqa: F401 - registers `seam migrate cutover`
 from seam.cli import facade as facade_cli  # also adds its commands to `seam migrate`
 from seam.cli import parity as _parity  # noqa: F401 - registers `seam migrate parity`
+from seam.cli import writer as _writer  # noqa: F401 - registers `seam migrate writer`
 from seam.cli.context import CliState
 from seam.errors import ConfigError, SeamError
 

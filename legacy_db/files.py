@@ -20,7 +20,7 @@ from typing import Any, Final
 from seam.errors import ConfigError
 from seam.yamlfile import load_documents, plain
 
-FOLDERS: Final = ("pipelines", "schemas", "connectors", "views", "services")
+FOLDERS: Final = ("pipelines", "schemas", "connectors", "views", "services", "migration")
 _SUFFIXES: Final = (".yaml", ".json")
 
 

@@ -6,6 +6,8 @@
     GET /<entity>/search?q=words          states whose search fields hold every word
     GET /<entity>/count[?field=value]     how many
     GET /ready  /health  /metrics
+    POST|PUT|PATCH <command path>         the commands of the service file's `writes:`
+                                          (seam.services.commands)
 
 `<key>` is the latest topic's record key as `seam.transforms.declared.envelope.key_text`
 makes it: `42`, or for a composite key the JSON array `[3,"B"]` (URL-encoded:
@@ -383,4 +385,8 @@ def create_app(service: Service) -> FastAPI:
             router(service.history, raw_reader=raw_reader, prefix=f"/{entity}/history")
         )
     app.include_router(parity_router(service))
+    if service.commands is not None:
+        from seam.services.commands_http import add_routes
+
+        add_routes(app, service, service.commands)
     return app

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from seam.kafka_config import KafkaSettings, kafka_settings
 from seam.services import snapshot as snapshot_file
@@ -31,6 +31,9 @@ from seam.services.position import Offsets, SourcePosition, reached
 from seam.services.service_file import ServiceSpec
 from seam.services.source import SourceWatch
 from seam.streams.kafka import Kafka, KafkaUnavailableError
+
+if TYPE_CHECKING:
+    from seam.services.commands import Commands
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,12 @@ class Service:
         self._history_kafka = Kafka(self.kafka) if spec.history else None
         self.raw_kafka = Kafka(self.kafka) if spec.history else None
         self._follower: threading.Thread | None = None
+        # The commands of the service file's writes file (None: it takes none).
+        self.commands: Commands | None = None
+        if spec.writes is not None:
+            from seam.services.commands import Commands
+
+            self.commands = Commands(spec.writes, self.kafka)
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self._write_lock = threading.Lock()
@@ -220,6 +229,8 @@ class Service:
             self._history_kafka.close()
         if self.raw_kafka is not None:
             self.raw_kafka.close()
+        if self.commands is not None:
+            self.commands.close()
         if self.history is not None:
             self.history.close()
         if self.loader.progress.ready:

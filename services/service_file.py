@@ -16,6 +16,8 @@
     read_your_writes:
       wait_ms: 2000                     # how long `after=` waits by default
       max_wait_ms: 30000                # the most a request's `wait_ms` may ask
+    writes: ../migration/orders-writes.yaml  # commands: writes moved to this service
+                                        # (seam.migration.writes; same pipeline)
     history:                            # /<entity>/history/...: timeline, as-of, why, from an
                                         # (or `history: true`)
       index: ~/orders-history.sqlite    # index of the pipeline's history topic (default: the
@@ -36,6 +38,7 @@ from typing import Any, Final
 
 from seam.errors import ConfigError
 from seam.keys import closest
+from seam.migration.writes import WritesSpec, load_writes
 from seam.transforms.pipeline_file import PipelineSpec, load_pipeline
 from seam.yamlfile import Reader, key_mark, kind_of, load_documents, mark_of, read_file, value_mark
 
@@ -51,6 +54,7 @@ _TOP: Final = (
     "snapshot",
     "read_your_writes",
     "history",
+    "writes",
 )
 _SNAPSHOT: Final = ("path", "interval_s")
 _RYW: Final = ("wait_ms", "max_wait_ms")
@@ -82,6 +86,7 @@ class ServiceSpec:
     max_wait_ms: int = 30000
     history: bool = False  # serve the history queries of the pipeline's history topic
     history_index: Path | None = None  # None: `seam.services.history_index.default_index`
+    writes: WritesSpec | None = None  # the commands it takes (`writes:`)
     source: str = "<service>"
 
 
@@ -161,7 +166,9 @@ def parse_service(data: Any, source: str, *, folder: Path) -> ServiceSpec:
         else _section(reader, top, "history", _HISTORY)
     )
     index_text = reader.string(history, "index", "history.index") if "index" in history else ""
+    writes_text = reader.string(top, "writes", "writes") if "writes" in top else ""
     reader.problems.check()
+    writes = _writes(_path(writes_text, folder), source, top, pipeline) if writes_text else None
     return ServiceSpec(
         pipeline=pipeline,
         entity=entity.name,
@@ -181,6 +188,7 @@ def parse_service(data: Any, source: str, *, folder: Path) -> ServiceSpec:
         max_wait_ms=max(30000 if max_wait is None else max_wait, wait_ms or 0),
         history=wants_history,
         history_index=_path(index_text, folder) if index_text else None,
+        writes=writes,
         source=source,
     )
 
@@ -204,6 +212,27 @@ def _pipeline(path: Path, source: str, top: Mapping[str, Any]) -> PipelineSpec:
             "the entity's key and state fields from it",
         )
     return pipeline
+
+
+def _writes(path: Path, source: str, top: Mapping[str, Any], pipeline: PipelineSpec) -> WritesSpec:
+    where = f"{source}:{value_mark(top, 'writes') or mark_of(top) or ''}".rstrip(":")
+    try:
+        writes = load_writes(path)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: writes {path}: {exc.message}", hint=exc.hint) from None
+    theirs = writes.pipeline
+    if (theirs.history.topic, theirs.latest.topic) != (
+        pipeline.history.topic,
+        pipeline.latest.topic,
+    ):
+        raise ConfigError(
+            f"{where}: writes {path} names another pipeline ({theirs.source}, history "
+            f"{theirs.history.topic}) than the service ({pipeline.source}, history "
+            f"{pipeline.history.topic})",
+            hint="a service takes the commands of its own entity: name the same pipeline file "
+            "in both",
+        )
+    return writes
 
 
 def _section(

@@ -72,6 +72,44 @@ class EntityPlan:
         """A row of which only the key is known (a delete under REPLICA IDENTITY DEFAULT)."""
         return all(row.get(name) is None for name in self.non_key)
 
+    def _update(
+        self, before: Row, after: Row
+    ) -> tuple[list[tuple[EventDecl, str | None]], dict[str, Any] | None, str | None]:
+        """The events an update of a row from `before` to `after` yields (each with its gone
+        reason), the entity's new state (None: it is gone) and, with no event, why."""
+        entity = self.entity
+        todo: list[tuple[EventDecl, str | None]] = []
+        note = None
+        state = None
+        was, now = entity.gone_reason(before), entity.gone_reason(after)
+        if now is None:
+            state = state_of(entity.state, after)
+        if was is None and now is not None:
+            todo.extend((e, now) for e in self.gone)
+        elif now is None and was is not None:
+            todo.extend((e, None) for e in self.returned)
+        elif now is None and was is None:
+            todo.extend((e, None) for e in self.changed if _changed(e, before, after))
+            if not todo:
+                note = "no-op update"
+        else:
+            note = f"update of a gone {entity.name}"
+        return todo, state, note
+
+    def update_events(
+        self, before: Row, after: Row, key: Mapping[str, Any], provenance: Mapping[str, Any]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str | None]:
+        """The domain events of an entity changed from `before` to `after` (clean rows), as
+        an update of its row yields them: (events, the new state, why there is none). A
+        command of the new side derives its events here, as the transform does."""
+        todo, state, note = self._update(before, after)
+        prov = dict(provenance)
+        events = [
+            envelope(e.type, self.entity.name, key, _data(e, before, after, state, r, key), prov)
+            for e, r in todo
+        ]
+        return events, state, None if events else note or "no event declared for this change"
+
     def process(self, item: Item) -> Iterable[Item]:
         change = item.change
         if change is None:  # decode's note (a heartbeat record, ...) stays
@@ -117,19 +155,10 @@ class EntityPlan:
                 )
             if after is None:
                 raise Reject(f"{self.table}: update without a new row")
-            was, now = entity.gone_reason(before), entity.gone_reason(after)
-            if now is None:
-                state = state_of(entity.state, after)
-            if was is None and now is not None:
-                todo.extend((e, now) for e in self.gone)
-            elif now is None and was is not None:
-                todo.extend((e, None) for e in self.returned)
-            elif now is None and was is None:
-                todo.extend((e, None) for e in self.changed if _changed(e, before, after))
-                if not todo:
-                    item.note = "no-op update"
-            else:
-                item.note = f"update of a gone {entity.name}"
+            found, state, note = self._update(before, after)
+            todo.extend(found)
+            if note is not None:
+                item.note = note
         item.latest_key = key_text(tuple(key.values()))
         item.state = state
         if not todo:
