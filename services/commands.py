@@ -46,6 +46,7 @@ from seam.transforms.declared.envelope import key_text
 from seam.transforms.model import Item, Reject
 from seam.transforms.outputs import SOURCE_TS_HEADER, dumps, event_headers
 from seam.transforms.provenance import iso_utc
+from seam.transforms.stages.validate import ValidateStage
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,8 @@ class Commands:
         self.entity = declaration.entity
         self.plan = EntityPlan(declaration, References(declaration))
         built = pipeline.build()
-        validate = [s for s in built.stages if s.name == "validate"]
-        self.validate = validate[0] if validate else None
+        validate = [s for s in built.stages if isinstance(s, ValidateStage)]
+        self.validate: ValidateStage | None = validate[0] if validate else None
         self.topic = pipeline.history.topic
         self.history_key = pipeline.history.key
         self.by_name = {c.name: c for c in writes.commands}
@@ -142,11 +143,23 @@ class Commands:
         if found is None:
             import jsonschema_rs
 
-            column = self.declaration.table.column(name)
-            assert column is not None  # the writes file's fields are state fields
-            found = jsonschema_rs.validator_for(field_schema(column))
+            found = jsonschema_rs.validator_for(self._field_schema(name))
             self._validators[name] = found
         return found
+
+    def _field_schema(self, name: str) -> dict[str, Any]:
+        """The field's schema in the state schema the pipeline validates against (its
+        written, maybe tightened, version), else the one derived from its rules."""
+        stage = self.validate
+        state_schema = getattr(stage, "state_schema", None)
+        if stage is not None and state_schema is not None:
+            found = stage.schemas.documents.get(state_schema)
+            schema = ((found[1].get("properties") or {}) if found else {}).get(name)
+            if isinstance(schema, dict):
+                return schema
+        column = self.declaration.table.column(name)
+        assert column is not None  # the writes file's fields are state fields
+        return field_schema(column)
 
     # ------------------------------------------------------------------ running one
 

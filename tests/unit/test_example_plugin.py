@@ -89,7 +89,7 @@ def test_the_example_files_are_package_data() -> None:
     assert "services/catalog.yaml" in paths
     on_disk = {
         p.relative_to(folder("pipelines").parent).as_posix()
-        for name in ("pipelines", "schemas", "connectors", "views", "services")
+        for name in ("pipelines", "schemas", "connectors", "views", "services", "migration")
         for p in folder(name).rglob("*")
         if p.is_file() and p.suffix in (".yaml", ".json")
     }
