@@ -82,6 +82,15 @@ class WriterReport:
     started_at: dict[int, int] = field(default_factory=dict)  # partition -> first offset read
     position: dict[int, int] = field(default_factory=dict)  # partition -> next offset
     seconds: float = 0.0
+    first_at: float | None = None  # monotonic: the first own event's transaction began
+    last_at: float | None = None  # ... the last one committed
+
+    @property
+    def applying_s(self) -> float:
+        """Seconds from the first own transaction's start to the last one's commit."""
+        return (
+            0.0 if self.first_at is None or self.last_at is None else self.last_at - self.first_at
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +101,7 @@ class WriterReport:
             "started_at": {str(p): o for p, o in sorted(self.started_at.items())},
             "position": {str(p): o for p, o in sorted(self.position.items())},
             "seconds": round(self.seconds, 3),
+            "applying_s": round(self.applying_s, 3),
         }
 
 
@@ -314,6 +324,8 @@ class Writer:
             report.position.update(after)
             return
         applied = rejected = 0
+        if report.first_at is None:
+            report.first_at = time.monotonic()
         try:
             for msg in own:
                 if self._one(conn, msg):
@@ -332,6 +344,7 @@ class Writer:
         report.rejected += rejected
         report.transactions += 1
         report.position.update(after)
+        report.last_at = time.monotonic()
 
     def _one(self, conn: Connection, msg: Any) -> bool:
         """Apply one event; False when its legacy row was not found (rejected)."""
