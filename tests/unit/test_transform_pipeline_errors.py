@@ -110,7 +110,7 @@ def test_every_problem_at_its_line_and_column_in_file_order(tmp_path: Path) -> N
     assert sum(line.startswith("  fix: ") for line in lines) == len(problems) - 1
     assert lines[1] == (
         "  fix: valid keys: name, group, inputs, stages, outputs, processing, schemas, "
-        "include, tables, entity, events"
+        "own_writes, include, tables, entity, events"
     )
     assert "built-in stage (decode, clean, events, validate)" in lines[3]
     # 'gruop' was meant as 'group': no second problem saying 'group' is missing.
