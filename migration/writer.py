@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 OFFSETS_TABLE: Final = "seam_writer_offsets"
 REJECTS_TABLE: Final = "seam_writer_rejects"
 TIMEOUT_S: Final = 15.0  # the ledger entry's acknowledgement, at most
+STALLED_S: Final = 60.0  # --until-caught-up: the longest the history may give nothing
 NOT_FOUND: Final = "the legacy row was not found (the first statement changed no row)"
 
 _DDL: Final = (
@@ -205,9 +206,20 @@ class Writer:
 
         at_end: set[int] = set()
         warned = False
-        last_said = time.monotonic()
+        last_said = heard = time.monotonic()
         while not stop.is_set():
             messages = consumer.consume(self.batch_size, 0.2)
+            now = time.monotonic()
+            if messages:
+                heard = now
+            elif until_caught_up and now - heard > STALLED_S:
+                raise SeamError(
+                    f"writer {self.writes.name}: {self.topic} gave nothing (no record, no end "
+                    f"of partition) for {STALLED_S:g}s: the broker is unreachable or the topic "
+                    "stalled; nothing is half-applied",
+                    hint="check the broker (seam stack status), then run the writer again: it "
+                    "resumes at the first event not applied",
+                )
             batch = []
             for msg in messages:
                 error = msg.error()

@@ -287,11 +287,11 @@ def test_the_writer_applies_each_event_once_across_a_kill_9(stack: Settings, mov
                 lambda: applied() >= 5 or first.poll() is not None, 120, "events applied", 0.01
             )
             first.send_signal(signal.SIGKILL)
-            first.communicate(timeout=30)
+            _out, first_err = first.communicate(timeout=30)
         finally:
             if first.poll() is None:
                 first.kill()
-        assert first.returncode == -signal.SIGKILL, "the writer ended before it was killed"
+        assert first.returncode == -signal.SIGKILL, first_err.decode()
         assert applied() < total, (
             "the writer finished before it was killed: nothing was interrupted"
         )
@@ -414,6 +414,13 @@ def test_writer_errors_are_one_clear_message(stack: Settings, moved: Moved) -> N
     assert code == 1, err
     assert "login refused" in err, err
     assert "not-the-password" not in err, err
+    assert "Traceback" not in err
+
+    # The database unreachable (nothing listens on the port): one line naming it.
+    closed = moved.catalog.url.replace(f":{parsed.port}/", ":1/", 1)
+    code, _out, err = finish(writer(moved, "--until-caught-up", url=closed), 60)
+    assert code == 1, err
+    assert "cannot reach the database" in err, err
     assert "Traceback" not in err
 
     if moved.flavour == "mariadb":
