@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 app = typer.Typer(
-    help="Move capabilities off the legacy system: route modes, parity, cutover.",
+    help="Move capabilities off the legacy system: route modes, parity, cutover, writes.",
     no_args_is_help=True,
 )
 

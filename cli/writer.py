@@ -23,7 +23,7 @@ def writer(
         None,
         "--database",
         "-d",
-        help="The legacy database: a [databases] name or a URL (default: the writes file's).",
+        help="The legacy database: a \\[databases] name or a URL (default: the writes file's).",
     ),
     until_caught_up: bool = typer.Option(
         False,
