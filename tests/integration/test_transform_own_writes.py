@@ -13,6 +13,7 @@ tables (the writer's renames included), and both workers counted own writes as n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
@@ -50,7 +51,7 @@ OPERATIONS = 80
 def own_pipeline(catalog: Catalog, ledger: str, compiled: bool) -> Path:
     doc = yaml.safe_load(catalog.pipeline.read_text())
     doc["own_writes"] = (
-        {"ledger": ledger} if "mariadb" not in catalog.url else {"gtid_domain": DOMAIN}
+        {"ledger": ledger} if catalog.url.startswith("postgres") else {"gtid_domain": DOMAIN}
     )
     doc["processing"]["compiled"] = compiled
     path = catalog.pipeline.with_name(f"own-{'compiled' if compiled else 'python'}.yaml")
@@ -58,7 +59,14 @@ def own_pipeline(catalog: Catalog, ledger: str, compiled: bool) -> Path:
     return path
 
 
-def own_writer(url: str, bootstrap: str, ledger: str, products: list[int], done: list[int]) -> None:
+def own_writer(url: str, bootstrap: str, ledger: str, products: list[int], done: list[Any]) -> None:
+    try:
+        write_own(url, bootstrap, ledger, products, done)
+    except Exception as exc:  # the test's waits see it
+        done.append(exc)
+
+
+def write_own(url: str, bootstrap: str, ledger: str, products: list[int], done: list[Any]) -> None:
     """Renames `products` as seam's writer does, one transaction each (appends to `done`;
     a product the workload deleted meanwhile is left alone)."""
     from confluent_kafka import Producer
@@ -68,7 +76,7 @@ def own_writer(url: str, bootstrap: str, ledger: str, products: list[int], done:
     from seam.kafka_config import client_config
     from seam.legacy_db import writes
 
-    postgres = "mariadb" not in url
+    postgres = url.startswith("postgres")
     producer = Producer(client_config(bootstrap, {"linger.ms": 0}))
     with connect(url) as conn:
         if not postgres:
@@ -120,6 +128,7 @@ def test_own_writes_publish_no_event_and_update_latest(
     logs = [tmp_path / "compiled.log", tmp_path / "python.log"]
     workers: list[Any] = []
     out = b""
+    files = contextlib.ExitStack()
     try:
         first = start_transform_worker(
             own_pipeline(catalog, ledger, compiled=True),
@@ -128,7 +137,8 @@ def test_own_writes_publish_no_event_and_update_latest(
             "1",
             "--output",
             "json",
-            stderr=logs[0].open("wb"),
+            capture_stdout=False,  # killed: no summary to read
+            stderr=files.enter_context(logs[0].open("wb")),
         )
         workers.append(first)
 
@@ -137,7 +147,12 @@ def test_own_writes_publish_no_event_and_update_latest(
             return last_progress(logs[0]) is not None
 
         wait_for(running, 90, "the compiled worker to start")
-        done: list[int] = []
+        done: list[Any] = []
+
+        def failed() -> None:
+            errors = [d for d in done if isinstance(d, Exception)]
+            assert not errors, f"a writer failed: {errors[0]!r}"
+
         threads = [
             threading.Thread(
                 target=own_writer, args=(catalog.url, bootstrap, ledger, products, done)
@@ -154,12 +169,15 @@ def test_own_writes_publish_no_event_and_update_latest(
         )
         for t in threads:
             t.start()
+
         # Mid-stream: the compiled worker has counted own writes, more are still coming.
+        def first_own_writes() -> bool:
+            failed()
+            counts = (last_progress(logs[0]) or {}).get("no_event", {})
+            return counts.get(OWN_WRITE, 0) > 0 and len(done) < total_own
+
         wait_for(
-            lambda: (
-                (last_progress(logs[0]) or {}).get("no_event", {}).get(OWN_WRITE, 0) > 0
-                and len(done) < total_own
-            ),
+            first_own_writes,
             90,
             "the compiled worker's first own writes",
         )
@@ -175,12 +193,13 @@ def test_own_writes_publish_no_event_and_update_latest(
             "1",
             "--output",
             "json",
-            stderr=logs[1].open("wb"),
+            stderr=files.enter_context(logs[1].open("wb")),
         )
         workers.append(second)
         for t in threads:
             t.join(180)
-        assert len(done) == total_own, "a writer failed"
+        failed()
+        assert len(done) == total_own
         assert reports, "the workload failed"
         operations = reports[0].operations
         want = expected_events(initial, operations)
@@ -208,6 +227,7 @@ def test_own_writes_publish_no_event_and_update_latest(
             if worker.poll() is None:
                 worker.kill()
                 worker.wait(30)
+        files.close()
     assert second.returncode == 0, logs[1].read_text()[-3000:]
     summary = json.loads(out)
     assert summary["balanced"] is True
@@ -231,5 +251,5 @@ def test_own_writes_publish_no_event_and_update_latest(
         rows.values(), categories, suppliers
     )
     assert read_to_end(bootstrap, catalog.dead_letter) == []
-    if "mariadb" not in catalog.url:  # (the fixture deletes the topics of its prefix)
+    if catalog.url.startswith("postgres"):  # (the fixture deletes the topics of its prefix)
         assert len(read_to_end(bootstrap, ledger)) == total_own
