@@ -396,8 +396,8 @@ def main() -> None:
             if ledger is not None and ledger.catch_ups:
                 print(
                     f"  own-writes ledger: {ledger.catch_ups:,} reads to its end offsets, "
-                    f"{ledger.seconds / ledger.catch_ups * 1000:.2f} ms per batch, "
-                    f"{ledger.seconds:.2f} s in all"
+                    f"{ledger.seconds / ledger.catch_ups * 1000:.2f} ms per batch "
+                    f"({ledger.seconds:.2f} s in all), its start {ledger.start_seconds:.2f} s"
                 )
             del worker  # and the output floor's publications with it, before the next mode
             # CPU of this process (the worker and its librdkafka threads) per input record,

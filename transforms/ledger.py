@@ -40,8 +40,9 @@ class LedgerReader:
         self.timeout = timeout
         self._consumer: Any = None
         self._next: dict[int, int] = {}  # partition -> the next offset to read
-        self.catch_ups = 0  # batches that read the ledger (progress, benchmarks)
-        self.seconds = 0.0  # time spent in catch_up
+        self.catch_ups = 0  # batches that read the ledger (benchmarks)
+        self.seconds = 0.0  # time spent in catch_up, the first one's start excluded
+        self.start_seconds = 0.0  # the consumer's start: metadata, offsets, assignment
 
     def _start(self) -> Any:
         from confluent_kafka import TopicPartition
@@ -81,7 +82,11 @@ class LedgerReader:
         from confluent_kafka import KafkaException, TopicPartition
 
         try:
-            consumer = self._consumer or self._start()
+            consumer = self._consumer
+            if consumer is None:
+                consumer = self._start()
+                self.start_seconds = time.monotonic() - began
+                began = time.monotonic()
             targets = {}
             for p, at in self._next.items():
                 _lo, hi = bounded(
