@@ -109,7 +109,7 @@ def test_every_problem_at_its_line_and_column_in_file_order(tmp_path: Path) -> N
     # Each problem is followed by its own fix; the last one's is the hint the CLI prints.
     assert sum(line.startswith("  fix: ") for line in lines) == len(problems) - 1
     assert lines[1] == (
-        "  fix: valid keys: name, group, inputs, stages, outputs, processing, schemas, "
+        "  fix: valid keys: name, group, inputs, stages, outputs, processing, schemas, own_writes, "
         "include, tables, entity, events"
     )
     assert "built-in stage (decode, clean, events, validate)" in lines[3]
