@@ -27,7 +27,14 @@ from seam.transforms.pipeline_file import PipelineSpec, load_pipeline
 from seam.transforms.progress import Counts
 from seam.transforms.redelivery import Marks
 from tests.catalog_rows import mariadb
-from tests.unit.test_compiled_engine import TOPIC, FakeMessage, RecordingProducer, with_source
+from tests.unit.test_compiled_engine import (
+    MIDDLE,
+    TOPIC,
+    FakeMessage,
+    RecordingProducer,
+    split_paths,
+    with_source,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -153,3 +160,33 @@ def test_a_non_ascii_gtid_is_left_to_python() -> None:
     raw = RawRecord(key, with_source(mariadb(value, 0), gtid="\u0667\u0667-1-1"), TOPIC, 0, 0)
     assert fast.process(raw) is None
     assert own.is_own({"gtid": "\u0667\u0667-1-1"})  # Python reads Unicode digits: it decides
+
+
+def test_around_a_python_stage_an_own_write_publishes_no_event() -> None:
+    """The split path (the engine around a Python stage) goes through the Python handler,
+    which applies the decision: the same records as the Python path, own writes' history
+    left out."""
+    spec, pipeline, path = split_paths("catalog", MIDDLE)
+    own = OwnOrigin(OwnWrites(ledger="ledger"))
+    messages = []
+    for i, (key, value) in enumerate(typical_changes(120, seed=5)):
+        if i >= 60 and i % 2 == 0:
+            value = with_source(value, txId=800_000 + i)
+            own.add(entry(800_000 + i))
+        messages.append(FakeMessage(RawRecord(key, value, TOPIC, 0, i)))
+    calls: dict[str, list[Any]] = {"python": [], "split": []}
+    counts = {"python": Counts(), "split": Counts()}
+    for name, handler in (
+        ("python", RecordHandler(spec, pipeline, None, own=own)),
+        ("split", RecordHandler(spec, pipeline, None, split=path, own=own)),
+    ):
+        for msg in messages:
+            handler.handle(msg, counts[name], Marks(), lambda *a, n=name: calls[n].append(a))
+    assert calls["split"] == calls["python"]
+    assert counts["split"].native > 0
+    assert counts["split"].no_event == counts["python"].no_event
+    assert counts["python"].no_event[OWN_WRITE] > 0
+    # Each own write still wrote its state: one latest-topic write per record, as without.
+    latest = [c for c in calls["python"] if c[0] == spec.latest.topic]
+    assert len(latest) == counts["python"].latest_out
+    assert counts["python"].balanced
