@@ -35,7 +35,8 @@ _TX_ID_MASK: Final = 0xFFFFFFFF
 # The ledger's transaction ids a worker keeps, newest first kept. An id is needed only until
 # the transform reads the writer's change, so the bound is the number of writer transactions
 # the transform may lag behind: 500,000 (hours of a busy writer) in about 40 MB. An id
-# evicted before its change is read lets that change publish its event (logged as a hint).
+# evicted before its change is read lets that change publish its event (`OwnOrigin.evicted`
+# counts the evictions).
 LEDGER_BOUND: Final = 500_000
 
 
