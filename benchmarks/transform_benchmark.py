@@ -289,6 +289,12 @@ def main() -> None:
     parser.add_argument(
         "--all-cores", action="store_true", help="do not pin this process to one core"
     )
+    parser.add_argument(
+        "--no-own-writes",
+        action="store_true",
+        help="drop the pipeline's own_writes (the catalog's PostgreSQL ledger): its cost is "
+        "the difference",
+    )
     args = parser.parse_args()
     global _example
     _example = args.pipeline
@@ -354,6 +360,8 @@ def main() -> None:
                 "batch_size": args.batch_size,
                 "batch_timeout_ms": PipelineSpec.batch_timeout_ms,
             }
+            if args.no_own_writes:
+                data.pop("own_writes", None)
             spec = parse_pipeline(data, f"bench-{mode}")
             pipeline = Pipeline([]) if mode == "passthrough" else None
             samples: list[tuple[float, int, float]] = []
@@ -384,6 +392,13 @@ def main() -> None:
                 worker._handler.fast = OutputFloor(floor_publications_of(data))  # type: ignore[assignment]
             cpu_started = time.process_time()
             progress = worker.run()
+            ledger = worker._ledger
+            if ledger is not None and ledger.catch_ups:
+                print(
+                    f"  own-writes ledger: {ledger.catch_ups:,} reads to its end offsets, "
+                    f"{ledger.seconds / ledger.catch_ups * 1000:.2f} ms per batch "
+                    f"({ledger.seconds:.2f} s in all), its start {ledger.start_seconds:.2f} s"
+                )
             del worker  # and the output floor's publications with it, before the next mode
             # CPU of this process (the worker and its librdkafka threads) per input record,
             # setup included: steadier than throughput when others share the machine, and

@@ -33,6 +33,7 @@ from seam.transforms.stage_loader import load_callable
 
 if TYPE_CHECKING:
     from seam.transforms.declared.compiled import SplitPath
+    from seam.transforms.own_writes import OwnOrigin
     from seam.transforms.pipeline_file import PipelineSpec
     from seam.transforms.progress import Counts
     from seam.transforms.redelivery import Marks
@@ -66,16 +67,27 @@ class FastPath(Protocol):
         `Marks.redelivered` does (re-delivered changes are dropped)."""
 
 
-def load_fast_path(spec: PipelineSpec, pipeline: Pipeline) -> FastPath | None:
+def load_fast_path(
+    spec: PipelineSpec, pipeline: Pipeline, own: OwnOrigin | None = None
+) -> FastPath | None:
     """The fast path `spec` declares for `pipeline` (built from it), else the compiled
-    engine of a declared pipeline, or None (neither, or it cannot serve the pipeline). A ConfigError when the declaration cannot be
-    imported or its callable raises."""
+    engine of a declared pipeline, or None (neither, or it cannot serve the pipeline). A
+    ConfigError when the declaration cannot be imported or its callable raises. `own`: the
+    worker's own-writes decision (`seam.transforms.own_writes`), which the compiled engine
+    applies; a declared fast path knows nothing of it and is not used with one."""
     if spec.fast_path is None:
         if spec.declaration is None or not spec.compiled:
             return None
         from seam.transforms.declared.compiled import compiled_path
 
-        return compiled_path(spec, pipeline)
+        return compiled_path(spec, pipeline, own)
+    if own is not None:
+        log.info(
+            "%s: processing.fast_path is not used with own_writes (it cannot tell seam's own "
+            "writes): every record takes the Python stages",
+            spec.source,
+        )
+        return None
     where = f"{spec.source}: processing.fast_path '{spec.fast_path}'"
     factory = load_callable(spec.fast_path, where, spec.folder, FAST_PATH_HINT)
     try:

@@ -5,7 +5,8 @@ A record's outcome is produced, never dropped: its domain events to the history 
 entity's new state to the latest topic, a rejected or undecodable record (and one a stage
 raised on) to the dead-letter topic with headers that name the pipeline, stage, reason and
 source coordinates. A change the source delivered twice is dropped by its position
-(`seam.transforms.redelivery`) and counted. Every record lands in exactly one count of the
+(`seam.transforms.redelivery`) and counted. A change seam's own writer made
+(`seam.transforms.own_writes`) publishes its latest state but no event (reason `own_write`). Every record lands in exactly one count of the
 balance (`seam.transforms.progress.Counts`).
 
 The worker owns the transaction around a batch; this module only decides what to produce.
@@ -21,6 +22,7 @@ from seam.streams.decode import decode
 from seam.transforms.delivery import Delivery
 from seam.transforms.fast_path import FastPath
 from seam.transforms.outputs import Headers, Publication, publication, source_headers
+from seam.transforms.own_writes import OWN_WRITE, OwnOrigin
 from seam.transforms.pipeline import Outcome, Pipeline, Produced, Rejected
 from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.progress import Counts
@@ -45,10 +47,13 @@ class RecordHandler:
         fast: FastPath | None,
         decoder: Decoder = decode,
         split: SplitPath | None = None,
+        own: OwnOrigin | None = None,
     ) -> None:
         """`fast`: the compiled path of the whole chain of stages; `split`: the compiled
-        engine around the Python stages of a declared pipeline (one or the other)."""
+        engine around the Python stages of a declared pipeline (one or the other); `own`:
+        how the pipeline's own writes are recognised (the compiled engine got the same)."""
         self.spec = spec
+        self.own = own
         self.pipeline = pipeline
         self.fast = fast
         self.split = split
@@ -90,12 +95,17 @@ class RecordHandler:
             batch.native += native
         else:
             outcome = self.pipeline.run(raw, change if isinstance(change, ChangeEvent) else None)
-        source = source_headers(change.source) if isinstance(change, ChangeEvent) else []
+        source: Headers = []
+        own = False
+        if isinstance(change, ChangeEvent):
+            source = source_headers(change.source)
+            own = self.own is not None and self.own.is_own(change.source)
         if isinstance(outcome, Produced):
-            self.publish(publication(outcome, self.spec.history.key), batch, produce, source)
+            out = publication(outcome, self.spec.history.key)
+            self.publish(out, batch, produce, source, own)
             return
         if not isinstance(outcome, Rejected):  # the compiled engine's publication
-            self.publish(outcome, batch, produce, source)
+            self.publish(outcome, batch, produce, source, own)
             return
         headers = [
             *raw.headers,
@@ -115,11 +125,20 @@ class RecordHandler:
             batch.stage_errors[outcome.stage] = batch.stage_errors.get(outcome.stage, 0) + 1
 
     def publish(
-        self, out: Publication, batch: Counts, produce: Produce, source: Headers | None = None
+        self,
+        out: Publication,
+        batch: Counts,
+        produce: Produce,
+        source: Headers | None = None,
+        own: bool = False,
     ) -> None:
         """A record's events to the history topic and its state to the latest topic, each
-        with the change's `source` headers (`seam.transforms.outputs.source_headers`)."""
+        with the change's `source` headers (`seam.transforms.outputs.source_headers`). A
+        change of seam's own writer (`own`) publishes its state only: the new side
+        published its event."""
         history, latest, note = out
+        if own:
+            history, note = [], OWN_WRITE
         if history:
             topic = self.spec.history.topic
             for key, value, headers in history:

@@ -26,11 +26,18 @@ but publishes no domain event: it is counted as a record with no event, reason `
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 OWN_WRITE: Final = "own_write"  # the no-event reason of a change seam wrote itself
 _TX_ID_MASK: Final = 0xFFFFFFFF
+# The ledger's transaction ids a worker keeps, newest first kept. An id is needed only until
+# the transform reads the writer's change, so the bound is the number of writer transactions
+# the transform may lag behind: 500,000 (hours of a busy writer) in about 40 MB. An id
+# evicted before its change is read lets that change publish its event (`OwnOrigin.evicted`
+# counts the evictions).
+LEDGER_BOUND: Final = 500_000
 
 
 @dataclass(frozen=True)
@@ -72,3 +79,40 @@ def gtid_domain(gtid: str | None) -> int | None:
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         return None
     return int(parts[0])
+
+
+class OwnOrigin:
+    """Decides whether a change is one seam's writer made: its GTID domain is the declared
+    one (MariaDB), or its transaction id is in the ledger (PostgreSQL). The ledger's ids are
+    `tx_ids`, a dict used as an insertion-ordered set (the compiled engine reads the same
+    object), at most `bound` of them, the oldest evicted first."""
+
+    def __init__(self, declared: OwnWrites, bound: int = LEDGER_BOUND) -> None:
+        self.declared = declared
+        self.domain = declared.gtid_domain
+        self.bound = bound
+        self.tx_ids: dict[int, None] = {}
+        self.evicted = 0  # ids dropped for the bound (a lag beyond it may leak events)
+
+    def add(self, value: bytes | None) -> None:
+        """Remember the transaction of one ledger record's value (others are ignored)."""
+        tx_id = ledger_tx_id(value)
+        if tx_id is None:
+            return
+        ids = self.tx_ids
+        ids[pg_tx_id(tx_id)] = None
+        if len(ids) > self.bound:
+            del ids[next(iter(ids))]
+            self.evicted += 1
+
+    def is_own(self, source: Mapping[str, Any]) -> bool:
+        """Whether the change with this Debezium `source` block is seam's own write (the
+        compiled engine's `Engine.own` decides alike)."""
+        if self.tx_ids:
+            tx_id = source.get("txId")
+            if type(tx_id) is int and tx_id in self.tx_ids:
+                return True
+        if self.domain is not None:
+            gtid = source.get("gtid")
+            return type(gtid) is str and gtid_domain(gtid) == self.domain
+        return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Final
 
 from seam.errors import SeamError
 from seam.streams.kafka import Kafka
@@ -13,6 +14,9 @@ from seam.transforms.pipeline_file import OutputTopic, PipelineSpec
 
 class TopicSetupError(SeamError):
     """An output topic could not be created or deleted."""
+
+
+_LEDGER: Final = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,8 @@ def _config(out: OutputTopic, compact: bool) -> dict[str, str]:
 
 
 def ensure_outputs(kafka: Kafka, spec: PipelineSpec, default_partitions: int) -> list[TopicAction]:
-    """Create the history, latest (compacted) and dead-letter topics that do not exist."""
+    """Create the history, latest (compacted) and dead-letter topics that do not exist, and
+    the own-writes ledger the pipeline declares."""
     from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
     existing = kafka.topic_names()
@@ -44,6 +49,12 @@ def ensure_outputs(kafka: Kafka, spec: PipelineSpec, default_partitions: int) ->
     ]
     actions: list[TopicAction] = []
     new: list[NewTopic] = []
+    ledger = spec.own_writes.ledger if spec.own_writes is not None else None
+    if ledger is not None and ledger not in existing:
+        # The own-writes ledger (seam.transforms.own_writes): one partition keeps the
+        # writer's entries in order; a week's retention bounds what a worker reads at start.
+        new.append(NewTopic(ledger, num_partitions=1, replication_factor=-1, config=_LEDGER))
+        actions.append(TopicAction(ledger, "created", "1 partition"))
     for out, compact in wanted:
         if out.topic in existing:
             actions.append(TopicAction(out.topic, "exists"))

@@ -28,6 +28,10 @@ flush, then commit the offsets.
 * SIGTERM / Ctrl-C: the current batch finishes and commits, the consumer leaves the group
   (its partitions go to the other workers at once), the worker returns normally. A second
   signal gives up on a batch stuck on the broker: the worker stops at once with an error.
+* A pipeline that declares `own_writes` publishes no event for a change seam's own writer
+  made (`seam.transforms.own_writes`); with a ledger (PostgreSQL), each batch holding
+  changes first reads the ledger to its end offsets as they are after the poll
+  (`seam.transforms.ledger`), so the writer's entry of every change in the batch is in.
 * One bad record never stops the worker: it becomes a dead letter. The worker stops with a
   clear error on an unreachable broker past `broker_timeout`, a missing input topic, a
   batch that keeps failing past `broker_timeout`, or another worker with its instance id.
@@ -61,6 +65,8 @@ from seam.transforms.delivery import (
 )
 from seam.transforms.fast_path import load_fast_path, load_split_path
 from seam.transforms.handling import RecordHandler
+from seam.transforms.ledger import LedgerReader
+from seam.transforms.own_writes import OwnOrigin
 from seam.transforms.pipeline import Pipeline
 from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.progress import Counts, MetricsServer, Progress, consumer_lag
@@ -129,7 +135,8 @@ class Worker:
         self.pipeline = pipeline if pipeline is not None else spec.build()
         # A fast path reads values as sent: never with typed ones (the pipeline file refuses both).
         use_fast = self.options.fast_path and column_types is None
-        fast = load_fast_path(spec, self.pipeline) if use_fast else None
+        own = OwnOrigin(spec.own_writes) if spec.own_writes is not None else None
+        fast = load_fast_path(spec, self.pipeline, own) if use_fast else None
         split = load_split_path(spec, self.pipeline) if use_fast and fast is None else None
         if split is not None:
             log.info(
@@ -138,7 +145,13 @@ class Worker:
         else:
             log.info("compiled fast path: %s", "on" if fast is not None else "off")
         decoder = column_types.decode if column_types is not None else decode
-        self._handler = RecordHandler(spec, self.pipeline, fast, decoder, split)
+        self._handler = RecordHandler(spec, self.pipeline, fast, decoder, split, own)
+        ledger = spec.own_writes.ledger if spec.own_writes is not None else None
+        self._ledger = (
+            LedgerReader(ledger, own, self._make_reference_consumer, self.options.broker_timeout)
+            if ledger is not None and own is not None
+            else None
+        )
         self.on_progress = on_progress
         self.eos = spec.guarantee == "exactly_once"
         self.instance = self.options.instance_id or socket.gethostname()
@@ -353,6 +366,8 @@ class Worker:
                 bounded("leaving the group", 10.0, consumer.close, interrupt=self._interrupt)
         self._delivery.close()
         self._reference.close()
+        if self._ledger is not None:
+            self._ledger.close()
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
@@ -478,6 +493,8 @@ class Worker:
             elif not self._delivery.ready:
                 self._delivery.start()
             self._load_marks(spans)
+            if self._ledger is not None and any(m.value() is not None for m in messages):
+                self._ledger.catch_up()
             marks = self._marks.copy()
             self._delivery.begin()
             self._handler.transform(messages, batch, marks, self._delivery)

@@ -148,6 +148,8 @@ def catalog(
         pipeline["outputs"]["history"]["topic"] = outputs[0]
         pipeline["outputs"]["latest"]["topic"] = outputs[1]
         pipeline["outputs"]["dead_letter"]["topic"] = outputs[2]
+        # The catalog's ledger, under this catalog's prefix (the fixture deletes its topics).
+        pipeline["own_writes"] = {"ledger": f"{prefix}.own-writes"}
         pipeline["processing"]["batch_size"] = 100
         path = tmp_path_factory.mktemp("pipeline") / "catalog.yaml"
         path.write_text(yaml.safe_dump(pipeline))

@@ -42,6 +42,7 @@ from seam.transforms.declared.model import Declaration, RuleSpec
 from seam.transforms.declared.rules import _FALSE, _SYMBOLS, _TRUE, KINDS
 from seam.transforms.model import Item
 from seam.transforms.outputs import Publication
+from seam.transforms.own_writes import OwnOrigin
 from seam.transforms.pipeline import Outcome, Pipeline, Produced
 from seam.transforms.pipeline_file import PipelineSpec
 from seam.transforms.progress import Counts
@@ -391,9 +392,10 @@ class SplitPath:
         return pipeline.resume(raw, items, stop), False
 
 
-def _engine(spec: PipelineSpec, pipeline: Pipeline) -> Any:
+def _engine(spec: PipelineSpec, pipeline: Pipeline, own: OwnOrigin | None = None) -> Any:
     """The engine of `pipeline` (a declared pipeline whose stages begin with decode,
-    clean), or None: the module is not built, or the plan cannot run."""
+    clean), or None: the module is not built, or the plan cannot run. `own`: how the
+    engine's publications recognise seam's own writes (None: they do not)."""
     declaration = spec.declaration
     assert declaration is not None
     if spec.column_types != "none":
@@ -427,17 +429,26 @@ def _engine(spec: PipelineSpec, pipeline: Pipeline) -> Any:
         state_schema = validate.state_schema if validate.state_checked else None
         embeds = dict(validate.embeds_state)
     return seam_engine.Engine(
-        json.dumps(plan), schemas, state_schema, embeds, clean.references.rows
+        json.dumps(plan),
+        schemas,
+        state_schema,
+        embeds,
+        clean.references.rows,
+        None if own is None else own.domain,
+        None if own is None else own.tx_ids,
     )
 
 
-def compiled_path(spec: PipelineSpec, pipeline: Pipeline) -> CompiledPath | None:
+def compiled_path(
+    spec: PipelineSpec, pipeline: Pipeline, own: OwnOrigin | None = None
+) -> CompiledPath | None:
     """The compiled engine for `pipeline` (built from `spec`, a declared pipeline), or None
     when its stages are not the built-in chain (see `split_path`), the plan cannot run, or
-    the module is not built."""
+    the module is not built. `own`: the worker's own-writes decision, which the engine's
+    publications apply (a split path's go through the Python handler, which applies it)."""
     if spec.declaration is None or tuple(type(s) for s in pipeline.stages) != CHAIN:
         return None
-    engine = _engine(spec, pipeline)
+    engine = _engine(spec, pipeline, own)
     return None if engine is None else CompiledPath(engine)
 
 

@@ -10,6 +10,8 @@ class Engine:
         state_schema: str | None,
         embeds_state: dict[str, str],
         tables: dict[str, dict[Any, dict[str, Any]]],
+        own_domain: int | None = None,
+        own_tx_ids: dict[int, None] | None = None,
     ) -> None: ...
     def publish(
         self,

@@ -506,6 +506,10 @@ struct Engine {
     tables: HashMap<String, Py<PyDict>>,
     /// Per event: its headers' type and version values.
     headers: Vec<(Py<PyBytes>, Py<PyBytes>)>,
+    /// `seam.transforms.own_writes.OwnOrigin`: the GTID domain of seam's writer and the
+    /// ledger's transaction ids (its `tx_ids`, kept current by Python).
+    own_domain: Option<i64>,
+    own_tx_ids: Option<Py<PyDict>>,
 }
 
 // The engine runs under the GIL only (pyclass frozen, never sent across threads).
@@ -517,8 +521,11 @@ impl Engine {
     /// `plan`: the JSON of `seam.transforms.declared.compiled.plan_of`; `schemas`: event
     /// type -> (version, schema JSON) of the latest versions; `state_schema`: the name
     /// among them the latest-topic state must match (None: unchecked); `embeds_state`:
-    /// event type -> data property (see `embeds_state`); `tables`: table -> its rows by key.
+    /// event type -> data property (see `embeds_state`); `tables`: table -> its rows by key;
+    /// `own_domain`, `own_tx_ids`: how seam's own writes are recognised (`OwnOrigin`).
     #[new]
+    #[pyo3(signature = (plan, schemas, state_schema, embeds_state, tables, own_domain=None, own_tx_ids=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         plan: &str,
@@ -526,6 +533,8 @@ impl Engine {
         state_schema: Option<&str>,
         embeds_state: HashMap<String, String>,
         tables: HashMap<String, Py<PyDict>>,
+        own_domain: Option<i64>,
+        own_tx_ids: Option<Py<PyDict>>,
     ) -> PyResult<Self> {
         let plan: Value = serde_json::from_str(plan).map_err(invalid)?;
         let plan = Plan::parse(&plan)?;
@@ -568,6 +577,8 @@ impl Engine {
             embeds_state,
             tables,
             headers,
+            own_domain,
+            own_tx_ids,
         })
     }
 
@@ -860,6 +871,23 @@ fn python_of<'py>(py: Python<'py>, doc: &Doc) -> PyResult<Option<Bound<'py, PyAn
         Doc::Shared(part) => return python_of(py, &part.doc),
         Doc::Dec(_) => return Ok(None),
     }))
+}
+
+/// The no-event reason of a change seam's own writer made (`own_writes.OWN_WRITE`).
+const OWN_WRITE: &str = "own_write";
+
+/// `seam.transforms.own_writes.gtid_domain`: the domain of `d-s-n`, all three decimal.
+fn gtid_domain(gtid: &str) -> Option<i64> {
+    let parts: Vec<&str> = gtid.split('-').collect();
+    if parts.len() != 3
+        || !parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    // Beyond i64: Python's int is no declared domain either.
+    parts[0].parse().ok()
 }
 
 /// `Marks.redelivered` for a record at `position`: Some(true) when it was already
@@ -1185,12 +1213,35 @@ impl Engine {
         )?;
         let connector = str_of(&source.connector);
         let headers = SourceHeaders::of(source, connector)?;
+        let own = self.own(py, source)?;
         let provenance = self.provenance(source, connector, topic, partition, offset)?;
-        Some((
-            self.events(op, before, after, provenance)?,
-            position,
-            headers,
-        ))
+        let mut out = self.events(op, before, after, provenance)?;
+        if own {
+            // seam's writer made this change and the new side published its event: the
+            // state only (`seam.transforms.handling.RecordHandler.publish`).
+            out.events.clear();
+            out.note = Some(OWN_WRITE.to_string());
+        }
+        Some((out, position, headers))
+    }
+
+    /// `seam.transforms.own_writes.OwnOrigin.is_own` for a change with `source`; None (the
+    /// Python path decides) for a GTID that is not ASCII (Python's digits are Unicode's).
+    fn own(&self, py: Python<'_>, source: &Source) -> Option<bool> {
+        if let (Some(ids), Some(Cell::Int(tx_id))) = (&self.own_tx_ids, &source.txId) {
+            let ids = ids.bind(py);
+            if !ids.is_empty() && ids.contains(*tx_id).ok()? {
+                return Some(true);
+            }
+        }
+        let Some(domain) = self.own_domain else {
+            return Some(false);
+        };
+        match &source.gtid {
+            Some(Cell::Str(gtid)) if !gtid.is_ascii() => None,
+            Some(Cell::Str(gtid)) => Some(gtid_domain(gtid) == Some(domain)),
+            _ => Some(false),
+        }
     }
 
     /// The record's operation and connector flavour, when this side runs its change: one
