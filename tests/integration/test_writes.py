@@ -448,11 +448,6 @@ def test_writer_errors_are_one_clear_message(stack: Settings, moved: Moved) -> N
                 conn.execute(text(f"DROP USER IF EXISTS '{user}'@'%'"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="depends on wp-origin: the transform's own-write suppression (issue 14 section 4) "
-    "is built on that branch; without it the writer's change comes back as a second event",
-)
 def test_the_writers_change_comes_back_as_no_second_event(stack: Settings, moved: Moved) -> None:
     ((product, _state),) = listed(moved, 1, offset=30)
     name = f"Once only {time.monotonic_ns()}"
