@@ -38,7 +38,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from seam.errors import ConfigError
-from seam.migration.compare import CompareRules, compare
+from seam.migration.compare import CompareRules, compare, legacy_absent
 
 log = logging.getLogger("seam.facade")
 
@@ -305,19 +305,24 @@ class Shadow:
         new_position = headers.get(NEW_POSITION_HEADER)
         if status >= 500:
             return "error"
-        diff: list[dict[str, Any]]
-        if status != item.legacy_status:
-            diff = [{"field": "<status>", "legacy": item.legacy_status, "new": status}]
-        elif 200 <= status < 300:
-            try:
-                raw = _decoded(item.legacy_body, item.legacy_encoding)
-                legacy = json.loads(raw) if raw else None
-                new = json.loads(body) if body else None
-            except (ValueError, OSError, zlib.error):
-                return "error"  # not JSON: nothing to compare field by field
-            diff = compare(legacy, new, item.rules)
-        else:
-            diff = []
+        legacy_status: int | str = item.legacy_status
+        try:
+            needed = item.rules.legacy_absent or status == item.legacy_status
+            legacy = _legacy_json(item) if needed and 200 <= item.legacy_status < 300 else None
+            absent = legacy_absent(legacy, item.rules) if item.rules.legacy_absent else None
+            if absent is not None:  # "not there" in the legacy app's words: a 404
+                legacy_status = f"404 ({absent})"
+                if status == 404:
+                    return "match"
+            diff: list[dict[str, Any]]
+            if status != legacy_status:
+                diff = [{"field": "<status>", "legacy": legacy_status, "new": status}]
+            elif 200 <= status < 300:
+                diff = compare(legacy, json.loads(body) if body else None, item.rules)
+            else:
+                diff = []
+        except (ValueError, OSError, zlib.error):
+            return "error"  # not JSON: nothing to compare field by field
         if not diff:
             return "match"
         row = {
@@ -338,6 +343,11 @@ class Shadow:
 
     def totals(self, capability: str) -> dict[str, int]:
         return {o: self.counts[(capability, o)] for o in OUTCOMES}
+
+
+def _legacy_json(item: ShadowItem) -> Any:
+    raw = _decoded(item.legacy_body, item.legacy_encoding)
+    return json.loads(raw) if raw else None
 
 
 def _decoded(body: bytes, encoding: str | None) -> bytes:
