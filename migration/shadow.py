@@ -31,7 +31,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -75,6 +75,10 @@ class ShadowItem:
     legacy_body: bytes
     position: str | None
     legacy_encoding: str | None = None  # the legacy answer's Content-Encoding
+    # Where legacy answered (its base URL, and the path and query it was sent): a mismatch
+    # is checked again on a fresh legacy answer (see Shadow._compare). None: not checked.
+    legacy_url: str | None = None
+    legacy_target: str = ""
 
 
 class MismatchStore:
@@ -289,6 +293,56 @@ class Shadow:
             self.count(item.capability, outcome)
 
     async def _compare(self, item: ShadowItem) -> str:
+        """The outcome of one shadowed request; a mismatch is kept in the store.
+
+        The new side answers as of at least the legacy answer's position, possibly later: a
+        request that reads a record which is then changed at once (read, then write: what a
+        legacy client does before an update) can find the new side already past the change.
+        So a mismatch is checked again once, on a fresh legacy answer and the new side's
+        answer after its position: if they agree, the first pair straddled a change and the
+        request is `unsettled`; a difference that stays is the mismatch (the second pair's
+        bodies are kept)."""
+        outcome, row = await self._judge(item)
+        if outcome == "mismatch" and item.legacy_url is not None:
+            again = await self._fresh(item)
+            if again is not None:
+                outcome, second = await self._judge(again)
+                if outcome == "match":
+                    return "unsettled"
+                row = second if outcome == "mismatch" else row
+                outcome = "mismatch"
+        if outcome == "mismatch" and row is not None:
+            await asyncio.get_running_loop().run_in_executor(self.writer, self.store.add, row)
+        return outcome
+
+    async def _fresh(self, item: ShadowItem) -> ShadowItem | None:
+        """The item with legacy asked again (None: legacy failed, or said no position)."""
+        assert item.legacy_url is not None
+        try:
+            status, headers, body = await self.send(
+                item.legacy_url, "GET", item.legacy_target, item.headers, item.wait_ms / 1000 + 5
+            )
+        except Exception as exc:
+            log.debug("shadow: legacy failed on a re-check of %s: %s", item.path, exc)
+            return None
+        position = headers.get(POSITION_HEADER)
+        if position is None:
+            return None
+        return replace(
+            item,
+            legacy_status=status,
+            legacy_body=body,
+            legacy_encoding=headers.get("content-encoding"),
+            position=position,
+            legacy_url=None,
+        )
+
+    async def _judge(self, item: ShadowItem) -> tuple[str, dict[str, Any] | None]:
+        outcome = await self._verdict(item)
+        return (outcome, None) if isinstance(outcome, str) else ("mismatch", outcome)
+
+    async def _verdict(self, item: ShadowItem) -> str | dict[str, Any]:
+        """An outcome other than mismatch, or the mismatch's row for the store."""
         if item.position is None:
             return "unsettled"  # nothing says what the legacy answer reflected
         query = f"{item.query}&" if item.query else ""
@@ -325,7 +379,7 @@ class Shadow:
             return "error"  # not JSON: nothing to compare field by field
         if not diff:
             return "match"
-        row = {
+        return {
             "at": datetime.now(UTC).isoformat(),
             "capability": item.capability,
             "method": item.method,
@@ -338,8 +392,6 @@ class Shadow:
             "legacy_position": item.position,
             "new_position": new_position,
         }
-        await asyncio.get_running_loop().run_in_executor(self.writer, self.store.add, row)
-        return "mismatch"
 
     def totals(self, capability: str) -> dict[str, int]:
         return {o: self.counts[(capability, o)] for o in OUTCOMES}

@@ -351,3 +351,41 @@ def test_the_shadow_compares_a_legacy_absent_answer_as_a_404(tmp_path: Path) -> 
     assert asyncio.run(run()) == ["match", "mismatch"]
     (kept,) = read_mismatches(tmp_path / "m.db", "cap")
     assert kept["diff"] == [{"field": "<status>", "legacy": "404 (error)", "new": 200}]
+
+
+def test_a_mismatch_that_a_fresh_legacy_answer_resolves_was_a_race(tmp_path: Path) -> None:
+    """Read, then written at once: the new side is already past the change the legacy answer
+    predates. Checked again on a fresh legacy answer, it is unsettled; a lasting difference
+    is the mismatch, kept with the second pair of bodies."""
+    import asyncio
+
+    from seam.migration.shadow import MismatchStore, Shadow, ShadowItem, read_mismatches
+
+    legacy_now = {"/a": b'{"name": "B"}', "/b": b'{"name": "typo"}'}
+    new_now = {"/a": b'{"name": "B"}', "/b": b'{"name": "C"}'}
+    asked: list[str] = []
+
+    async def send(base: str, method: str, target: str, headers: Any, timeout: float) -> Any:
+        path = target.partition("?")[0]
+        asked.append(f"{base}{path}")
+        if base == "http://legacy":
+            return 200, {"seam-legacy-position": "lsn:0/2"}, legacy_now[path]
+        return 200, {}, new_now[path]
+
+    async def run() -> list[str]:
+        shadow = Shadow(send=send, read_position=None, store=MismatchStore(tmp_path / "m.db"))
+        outcomes = []
+        for path in ("/a", "/b"):
+            item = ShadowItem(
+                "cap", CompareRules(), 0, "http://new", "GET", path, "", [], 200,
+                b'{"name": "A"}', "lsn:0/1", legacy_url="http://legacy", legacy_target=path,
+            )  # fmt: skip
+            outcomes.append(await shadow._compare(item))
+        await shadow.stop()
+        return outcomes
+
+    assert asyncio.run(run()) == ["unsettled", "mismatch"]
+    assert asked.count("http://legacy/a") == 1  # asked again once
+    (kept,) = read_mismatches(tmp_path / "m.db", "cap")
+    assert kept["diff"] == [{"field": "name", "legacy": "typo", "new": "C"}]
+    assert kept["legacy_position"] == "lsn:0/2"
