@@ -298,19 +298,21 @@ class Shadow:
         The new side answers as of at least the legacy answer's position, possibly later: a
         request that reads a record which is then changed at once (read, then write: what a
         legacy client does before an update) can find the new side already past the change.
-        So a mismatch is checked again once, on a fresh legacy answer and the new side's
-        answer after its position: if they agree, the first pair straddled a change and the
-        request is `unsettled`; a difference that stays is the mismatch (the second pair's
-        bodies are kept)."""
+        So legacy is asked again on a mismatch. The same answer: nothing changed in between,
+        the difference stands. Another answer: the record changed, the first pair may
+        straddle that change; the new side is asked again after the fresh answer's position,
+        and the request is a mismatch only if they differ too (that pair is kept), otherwise
+        `unsettled`."""
         outcome, row = await self._judge(item)
         if outcome == "mismatch" and item.legacy_url is not None:
             again = await self._fresh(item)
-            if again is not None:
-                outcome, second = await self._judge(again)
-                if outcome == "match":
-                    return "unsettled"
-                row = second if outcome == "mismatch" else row
-                outcome = "mismatch"
+            if again is not None and (again.legacy_status, _decoded_body(again)) != (
+                item.legacy_status,
+                _decoded_body(item),
+            ):
+                outcome, row = await self._judge(again)
+                if outcome != "mismatch":
+                    outcome = "unsettled"
         if outcome == "mismatch" and row is not None:
             await asyncio.get_running_loop().run_in_executor(self.writer, self.store.add, row)
         return outcome
@@ -398,8 +400,12 @@ class Shadow:
 
 
 def _legacy_json(item: ShadowItem) -> Any:
-    raw = _decoded(item.legacy_body, item.legacy_encoding)
+    raw = _decoded_body(item)
     return json.loads(raw) if raw else None
+
+
+def _decoded_body(item: ShadowItem) -> bytes:
+    return _decoded(item.legacy_body, item.legacy_encoding)
 
 
 def _decoded(body: bytes, encoding: str | None) -> bytes:

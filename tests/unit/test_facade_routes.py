@@ -355,14 +355,20 @@ def test_the_shadow_compares_a_legacy_absent_answer_as_a_404(tmp_path: Path) -> 
 
 def test_a_mismatch_that_a_fresh_legacy_answer_resolves_was_a_race(tmp_path: Path) -> None:
     """Read, then written at once: the new side is already past the change the legacy answer
-    predates. Checked again on a fresh legacy answer, it is unsettled; a lasting difference
-    is the mismatch, kept with the second pair of bodies."""
+    predates. Legacy asked again answers otherwise: compared again, the pair agrees (or the
+    new side cannot tell yet): unsettled. A difference that stays is the mismatch, kept
+    with the second pair; legacy answering the same again leaves the first one standing."""
     import asyncio
 
     from seam.migration.shadow import MismatchStore, Shadow, ShadowItem, read_mismatches
 
-    legacy_now = {"/a": b'{"name": "B"}', "/b": b'{"name": "typo"}'}
-    new_now = {"/a": b'{"name": "B"}', "/b": b'{"name": "C"}'}
+    legacy_now = {
+        "/a": b'{"name": "B"}',
+        "/b": b'{"name": "typo"}',
+        "/c": b'{"name": "A"}',
+        "/d": b'{"name": "D"}',
+    }
+    new_now = {"/a": b'{"name": "B"}', "/b": b'{"name": "C"}', "/c": b'{"name": "Z"}'}
     asked: list[str] = []
 
     async def send(base: str, method: str, target: str, headers: Any, timeout: float) -> Any:
@@ -370,12 +376,14 @@ def test_a_mismatch_that_a_fresh_legacy_answer_resolves_was_a_race(tmp_path: Pat
         asked.append(f"{base}{path}")
         if base == "http://legacy":
             return 200, {"seam-legacy-position": "lsn:0/2"}, legacy_now[path]
-        return 200, {}, new_now[path]
+        if path == "/d" and "after=lsn%3A0/2" in target:
+            return 504, {}, b""  # cannot show the fresh position yet
+        return 200, {}, new_now.get(path, b'{"name": "E"}')
 
     async def run() -> list[str]:
         shadow = Shadow(send=send, read_position=None, store=MismatchStore(tmp_path / "m.db"))
         outcomes = []
-        for path in ("/a", "/b"):
+        for path in ("/a", "/b", "/c", "/d"):
             item = ShadowItem(
                 "cap", CompareRules(), 0, "http://new", "GET", path, "", [], 200,
                 b'{"name": "A"}', "lsn:0/1", legacy_url="http://legacy", legacy_target=path,
@@ -384,8 +392,11 @@ def test_a_mismatch_that_a_fresh_legacy_answer_resolves_was_a_race(tmp_path: Pat
         await shadow.stop()
         return outcomes
 
-    assert asyncio.run(run()) == ["unsettled", "mismatch"]
+    assert asyncio.run(run()) == ["unsettled", "mismatch", "mismatch", "unsettled"]
     assert asked.count("http://legacy/a") == 1  # asked again once
-    (kept,) = read_mismatches(tmp_path / "m.db", "cap")
-    assert kept["diff"] == [{"field": "name", "legacy": "typo", "new": "C"}]
-    assert kept["legacy_position"] == "lsn:0/2"
+    assert asked.count("http://new/c") == 1  # legacy unchanged: the new side not asked again
+    second, first = read_mismatches(tmp_path / "m.db", "cap")
+    assert first["diff"] == [{"field": "name", "legacy": "typo", "new": "C"}]
+    assert first["legacy_position"] == "lsn:0/2"
+    assert second["diff"] == [{"field": "name", "legacy": "A", "new": "Z"}]
+    assert second["legacy_position"] == "lsn:0/1"
