@@ -87,9 +87,10 @@ def test_the_example_files_are_package_data() -> None:
     assert "connectors/catalog-postgres.yaml" in paths
     assert "views/catalog-products-view.yaml" in paths
     assert "services/catalog.yaml" in paths
+    assert "migration/routes.yaml" in paths
     on_disk = {
         p.relative_to(folder("pipelines").parent).as_posix()
-        for name in ("pipelines", "schemas", "connectors", "views", "services")
+        for name in ("pipelines", "schemas", "connectors", "views", "services", "migration")
         for p in folder(name).rglob("*")
         if p.is_file() and p.suffix in (".yaml", ".json")
     }
