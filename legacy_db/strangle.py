@@ -340,6 +340,7 @@ def start_everything(w: Walkthrough) -> None:
         done = w.seam("stack", "up", timeout=600)
         if done.returncode != 0:
             raise StepFailedError(f"seam stack up failed: {done.stderr.strip()}")
+        w.say("  " + (done.stdout.strip().splitlines() or ["(nothing said)"])[0])
     transform = w.start(
         "transform", "transform", "run", str(o.pipeline), "--instance-id", "strangle"
     )

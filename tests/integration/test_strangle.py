@@ -70,7 +70,7 @@ def left_running(*marks: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("catalog", ["postgres"], indirect=True)
+@pytest.mark.parametrize("catalog", ["postgres", "mariadb"], indirect=True)
 def test_the_walkthrough_moves_product_details_to_new_and_leaves_nothing_running(
     catalog: Catalog,  # noqa: F811
     tmp_path: Path,
