@@ -192,12 +192,15 @@ class Walkthrough:
         return row
 
     def seam_quiet(self, *args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "seam.cli.main", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "seam.cli.main", *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        except subprocess.TimeoutExpired:
+            raise StepFailedError(f"`seam {' '.join(args[:2])}` did not finish in 60 s") from None
         if done.returncode != 0:
             raise StepFailedError(f"`seam {' '.join(args[:2])}` failed: {done.stderr.strip()}")
         return done
@@ -260,7 +263,13 @@ class Walkthrough:
         with requests.Session() as session:
             for _ in range(count):
                 key = random.randint(1, top)
-                answer = session.get(f"{self.facade}/products/{key}", timeout=30)
+                try:
+                    answer = session.get(f"{self.facade}/products/{key}", timeout=30)
+                except requests.RequestException as exc:
+                    raise StepFailedError(
+                        f"the facade did not answer GET /products/{key}: {exc}",
+                        hint=f"see {self.state / 'logs' / 'facade.log'}",
+                    ) from None
                 if answer.status_code not in (200, 404):  # 404: the image has no such product
                     raise StepFailedError(
                         f"GET /products/{key} through the facade answered "
@@ -278,8 +287,14 @@ class Walkthrough:
     def last_product(self) -> int:
         import requests
 
-        form = requests.get(f"{self.app}/products/new", timeout=30).json()
-        return max(1, int(form["prod_id"]) - 1)
+        try:
+            form = requests.get(f"{self.app}/products/new", timeout=30).json()
+            return max(1, int(form["prod_id"]) - 1)
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            raise StepFailedError(
+                f"the legacy app did not say its last product number: {exc}",
+                hint=f"see {self.state / 'logs' / 'app.log'}",
+            ) from None
 
 
 def tail(log: Path, lines: int = 5) -> str:
