@@ -7,12 +7,13 @@ Heavy imports (SQLAlchemy, the drivers) happen inside the commands so `seam --he
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import typer
 
-from seam.cli.context import settings
+from seam.cli.context import CliState, settings
 from seam.cli.render import OUTPUT, Output
 from seam.errors import ConfigError
 
@@ -212,3 +213,72 @@ def export(
     for folder in FOLDERS:
         count = sum(1 for p in written if p.startswith(folder + "/"))
         typer.echo(f"{directory / folder}: {count} files")
+
+
+@app.command()
+def strangle(
+    ctx: typer.Context,
+    database: str = typer.Option("postgres", "--database", "-d", help=_DATABASE_HELP),
+    pipeline: Path | None = typer.Option(
+        None,
+        "--pipeline",
+        help="The catalog's pipeline (default: the example's, catalog-mariadb.yaml for "
+        "--database mariadb, else catalog.yaml).",
+    ),
+    service: Path | None = typer.Option(
+        None, "--service", help="The service file (default: the example's services/catalog.yaml)."
+    ),
+    routes: Path | None = typer.Option(
+        None, "--routes", help="The routes file (default: the example's migration/routes.yaml)."
+    ),
+    state: Path = typer.Option(
+        Path(".seam/strangle"),
+        "--state",
+        help="The walkthrough's migration directory (emptied at each run), logs included.",
+    ),
+    facade_port: int = typer.Option(8701, "--facade-port", min=1, max=65535),
+    app_port: int = typer.Option(8791, "--app-port", min=1, max=65535),
+    service_port: int = typer.Option(8781, "--service-port", min=1, max=65535),
+    rate: float = typer.Option(25.0, "--rate", min=1, help="The workload's operations/s."),
+    min_compared: int = typer.Option(
+        100, "--min-compared", min=1, help="Shadow comparisons cutover asks for."
+    ),
+    reads: int = typer.Option(300, "--reads", min=10, help="Product reads at split 10%."),
+    stack_up: bool = typer.Option(
+        True, "--stack-up/--no-stack-up", help="Run `seam stack up` first (starts what is not up)."
+    ),
+) -> None:
+    """Walk the catalog's product details from the legacy app to the new service: legacy,
+    shadow, split 10% and 100%, parity, cutover (refused, then accepted), new.
+
+    Starts the transform, `seam serve`, the legacy app and the facade, and stops them when
+    it ends, fails or is interrupted. Run after `bash scripts/quickstart.sh`; again at will.
+    """
+    from seam.legacy_db.files import folder
+    from seam.legacy_db.strangle import Options, run
+
+    if pipeline is None:
+        name = "catalog-mariadb.yaml" if database == "mariadb" else "catalog.yaml"
+        pipeline = folder("pipelines") / name
+    root = ctx.find_root().obj
+    if isinstance(root, CliState) and root.config_file is not None:
+        os.environ["SEAM_CONFIG"] = str(root.config_file)  # the children read it too
+    options = Options(
+        settings=settings(ctx),
+        database=database,
+        pipeline=pipeline,
+        service=service or folder("services") / "catalog.yaml",
+        routes=routes or folder("migration") / "routes.yaml",
+        state=state.resolve(),
+        facade_port=facade_port,
+        app_port=app_port,
+        service_port=service_port,
+        rate=rate,
+        min_compared=min_compared,
+        reads=reads,
+        stack_up=stack_up,
+    )
+    for given in (options.pipeline, options.service, options.routes):
+        if not given.is_file():
+            raise ConfigError(f"{given}: no such file", hint="give the path of an existing file")
+    run(options, lambda line: typer.echo(line))

@@ -1,7 +1,7 @@
 """The example's files, shipped inside the package: its pipeline files (`pipelines/`), the
 JSON Schemas of its domain events (`schemas/`), its connector specs (`connectors/`) and its
-sink specs (`views/`: the latest topics as tables of other databases) and its service
-files (`services/`, `seam serve`).
+sink specs (`views/`: the latest topics as tables of other databases), its service
+files (`services/`, `seam serve`) and its facade's routes (`migration/`, `seam facade run`).
 
 They are package data, read through `importlib.resources`, so they are there whether seam
 runs from a checkout or from an installed wheel. `export(folder)` writes them out
@@ -69,7 +69,7 @@ def export(folder: Path, *, force: bool = False) -> list[str]:
 
 
 def folder(name: str) -> Path:
-    """The example's folder `name` (pipelines, schemas, connectors or services) on disk."""
+    """The example's folder `name` (one of FOLDERS) on disk."""
     path = Path(str(files(__package__ or "seam.legacy_db") / name))
     if not path.is_dir():
         raise ConfigError(

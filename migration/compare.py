@@ -11,6 +11,9 @@
         name: [trim, lower]
         price: [number, decimals:2]
         listed_on: [date]
+      legacy_absent:              # a 2xx legacy answer that means "no such thing": it is
+        - error                   #   compared as a 404 (a field that is there and not null,
+        - {deleted: ["Y"]}        #   or a field holding one of the values listed)
 
 Field paths are dotted, list items are numbered (`tags.0.id`), `*` matches any one part.
 `rename` applies first; `only`, `ignore` and `normalise` name fields as the new side names
@@ -23,7 +26,14 @@ Rules, applied in the order written:
   date          an ISO-8601 date or date-time (also `YYYY-MM-DD HH:MM:SS`, `YYYYMMDD`) is
                 that instant in UTC; a date-time without zone is taken as UTC
   empty_null    an empty string is null
+  whitespace    runs of white space (line breaks too) are one space, the ends stripped
+  mojibake      UTF-8 once read as cp1252 is repaired ('CafÃ©' is 'Café'), as the
+                declared pipelines' rule of that name repairs it
 
+`legacy_absent` is for legacy apps that answer "not found" with a 200 and an error body, or
+still answer a soft-deleted record, where the new side rightly answers 404: such an answer
+matches the new side's 404 and differs from its 200 (`<status>`). The conditions are tried
+on the part `legacy_root` names.
 A field one side leaves out equals null on the other. Numbers compare as numbers (1 == 1.0),
 other values by type and value ("1" != 1 unless `number` is applied).
 """
@@ -37,10 +47,20 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final
 
+from seam.transforms.declared.rules import fold_whitespace, repair_mojibake
 from seam.yamlfile import Reader, value_mark
 
-RULES: Final = ("trim", "lower", "number", "decimals:N", "date", "empty_null")
-_KEYS: Final = ("legacy_root", "new_root", "rename", "ignore", "only", "normalise")
+RULES: Final = (
+    "trim",
+    "lower",
+    "number",
+    "decimals:N",
+    "date",
+    "empty_null",
+    "whitespace",
+    "mojibake",
+)
+_KEYS: Final = ("legacy_root", "new_root", "rename", "ignore", "only", "normalise", "legacy_absent")
 _DECIMALS: Final = re.compile(r"\Adecimals:([0-9]{1,2})\Z")
 _ABSENT: Final = object()
 
@@ -53,6 +73,8 @@ class CompareRules:
     ignore: tuple[tuple[str, ...], ...] = ()
     only: tuple[tuple[str, ...], ...] = ()
     normalise: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    # (field path, values): the field holds one of the values; no values: it is not null
+    legacy_absent: tuple[tuple[tuple[str, ...], tuple[Any, ...]], ...] = ()
 
 
 def _split(path: str) -> tuple[str, ...]:
@@ -103,7 +125,54 @@ def parse_rules(reader: Reader, parent: Any, key: str, what: str) -> CompareRule
         ignore=tuple(ignore),
         only=tuple(only),
         normalise=tuple(normalise),
+        legacy_absent=tuple(_absent(reader, body, what)),
     )
+
+
+def _absent(reader: Reader, body: Any, what: str) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
+    if "legacy_absent" not in body:
+        return []
+    items = body["legacy_absent"]
+    hint = 'e.g. legacy_absent: [error, {deleted: ["Y"]}]'
+    if not isinstance(items, list):
+        reader.add(
+            value_mark(body, "legacy_absent"),
+            f"{what}.legacy_absent",
+            "expected a list of field paths or {field: [values]}",
+            hint=hint,
+        )
+        return []
+    out: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []
+    for i, item in enumerate(items):
+        if isinstance(item, str) and item.strip():
+            out.append((_split(item), ()))
+            continue
+        values = next(iter(item.values())) if isinstance(item, dict) and len(item) == 1 else None
+        if isinstance(values, list) and values and isinstance(next(iter(item)), str):
+            out.append((_split(next(iter(item))), tuple(values)))
+            continue
+        reader.add(
+            value_mark(items, i),
+            f"{what}.legacy_absent",
+            f"expected a field path or {{field: [values]}}, got {item!r}",
+            hint=hint,
+        )
+    return out
+
+
+def legacy_absent(legacy: Any, rules: CompareRules) -> str | None:
+    """The condition of `legacy_absent` a legacy answer meets (it means "not there"), as
+    written, e.g. `deleted in ['Y']`; None when it meets none."""
+    part = _root(legacy, rules.legacy_root)
+    for path, values in rules.legacy_absent:
+        value = _root(part, path)
+        if value is _ABSENT or value is None:
+            continue
+        if not values:
+            return ".".join(path)
+        if any(type(value) is type(v) and value == v for v in values):
+            return f"{'.'.join(path)} in {list(values)!r}"
+    return None
 
 
 def _paths(reader: Reader, body: Any, key: str, what: str) -> list[tuple[str, ...]]:
@@ -205,6 +274,10 @@ def normalise_value(value: Any, rules: tuple[str, ...]) -> Any:
             value = value.casefold()
         elif rule == "empty_null" and value == "":
             value = None
+        elif rule == "whitespace" and isinstance(value, str):
+            value = fold_whitespace(value)
+        elif rule == "mojibake" and isinstance(value, str):
+            value = repair_mojibake(value)
         elif rule == "number":
             value = _number(value)
         elif rule == "date":
@@ -270,4 +343,12 @@ def compare(legacy: Any, new: Any, rules: CompareRules) -> list[dict[str, Any]]:
     return diffs
 
 
-__all__ = ["RULES", "CompareRules", "compare", "flatten", "normalise_value", "parse_rules"]
+__all__ = [
+    "RULES",
+    "CompareRules",
+    "compare",
+    "flatten",
+    "legacy_absent",
+    "normalise_value",
+    "parse_rules",
+]

@@ -370,6 +370,8 @@ class Facade:
                     legacy_encoding=answer_headers.get("content-encoding"),
                     legacy_body=content,
                     position=answer_headers.get(POSITION_HEADER),
+                    legacy_url=routes.legacy_url,
+                    legacy_target=target,
                 )
             )
 

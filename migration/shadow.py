@@ -31,14 +31,14 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
 from seam.errors import ConfigError
-from seam.migration.compare import CompareRules, compare
+from seam.migration.compare import CompareRules, compare, legacy_absent
 
 log = logging.getLogger("seam.facade")
 
@@ -75,6 +75,10 @@ class ShadowItem:
     legacy_body: bytes
     position: str | None
     legacy_encoding: str | None = None  # the legacy answer's Content-Encoding
+    # Where legacy answered (its base URL, and the path and query it was sent): a mismatch
+    # is checked again on a fresh legacy answer (see Shadow._compare). None: not checked.
+    legacy_url: str | None = None
+    legacy_target: str = ""
 
 
 class MismatchStore:
@@ -289,6 +293,58 @@ class Shadow:
             self.count(item.capability, outcome)
 
     async def _compare(self, item: ShadowItem) -> str:
+        """The outcome of one shadowed request; a mismatch is kept in the store.
+
+        The new side answers as of at least the legacy answer's position, possibly later: a
+        request that reads a record which is then changed at once (read, then write: what a
+        legacy client does before an update) can find the new side already past the change.
+        So legacy is asked again on a mismatch. The same answer: nothing changed in between,
+        the difference stands. Another answer: the record changed, the first pair may
+        straddle that change; the new side is asked again after the fresh answer's position,
+        and the request is a mismatch only if they differ too (that pair is kept), otherwise
+        `unsettled`."""
+        outcome, row = await self._judge(item)
+        if outcome == "mismatch" and item.legacy_url is not None:
+            again = await self._fresh(item)
+            if again is not None and (again.legacy_status, _decoded_body(again)) != (
+                item.legacy_status,
+                _decoded_body(item),
+            ):
+                outcome, row = await self._judge(again)
+                if outcome != "mismatch":
+                    outcome = "unsettled"
+        if outcome == "mismatch" and row is not None:
+            await asyncio.get_running_loop().run_in_executor(self.writer, self.store.add, row)
+        return outcome
+
+    async def _fresh(self, item: ShadowItem) -> ShadowItem | None:
+        """The item with legacy asked again (None: legacy failed, or said no position)."""
+        assert item.legacy_url is not None
+        try:
+            status, headers, body = await self.send(
+                item.legacy_url, "GET", item.legacy_target, item.headers, item.wait_ms / 1000 + 5
+            )
+        except Exception as exc:
+            log.debug("shadow: legacy failed on a re-check of %s: %s", item.path, exc)
+            return None
+        position = headers.get(POSITION_HEADER)
+        if position is None:
+            return None
+        return replace(
+            item,
+            legacy_status=status,
+            legacy_body=body,
+            legacy_encoding=headers.get("content-encoding"),
+            position=position,
+            legacy_url=None,
+        )
+
+    async def _judge(self, item: ShadowItem) -> tuple[str, dict[str, Any] | None]:
+        outcome = await self._verdict(item)
+        return (outcome, None) if isinstance(outcome, str) else ("mismatch", outcome)
+
+    async def _verdict(self, item: ShadowItem) -> str | dict[str, Any]:
+        """An outcome other than mismatch, or the mismatch's row for the store."""
         if item.position is None:
             return "unsettled"  # nothing says what the legacy answer reflected
         query = f"{item.query}&" if item.query else ""
@@ -305,22 +361,27 @@ class Shadow:
         new_position = headers.get(NEW_POSITION_HEADER)
         if status >= 500:
             return "error"
-        diff: list[dict[str, Any]]
-        if status != item.legacy_status:
-            diff = [{"field": "<status>", "legacy": item.legacy_status, "new": status}]
-        elif 200 <= status < 300:
-            try:
-                raw = _decoded(item.legacy_body, item.legacy_encoding)
-                legacy = json.loads(raw) if raw else None
-                new = json.loads(body) if body else None
-            except (ValueError, OSError, zlib.error):
-                return "error"  # not JSON: nothing to compare field by field
-            diff = compare(legacy, new, item.rules)
-        else:
-            diff = []
+        legacy_status: int | str = item.legacy_status
+        try:
+            needed = item.rules.legacy_absent or status == item.legacy_status
+            legacy = _legacy_json(item) if needed and 200 <= item.legacy_status < 300 else None
+            absent = legacy_absent(legacy, item.rules) if item.rules.legacy_absent else None
+            if absent is not None:  # "not there" in the legacy app's words: a 404
+                legacy_status = f"404 ({absent})"
+                if status == 404:
+                    return "match"
+            diff: list[dict[str, Any]]
+            if status != legacy_status:
+                diff = [{"field": "<status>", "legacy": legacy_status, "new": status}]
+            elif 200 <= status < 300:
+                diff = compare(legacy, json.loads(body) if body else None, item.rules)
+            else:
+                diff = []
+        except (ValueError, OSError, zlib.error):
+            return "error"  # not JSON: nothing to compare field by field
         if not diff:
             return "match"
-        row = {
+        return {
             "at": datetime.now(UTC).isoformat(),
             "capability": item.capability,
             "method": item.method,
@@ -333,11 +394,18 @@ class Shadow:
             "legacy_position": item.position,
             "new_position": new_position,
         }
-        await asyncio.get_running_loop().run_in_executor(self.writer, self.store.add, row)
-        return "mismatch"
 
     def totals(self, capability: str) -> dict[str, int]:
         return {o: self.counts[(capability, o)] for o in OUTCOMES}
+
+
+def _legacy_json(item: ShadowItem) -> Any:
+    raw = _decoded_body(item)
+    return json.loads(raw) if raw else None
+
+
+def _decoded_body(item: ShadowItem) -> bytes:
+    return _decoded(item.legacy_body, item.legacy_encoding)
 
 
 def _decoded(body: bytes, encoding: str | None) -> bytes:

@@ -103,6 +103,8 @@ def test_the_installed_example_checks_from_outside_the_repository(installed: Pat
     view = seam(installed, "connectors", "render", "example/views", "--output", "json")
     assert view.returncode == 0, view.stdout + view.stderr
     assert json.loads(view.stdout)[0]["config"]["topics"] == "catalog.products-latest"
+    # The facade's routes, which `seam legacy strangle` runs, ship too.
+    assert "product-details:" in (installed / "example" / "migration" / "routes.yaml").read_text()
 
 
 def test_a_broken_schema_fails_the_installed_check(installed: Path) -> None:

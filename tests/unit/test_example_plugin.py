@@ -87,6 +87,7 @@ def test_the_example_files_are_package_data() -> None:
     assert "connectors/catalog-postgres.yaml" in paths
     assert "views/catalog-products-view.yaml" in paths
     assert "services/catalog.yaml" in paths
+    assert "migration/routes.yaml" in paths
     on_disk = {
         p.relative_to(folder("pipelines").parent).as_posix()
         for name in ("pipelines", "schemas", "connectors", "views", "services", "migration")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -283,3 +284,119 @@ def test_status_lines_show_mode_traffic_mismatch_rate_parity_and_cutover() -> No
         "finished_at": "2026-12-02T09:00:00+00:00",
     }
     assert "parity (order): 4 differing at lsn:0/1, 2026-12-02T09:00:00+00:00;" in _line(row)
+
+
+def test_whitespace_and_mojibake_normalise_as_the_declared_rules_repair() -> None:
+    assert normalise_value("  Blue \t\r\n Mug ", ("whitespace",)) == "Blue Mug"
+    assert normalise_value("CafÃ© CrÃ¨me", ("mojibake",)) == "Café Crème"
+    assert normalise_value("Café", ("mojibake",)) == "Café"  # correct text is kept
+    rules = CompareRules(
+        rename={("n",): ("name",)}, normalise=((("name",), ("mojibake", "whitespace")),)
+    )
+    assert compare({"n": "KaffeebÃ¤r  XL "}, {"name": "Kaffeebär XL"}, rules) == []
+    assert compare({"n": "Tee"}, {"name": "Tea"}, rules) != []
+
+
+def test_legacy_absent_names_the_condition_a_legacy_answer_meets(tmp_path: Path) -> None:
+    from seam.migration.compare import legacy_absent
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "legacy: {url: 'http://127.0.0.1:1'}\nnew: {svc: 'http://127.0.0.1:2'}\n"
+        "capabilities:\n  details:\n    requests: ['GET /things/{id}']\n    mode: shadow\n"
+        "    shadow:\n      compare:\n        legacy_absent: [error, {is_deleted: ['Y']}]\n"
+    )
+    rules = load_routes(routes).capabilities[0].compare
+    assert legacy_absent({"error": "Thing 4 not found"}, rules) == "error"
+    assert legacy_absent({"id": 4, "is_deleted": "Y"}, rules) == "is_deleted in ['Y']"
+    assert legacy_absent({"id": 4, "is_deleted": "N", "error": None}, rules) is None
+    routes.write_text(routes.read_text().replace("[error, {is_deleted: ['Y']}]", "[{a: 1, b: 2}]"))
+    with pytest.raises(ConfigError) as caught:
+        load_routes(routes)
+    assert "legacy_absent: expected a field path or {field: [values]}" in str(caught.value)
+
+
+def test_the_shadow_compares_a_legacy_absent_answer_as_a_404(tmp_path: Path) -> None:
+    import asyncio
+
+    from seam.migration.shadow import MismatchStore, Shadow, ShadowItem, read_mismatches
+
+    rules = CompareRules(legacy_absent=((("error",), ()),))
+    answers = {"/gone": 404, "/there": 200}
+
+    async def send(base: str, method: str, target: str, headers: Any, timeout: float) -> Any:
+        return answers[target.partition("?")[0]], {}, b'{"id": 1}'
+
+    async def run() -> list[str]:
+        shadow = Shadow(send=send, read_position=None, store=MismatchStore(tmp_path / "m.db"))
+        outcomes = []
+        for path in ("/gone", "/there"):
+            item = ShadowItem(
+                "cap",
+                rules,
+                0,
+                "http://new",
+                "GET",
+                path,
+                "",
+                [],
+                200,
+                b'{"error": "Thing 1 not found"}',
+                "lsn:0/1",
+            )
+            outcomes.append(await shadow._compare(item))
+        await shadow.stop()
+        return outcomes
+
+    assert asyncio.run(run()) == ["match", "mismatch"]
+    (kept,) = read_mismatches(tmp_path / "m.db", "cap")
+    assert kept["diff"] == [{"field": "<status>", "legacy": "404 (error)", "new": 200}]
+
+
+def test_a_mismatch_that_a_fresh_legacy_answer_resolves_was_a_race(tmp_path: Path) -> None:
+    """Read, then written at once: the new side is already past the change the legacy answer
+    predates. Legacy asked again answers otherwise: compared again, the pair agrees (or the
+    new side cannot tell yet): unsettled. A difference that stays is the mismatch, kept
+    with the second pair; legacy answering the same again leaves the first one standing."""
+    import asyncio
+
+    from seam.migration.shadow import MismatchStore, Shadow, ShadowItem, read_mismatches
+
+    legacy_now = {
+        "/a": b'{"name": "B"}',
+        "/b": b'{"name": "typo"}',
+        "/c": b'{"name": "A"}',
+        "/d": b'{"name": "D"}',
+    }
+    new_now = {"/a": b'{"name": "B"}', "/b": b'{"name": "C"}', "/c": b'{"name": "Z"}'}
+    asked: list[str] = []
+
+    async def send(base: str, method: str, target: str, headers: Any, timeout: float) -> Any:
+        path = target.partition("?")[0]
+        asked.append(f"{base}{path}")
+        if base == "http://legacy":
+            return 200, {"seam-legacy-position": "lsn:0/2"}, legacy_now[path]
+        if path == "/d" and "after=lsn%3A0/2" in target:
+            return 504, {}, b""  # cannot show the fresh position yet
+        return 200, {}, new_now.get(path, b'{"name": "E"}')
+
+    async def run() -> list[str]:
+        shadow = Shadow(send=send, read_position=None, store=MismatchStore(tmp_path / "m.db"))
+        outcomes = []
+        for path in ("/a", "/b", "/c", "/d"):
+            item = ShadowItem(
+                "cap", CompareRules(), 0, "http://new", "GET", path, "", [], 200,
+                b'{"name": "A"}', "lsn:0/1", legacy_url="http://legacy", legacy_target=path,
+            )  # fmt: skip
+            outcomes.append(await shadow._compare(item))
+        await shadow.stop()
+        return outcomes
+
+    assert asyncio.run(run()) == ["unsettled", "mismatch", "mismatch", "unsettled"]
+    assert asked.count("http://legacy/a") == 1  # asked again once
+    assert asked.count("http://new/c") == 1  # legacy unchanged: the new side not asked again
+    second, first = read_mismatches(tmp_path / "m.db", "cap")
+    assert first["diff"] == [{"field": "name", "legacy": "typo", "new": "C"}]
+    assert first["legacy_position"] == "lsn:0/2"
+    assert second["diff"] == [{"field": "name", "legacy": "A", "new": "Z"}]
+    assert second["legacy_position"] == "lsn:0/1"
