@@ -36,7 +36,10 @@ HOUR_S: Final = 3600.0
 CHART_POINTS: Final = 180  # points per series sent to the page (the hour in 20 s steps)
 SLOT_READINGS: Final = "dashboard-slot-readings.json"  # apart from `seam connectors slots`'
 DIFFS_SHOWN: Final = 3
-DATABASE_EVERY_S: Final = 10.0
+DATABASE_EVERY_S: Final = 30.0
+# The cluster's metadata (topics, the groups' states): a new pipeline topic or group shows
+# within this; offsets and lag are read every collection.
+METADATA_EVERY_S: Final = 10.0
 HEALTH_KEYS: Final = ("slot", "notes", "retrying", "database_reachable", "lag")
 
 
@@ -100,6 +103,7 @@ class Collector:
         self._previous_in: dict[str, tuple[float, int]] = {}
         self._pool = ThreadPoolExecutor(max_workers=5, thread_name_prefix="seam-dashboard")
         self._databases_at = -DATABASE_EVERY_S
+        self._metadata_at = -METADATA_EVERY_S
         self._health: dict[str, dict[str, Any]] = {}
         self._slots: list[dict[str, Any]] = []
         self._latest_body: bytes | None = None
@@ -281,9 +285,13 @@ class Collector:
         if not self.watches:
             return {"rows": [], "none": "no pipeline given (--pipeline FILE or the dashboard file)"}
         rows = []
+        now = time.monotonic()
+        full = now - self._metadata_at >= METADATA_EVERY_S
+        if full:
+            self._metadata_at = now
         for watch in self.watches:
             try:
-                rows.append(watch.look(self.kafka()))
+                rows.append(watch.look(self.kafka(), full=full))
             except SeamError as exc:
                 rows.append({"pipeline": watch.spec.name, **_problem(exc)})
                 if self._kafka is not None:  # a new client next time: this one may be stuck

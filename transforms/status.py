@@ -92,36 +92,43 @@ class PipelineWatch:
     metrics_url: str | None = None
     reasons: int = 5
     _dead_end: int = -1
+    _topics: dict[str, int] | None = None
+    _group_state: str | None = None
     _dead: list[dict[str, Any]] = field(default_factory=list)
 
-    def look(self, kafka: Kafka) -> dict[str, Any]:
-        from seam.streams.kafka import GroupNotFoundError
-        from seam.streams.lag import group_lag
+    def look(self, kafka: Kafka, *, full: bool = True) -> dict[str, Any]:
+        """The pipeline's status. `full` also reads the group's state and the topics'
+        partitions (cluster metadata: what costs the broker most); otherwise those of the
+        last full look are used."""
+        from seam.streams.lag import group_lag, group_names
 
         spec = self.spec
+        if full or self._topics is None:
+            self._topics = kafka.topic_names()
+            self._group_state = group_names(kafka).get(spec.group)
+        topics = self._topics
         result: dict[str, Any] = {
             "pipeline": spec.name,
             "source": str(spec.source),
             "group": spec.group,
             "inputs": list(spec.inputs),
         }
-        try:
-            lag = group_lag(kafka, spec.group)
+        if self._group_state is None:
+            result.update(group_state="none (no worker ever committed)", lag=None)
+        else:
+            lag = group_lag(kafka, spec.group, self._group_state)
             result.update(
                 group_state=lag.state,
                 lag=lag.total_lag,
                 committed_in=sum(p.committed or 0 for p in lag.partitions),
             )
-        except GroupNotFoundError:
-            result.update(group_state="none (no worker ever committed)", lag=None)
-        topics = kafka.topic_names()
-        outputs = {}
-        for role, out in (("history", spec.history), ("latest", spec.latest)):
-            outputs[role] = (
-                sum(r.count for r in kafka.ranges(out.topic)) if out.topic in topics else None
-            )
-        result["topics"] = outputs
-        result["dead_letters"] = self._dead_letters(kafka, spec.dead_letter.topic in topics)
+        result["topics"] = {
+            role: sum(r.count for r in kafka.ranges(out.topic, range(topics[out.topic])))
+            if out.topic in topics
+            else None
+            for role, out in (("history", spec.history), ("latest", spec.latest))
+        }
+        result["dead_letters"] = self._dead_letters(kafka, topics.get(spec.dead_letter.topic))
         if self.metrics_url:
             try:
                 result["worker"] = worker_counts(self.metrics_url)
@@ -131,14 +138,14 @@ class PipelineWatch:
             result["worker"] = None
         return result
 
-    def _dead_letters(self, kafka: Kafka, exists: bool) -> dict[str, Any]:
+    def _dead_letters(self, kafka: Kafka, partitions: int | None) -> dict[str, Any]:
         from seam.changes import RawRecord
         from seam.streams.kafka import read_ranges
 
         topic = self.spec.dead_letter.topic
-        if not exists:
+        if not partitions:
             return {"topic": topic, "offsets": 0, "latest": []}
-        ranges = kafka.ranges(topic)
+        ranges = kafka.ranges(topic, range(partitions))
         end = sum(r.high for r in ranges)
         if end != self._dead_end:
             # A transactional topic's markers take offsets too: read a wider window.
