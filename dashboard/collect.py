@@ -97,6 +97,7 @@ class Collector:
         self._kafka: Kafka | None = None
         self._client: Any = None
         self._lock = threading.Lock()
+        self._collecting = threading.Lock()
         self._latest: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,6 +154,12 @@ class Collector:
     # -- one collection ------------------------------------------------------------------------
 
     def collect(self) -> dict[str, Any]:
+        """Collect every panel now (one collection at a time: the loop's, a refresh after
+        an action, or a first page before the loop's first)."""
+        with self._collecting:
+            return self._collect()
+
+    def _collect(self) -> dict[str, Any]:
         began = time.monotonic()
         now = self.clock()
         jobs = {

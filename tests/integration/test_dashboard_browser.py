@@ -217,6 +217,28 @@ def test_dashboard_shows_the_stack_follows_it_and_acts_only_when_allowed(
             "RUNNING on the page",
         )
 
+        # A route moved from the page: the same record `seam migrate route` writes.
+        cap.locator('select[data-mode-for="details"]').select_option("split 10%")
+        cap.locator("button[data-action=route]").click()
+        wait_until(
+            lambda: cap.locator("[data-testid=capability-mode]").inner_text() == "split 10%",
+            15,
+            "split 10% on the page",
+        )
+        assert asked[-1] == 'Set the mode of details to "split 10%"?'
+        status = seam("migrate", "status", "--json", "--state", str(state))
+        wait_until(
+            lambda: (
+                json.loads(seam("migrate", "status", "--json", "--state", str(state)).stdout)[
+                    "capabilities"
+                ][0]["mode"]
+                == "split 10%"
+            ),
+            15,
+            "the running facade serving split 10%",
+        )
+        assert status.returncode == 0, status.stderr
+
         shot = artifacts_dir(tmp_path) / "dashboard.png"
         page.screenshot(path=str(shot), full_page=True)
         print(f"screenshot: {shot}")

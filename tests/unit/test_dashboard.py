@@ -132,8 +132,22 @@ def test_actions_are_refused_unless_allowed_asked_for_and_confirmed(tmp_path: Pa
     unknown = client.post("/api/action", json={**body, "action": "drop"}, headers=headers)
     assert unknown.status_code == 409
     assert "no action 'drop'" in unknown.json()["error"]
-    # Logged all the same, with who and when.
-    logged = json.loads((tmp_path / "dashboard/actions.jsonl").read_text().splitlines()[-1])
-    assert logged["action"] == "drop"
-    assert logged["by"]
-    assert "no action" in logged["error"]
+    parity = client.post(
+        "/api/action", json={**body, "action": "parity", "target": "orders"}, headers=headers
+    )
+    assert parity.status_code == 409
+    assert parity.json()["hint"] == "add parity: {database: NAME} to the dashboard file"
+    route = client.post(
+        "/api/action",
+        json={**body, "action": "route", "target": "details", "mode": "new"},
+        headers=headers,
+    )
+    assert route.status_code == 409  # no facade ever ran with this directory
+    assert "no facade has run with the migration directory" in route.json()["error"]
+    assert not (tmp_path / "routes").exists()
+    # Each action that passed the checks is logged, failed or not, with who and when.
+    lines = (tmp_path / "dashboard/actions.jsonl").read_text().splitlines()
+    logged = [json.loads(line) for line in lines]
+    assert [e["action"] for e in logged] == ["drop", "parity", "route"]
+    assert all(e["by"] and e["at"] and e["error"] for e in logged)
+    assert logged[2]["mode"] == "new"
