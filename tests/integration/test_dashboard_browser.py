@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -238,6 +239,15 @@ def test_dashboard_shows_the_stack_follows_it_and_acts_only_when_allowed(
             "the running facade serving split 10%",
         )
         assert status.returncode == 0, status.stderr
+
+        # Secrets never reach the page: Connect's password (the private stack has basic
+        # auth), the databases' passwords of the settings, the slots database's URL.
+        served = httpx.get(f"{dashboard.url}/api/state").text + page.content()
+        secrets = [catalog.url, *(urlsplit(u.reveal()).password for u in stack.databases.values())]
+        auth = stack.connect_auth()
+        secrets += [auth[1]] if auth else []
+        for secret in filter(None, secrets):
+            assert secret not in served
 
         shot = artifacts_dir(tmp_path) / "dashboard.png"
         page.screenshot(path=str(shot), full_page=True)
