@@ -16,7 +16,7 @@ import typer
 
 from seam.cli import migrate
 from seam.cli.context import settings
-from seam.errors import ConfigError, SeamError
+from seam.errors import ConfigError
 
 app = typer.Typer(help="The facade: a reverse proxy in front of legacy and new services.")
 
@@ -182,19 +182,17 @@ def status(
 ) -> None:
     """Each capability's mode, traffic per side, shadow mismatch rate (since the facade
     started, and over the window), last parity and last cutover."""
-    import time
-
-    from seam.migration.cutover import last_cutover, parse_window, read_parity, window_text
+    from seam.migration.cutover import parse_window
     from seam.migration.facade import STATUS_FILE
-    from seam.migration.shadow import MISMATCHES_FILE, shadow_outcomes
     from seam.migration.state import MigrationStore
+    from seam.migration.status import capability_rows, fetch_status
 
     span = parse_window(window)
     directory = migrate.state_option(state)
     store = MigrationStore(directory)
     report: Any
     if facade_url:
-        report = _fetch_status(facade_url)
+        report = fetch_status(facade_url)
     else:
         report = store.read(STATUS_FILE)
         if report is None:
@@ -203,29 +201,7 @@ def status(
                 hint="start one (seam facade run ROUTES --state DIR), pass --facade URL, "
                 "or --state DIR of the facade",
             )
-    rows = []
-    for name, cap in report.get("capabilities", {}).items():
-        shadow = cap.get("shadow", {})
-        compared = shadow.get("match", 0) + shadow.get("mismatch", 0)
-        entity = cap.get("entity")
-        parity = read_parity(store, entity) if entity else None
-        windowed = shadow_outcomes(
-            store.path(MISMATCHES_FILE), name, time.time() - span.total_seconds()
-        )
-        rows.append(
-            {
-                "capability": name,
-                "mode": cap.get("mode"),
-                "mode_from": cap.get("mode_from"),
-                "requests": cap.get("requests", {}),
-                "shadow": shadow,
-                "mismatch_rate": shadow.get("mismatch", 0) / compared if compared else None,
-                "window": {"span": window_text(span), **windowed},
-                "entity": entity,
-                "parity": parity,
-                "cutover": last_cutover(store, name),
-            }
-        )
+    rows = capability_rows(store, report, span)
     if as_json:
         typer.echo(json.dumps({"updated_at": report.get("updated_at"), "capabilities": rows}))
         return
@@ -270,19 +246,3 @@ def _line(row: dict[str, Any]) -> str:
         f"{shadow.get('unsettled', 0)} unsettled, {shadow.get('error', 0)} error, "
         f"{shadow.get('skipped', 0)} skipped; {window_text}); {parity_text}; {cutover_text}"
     )
-
-
-def _fetch_status(url: str) -> dict[str, Any]:
-    import requests
-
-    target = url.rstrip("/") + "/_seam/status"
-    try:
-        response = requests.get(target, timeout=5)
-        response.raise_for_status()
-        report: dict[str, Any] = response.json()
-        return report
-    except (requests.RequestException, ValueError) as exc:
-        raise SeamError(
-            f"cannot read the facade's status at {target}: {exc}",
-            hint="check the facade runs there (seam facade run ...), or leave out --facade",
-        ) from None

@@ -17,7 +17,7 @@ from typing import Any, Final
 import typer
 
 from seam import __version__
-from seam.cli import connectors, history, migrate, serve, stack, streams, transform
+from seam.cli import connectors, dashboard, history, migrate, serve, stack, streams, transform
 from seam.cli import cutover as _cutover  # noqa: F401 - registers `seam migrate cutover`
 from seam.cli import facade as facade_cli  # also adds its commands to `seam migrate`
 from seam.cli import parity as _parity  # noqa: F401 - registers `seam migrate parity`
@@ -42,6 +42,7 @@ app.add_typer(history.app, name="history")
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(facade_cli.app, name="facade")
 app.command("serve")(serve.serve)
+app.command("dashboard")(dashboard.dashboard)
 
 
 def _add_broken(root: typer.Typer, entry: EntryPoint, error: str) -> None:

@@ -7,8 +7,9 @@ in the migration directory as parity/<entity>.json (what `seam migrate status` s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import typer
 
@@ -16,6 +17,11 @@ from seam.cli import migrate
 from seam.cli.context import settings
 from seam.cli.render import OUTPUT, Output, print_json, print_table
 from seam.errors import ConfigError, SeamError
+
+if TYPE_CHECKING:
+    from seam.migration.state import MigrationStore
+    from seam.settings import Settings
+    from seam.transforms.pipeline_file import PipelineSpec
 
 CLEAN: Final = 0
 DIFFERENT: Final = 1
@@ -60,7 +66,6 @@ def parity(
 ) -> None:
     """Compare the legacy table (through the pipeline's declared cleaning), the entity's
     latest topic and a service's memory image, all cut at one source position."""
-    from seam.migration.parity import ParityCheck
     from seam.migration.state import MigrationStore
     from seam.transforms.pipeline_file import load_pipeline
 
@@ -70,10 +75,55 @@ def parity(
             hint="pass --connector NAME (`seam connectors status` lists them)",
         )
     store = MigrationStore(migrate.state_option(state))
-    spec = load_pipeline(pipeline)
+    spec = load_pipeline(pipeline)  # a bad file is the usual error (exit 1), not exit 2
+    try:
+        record = check_and_record(
+            settings(ctx),
+            store,
+            spec,
+            pipeline,
+            database,
+            service=service,
+            wait=wait,
+            rechecks=rechecks,
+            repair_connector=connector if repair else None,
+            say=(lambda text: typer.echo(text, err=True)) if output is Output.text else _quiet,
+        )
+    except SeamError as exc:
+        typer.secho(f"error: could not compare: {exc.message}", err=True, fg=typer.colors.RED)
+        if exc.hint:
+            typer.secho(f"  fix: {exc.hint}", err=True)
+        raise typer.Exit(CANNOT_COMPARE) from None
+    if output is Output.json:
+        print_json(record)
+    else:
+        _show(record)
+    raise typer.Exit(CLEAN if record["clean"] else DIFFERENT)
+
+
+def check_and_record(
+    config: Settings,
+    store: MigrationStore,
+    spec: PipelineSpec,
+    pipeline: Path,
+    database: str,
+    *,
+    service: str | None = None,
+    wait: float = 60.0,
+    rechecks: int = 2,
+    repair_connector: str | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the parity check of the entity of `spec` (read from `pipeline`) and record its result as
+    parity/<entity>.json (what `seam migrate status`, cutover and the dashboard read). A
+    check that could not compare is recorded as such (a stale clean record must not stand)
+    and its SeamError raised again."""
+    from datetime import UTC, datetime
+
+    from seam.migration.parity import ParityCheck
+
     entity = spec.declaration.entity.name if spec.declaration is not None else spec.name
     try:
-        config = settings(ctx)
         check = ParityCheck(
             spec,
             config.kafka,
@@ -81,15 +131,12 @@ def parity(
             service_url=service,
             wait_s=wait,
             rechecks=rechecks,
-            say=(lambda text: typer.echo(text, err=True)) if output is Output.text else _quiet,
+            say=say or _quiet,
             settings=config,
-            repair_connector=connector if repair else None,
+            repair_connector=repair_connector,
         )
         report = check.run()
     except SeamError as exc:
-        # No verdict: recorded as such (a stale clean record must not stand), exit code 2.
-        from datetime import UTC, datetime
-
         store.write(
             f"parity/{entity}.json",
             {
@@ -106,17 +153,10 @@ def parity(
                 "differences": [],
             },
         )
-        typer.secho(f"error: could not compare: {exc.message}", err=True, fg=typer.colors.RED)
-        if exc.hint:
-            typer.secho(f"  fix: {exc.hint}", err=True)
-        raise typer.Exit(CANNOT_COMPARE) from None
+        raise
     record = {**report.as_json(), "compared": True, "pipeline": str(pipeline)}
     store.write(f"parity/{entity}.json", record)
-    if output is Output.json:
-        print_json(record)
-    else:
-        _show(record)
-    raise typer.Exit(CLEAN if report.clean else DIFFERENT)
+    return record
 
 
 def _quiet(_text: str) -> None:

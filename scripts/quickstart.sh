@@ -86,3 +86,6 @@ trap - EXIT
 $seam stack status
 $seam connectors status
 $seam streams list --prefix catalog
+# The migration dashboard: one page over the connectors, slots, pipelines, services and the
+# facade (read-only; --allow-actions lets it pause connectors, move routes and run parity).
+echo "open the migration dashboard: $seam dashboard --file legacy_db/dashboard.yaml, then http://127.0.0.1:8760"

@@ -20,6 +20,8 @@ command -v mvn >/dev/null || packages+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
 { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } || packages+=(mariadb-server)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
+# The dashboard's browser tests (tests/integration/test_dashboard_browser.py): headless Chromium.
+[ -x /usr/bin/chromium ] || packages+=(chromium)
 # The Rust toolchain: rustup's (usually ~/.cargo/bin), else Debian's.
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo >/dev/null || packages+=(cargo)

@@ -1,0 +1,1 @@
+"""The migration dashboard (`seam dashboard`): one page that shows the whole migration."""
