@@ -58,8 +58,12 @@ def parity(
     state: Path | None = migrate.STATE,
     output: Output = OUTPUT,
 ) -> None:
-    """Compare the legacy table (through the pipeline's declared cleaning), the entity's
-    latest topic and a service's memory image, all cut at one source position."""
+    """Compare the legacy table with the entity's latest topic and the service's store.
+
+    The legacy table is read through the pipeline's declared cleaning; the latest topic and
+    a memory image (--service) are compared with it, all cut at one source position. Exit
+    codes: 0 clean, 1 differences, 2 could not compare.
+    """
     from seam.migration.parity import ParityCheck
     from seam.migration.state import MigrationStore
     from seam.transforms.pipeline_file import load_pipeline
