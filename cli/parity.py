@@ -40,6 +40,12 @@ def parity(
         "--service",
         help="A memory image to compare too (`seam serve`), e.g. http://127.0.0.1:8080.",
     ),
+    sink: str | None = typer.Option(
+        None,
+        "--sink",
+        help="A JDBC sink's table to compare too: its spec file (kind: jdbc-sink) or its "
+        "connector's name.",
+    ),
     wait: float = typer.Option(
         60.0, "--wait", help="Seconds each side may take to reach the cut.", min=0.1
     ),
@@ -60,9 +66,9 @@ def parity(
 ) -> None:
     """Compare the legacy table with the entity's latest topic and the service's store.
 
-    The legacy table is read through the pipeline's declared cleaning; the latest topic and
-    a memory image (--service) are compared with it, all cut at one source position. Exit
-    codes: 0 clean, 1 differences, 2 could not compare.
+    The legacy table is read through the pipeline's declared cleaning; the latest topic,
+    a memory image (--service) and a JDBC sink's table (--sink) are compared with it, all
+    cut at one source position. Exit codes: 0 clean, 1 differences, 2 could not compare.
     """
     from seam.migration.parity import ParityCheck
     from seam.migration.state import MigrationStore
@@ -88,6 +94,7 @@ def parity(
             say=(lambda text: typer.echo(text, err=True)) if output is Output.text else _quiet,
             settings=config,
             repair_connector=connector if repair else None,
+            sink=sink,
         )
         report = check.run()
     except SeamError as exc:
