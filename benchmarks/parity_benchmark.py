@@ -43,49 +43,12 @@ from typing import Any
 import httpx
 import orjson
 import yaml
+from latest_topic import fill
 
 from seam.legacy_db.files import pipeline_document
 from seam.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def fill(settings: Any, topic: str, states: dict[str, bytes]) -> float:
-    """Create `topic` and write `states` (key -> JSON) in transactions of 50,000."""
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient(settings.kafka.client_config())
-    admin.create_topics([NewTopic(topic, 3, 1, config={"cleanup.policy": "compact"})])[
-        topic
-    ].result(timeout=30)
-    producer = Producer(
-        settings.kafka.client_config(
-            {
-                "transactional.id": f"{topic}-fill",
-                "linger.ms": 50,
-                "batch.size": 1_000_000,
-                "compression.type": "lz4",
-                "queue.buffering.max.messages": 500_000,
-            }
-        )
-    )
-    producer.init_transactions(30)
-    began = time.monotonic()
-    items = list(states.items())
-    for start in range(0, len(items), 50_000):
-        producer.begin_transaction()
-        for key, value in items[start : start + 50_000]:
-            while True:
-                try:
-                    producer.produce(topic, key=key.encode(), value=value)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            producer.poll(0)
-        producer.commit_transaction(120)
-    producer.flush(60)
-    return time.monotonic() - began
 
 
 def free_port() -> int:
@@ -257,7 +220,8 @@ def main() -> None:
             end="",
         )
         states = dict(cut.states.items())
-        print(f", written to {topic} in {fill(settings, topic, states):.1f}s", end="")
+        took = fill(settings, topic, states.items())
+        print(f", written to {topic} in {took:.1f}s", end="")
         service_file = work / "service.yaml"
         service_file.write_text(
             f"pipeline: {pipeline}\nmax_page_size: 10000\n"

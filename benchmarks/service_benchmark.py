@@ -37,11 +37,13 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
+from latest_topic import fill
 
 from seam.legacy_db import generator
 from seam.legacy_db.files import pipeline_document
@@ -75,46 +77,21 @@ def product_state(i: int, rng: random.Random, version: int = 0) -> dict[str, Any
     return state
 
 
-def fill(settings: Any, topic: str, products: int) -> float:
-    """Create `topic` and write `products` states in transactions of 50,000; seconds taken."""
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient(settings.kafka.client_config())
-    admin.create_topics([NewTopic(topic, 3, 1, config={"cleanup.policy": "compact"})])[
-        topic
-    ].result(timeout=30)
-    producer = Producer(
-        settings.kafka.client_config(
-            {
-                "transactional.id": f"{topic}-fill",
-                "linger.ms": 50,
-                "batch.size": 1_000_000,
-                "compression.type": "lz4",
-                "queue.buffering.max.messages": 500_000,
-            }
-        )
-    )
-    producer.init_transactions(30)
+def fill_products(settings: Any, topic: str, products: int) -> float:
+    """Create `topic` and write `products` states (`latest_topic.fill`); seconds taken."""
     rng = random.Random(1)
-    began = time.monotonic()
     sizes = 0
-    for start in range(1, products + 1, 50_000):
-        producer.begin_transaction()
-        for i in range(start, min(products + 1, start + 50_000)):
+
+    def states() -> Iterator[tuple[str, bytes]]:
+        nonlocal sizes
+        for i in range(1, products + 1):
             value = orjson.dumps(product_state(i, rng))
             sizes += len(value)
-            while True:
-                try:
-                    producer.produce(topic, key=str(i).encode(), value=value)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            producer.poll(0)
-        producer.commit_transaction(120)
-    producer.flush(60)
+            yield str(i), value
+
+    took = fill(settings, topic, states())
     print(f"  {products} states, {sizes / max(products, 1):.0f} bytes of JSON each on average")
-    return time.monotonic() - began
+    return took
 
 
 class Service:
@@ -283,7 +260,7 @@ def main() -> None:
     )
     if args.topic is None:
         print(f"filling {topic} with {args.products} products ...")
-        print(f"  written in {fill(settings, topic, args.products):.1f}s")
+        print(f"  written in {fill_products(settings, topic, args.products):.1f}s")
     services: list[Service] = []
     port = 18780 + random.randrange(1000)
     try:

@@ -32,9 +32,12 @@ def cutover(
     state: Path | None = migrate.STATE,
     output: Output = OUTPUT,
 ) -> None:
-    """Set CAP's mode to new if its entity's parity is clean and its shadow mismatch rate
-    over the window is low enough; else exit 1 naming each unmet condition. The evidence is
-    shown either way and, on success, kept in cutover/CAP.json."""
+    """Move CAP to the new side, only on clean parity and few shadow mismatches.
+
+    CAP's mode becomes new if its entity's parity is clean and its shadow mismatch rate
+    over the window is low enough; otherwise the command exits 1, naming each unmet
+    condition. The evidence is shown either way, and kept in cutover/CAP.json on success.
+    """
     from seam.cli.facade import capabilities, check_capability
     from seam.migration.cutover import CutoverRefusedError, Thresholds, cut_over, parse_window
     from seam.migration.state import MigrationStore

@@ -34,8 +34,11 @@ def run(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     state: Path | None = migrate.STATE,
 ) -> None:
-    """Serve the routes file's capabilities: legacy, new, split N% or shadow. Reloads the
-    file and `seam migrate route` changes while running; SIGTERM or Ctrl-C stops it."""
+    """Serve the routes file's capabilities: legacy, new, split N% or shadow.
+
+    The routes file and `seam migrate route` changes are reloaded while it runs.
+    SIGTERM or Ctrl-C stops it.
+    """
     from seam.migration.facade import Facade
     from seam.migration.server import run_facade
 
@@ -114,8 +117,10 @@ def route(
     routes_file: Path | None = ROUTES_OPTION,
     state: Path | None = migrate.STATE,
 ) -> None:
-    """Set a capability's mode; the running facade takes it up within a second, and a
-    restarted one keeps it."""
+    """Set a capability's mode (legacy, new, split N%, shadow).
+
+    The running facade takes the mode up within a second, and a restarted one keeps it.
+    """
     from seam.migration.modes import clear_override, read_override, write_override
     from seam.migration.routes import parse_mode
     from seam.migration.state import MigrationStore
@@ -180,8 +185,11 @@ def status(
     ),
     state: Path | None = migrate.STATE,
 ) -> None:
-    """Each capability's mode, traffic per side, shadow mismatch rate (since the facade
-    started, and over the window), last parity and last cutover."""
+    """Each capability's mode, traffic, mismatch rate, parity and last cutover.
+
+    Traffic is counted per side, and the shadow mismatch rate both since the facade
+    started and over the window.
+    """
     from seam.migration.cutover import parse_window
     from seam.migration.facade import STATUS_FILE
     from seam.migration.state import MigrationStore

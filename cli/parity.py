@@ -46,6 +46,12 @@ def parity(
         "--service",
         help="A memory image to compare too (`seam serve`), e.g. http://127.0.0.1:8080.",
     ),
+    sink: str | None = typer.Option(
+        None,
+        "--sink",
+        help="A JDBC sink's table to compare too: its spec file (kind: jdbc-sink) or its "
+        "connector's name.",
+    ),
     wait: float = typer.Option(
         60.0, "--wait", help="Seconds each side may take to reach the cut.", min=0.1
     ),
@@ -64,8 +70,12 @@ def parity(
     state: Path | None = migrate.STATE,
     output: Output = OUTPUT,
 ) -> None:
-    """Compare the legacy table (through the pipeline's declared cleaning), the entity's
-    latest topic and a service's memory image, all cut at one source position."""
+    """Compare the legacy table with the entity's latest topic and the service's store.
+
+    The legacy table is read through the pipeline's declared cleaning; the latest topic,
+    a memory image (--service) and a JDBC sink's table (--sink) are compared with it, all
+    cut at one source position. Exit codes: 0 clean, 1 differences, 2 could not compare.
+    """
     from seam.migration.state import MigrationStore
     from seam.transforms.pipeline_file import load_pipeline
 
@@ -84,6 +94,7 @@ def parity(
             pipeline,
             database,
             service=service,
+            sink=sink,
             wait=wait,
             rechecks=rechecks,
             repair_connector=connector if repair else None,
@@ -109,6 +120,7 @@ def check_and_record(
     database: str,
     *,
     service: str | None = None,
+    sink: str | None = None,
     wait: float = 60.0,
     rechecks: int = 2,
     repair_connector: str | None = None,
@@ -134,6 +146,7 @@ def check_and_record(
             say=say or _quiet,
             settings=config,
             repair_connector=repair_connector,
+            sink=sink,
         )
         report = check.run()
     except SeamError as exc:

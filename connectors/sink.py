@@ -428,6 +428,26 @@ def sink_group(name: str, config: Mapping[str, str]) -> str:
     return config.get("consumer.override.group.id") or f"connect-{name}"
 
 
+def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
+    """The offsets consumer group `group` has committed on each partition of `topic` (-1: none
+    yet). Reads them without subscribing, so it never joins the group."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from seam.kafka_config import client_config
+    from seam.streams.kafka import Kafka
+
+    with Kafka(settings.kafka, timeout=5.0) as kafka:
+        partitions = [TopicPartition(topic, p) for p in kafka.partitions(topic)]
+        reader = Consumer(
+            client_config(settings.kafka, {"group.id": group}) | {"enable.auto.commit": False}
+        )
+        try:
+            committed = kafka.call("reading offsets", reader.committed, partitions, timeout=5.0)
+        finally:
+            reader.close()
+    return {tp.partition: tp.offset for tp in committed}
+
+
 def sink_lag(settings: Settings, name: str, config: Mapping[str, str]) -> int:
     """How many records of its topics the sink has not committed yet (its consumer group's
     offsets against the topics' ends; a partition without an offset counts from its start)."""
@@ -437,21 +457,23 @@ def sink_lag(settings: Settings, name: str, config: Mapping[str, str]) -> int:
     from seam.streams.kafka import Kafka
 
     topics = [t.strip() for t in config.get("topics", "").split(",") if t.strip()]
+    group = sink_group(name, config)
+    lag = 0
     with Kafka(settings.kafka, timeout=5.0) as kafka:
-        partitions = [TopicPartition(t, p) for t in topics for p in kafka.partitions(t)]
-        # Reads the group's committed offsets; never subscribes, so never joins the group.
+        # Any consumer reads watermarks; this one never subscribes, so never joins a group.
         reader = Consumer(
-            client_config(settings.kafka, {"group.id": sink_group(name, config)})
-            | {"enable.auto.commit": False}
+            client_config(settings.kafka, {"group.id": group}) | {"enable.auto.commit": False}
         )
         try:
-            committed = kafka.call("reading offsets", reader.committed, partitions, timeout=5.0)
-            lag = 0
-            for tp in committed:
-                low, high = kafka.call(
-                    "reading offsets", reader.get_watermark_offsets, tp, timeout=5.0
-                )
-                lag += max(0, high - (tp.offset if tp.offset >= 0 else low))
+            for topic in topics:
+                for partition, offset in committed_offsets(settings, group, topic).items():
+                    low, high = kafka.call(
+                        "reading offsets",
+                        reader.get_watermark_offsets,
+                        TopicPartition(topic, partition),
+                        timeout=5.0,
+                    )
+                    lag += max(0, high - (offset if offset >= 0 else low))
         finally:
             reader.close()
     return lag

@@ -9,8 +9,10 @@ topic and a service's store, compared at one source position.
 3. A memory image (`seam serve`) is asked, with `after=` the latest topic's end offsets just
    read, for digests of key ranges (`seam.services.parity_http`); ranges whose digest differs
    from the legacy side's are bisected down to rows. A clean comparison moves digests.
-4. A key that differs anywhere is read again at a newer cut (legacy, topic and image, each
-   at or past a new position) before it counts: a change in flight when the first cut was
+   A JDBC sink's table is compared once the sink's consumer group has committed those
+   offsets, its rows read in key ranges (`seam.migration.parity_sink` says why not digests).
+4. A key that differs anywhere is read again at a newer cut (legacy, topic, image and sink,
+   each at or past a new position) before it counts: a change in flight when the first cut was
    taken settles and is not reported. What still differs is reported with its reason:
    `missing` (the legacy side has a state, the side does not), `extra` (the side has a state
    the legacy side has none for: the row is gone, rejected by the cleaning or absent) or
@@ -34,12 +36,14 @@ from seam.errors import SeamError
 from seam.kafka_config import KafkaSettings
 from seam.migration.digest import canonical, canonical_json, combine, row_hash
 from seam.migration.parity_legacy import LegacyCut, LegacySide
+from seam.migration.parity_sink import SinkReader
 from seam.services.image import order_key
 from seam.transforms.pipeline_file import PipelineSpec
 
 LEGACY: Final = "legacy"
 TOPIC: Final = "topic"
 IMAGE: Final = "image"
+SINK: Final = "sink"
 FANOUT: Final = 16  # sub-ranges a differing range is split into
 FIRST_RANGES: Final = 64  # ranges of the first round
 LEAF: Final = 256  # a differing range of at most this many keys is compared row by row
@@ -53,7 +57,7 @@ class CannotCompareError(SeamError):
 @dataclass
 class Difference:
     key: str
-    side: str  # topic or image
+    side: str  # topic, image or sink
     reason: str  # missing, extra, values
     detail: str
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -381,6 +385,7 @@ class ParityCheck:
     say: Callable[[str], None] = lambda _text: None
     settings: Any = None  # seam.settings.Settings: Connect's address, for --repair
     repair_connector: str | None = None  # ask this connector to snapshot differing keys
+    sink: str | None = None  # a JDBC sink's spec file or connector name: its table compared too
 
     def run(self) -> Report:
         began = time.monotonic()
@@ -389,6 +394,7 @@ class ParityCheck:
         assert self.spec.declaration is not None
         entity = self.spec.declaration.entity.name
 
+        sink = self._sink()  # a sink that cannot be found fails before anything is read
         cut = legacy.read()
         timings["legacy_read"] = cut.read_s
         timings["legacy_clean"] = cut.clean_s
@@ -415,6 +421,14 @@ class ParityCheck:
             found.extend(image_found)
             timings["image_compare"] = time.monotonic() - started
             moved["requests"] = client.requests
+        if sink is not None:
+            started = time.monotonic()
+            self._reach_sink(sink, topic.after)
+            timings["sink_wait"] = time.monotonic() - started
+            started = time.monotonic()
+            sink_found, counts["sink"] = compare_sink(cut, sink)
+            found.extend(sink_found)
+            timings["sink_compare"] = time.monotonic() - started
         cuts = [cut.position]
         first = {d.key for d in found}
         for _round in range(self.rechecks):
@@ -423,12 +437,12 @@ class ParityCheck:
             keys = sorted({d.key for d in found}, key=order_key)
             self.say(f"{len(keys)} keys differ: checking them again at a newer cut")
             started = time.monotonic()
-            found = self._recheck(legacy, keys, client, cuts)
+            found = self._recheck(legacy, keys, client, cuts, sink)
             timings[f"recheck_{len(cuts) - 1}"] = time.monotonic() - started
         repair = None
         if found and self.repair_connector is not None:
             started = time.monotonic()
-            found, repair = self._repair(legacy, found, client, cuts)
+            found, repair = self._repair(legacy, found, client, cuts, sink)
             timings["repair"] = time.monotonic() - started
         timings["total"] = time.monotonic() - began
         found.sort(key=lambda d: (order_key(d.key), d.side))
@@ -469,6 +483,7 @@ class ParityCheck:
         found: list[Difference],
         client: ImageClient | None,
         cuts: list[str],
+        sink: SinkReader | None,
     ) -> tuple[list[Difference], dict[str, Any]]:
         """Ask the connector for an incremental snapshot of the differing keys' rows, wait
         until they came through (or --wait passed), and check them again."""
@@ -506,14 +521,46 @@ class ParityCheck:
         remaining = found
         while time.monotonic() < deadline:
             time.sleep(1.0)
-            remaining = self._recheck(legacy, keys, client, cuts)
+            remaining = self._recheck(legacy, keys, client, cuts, sink)
             if not {d.key for d in remaining} & set(present):
                 break
         info["repaired"] = len(set(keys) - {d.key for d in remaining})
         return remaining, info
 
+    def _sink(self) -> SinkReader | None:
+        if self.sink is None:
+            return None
+        from seam.migration.parity_sink import resolve_sink
+
+        assert self.settings is not None
+        table = resolve_sink(self.settings, self.sink)
+        if table.topic != self.spec.latest.topic:
+            raise CannotCompareError(
+                f"the sink {table.connector} reads {table.topic}, not the entity's latest "
+                f"topic {self.spec.latest.topic}",
+                hint="pass the sink that keeps this pipeline's latest topic as a table",
+            )
+        return SinkReader(table)
+
+    def _reach_sink(self, sink: SinkReader, after: str) -> None:
+        from seam.migration.parity_sink import wait_sink
+
+        assert self.settings is not None
+        if not wait_sink(self.settings, sink.sink, after, self.wait_s):
+            raise CannotCompareError(
+                f"the sink {sink.sink.connector} has not committed the latest topic up to "
+                f"{after} within {self.wait_s:g} s",
+                hint="check that the sink connector runs and keeps up (`seam connectors "
+                f"status {sink.sink.connector}`: its state and lag), or raise --wait",
+            )
+
     def _recheck(
-        self, legacy: LegacySide, keys: list[str], client: ImageClient | None, cuts: list[str]
+        self,
+        legacy: LegacySide,
+        keys: list[str],
+        client: ImageClient | None,
+        cuts: list[str],
+        sink: SinkReader | None = None,
     ) -> list[Difference]:
         """The differing `keys` again: legacy at a new cut, the sides at or past it. A side
         that agrees with the legacy rows as read again right after it (a change newer than
@@ -526,14 +573,49 @@ class ParityCheck:
             answer = client.ask(topic.after, keys=keys)
             sides.append((IMAGE, _as_canonical(answer["keys"])))
         later = legacy.read(keys)
-        found = []
-        for side, states in sides:
-            for difference in compare_all(cut, states, side, keys):
-                key = difference.key
-                if compare_key(key, later.states.get(key), states.get(key), side, later) is None:
-                    continue  # in step with the legacy table a moment later
-                found.append(difference)
+        found = _unsettled(cut, later, sides, keys)
+        if sink is not None:
+            # Read after the others, with its own "a moment later": a wait for the sink
+            # between the topic and the later read would let a key change twice in between.
+            self._reach_sink(sink, topic.after)
+            rows = dict(sink.rows(keys))
+            found += _unsettled(sink.flat(cut), sink.flat(legacy.read(keys)), [(SINK, rows)], keys)
         return found
+
+
+def _unsettled(
+    cut: LegacyCut,
+    later: LegacyCut,
+    sides: Sequence[tuple[str, Mapping[str, bytes]]],
+    keys: Sequence[str],
+) -> list[Difference]:
+    """The differences of `sides` from the legacy `cut` that the legacy rows as read
+    `later` do not explain either."""
+    found = []
+    for side, states in sides:
+        for difference in compare_all(cut, states, side, keys):
+            key = difference.key
+            if compare_key(key, later.states.get(key), states.get(key), side, later) is None:
+                continue  # in step with the legacy table a moment later
+            found.append(difference)
+    return found
+
+
+def compare_sink(cut: LegacyCut, sink: SinkReader) -> tuple[list[Difference], int]:
+    """Every differing key between the legacy side and the sink's table read whole (a page
+    at a time), and the table's row count."""
+    found = []
+    seen: set[str] = set()
+    for key, row in sink.rows():
+        seen.add(key)
+        difference = compare_key(key, sink.legacy_row(cut.states.get(key)), row, SINK, cut)
+        if difference is not None:
+            found.append(difference)
+    for key in cut.states.keys() - seen:
+        missing = compare_key(key, cut.states[key], None, SINK, cut)
+        if missing is not None:
+            found.append(missing)
+    return found, len(seen)
 
 
 __all__ = [

@@ -1,15 +1,17 @@
 """What the catalog pipeline's outputs must hold, worked out from the legacy database and the
-workload's own report (independent of the stages' code), and the clean-up of a catalog made
-for one test. Shared by the end-to-end test (tests/integration) and the fault tier
-(tests/faults).
+workload's own report (independent of the stages' code), and the capture and clean-up of a
+catalog made for one test. Shared by the end-to-end test (tests/integration) and the fault
+tier (tests/faults).
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from seam.kafka_config import client_config
@@ -51,6 +53,91 @@ def delete_topics(stack: Settings, names: list[str], prefix: str | None = None) 
         for future in admin.delete_topics(doomed).values():
             with contextlib.suppress(Exception):
                 future.result(timeout=30)
+
+
+def capture(
+    stack: Settings,
+    flavour: str,
+    url: str,
+    *,
+    user: str,
+    connector: str,
+    prefix: str,
+    tables: Sequence[str],
+    secret_dir: Path,
+    publication: str,
+    extra: str = "",
+    topics: str = "{partitions: 1, replication_factor: -1}",
+) -> None:
+    """A Debezium connector capturing `tables` of the catalog at `url` as `user` (a new
+    password in a file under `secret_dir`), prepared and applied as an operator does it:
+    RUNNING when this returns. `extra`: more spec lines; `topics`: the topics' settings."""
+    from seam.connectors.client import ConnectClient
+    from seam.connectors.plan import apply_plan, make_plan
+    from seam.connectors.readiness import prepare
+    from seam.connectors.render import render
+    from seam.connectors.spec import parse_specs
+
+    secret_dir.chmod(0o755)  # Connect, another user, reads the password file
+    password_file = secret_dir / "cdc.properties"
+    password_file.write_text(f"password={secrets.token_hex(12)}\n")
+    password_file.chmod(0o644)
+    spec_text = (
+        f"name: {connector}\nflavour: {flavour}\ndatabase: {url}\nuser: {user}\n"
+        f"password: {{file: {password_file}}}\ntables: [{', '.join(tables)}]\n"
+        f"topic_prefix: {prefix}\nsnapshot_mode: initial\n{extra}topics: {topics}\n"
+    )
+    if flavour == "postgres":
+        spec_text += (
+            f"replica_identity_full: [products]\npublication: {publication}\n"
+            "overrides:\n  publication.autocreate.mode: disabled\n"
+        )
+    (spec,) = parse_specs(spec_text, f"{connector}.yaml")
+    rendered = render(spec, stack)
+    prepared = prepare.apply(rendered, stack)
+    assert prepared.report.ok, prepared.report.summary()
+    client = ConnectClient.from_settings(stack)
+    apply_plan(
+        make_plan([rendered], client.list_connectors()), client, stack, wait=True, wait_timeout=120
+    )
+
+
+def release(
+    stack: Settings,
+    flavour: str,
+    url: str,
+    *,
+    user: str,
+    connector: str,
+    prefix: str,
+    topics: Sequence[str] = (),
+    settle_s: float = 3.0,
+) -> None:
+    """Undo `capture` and the catalog's database: the connector (gone before its slot is
+    dropped), the slot, the database, the user, and the topics (`topics` and every one
+    under `prefix`, with the connector's schema history)."""
+    from sqlalchemy import text
+
+    from seam.connectors.client import ConnectClient
+    from seam.connectors.engine import connect, drop_database, parse_url
+
+    client = ConnectClient.from_settings(stack)
+    with contextlib.suppress(Exception):
+        client.delete(connector)
+    # Deleting is asynchronous: a task still running would re-create deleted topics.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and connector in client.list_connectors(expand=False):
+        time.sleep(0.5)
+    time.sleep(settle_s)
+    if flavour == "postgres":
+        drop_slots(url, str(parse_url(url).database))
+    drop_database(url)
+    with connect(stack.database_url(flavour), isolation_level="AUTOCOMMIT") as conn:
+        if flavour == "postgres":
+            conn.execute(text(f"DROP ROLE IF EXISTS {user}"))
+        else:
+            conn.execute(text(f"DROP USER IF EXISTS '{user}'@'%'"))
+    delete_topics(stack, [*topics, f"_seam.schema-history.{connector}"], prefix)
 
 
 def legacy_products(url: str) -> dict[int, dict[str, Any]]:

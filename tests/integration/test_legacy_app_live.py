@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from seam.legacy_db.models import COLUMNS
 from seam.legacy_db.seed import seed
 from seam.legacy_db.workload import KINDS, operation_json, run_workload
 from seam.settings import Settings
-from tests.catalog_checks import delete_topics, drop_slots, wait_for
+from tests.catalog_checks import capture, release, wait_for
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -432,64 +431,26 @@ def stream_events(records: list[tuple[Any, Any]], table: str) -> list[tuple[Any,
 @pytest.fixture
 def captured(stack: Settings, flavour: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A seeded catalog of its own captured by a connector of its own; yields (url, prefix)."""
-    from sqlalchemy import text
-
-    from seam.connectors.client import ConnectClient
-    from seam.connectors.plan import apply_plan, make_plan
-    from seam.connectors.readiness import prepare
-    from seam.connectors.render import render
-    from seam.connectors.spec import parse_specs
-
     suffix = uuid.uuid4().hex[:8]
     name, prefix, connector = f"seam_app_{suffix}", f"app{suffix}", f"seam-app-{suffix}"
-    admin_url = stack.database_url(flavour)
-    url = with_database(admin_url, name)
+    url = with_database(stack.database_url(flavour), name)
     create_database(url)
-    client = ConnectClient.from_settings(stack)
     try:
         seed(url, products=PRODUCTS, seed=SEED)
-        password_file = tmp_path / "cdc.properties"
-        password_file.write_text(f"password={secrets.token_hex(12)}\n")
-        tmp_path.chmod(0o755)
-        password_file.chmod(0o644)
-        spec_text = (
-            f"name: {connector}\nflavour: {flavour}\ndatabase: {url}\nuser: {name}\n"
-            f"password: {{file: {password_file}}}\ntables: [{', '.join(CAPTURED)}]\n"
-            f"topic_prefix: {prefix}\nsnapshot_mode: initial\n"
-            "topics: {partitions: 1, replication_factor: -1}\n"
-        )
-        if flavour == "postgres":
-            spec_text += (
-                f"replica_identity_full: [products]\npublication: pub_{suffix}\n"
-                "overrides:\n  publication.autocreate.mode: disabled\n"
-            )
-        (spec,) = parse_specs(spec_text, f"{connector}.yaml")
-        rendered = render(spec, stack)
-        assert prepare.apply(rendered, stack).report.ok
-        apply_plan(
-            make_plan([rendered], client.list_connectors()),
-            client,
+        capture(
             stack,
-            wait=True,
-            wait_timeout=120,
+            flavour,
+            url,
+            user=name,
+            connector=connector,
+            prefix=prefix,
+            tables=CAPTURED,
+            secret_dir=tmp_path,
+            publication=f"pub_{suffix}",
         )
         yield url, prefix
     finally:
-        with contextlib.suppress(Exception):
-            client.delete(connector)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and connector in client.list_connectors(expand=False):
-            time.sleep(0.5)
-        time.sleep(3)
-        if flavour == "postgres":
-            drop_slots(url, name)
-        drop_database(url)
-        with connect(admin_url, isolation_level="AUTOCOMMIT") as conn:
-            if flavour == "postgres":
-                conn.execute(text(f"DROP ROLE IF EXISTS {name}"))
-            else:
-                conn.execute(text(f"DROP USER IF EXISTS '{name}'@'%'"))
-        delete_topics(stack, [f"_seam.schema-history.{connector}"], prefix)
+        release(stack, flavour, url, user=name, connector=connector, prefix=prefix)
 
 
 def read_topic(stack: Settings, topic: str) -> list[tuple[Any, Any]]:

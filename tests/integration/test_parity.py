@@ -3,8 +3,9 @@ and MariaDB), its Debezium connector, the transform worker and `seam serve`.
 
 A clean run is clean while a workload changes other rows; differences planted in each side
 (a legacy change the connector does not capture, records produced into the latest topic, a
-service started from a snapshot that holds a value the topic does not) are all found, each
-with its reason, and recorded for `seam migrate status`.
+service started from a snapshot that holds a value the topic does not, rows edited by hand
+in a JDBC sink's table) are all found, each with its reason, and recorded for `seam migrate
+status`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from seam.connectors.client import ConnectClient
 from seam.settings import Settings
-from tests.catalog_checks import wait_for
-from tests.conftest import start_transform_worker
-from tests.integration.test_service_image import Served
+from tests.integration.test_jdbc_sink import connect_client, remove, target, write_spec  # noqa: F401
+from tests.integration.test_jdbc_sink import seam as sink_cli
+from tests.integration.test_service_image import Served, transform_and_serve
 from tests.integration.test_transform_e2e import Catalog, catalog  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
@@ -82,36 +83,15 @@ def running(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Running]:
-    from seam.streams.kafka import TopicNotFoundError
-    from seam.transforms.readback import read_to_end
-
-    worker = start_transform_worker(catalog.pipeline, "p1", capture_stdout=False)
-    served: list[Served] = []
-    try:
-
-        def latest_filled() -> bool:
-            assert worker.poll() is None, worker.communicate()[1].decode()[-3000:]
-            try:
-                return len(read_to_end(stack.kafka, catalog.latest)) > 0
-            except TopicNotFoundError:
-                return False
-
-        wait_for(latest_filled, 120, "the latest topic", step=0.5)
-        service_file = tmp_path / "service.yaml"
-        service_file.write_text(
-            f"pipeline: {catalog.pipeline}\nsnapshot: {{path: image.snapshot, interval_s: 0}}\n"
-            "read_your_writes: {wait_ms: 2000, max_wait_ms: 120000}\n"
-        )
-        served.append(Served(service_file, "--rebuild"))
-        served[0].up()
-        served[0].until_ready()
-        flavour = "postgres" if "postgres" in request.node.callspec.id else "mariadb"
-        yield Running(catalog, served[0], service_file, flavour)
-    finally:
-        for one in served:
-            one.close()
-        worker.send_signal(signal.SIGTERM)
-        worker.communicate(timeout=60)
+    service_file = tmp_path / "service.yaml"
+    service_file.write_text(
+        f"pipeline: {catalog.pipeline}\nsnapshot: {{path: image.snapshot, interval_s: 0}}\n"
+        "read_your_writes: {wait_ms: 2000, max_wait_ms: 120000}\n"
+    )
+    flavour = "postgres" if "postgres" in request.node.callspec.id else "mariadb"
+    with transform_and_serve(stack, catalog.pipeline, catalog.latest, service_file, "p1") as served:
+        # A test may restart the service (and close the one it replaces): it closes its own.
+        yield Running(catalog, served, service_file, flavour)
 
 
 def parity(run: Running, state: Path, *options: str) -> tuple[int, dict[str, Any], str]:
@@ -198,6 +178,15 @@ def uncaptured_rename(run: Running, product: int, name: str) -> None:
             conn.execute(text("SET SESSION sql_log_bin = 1"))
 
 
+def legacy_name(run: Running, product: int) -> str:
+    """The product's name as the legacy table holds it (before any cleaning)."""
+    from seam.connectors.engine import connect
+
+    with connect(run.catalog.url) as conn:
+        query = text("SELECT prod_name FROM products WHERE prod_id = :id")
+        return str(conn.execute(query, {"id": product}).scalar_one())
+
+
 def produce(stack: Settings, topic: str, key: str, value: dict[str, Any] | None) -> None:
     """One record into `topic` (None: a tombstone)."""
     from confluent_kafka import Producer
@@ -239,10 +228,13 @@ def test_planted_differences_are_found_with_their_reasons(
     served = restart_from_tampered_snapshot(running, str(image_wrong), "Stale in the image")
     running.served = served
     before: dict[str, Any] | None = None
+    original = legacy_name(running, legacy_only)
     try:
         uncaptured_rename(running, legacy_only, "Renamed behind the connector's back")
         before = served.get(f"/product/{topic_wrong}").json()["data"]
-        produce(stack, running.catalog.latest, str(topic_wrong), {**before, "price": "0.01"})
+        # A valid ProductState (a sink on this topic must be able to write it), wrong price.
+        wrong = {**before, "price": {**before["price"], "amount": "0.01"}}
+        produce(stack, running.catalog.latest, str(topic_wrong), wrong)
         produce(stack, running.catalog.latest, "99999999", {**before, "product_id": 99999999})
         with Workload(running.catalog.url, keys[:40]):
             code, result, err = parity(running, tmp_path / "state", "--service", served.url)
@@ -252,6 +244,7 @@ def test_planted_differences_are_found_with_their_reasons(
         if before is not None:
             produce(stack, running.catalog.latest, str(topic_wrong), before)
             produce(stack, running.catalog.latest, "99999999", None)
+        uncaptured_rename(running, legacy_only, original)  # and the legacy one
     assert code == 1, (result, err)
     assert result["clean"] is False
     found = {(d["key"], d["side"]): d for d in result["differences"]}
@@ -273,7 +266,8 @@ def test_planted_differences_are_found_with_their_reasons(
         priced = found[(str(topic_wrong), side)]
         assert priced["reason"] == "values"
         assert set(priced["fields"]) == {"price"}
-        assert priced["fields"]["price"][side] == "0.01"
+        assert priced["fields"]["price"][side]["amount"] == "0.01"
+        assert priced["fields"]["price"]["legacy"] == before["price"]
         extra = found[("99999999", side)]
         assert extra["reason"] == "extra"
         assert "no such row in the legacy table" in extra["detail"]
@@ -328,3 +322,71 @@ def test_repair_needs_the_connector(running: Running, tmp_path: Path) -> None:
     assert code == 1
     assert "--connector" in err
     assert "Traceback" not in err
+
+
+def test_a_sink_table_is_compared_at_the_cut_and_hand_edits_are_found(
+    running: Running,
+    stack: Settings,
+    connect_client: ConnectClient,  # noqa: F811 - the fixture
+    target: tuple[str, str],  # noqa: F811 - the fixture
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    """`--sink`: a real JDBC sink keeps the latest topic as a table. Clean while a workload
+    runs; a row deleted and a row changed in the table by hand are found (missing, values
+    with both values); a paused sink never reaches the cut: exit code 2, not a verdict."""
+    from seam.connectors.engine import connect, with_database
+
+    dbname, user = target
+    name = unique_name("parity-sink")
+    pipeline = running.catalog.pipeline
+    spec = write_spec(
+        tmp_path / "sink.yaml",
+        name,
+        pipeline.name,
+        running.catalog.latest,
+        dbname,
+        user,
+        "products",
+        pipelines=pipeline.parent,
+    )
+    sink_cli("connectors", "prepare", "--yes", str(spec))
+    try:
+        sink_cli("connectors", "apply", "--wait", "--timeout", "120", str(spec))
+        keys = product_keys(running)
+        with Workload(running.catalog.url, keys[:40]):
+            code, result, err = parity(running, tmp_path / "state", "--sink", str(spec))
+        assert code == 0, (result.get("counts"), result.get("differences"), err)
+        counts = result["counts"]
+        assert counts["sink"] == counts["legacy_states"] == len(keys) > 100
+        assert result["timings_s"]["sink_compare"] >= 0
+
+        deleted, changed = keys[-5], keys[-6]
+        view = with_database(stack.database_url("postgres"), dbname)
+        with connect(view) as conn:
+            conn.execute(text("DELETE FROM products WHERE product_id = :k"), {"k": deleted})
+            conn.execute(
+                text("UPDATE products SET name = 'Changed in the sink' WHERE product_id = :k"),
+                {"k": changed},
+            )
+            conn.commit()
+        legacy_name = running.served.get(f"/product/{changed}").json()["data"]["name"]
+        with Workload(running.catalog.url, keys[:40]):
+            code, result, err = parity(running, tmp_path / "state", "--sink", name)
+        assert code == 1, (result, err)
+        found = {(d["key"], d["side"]): d for d in result["differences"]}
+        assert set(found) == {(str(deleted), "sink"), (str(changed), "sink")}, found
+        assert found[(str(deleted), "sink")]["reason"] == "missing"
+        values = found[(str(changed), "sink")]
+        assert values["reason"] == "values"
+        assert values["fields"] == {"name": {"legacy": legacy_name, "sink": "Changed in the sink"}}
+        assert result["counts"]["sink"] == len(keys) - 1
+
+        connect_client.pause(name)
+        with Workload(running.catalog.url, keys[:40]):
+            code, result, err = parity(running, tmp_path / "state", "--sink", name, "--wait", "5")
+        assert code == 2, (result, err)
+        assert "could not compare" in err
+        assert f"the sink {name} has not committed" in err
+    finally:
+        remove(stack, name)

@@ -8,6 +8,7 @@ to its end. Every process and topic a test starts or creates, it stops or delete
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,7 +27,8 @@ import yaml
 from seam.legacy_db.files import pipeline_document
 from seam.settings import Settings
 from seam.transforms.readback import compacted, read_to_end
-from tests.conftest import free_port
+from tests.catalog_checks import wait_for
+from tests.conftest import free_port, start_transform_worker
 
 pytestmark = pytest.mark.integration
 
@@ -222,6 +224,37 @@ class Served:
         self.client.close()
         self.process.kill()
         self.process.wait(10)
+
+
+@contextlib.contextmanager
+def transform_and_serve(
+    stack: Settings, pipeline: Path, latest: str, service_file: Path, instance: str
+) -> Iterator[Served]:
+    """The transform worker of `pipeline` and, once its latest topic has a record,
+    `seam serve SERVICE_FILE --rebuild` on it, ready; both stopped at the end."""
+    from seam.streams.kafka import TopicNotFoundError
+
+    worker = start_transform_worker(pipeline, instance, capture_stdout=False)
+    served: Served | None = None
+    try:
+
+        def latest_filled() -> bool:
+            assert worker.poll() is None, worker.communicate()[1].decode()[-3000:]
+            try:
+                return len(read_to_end(stack.kafka, latest)) > 0
+            except TopicNotFoundError:
+                return False
+
+        wait_for(latest_filled, 120, "the latest topic", step=0.5)
+        served = Served(service_file, "--rebuild")
+        served.up()
+        served.until_ready()
+        yield served
+    finally:
+        if served is not None:
+            served.close()
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ commit's change, and says which source position it reflects.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -20,8 +19,7 @@ from sqlalchemy import text
 
 from seam.settings import Settings
 from tests.catalog_checks import wait_for
-from tests.conftest import start_transform_worker
-from tests.integration.test_service_image import Served
+from tests.integration.test_service_image import Served, transform_and_serve
 from tests.integration.test_transform_e2e import Catalog, catalog  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
@@ -43,35 +41,13 @@ def commit_rename(url: str, product: int, name: str) -> str:
 @pytest.fixture
 def running(stack: Settings, catalog: Catalog, tmp_path: Path) -> Iterator[tuple[Catalog, Served]]:  # noqa: F811
     """The transform worker and the service, both stopped at the end."""
-    from seam.streams.kafka import TopicNotFoundError
-    from seam.transforms.readback import read_to_end
-
-    worker = start_transform_worker(catalog.pipeline, "w1", capture_stdout=False)
-    served: Served | None = None
-    try:
-
-        def latest_filled() -> bool:
-            assert worker.poll() is None, worker.communicate()[1].decode()[-3000:]
-            try:
-                return len(read_to_end(stack.kafka, catalog.latest)) > 0
-            except TopicNotFoundError:
-                return False
-
-        wait_for(latest_filled, 120, "the latest topic", step=0.5)
-        service_file = tmp_path / "service.yaml"
-        service_file.write_text(
-            f"pipeline: {catalog.pipeline}\nindexes: [sku]\nfilters: [status]\n"
-            "snapshot: {path: image.snapshot, interval_s: 0}\n"
-        )
-        served = Served(service_file, "--rebuild")
-        served.up()
-        served.until_ready()
+    service_file = tmp_path / "service.yaml"
+    service_file.write_text(
+        f"pipeline: {catalog.pipeline}\nindexes: [sku]\nfilters: [status]\n"
+        "snapshot: {path: image.snapshot, interval_s: 0}\n"
+    )
+    with transform_and_serve(stack, catalog.pipeline, catalog.latest, service_file, "w1") as served:
         yield catalog, served
-    finally:
-        if served is not None:
-            served.close()
-        worker.send_signal(signal.SIGTERM)
-        worker.communicate(timeout=60)
 
 
 def listed_product(served: Served) -> tuple[int, dict[str, Any]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import signal
 import subprocess
 import time
@@ -28,12 +27,12 @@ from seam.legacy_db.files import pipeline_document
 from seam.settings import Settings
 from seam.transforms.outputs import lsn_text
 from tests.catalog_checks import (
-    delete_topics,
-    drop_slots,
+    capture,
     expected_events,
     expected_latest,
     legacy_names,
     legacy_products,
+    release,
     wait_for,
 )
 from tests.conftest import start_transform_worker
@@ -63,14 +62,8 @@ def catalog(
 ) -> Iterator[Catalog]:
     """A seeded catalog captured by its own connector into topics of its own."""
     from confluent_kafka.admin import AdminClient, NewTopic
-    from sqlalchemy import text
 
-    from seam.connectors.client import ConnectClient
-    from seam.connectors.engine import connect, create_database, drop_database, with_database
-    from seam.connectors.plan import apply_plan, make_plan
-    from seam.connectors.readiness import prepare
-    from seam.connectors.render import render
-    from seam.connectors.spec import parse_specs
+    from seam.connectors.engine import create_database, with_database
     from seam.legacy_db.seed import seed
 
     suffix = uuid.uuid4().hex[:8]
@@ -79,11 +72,8 @@ def catalog(
     prefix = f"tx{suffix}"
     connector = f"seam-tx-{suffix}"
     flavour = request.param
-    admin_url = stack.database_url(flavour)
-    url = with_database(admin_url, name)
-    password = secrets.token_hex(12)
+    url = with_database(stack.database_url(flavour), name)
     create_database(url)
-    client = ConnectClient.from_settings(stack)
     namespace = "public" if flavour == "postgres" else name
     topics = [f"{prefix}.{namespace}.{t}" for t in ("products", "categories", "suppliers")]
     outputs = [f"{prefix}.product-events", f"{prefix}.products-latest", f"{prefix}.dead-letter"]
@@ -102,34 +92,18 @@ def catalog(
             ]
         ).values():
             future.result(timeout=30)
-        secret_dir = tmp_path_factory.mktemp("secrets")
-        secret_dir.chmod(0o755)
-        password_file = secret_dir / "cdc.properties"
-        password_file.write_text(f"password={password}\n")
-        password_file.chmod(0o644)
-        spec_text = (
-            f"name: {connector}\nflavour: {flavour}\ndatabase: {url}\nuser: {user}\n"
-            f"password: {{file: {password_file}}}\n"
-            "tables: [categories, suppliers, products]\n"
-            f"topic_prefix: {prefix}\nsnapshot_mode: initial\n"
-            "heartbeat_interval_ms: 2000\n"
-            "topics: {partitions: 1, replication_factor: -1, cleanup_policy: compact}\n"
-        )
-        if flavour == "postgres":
-            spec_text += (
-                "replica_identity_full: [products]\npublication: seam_catalog\n"
-                "overrides:\n  publication.autocreate.mode: disabled\n"
-            )
-        (spec,) = parse_specs(spec_text, f"{connector}.yaml")
-        rendered = render(spec, stack)
-        prepared = prepare.apply(rendered, stack)
-        assert prepared.report.ok, prepared.report.summary()
-        apply_plan(
-            make_plan([rendered], client.list_connectors()),
-            client,
+        capture(
             stack,
-            wait=True,
-            wait_timeout=120,
+            flavour,
+            url,
+            user=user,
+            connector=connector,
+            prefix=prefix,
+            tables=["categories", "suppliers", "products"],
+            secret_dir=tmp_path_factory.mktemp("secrets"),
+            publication="seam_catalog",
+            extra="heartbeat_interval_ms: 2000\n",
+            topics="{partitions: 1, replication_factor: -1, cleanup_policy: compact}",
         )
         # A running connector may still be snapshotting: a worker started now would find no
         # reference topics yet (a cold Connect on MariaDB is slow enough for that).
@@ -155,22 +129,15 @@ def catalog(
         path.write_text(yaml.safe_dump(pipeline))
         yield Catalog(name, url, topics[0], connector, path, *outputs)
     finally:
-        with contextlib.suppress(Exception):
-            client.delete(connector)
-        # Deleting is asynchronous: a task still running would re-create deleted topics.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and connector in client.list_connectors(expand=False):
-            time.sleep(0.5)
-        time.sleep(3)
-        if flavour == "postgres":
-            drop_slots(url, name)
-        drop_database(url)
-        with connect(admin_url, isolation_level="AUTOCOMMIT") as conn:
-            if flavour == "postgres":
-                conn.execute(text(f"DROP ROLE IF EXISTS {user}"))
-            else:
-                conn.execute(text(f"DROP USER IF EXISTS '{user}'@'%'"))
-        delete_topics(stack, [*topics, *outputs, f"_seam.schema-history.{connector}"], prefix)
+        release(
+            stack,
+            flavour,
+            url,
+            user=user,
+            connector=connector,
+            prefix=prefix,
+            topics=[*topics, *outputs],
+        )
         with contextlib.suppress(Exception):
             from seam.streams.kafka import Kafka
             from seam.transforms.topics import delete_group
