@@ -35,10 +35,13 @@ def writer(
     ),
     output: Output = OUTPUT,
 ) -> None:
-    """Read the pipeline's history topic, take the events of this writer's origin and apply
-    each to the legacy database with the writes file's SQL, exactly once (the position is
-    kept in the legacy database, in the same transaction). Ctrl-C or SIGTERM stops it after
-    the transaction at hand; it resumes where it stopped."""
+    """Apply the new side's events to the legacy database, exactly once.
+
+    Reads the pipeline's history topic, takes the events of this writer's origin and applies
+    each with the writes file's SQL; the position is kept in the legacy database, in the same
+    transaction. Ctrl-C or SIGTERM stops it after the transaction at hand; it resumes where
+    it stopped.
+    """
     from confluent_kafka import KafkaException
 
     from seam.migration.writer import Writer

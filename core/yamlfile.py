@@ -161,6 +161,19 @@ def read_file(path: Path, what: str, example: str) -> str:
         ) from None
 
 
+def load_one_document(path: Path, what: str, example: str, write_hint: str) -> Any:
+    """The one YAML document of a user's `what` file (a routes, service, writes... file); one
+    ConfigError when it is empty (`write_hint` says what to write) or holds several."""
+    source = str(path)
+    docs = [d for d in load_documents(read_file(path, what, example), source) if d is not None]
+    if len(docs) != 1:
+        raise ConfigError(
+            f"{source}: " + (f"the {what} file is empty" if not docs else "more than one document"),
+            hint=write_hint if not docs else f"keep one {what} per file (remove the '---' line)",
+        )
+    return docs[0]
+
+
 def load_documents(text: str, source: str) -> list[Any]:
     """Every YAML document in `text` (an empty document is None). `source` names the file
     in errors: malformed YAML and duplicate keys are a ConfigError at source:line:column."""

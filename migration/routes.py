@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-from seam.errors import ConfigError
 from seam.migration.compare import CompareRules, parse_rules
-from seam.yamlfile import Reader, load_documents, mark_of, read_file, value_mark
+from seam.yamlfile import Reader, load_one_document, mark_of, value_mark
 
 MODES: Final = ("legacy", "new", "split", "shadow")
 COHORT_KINDS: Final = ("header", "cookie", "query", "path")
@@ -162,15 +161,8 @@ class Routes:
 def load_routes(path: Path | str) -> Routes:
     """Read and check a routes file (one ConfigError listing every problem, in file order)."""
     path = Path(path)
-    source = str(path)
-    text = read_file(path, "routes", "migration/routes.yaml")
-    docs = [d for d in load_documents(text, source) if d is not None]
-    if len(docs) != 1:
-        raise ConfigError(
-            f"{source}: " + ("the routes file is empty" if not docs else "more than one document"),
-            hint=_WRITE if not docs else "keep one routes document per file (remove the '---')",
-        )
-    return parse_routes(docs[0], source)
+    data = load_one_document(path, "routes", "migration/routes.yaml", _WRITE)
+    return parse_routes(data, str(path))
 
 
 def _url(reader: Reader, parent: Any, key: str, what: str) -> str:

@@ -44,7 +44,7 @@ from seam.errors import ConfigError
 from seam.keys import closest
 from seam.transforms.declared.model import Declaration, EventDecl
 from seam.transforms.pipeline_file import PipelineSpec, load_pipeline
-from seam.yamlfile import Reader, kind_of, load_documents, mark_of, read_file, value_mark
+from seam.yamlfile import Reader, kind_of, load_one_document, mark_of, value_mark
 
 ORIGIN_HEADER: Final = "seam-origin"  # names the writer on each event a command published
 COMMAND_CONNECTOR: Final = "seam-command"  # provenance.connector of a command's event
@@ -141,15 +141,8 @@ def load_writes(path: Path | str) -> WritesSpec:
     """Read and check a writes file and the pipeline it names (one ConfigError listing every
     problem, in file order)."""
     path = Path(path)
-    source = str(path)
-    text = read_file(path, "writes", "migration/writes.yaml")
-    docs = [d for d in load_documents(text, source) if d is not None]
-    if len(docs) != 1:
-        raise ConfigError(
-            f"{source}: " + ("the writes file is empty" if not docs else "more than one document"),
-            hint=_WRITE if not docs else "keep one writer per file (remove the '---' line)",
-        )
-    return parse_writes(docs[0], source, folder=path.resolve().parent)
+    data = load_one_document(path, "writes", "migration/writes.yaml", _WRITE)
+    return parse_writes(data, str(path), folder=path.resolve().parent)
 
 
 def parse_writes(data: Any, source: str, *, folder: Path) -> WritesSpec:

@@ -40,7 +40,7 @@ from seam.errors import ConfigError
 from seam.keys import closest
 from seam.migration.writes import WritesSpec, load_writes
 from seam.transforms.pipeline_file import PipelineSpec, load_pipeline
-from seam.yamlfile import Reader, key_mark, kind_of, load_documents, mark_of, read_file, value_mark
+from seam.yamlfile import Reader, key_mark, kind_of, load_one_document, mark_of, value_mark
 
 _TOP: Final = (
     "pipeline",
@@ -99,15 +99,8 @@ def load_service(path: Path | str) -> ServiceSpec:
     """Read and check a service file and the pipeline it names (one ConfigError listing
     every problem of the service file, in file order)."""
     path = Path(path)
-    source = str(path)
-    text = read_file(path, "service", "services/orders.yaml")
-    docs = [d for d in load_documents(text, source) if d is not None]
-    if len(docs) != 1:
-        raise ConfigError(
-            f"{source}: " + ("the service file is empty" if not docs else "more than one document"),
-            hint=_WRITE if not docs else "keep one service per file (remove the '---' line)",
-        )
-    return parse_service(docs[0], source, folder=path.resolve().parent)
+    data = load_one_document(path, "service", "services/orders.yaml", _WRITE)
+    return parse_service(data, str(path), folder=path.resolve().parent)
 
 
 def parse_service(data: Any, source: str, *, folder: Path) -> ServiceSpec:
