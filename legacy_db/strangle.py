@@ -697,7 +697,7 @@ def step_writes_sent(w: Walkthrough) -> None:
     from seam.transforms.pipeline_file import load_pipeline
 
     history = load_pipeline(w.options.pipeline).history.topic
-    seen = len(history_events(w, history))
+    seen = history_ends(w, history)
     own_before = own_write_count(w)
     products = random.sample(live_products(w), 2 * count)
     tag = time.strftime("%H%M%S")
@@ -730,7 +730,7 @@ def step_writes_sent(w: Walkthrough) -> None:
 
 
 def check_written(
-    w: Walkthrough, history: str, seen: int, own_before: int, sent: list[Sent]
+    w: Walkthrough, history: str, seen: dict[int, int], own_before: int, sent: list[Sent]
 ) -> None:
     """Wait until the writer, the transform and the image are through with every command
     (90 s at most), then say what was found, or fail naming the first command that is not."""
@@ -738,7 +738,7 @@ def check_written(
 
     deadline = time.monotonic() + 90
     while True:
-        events = history_events(w, history)[seen:]
+        events = history_events(w, history, after=seen)
         tagged = [e for e, origin in events if origin is not None]
         legacy = [e for e, origin in events if origin is None]
         # A product the legacy app changed meanwhile (the background workload) shows that
@@ -832,15 +832,29 @@ def written_problem(
     )
 
 
-def history_events(w: Walkthrough, topic: str) -> list[tuple[dict[str, Any], bytes | None]]:
-    """The history topic's events, each with its seam-origin header (None: none)."""
+def history_events(
+    w: Walkthrough, topic: str, after: dict[int, int]
+) -> list[tuple[dict[str, Any], bytes | None]]:
+    """The history topic's events past `after` (per partition, the offsets `history_ends`
+    gave), each with its seam-origin header (None: none)."""
     from seam.migration.writes import ORIGIN_HEADER
     from seam.transforms.readback import read_to_end
 
     return [
         (r.json(), r.headers.get(ORIGIN_HEADER))
         for r in read_to_end(w.options.settings.kafka, topic)
+        if r.offset > after.get(r.partition, -1)
     ]
+
+
+def history_ends(w: Walkthrough, topic: str) -> dict[int, int]:
+    """Per partition of the history topic, the offset of its last record now."""
+    from seam.transforms.readback import read_to_end
+
+    ends: dict[int, int] = {}
+    for r in read_to_end(w.options.settings.kafka, topic):
+        ends[r.partition] = max(r.offset, ends.get(r.partition, -1))
+    return ends
 
 
 def own_write_count(w: Walkthrough) -> int:
