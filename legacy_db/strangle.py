@@ -767,6 +767,15 @@ def check_written(
         f"command) and {len(legacy)} from the legacy app's own writes; the transform counted "
         f"{own} own_write records (the writer's changes: latest state, no event)"
     )
+    changes = raw_changes(w, [one for one in sent if one.product not in touched])
+    for one in sent:
+        if one.product not in touched and changes[one.product] != 1:
+            raise StepFailedError(
+                f"{one.kind} of product {one.product} to {one.value!r}: expected the legacy "
+                f"row to change to it exactly once, Debezium captured {changes[one.product]} "
+                "such changes",
+                hint=f"see the writer's log {w.state / 'logs' / 'writer.log'}",
+            )
     for kind in WRITES:
         mine = [one for one in sent if one.kind == kind]
         checked = [one for one in mine if one.product not in touched]
@@ -774,8 +783,8 @@ def check_written(
             raise StepFailedError(f"no {kind} could be checked: the legacy app changed them all")
         w.say(
             f"  {kind}: {len(mine)} commands, 202 each, one event each with the origin header "
-            f"and none from the write-back; {len(checked)} legacy rows changed once and the "
-            "image shows the new value"
+            f"and none from the write-back; {len(checked)} legacy rows changed to the new value "
+            "once (one captured change each) and the image shows it"
             + (
                 f" ({len(mine) - len(checked)} changed by the legacy app meanwhile)"
                 if len(checked) < len(mine)
@@ -784,6 +793,24 @@ def check_written(
         )
         for one in checked[:2]:
             w.say(f"    product {one.product}: {one.value!r}")
+
+
+def raw_changes(w: Walkthrough, sent: list[Sent]) -> dict[int, int]:
+    """Per command's product: how many changes Debezium captured of its legacy row to the
+    command's value (prod_name, or price_txt), read from the pipeline's raw topics."""
+    from seam.transforms.pipeline_file import load_pipeline
+    from seam.transforms.readback import read_to_end
+
+    column = {"rename": "prod_name", "reprice": "price_txt"}
+    wanted = {(one.product, column[one.kind], one.value): one.product for one in sent}
+    found = dict.fromkeys((one.product for one in sent), 0)
+    for topic in load_pipeline(w.options.pipeline).inputs:
+        for record in read_to_end(w.options.settings.kafka, topic):
+            after = ((record.json() or {}).get("after")) or {}
+            for key in {(after.get("prod_id"), c, after.get(c)) for c in column.values()}:
+                if key in wanted:
+                    found[wanted[key]] += 1
+    return found
 
 
 def written_problem(
