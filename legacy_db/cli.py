@@ -239,19 +239,26 @@ def strangle(
     facade_port: int = typer.Option(8701, "--facade-port", min=1, max=65535),
     app_port: int = typer.Option(8791, "--app-port", min=1, max=65535),
     service_port: int = typer.Option(8781, "--service-port", min=1, max=65535),
+    metrics_port: int = typer.Option(
+        8771, "--metrics-port", min=1, max=65535, help="The transform's metrics (own_write count)."
+    ),
     rate: float = typer.Option(25.0, "--rate", min=1, help="The workload's operations/s."),
     min_compared: int = typer.Option(
         100, "--min-compared", min=1, help="Shadow comparisons cutover asks for."
     ),
     reads: int = typer.Option(300, "--reads", min=10, help="Product reads at split 10%."),
+    commands: int = typer.Option(
+        5, "--commands", min=1, max=50, help="Renames, and as many reprices, sent as commands."
+    ),
     stack_up: bool = typer.Option(
         True, "--stack-up/--no-stack-up", help="Run `seam stack up` first (starts what is not up)."
     ),
 ) -> None:
     """Walk the catalog's product details from the legacy app to the new service: legacy,
-    shadow, split 10% and 100%, parity, cutover (refused, then accepted), new.
+    shadow, split 10% and 100%, parity, cutover (refused, then accepted), new; then move
+    rename and reprice to the new service's commands, written back to legacy, and parity again.
 
-    Starts the transform, `seam serve`, the legacy app and the facade, and stops them when
+    Starts the transform, `seam serve`, the legacy app, the facade and the writer, and stops them when
     it ends, fails or is interrupted. Run after `bash scripts/quickstart.sh`; again at will.
     """
     from seam.legacy_db.files import folder
@@ -273,9 +280,11 @@ def strangle(
         facade_port=facade_port,
         app_port=app_port,
         service_port=service_port,
+        metrics_port=metrics_port,
         rate=rate,
         min_compared=min_compared,
         reads=reads,
+        commands=commands,
         stack_up=stack_up,
     )
     for given in (options.pipeline, options.service, options.routes):

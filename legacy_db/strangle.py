@@ -2,10 +2,12 @@
 step, on the local stack (issue 14, section 4), printing what each step did and the figures
 it read.
 
-It starts the transform (`seam transform run`), the products' memory image (`seam serve`),
-the legacy app (`seam legacy app`) and the facade (`seam facade run`, on a copy of
-`migration/routes.yaml` with the walkthrough's ports), and stops all four when it ends, fails
-or is interrupted (Ctrl-C, SIGTERM). Then, with the toolkit's own commands:
+It starts the transform (`seam transform run`, with its metrics), the products' memory image
+(`seam serve`, on a copy of the service file naming the walkthrough's writes file, so it takes
+the rename and reprice commands), the legacy app (`seam legacy app`) and the facade (`seam
+facade run`, on a copy of `migration/routes.yaml` with the walkthrough's ports), later the
+writer (`seam migrate writer`), and stops them all when it ends, fails or is interrupted
+(Ctrl-C, SIGTERM). Then, with the toolkit's own commands:
 
 1. legacy       the workload (`seam legacy workload --via http`) through the facade
 2. shadow       the same, each product read compared with the image off the user's path
@@ -14,14 +16,23 @@ or is interrupted (Ctrl-C, SIGTERM). Then, with the toolkit's own commands:
 5. cutover      refused: there is no parity yet
 6. parity       `seam migrate parity`: legacy table, latest topic and image agree
 7. cutover      accepted on the evidence: mode new
+8. writes moved the writer started; rename and reprice routed to the new service's commands
+                (the routes file rewrites the legacy paths to the commands' paths; bodies are
+                not rewritten, so a client sends the command's body)
+9. writes       renames and reprices through the facade: 202 each, the legacy row changed
+                once, one event each with the seam-origin header and none from the write-back,
+                the transform's own_write count, the image's new values; the legacy app's own
+                writes (the background workload) still make their events
+10. parity      again, clean
 
 Each step checks what it expects and stops the walkthrough with one clear error otherwise.
 The legacy client (the workload) reads the legacy shape of a product, so once the image
 answers some product reads (split, new) it writes to the legacy app directly, in the
-background, while a reader asks the facade.
+background, while a reader asks the facade. A product it changes while a command's check
+waits shows its change, not the command's: that product's events are checked, its row and
+image not.
 
-The steps are `READ_STEPS`; the writes' steps (rename and reprice moved to the new side) go
-in `WRITE_STEPS`.
+The steps are `READ_STEPS`, then `WRITE_STEPS`.
 """
 
 from __future__ import annotations
@@ -71,9 +82,11 @@ class Options:
     facade_port: int = 8701
     app_port: int = 8791
     service_port: int = 8781
+    metrics_port: int = 8771  # the transform's Prometheus metrics (its own_write count)
     rate: float = 25.0
     min_compared: int = 100
     reads: int = 300
+    commands: int = 5  # renames, and as many reprices, sent through the facade
     stack_up: bool = True
 
 
@@ -182,13 +195,13 @@ class Walkthrough:
 
     # --- the facade's figures -------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """product-details' row of `seam migrate status --json` (read from the facade)."""
+    def status(self, capability: str = CAPABILITY) -> dict[str, Any]:
+        """A capability's row of `seam migrate status --json` (read from the facade)."""
         done = self.seam_quiet(
             "migrate", "status", "--facade", self.facade, "--state", str(self.state), "--json"
         )
         rows = {r["capability"]: r for r in json.loads(done.stdout)["capabilities"]}
-        row: dict[str, Any] = rows[CAPABILITY]
+        row: dict[str, Any] = rows[capability]
         return row
 
     def seam_quiet(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -205,25 +218,27 @@ class Walkthrough:
             raise StepFailedError(f"`seam {' '.join(args[:2])}` failed: {done.stderr.strip()}")
         return done
 
-    def show_status(self) -> dict[str, Any]:
-        """Print product-details' line of `seam migrate status`, return its figures."""
+    def show_status(self, *capabilities: str) -> dict[str, Any]:
+        """Print the capabilities' lines of `seam migrate status` (product-details' by
+        default), return the first one's figures."""
+        shown = capabilities or (CAPABILITY,)
         done = self.seam("migrate", "status", "--facade", self.facade, "--state", str(self.state))
         if done.returncode != 0:
             raise StepFailedError(f"seam migrate status failed: {done.stderr.strip()}")
         for line in done.stdout.splitlines():
-            if line.startswith(f"{CAPABILITY}:"):
+            if line.startswith(tuple(f"{c}:" for c in shown)):
                 self.say("  " + line)
-        return self.status()
+        return self.status(shown[0])
 
-    def route(self, mode: str, *extra: str) -> None:
+    def route(self, mode: str, *extra: str, capability: str = CAPABILITY) -> None:
         done = self.seam(
-            "migrate", "route", CAPABILITY, "--mode", mode, *extra, "--state", str(self.state)
+            "migrate", "route", capability, "--mode", mode, *extra, "--state", str(self.state)
         )
         if done.returncode != 0:
             raise StepFailedError(f"seam migrate route failed: {done.stderr.strip()}")
         wanted = f"{mode} {extra[1]}%" if mode == "split" else mode
         deadline = time.monotonic() + 10
-        while self.status()["mode"] != wanted:  # the facade looks twice a second
+        while self.status(capability)["mode"] != wanted:  # the facade looks twice a second
             if time.monotonic() > deadline:
                 raise StepFailedError(f"the facade did not take up mode {wanted} within 10 s")
             time.sleep(0.2)
@@ -324,16 +339,40 @@ def prepare_state(state: Path) -> None:
 
 
 def service_file(options: Options) -> Path:
-    """The service file with the walkthrough's pipeline, port and snapshot (in the state
-    directory), and without the history index (the walkthrough does not use it)."""
+    """The service file with the walkthrough's pipeline, port, snapshot (in the state
+    directory) and writes file (`writes_file`), and without the history index (the
+    walkthrough does not use it)."""
     with options.service.open(encoding="utf-8") as f:
         service = yaml.safe_load(f)
     service["pipeline"] = str(options.pipeline.resolve())
     service["port"] = options.service_port
     service["snapshot"] = {"path": str((options.state / "image.snapshot").resolve())}
+    service["writes"] = str(writes_file(options).resolve())
     service.pop("history", None)
     path = options.state / "service.yaml"
     path.write_text(yaml.safe_dump(service, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def writes_file(options: Options) -> Path:
+    """The catalog's writes file for the walkthrough's database (writes-mariadb.yaml on
+    MariaDB), with the walkthrough's pipeline and database: `seam serve` takes its commands,
+    `seam migrate writer` applies their events to the legacy database."""
+    from seam.connectors.engine import flavour_of
+    from seam.legacy_db.files import folder
+
+    path = options.state / "writes.yaml"
+    if path.exists():
+        return path
+    flavour = flavour_of(options.settings.database_url(options.database))
+    source = folder("migration") / (
+        "writes.yaml" if flavour == "postgres" else "writes-mariadb.yaml"
+    )
+    with source.open(encoding="utf-8") as f:
+        writes = yaml.safe_load(f)
+    writes["pipeline"] = str(options.pipeline.resolve())
+    writes["database"] = options.database
+    path.write_text(yaml.safe_dump(writes, sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -357,7 +396,16 @@ def start_everything(w: Walkthrough) -> None:
             raise StepFailedError(f"seam stack up failed: {done.stderr.strip()}")
         w.say("  " + (done.stdout.strip().splitlines() or ["(nothing said)"])[0])
     transform = w.start(
-        "transform", "transform", "run", str(o.pipeline), "--instance-id", "strangle"
+        "transform",
+        "transform",
+        "run",
+        str(o.pipeline),
+        "--instance-id",
+        "strangle",
+        "--metrics-port",  # the write steps read its own_write count
+        str(o.metrics_port),
+        "--progress-interval",
+        "1",
     )
     wait_latest_topic(w, transform)
     service = w.start("service", "serve", str(service_file(o)), "--port", str(o.service_port))
@@ -538,6 +586,10 @@ def step_parity(w: Walkthrough) -> None:
         "== 6. parity: the legacy table (through the pipeline's cleaning), the latest topic "
         "and the image, cut at one source position"
     )
+    parity(w)
+
+
+def parity(w: Walkthrough) -> None:
     done = w.seam(
         "migrate",
         "parity",
@@ -594,6 +646,320 @@ def cutover(w: Walkthrough) -> subprocess.CompletedProcess[str]:
     return done
 
 
+# --- the writes -----------------------------------------------------------------------------
+
+WRITES: Final = {"rename": "/products/{id}/rename", "reprice": "/products/{id}/price"}
+
+
+def step_writes_moved(w: Walkthrough) -> None:
+    w.say(
+        "== 8. writes moved: the writer keeps the legacy database in step; rename and "
+        "reprice go to the new service's commands"
+    )
+    writer = w.start("writer", "migrate", "writer", str(w.state / "writes.yaml"))
+    deadline = time.monotonic() + 60
+    while "Ctrl-C stops" not in writer.log.read_text(encoding="utf-8", errors="replace"):
+        if writer.process.poll() is not None:
+            raise StepFailedError(
+                f"the writer stopped (exit code {writer.process.returncode}): {tail(writer.log)}",
+                hint=f"its log: {writer.log}",
+            )
+        if time.monotonic() > deadline:
+            raise StepFailedError("the writer did not start within 60 s", hint=f"see {writer.log}")
+        time.sleep(0.2)
+    w.say("  the writer applies each command's event to the legacy database, tagged by origin")
+    for capability in WRITES:
+        w.route("new", capability=capability)
+    w.show_status(*WRITES)
+    w.say(
+        "  the facade rewrites POST /products/{id}/rename to the command's /product/{id}/name "
+        "and /products/{id}/price to /product/{id}/price: paths, not bodies, so a client sends "
+        'the command\'s body ({"name": ...}, {"price": {"amount": ..., "currency": ...}})'
+    )
+
+
+@dataclass
+class Sent:
+    kind: str  # rename or reprice
+    product: int
+    value: str  # the new name, or the new amount
+    prices_before: int  # the product's product_prices rows before the command
+
+
+def step_writes_sent(w: Walkthrough) -> None:
+    count = w.options.commands
+    w.say(
+        f"== 9. writes: {count} renames and {count} reprices through the facade, while the "
+        "legacy app's own writes go on"
+    )
+    import requests
+
+    from seam.transforms.pipeline_file import load_pipeline
+
+    history = load_pipeline(w.options.pipeline).history.topic
+    seen = history_ends(w, history)
+    own_before = own_write_count(w)
+    products = random.sample(live_products(w), 2 * count)
+    tag = time.strftime("%H%M%S")
+    sent: list[Sent] = []
+    body: dict[str, Any]
+    with requests.Session() as session:
+        for i, product in enumerate(products):
+            kind = "rename" if i < count else "reprice"
+            if kind == "rename":
+                value = f"Renamed {product} at {tag}"
+                body = {"name": value}
+            else:
+                cents = random.randint(100, 99999)
+                value = f"{cents // 100}.{cents % 100:02d}"
+                body = {"price": {"amount": value, "currency": "EUR"}}
+            before = legacy_prices(w, product)
+            path = WRITES[kind].format(id=product)
+            try:
+                answer = session.post(f"{w.facade}{path}", json=body, timeout=30)
+            except requests.RequestException as exc:
+                raise StepFailedError(f"the facade did not answer POST {path}: {exc}") from None
+            if answer.status_code != 202:
+                raise StepFailedError(
+                    f"POST {path} through the facade: expected 202 from the command, got "
+                    f"{answer.status_code}: {answer.text[:300]}"
+                )
+            sent.append(Sent(kind, product, value, before))
+    w.say(f"  {len(sent)} commands, each answered 202 by the new service")
+    check_written(w, history, seen, own_before, sent)
+
+
+def check_written(
+    w: Walkthrough, history: str, seen: dict[int, int], own_before: int, sent: list[Sent]
+) -> None:
+    """Wait until the writer, the transform and the image are through with every command
+    (90 s at most), then say what was found, or fail naming the first command that is not."""
+    from seam.migration.writes import ORIGIN_HEADER
+
+    deadline = time.monotonic() + 90
+    while True:
+        events = history_events(w, history, after=seen)
+        tagged = [e for e, origin in events if origin is not None]
+        legacy = [e for e, origin in events if origin is None]
+        # A product the legacy app changed meanwhile (the background workload) shows that
+        # change, not the command's, and may be gone (the writer rejects the event): its row
+        # and image are not checked, its events are.
+        touched = {e.get("product_id") for e in legacy}
+        problems = [p for one in sent if (p := written_problem(w, one, tagged, legacy, touched))]
+        own = own_write_count(w) - own_before
+        clean = sum(1 for one in sent if one.product not in touched)
+        if not problems and own >= clean and legacy:
+            break
+        if time.monotonic() > deadline:
+            if problems:
+                raise StepFailedError(
+                    problems[0], hint=f"see the writer's log {w.state / 'logs' / 'writer.log'}"
+                )
+            if not legacy:
+                raise StepFailedError("the legacy app's own writes produced no event meanwhile")
+            raise StepFailedError(
+                f"expected at least {clean} own_write records within 90 s, got {own}",
+                hint=f"see the transform's log {w.state / 'logs' / 'transform.log'}",
+            )
+        time.sleep(0.5)
+    w.say(
+        f"  the history topic got {len(tagged)} events with a {ORIGIN_HEADER} header (one per "
+        f"command) and {len(legacy)} from the legacy app's own writes; the transform counted "
+        f"{own} own_write records (the writer's changes: latest state, no event)"
+    )
+    changes = raw_changes(w, [one for one in sent if one.product not in touched])
+    for one in sent:
+        if one.product not in touched and changes[one.product] != 1:
+            raise StepFailedError(
+                f"{one.kind} of product {one.product} to {one.value!r}: expected the legacy "
+                f"row to change to it exactly once, Debezium captured {changes[one.product]} "
+                "such changes",
+                hint=f"see the writer's log {w.state / 'logs' / 'writer.log'}",
+            )
+    for kind in WRITES:
+        mine = [one for one in sent if one.kind == kind]
+        checked = [one for one in mine if one.product not in touched]
+        if not checked:
+            raise StepFailedError(f"no {kind} could be checked: the legacy app changed them all")
+        w.say(
+            f"  {kind}: {len(mine)} commands, 202 each, one event each with the origin header "
+            f"and none from the write-back; {len(checked)} legacy rows changed to the new value "
+            "once (one captured change each) and the image shows it"
+            + (
+                f" ({len(mine) - len(checked)} changed by the legacy app meanwhile)"
+                if len(checked) < len(mine)
+                else ""
+            )
+        )
+        for one in checked[:2]:
+            w.say(f"    product {one.product}: {one.value!r}")
+
+
+def raw_changes(w: Walkthrough, sent: list[Sent]) -> dict[int, int]:
+    """Per command's product: how many changes Debezium captured of its legacy row to the
+    command's value (prod_name, or price_txt), read from the pipeline's raw topics."""
+    from seam.transforms.pipeline_file import load_pipeline
+    from seam.transforms.readback import read_to_end
+
+    column = {"rename": "prod_name", "reprice": "price_txt"}
+    wanted = {(one.product, column[one.kind], one.value): one.product for one in sent}
+    found = dict.fromkeys((one.product for one in sent), 0)
+    for topic in load_pipeline(w.options.pipeline).inputs:
+        for record in read_to_end(w.options.settings.kafka, topic):
+            after = ((record.json() or {}).get("after")) or {}
+            for key in {(after.get("prod_id"), c, after.get(c)) for c in column.values()}:
+                if key in wanted:
+                    found[wanted[key]] += 1
+    return found
+
+
+def written_problem(
+    w: Walkthrough,
+    one: Sent,
+    tagged: list[dict[str, Any]],
+    legacy: list[dict[str, Any]],
+    touched: set[Any],
+) -> str | None:
+    """What is not (yet) as it should be after one command, or None."""
+    kind_event = "ProductRenamed" if one.kind == "rename" else "ProductPriceChanged"
+
+    def carries(event: dict[str, Any]) -> bool:
+        if event.get("event_type") != kind_event or event.get("product_id") != one.product:
+            return False
+        data = event.get("data") or {}
+        if one.kind == "rename":
+            return bool(data.get("new_name") == one.value)
+        return bool((data.get("new_price") or {}).get("amount") == one.value)
+
+    what = f"{one.kind} of product {one.product} to {one.value!r}"
+    mine = sum(1 for e in tagged if carries(e))
+    again = sum(1 for e in legacy if carries(e))
+    if mine != 1 or again:
+        return (
+            f"{what}: expected exactly one event with the origin header and none from the "
+            f"write-back, got {mine} and {again}"
+        )
+    if one.product in touched:
+        return None
+    row = legacy_row(w, one.product)
+    image = image_state(w, one.product)
+    if one.kind == "rename":
+        if row.get("prod_name") == one.value and image.get("name") == one.value:
+            return None
+        return (
+            f"{what}: legacy prod_name {row.get('prod_name')!r}, image name {image.get('name')!r}"
+        )
+    added = legacy_prices(w, one.product) - one.prices_before
+    amount = (image.get("price") or {}).get("amount")
+    if row.get("price_txt") == one.value and added == 1 and amount == one.value:
+        return None
+    return (
+        f"{what}: legacy price_txt {row.get('price_txt')!r} with {added} new product_prices "
+        f"rows (1 expected), image amount {amount!r}"
+    )
+
+
+def history_events(
+    w: Walkthrough, topic: str, after: dict[int, int]
+) -> list[tuple[dict[str, Any], bytes | None]]:
+    """The history topic's events past `after` (per partition, the offsets `history_ends`
+    gave), each with its seam-origin header (None: none)."""
+    from seam.migration.writes import ORIGIN_HEADER
+    from seam.transforms.readback import read_to_end
+
+    return [
+        (r.json(), r.headers.get(ORIGIN_HEADER))
+        for r in read_to_end(w.options.settings.kafka, topic)
+        if r.offset > after.get(r.partition, -1)
+    ]
+
+
+def history_ends(w: Walkthrough, topic: str) -> dict[int, int]:
+    """Per partition of the history topic, the offset of its last record now."""
+    from seam.transforms.readback import read_to_end
+
+    ends: dict[int, int] = {}
+    for r in read_to_end(w.options.settings.kafka, topic):
+        ends[r.partition] = max(r.offset, ends.get(r.partition, -1))
+    return ends
+
+
+def own_write_count(w: Walkthrough) -> int:
+    """The transform's no-event records of reason own_write (its Prometheus metrics)."""
+    import requests
+
+    try:
+        text = requests.get(f"http://127.0.0.1:{w.options.metrics_port}/metrics", timeout=10).text
+    except requests.RequestException as exc:
+        raise StepFailedError(f"the transform's metrics did not answer: {exc}") from None
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("seam_transform_no_event_total") and 'reason="own_write"' in line
+    )
+
+
+def live_products(w: Walkthrough) -> list[int]:
+    """Products the image lists as active (the commands' targets)."""
+    import requests
+
+    page = requests.get(f"{w.image}/product", params={"limit": 200}, timeout=30).json()
+    keys = [
+        int(k)
+        for k, item in zip(page["keys"], page["items"], strict=True)
+        if (item or {}).get("status") == "active"
+    ]
+    if len(keys) < 2 * w.options.commands:
+        raise StepFailedError(f"the image lists only {len(keys)} active products")
+    return keys
+
+
+def image_state(w: Walkthrough, product: int) -> dict[str, Any]:
+    import requests
+
+    answer = requests.get(f"{w.image}/product/{product}", timeout=30)
+    state: dict[str, Any] = answer.json().get("data") or {} if answer.status_code == 200 else {}
+    return state
+
+
+def legacy_url(w: Walkthrough) -> str:
+    return w.options.settings.database_url(w.options.database)
+
+
+def legacy_row(w: Walkthrough, product: int) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    from seam.connectors.engine import connect
+
+    with connect(legacy_url(w)) as conn:
+        row = (
+            conn.execute(
+                text("SELECT prod_name, price_txt FROM products WHERE prod_id = :i"), {"i": product}
+            )
+            .mappings()
+            .first()
+        )
+    return dict(row) if row else {}
+
+
+def legacy_prices(w: Walkthrough, product: int) -> int:
+    from sqlalchemy import text
+
+    from seam.connectors.engine import connect
+
+    with connect(legacy_url(w)) as conn:
+        return int(
+            conn.execute(
+                text("SELECT COUNT(*) FROM product_prices WHERE prod_id = :i"), {"i": product}
+            ).scalar_one()
+        )
+
+
+def step_parity_again(w: Walkthrough) -> None:
+    w.say("== 10. parity again, with the writes on the new side")
+    parity(w)
+
+
 READ_STEPS: Final[tuple[Callable[[Walkthrough], None], ...]] = (
     step_split(10),
     step_split(100),
@@ -601,10 +967,13 @@ READ_STEPS: Final[tuple[Callable[[Walkthrough], None], ...]] = (
     step_parity,
     step_cutover,
 )
-# The writes: rename and reprice moved to the new side, a rename through the facade landing
-# in legacy exactly once with exactly one domain event. Appended when the new side of writes
-# lands (issue 14, section 4); they run after the reads, with the background writes on.
-WRITE_STEPS: list[Callable[[Walkthrough], None]] = []
+# The writes: rename and reprice moved to the new side, each command landing in legacy exactly
+# once with exactly one domain event; they run after the reads, with the background writes on.
+WRITE_STEPS: Final[tuple[Callable[[Walkthrough], None], ...]] = (
+    step_writes_moved,
+    step_writes_sent,
+    step_parity_again,
+)
 
 
 def run(options: Options, say: Callable[[str], None]) -> None:
@@ -627,7 +996,8 @@ def run(options: Options, say: Callable[[str], None]) -> None:
                 step(walk)
         say(
             f"== done in {time.monotonic() - started:.0f} s: {CAPABILITY} moved from legacy "
-            "through shadow, 10% and 100% to new, on clean parity"
+            "through shadow, 10% and 100% to new, on clean parity; rename and reprice moved "
+            "to the new side, written back to legacy once each"
         )
     finally:
         walk.stop_all()

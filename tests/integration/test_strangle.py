@@ -1,7 +1,9 @@
 """`seam legacy strangle` on the real stack: a seeded catalog in its own database, captured by
 its own connector into its own topics (the `catalog` fixture), walked from legacy through
-shadow, split 10% and 100%, parity and cutover to new, by the real transform, `seam serve`,
-the legacy app and the facade that the walkthrough starts and stops.
+shadow, split 10% and 100%, parity and cutover to new, then rename and reprice moved to the
+new service's commands with `seam migrate writer` keeping the legacy database in step, and
+parity again, by the real transform, `seam serve`, the legacy app, the facade and the writer
+that the walkthrough starts and stops.
 
 Interrupted (SIGTERM) half-way, it stops every process it started and exits non-zero; run
 again on the same state directory, it goes through every step (exit 0) and again leaves
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import free_port
 from tests.integration.test_transform_e2e import Catalog, catalog  # noqa: F401 - the fixture
@@ -26,8 +29,8 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def strangle(catalog: Catalog, state: Path, ports: tuple[int, int, int]) -> list[str]:  # noqa: F811
-    facade, app, service = ports
+def strangle(catalog: Catalog, state: Path, ports: tuple[int, ...]) -> list[str]:  # noqa: F811
+    facade, app, service, metrics = ports
     return [
         sys.executable,
         "-m",
@@ -37,7 +40,7 @@ def strangle(catalog: Catalog, state: Path, ports: tuple[int, int, int]) -> list
         "--database",
         catalog.url,
         "--pipeline",
-        str(catalog.pipeline),
+        str(pipeline_of(catalog, state.parent)),
         "--state",
         str(state),
         "--facade-port",
@@ -46,12 +49,28 @@ def strangle(catalog: Catalog, state: Path, ports: tuple[int, int, int]) -> list
         str(app),
         "--service-port",
         str(service),
+        "--metrics-port",
+        str(metrics),
+        "--commands",
+        "3",
         "--no-stack-up",
         "--min-compared",
         "60",
         "--reads",
         "200",
     ]
+
+
+def pipeline_of(catalog: Catalog, root: Path) -> Path:  # noqa: F811
+    """The fixture's pipeline; on MariaDB with the writer's GTID domain as its own_writes
+    (the fixture declares a PostgreSQL ledger), like legacy_db/pipelines/catalog-mariadb.yaml."""
+    if catalog.raw_topic.split(".")[1] == "public":
+        return catalog.pipeline
+    pipeline = yaml.safe_load(catalog.pipeline.read_text())
+    pipeline["own_writes"] = {"gtid_domain": 77}
+    path = root / "catalog-mariadb.yaml"
+    path.write_text(yaml.safe_dump(pipeline))
+    return path
 
 
 def left_running(*marks: str) -> list[str]:
@@ -76,8 +95,8 @@ def test_the_walkthrough_moves_product_details_to_new_and_leaves_nothing_running
     tmp_path: Path,
 ) -> None:
     state = tmp_path / "state"
-    ports = (free_port(), free_port(), free_port())
-    marks = (str(state), str(catalog.pipeline), f"--port {ports[1]} ")
+    ports = (free_port(), free_port(), free_port(), free_port())
+    marks = (str(state), str(pipeline_of(catalog, tmp_path)), f"--port {ports[1]} ")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     # Interrupted during the shadow step: everything it started is stopped.
@@ -133,6 +152,9 @@ def test_the_walkthrough_moves_product_details_to_new_and_leaves_nothing_running
         "== 5. cutover, too early",
         "== 6. parity",
         "== 7. cutover",
+        "== 8. writes moved",
+        "== 9. writes",
+        "== 10. parity again, with the writes on the new side",
         f"== done in {out.split('== done in ')[1].split(' ')[0]} s",
     ], out
     assert "$ seam migrate route product-details --mode shadow" in out
@@ -146,5 +168,25 @@ def test_the_walkthrough_moves_product_details_to_new_and_leaves_nothing_running
     assert matched >= 60, shadow
     split = next(line for line in out.splitlines() if "% of the reads went to the new" in line)
     assert 2.5 <= float(split.split("%")[0]) <= 25, split
+    # The writes: the writer started, both capabilities routed to the commands, each
+    # command answered 202, written back once, one event each, and parity clean again.
+    writes = out.split("== 8. writes moved")[1]
+    assert "$ seam migrate writer " in writes
+    assert "$ seam migrate route rename --mode new" in writes
+    assert "$ seam migrate route reprice --mode new" in writes
+    assert "rename: new (route record)" in writes, writes
+    assert "paths, not bodies" in writes
+    assert "6 commands, each answered 202 by the new service" in writes
+    for kind in ("rename", "reprice"):
+        line = next(x for x in writes.splitlines() if x.startswith(f"  {kind}: 3 commands"))
+        assert "one event each with the origin header and none from the write-back" in line
+        assert int(line.split("; ")[1].split()[0]) >= 1, line  # legacy rows checked
+    figures = next(x for x in writes.splitlines() if "events with a seam-origin header" in x)
+    tagged = int(figures.split("got ")[1].split()[0])
+    legacy = int(figures.split("header (one per command) and ")[1].split()[0])
+    own = int(figures.split("counted ")[1].split()[0])
+    assert (tagged, legacy >= 1, own >= 1) == (6, True, True), figures
+    cleans = [x for x in out.splitlines() if x.startswith("  ") and x.endswith(": clean")]
+    assert len(cleans) == 2, out  # parity at step 6 and again at step 10
     assert left_running(*marks) == []
     print(f"walkthrough: {seconds:.0f} s\n{out}")
