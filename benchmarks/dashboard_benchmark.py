@@ -34,19 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -201,7 +191,10 @@ def main() -> None:
     added_parts: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
-            str(Path(tmp) / "profile"), executable_path=CHROMIUM, args=ARGS, headless=True
+            str(Path(tmp) / "profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
         )
         process, url = start_dashboard(args, Path(tmp) / "state")
         try:

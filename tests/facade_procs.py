@@ -15,6 +15,17 @@ import httpx
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
+# One capability shadowing GET /items/{id} (format with legacy= and new= URLs).
+SHADOW_ROUTES = """\
+legacy: {{url: '{legacy}'}}
+new: {{svc: '{new}'}}
+capabilities:
+  details:
+    entity: thing
+    requests: ["GET /items/{{id}}"]
+    mode: shadow
+    shadow: {{wait_ms: 300}}
+"""
 
 
 class Proc:

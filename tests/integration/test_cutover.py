@@ -16,20 +16,10 @@ from pathlib import Path
 import pytest
 
 from seam.migration.state import MigrationStore
+from tests.facade_procs import SHADOW_ROUTES as ROUTES
 from tests.facade_procs import Facade, Upstream, seam, wait_until
 
 pytestmark = pytest.mark.integration
-
-ROUTES = """\
-legacy: {{url: '{legacy}'}}
-new: {{svc: '{new}'}}
-capabilities:
-  details:
-    entity: thing
-    requests: ["GET /items/{{id}}"]
-    mode: shadow
-    shadow: {{wait_ms: 300}}
-"""
 
 
 @pytest.fixture

@@ -22,33 +22,13 @@ import httpx
 import pytest
 
 from seam.settings import Settings
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import free_port, start_transform_worker
+from tests.facade_procs import SHADOW_ROUTES as ROUTES
 from tests.facade_procs import Facade, Proc, Upstream, seam, wait_until
 from tests.integration.test_transform_e2e import Catalog, catalog  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ROUTES = """\
-legacy: {{url: '{legacy}'}}
-new: {{svc: '{new}'}}
-capabilities:
-  details:
-    entity: thing
-    requests: ["GET /items/{{id}}"]
-    mode: shadow
-    shadow: {{wait_ms: 300}}
-"""
 
 
 def artifacts_dir(tmp_path: Path) -> Path:
